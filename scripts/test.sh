@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The test command (README "Run the tests", and .ci/run): a fresh virtualenv with the dev extra,
+# the generated-mirror check, lint, then the whole suite against real servers on loopback.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python3 -m venv .venv
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -e '.[dev]'
+.venv/bin/python scripts/unasync.py --check
+.venv/bin/ruff check src tests scripts
+.venv/bin/ruff format --check src tests scripts
+.venv/bin/mypy
+status=0
+.venv/bin/python -m pytest -q "$@" || status=$?
+if [ "$status" -eq 5 ]; then
+  echo "pytest collected no tests: failing, a test run must run tests" >&2
+  exit 1
+fi
+exit "$status"
