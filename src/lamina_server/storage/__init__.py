@@ -1,0 +1,1 @@
+"""Persistence: metadata through SQLAlchemy Core (``db``) and bytes through a blob store (``blobs``)."""

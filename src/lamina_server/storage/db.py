@@ -1,0 +1,83 @@
+"""The metadata database: one async SQLAlchemy Core engine and the shared table registry.
+
+Every domain module declares its tables on :data:`metadata` (``sqlalchemy.Table(..., metadata)``)
+and talks to the database through :class:`Database`. Queries are written in SQLAlchemy Core so
+that PostgreSQL can replace the embedded SQLite default without rewriting them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+metadata = sa.MetaData()
+
+
+def sqlite_url(data_dir: Path) -> str:
+    return f"sqlite+aiosqlite:///{data_dir / 'metadata.db'}"
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Let SQLAlchemy's "begin" event emit BEGIN itself (the driver's implicit BEGIN is off).
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    # WAL keeps readers off the writer's back; synchronous=NORMAL in WAL mode is durable against a
+    # killed process (committed pages are in the WAL) and fsyncs at checkpoints.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def _sqlite_on_begin(conn: sa.Connection) -> None:
+    # Writers take the write lock up front, so two read-then-write transactions can never
+    # deadlock upgrading their locks; readers start a plain deferred transaction.
+    immediate = conn.get_execution_options().get("lamina_write", False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+class Database:
+    """Owns the engine. ``begin()`` is one atomic write transaction; ``connect()`` is for reads."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        self.engine: AsyncEngine = create_async_engine(url)
+        self._write_engine = self.engine.execution_options(lamina_write=True)
+        # SQLite has one writer; queueing writers in-process is cheaper than busy-waiting on
+        # the file lock. Other databases take concurrent writers.
+        self._write_lock: anyio.Lock | None = anyio.Lock() if self.is_sqlite else None
+        if self.is_sqlite:
+            event.listen(self.engine.sync_engine, "connect", _sqlite_on_connect)
+            event.listen(self.engine.sync_engine, "begin", _sqlite_on_begin)
+
+    async def create_all(self) -> None:
+        async with self.begin() as conn:
+            await conn.run_sync(metadata.create_all)
+
+    @asynccontextmanager
+    async def begin(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction: committed on success, rolled back on any exception."""
+        if self._write_lock is None:
+            async with self._write_engine.begin() as conn:
+                yield conn
+            return
+        async with self._write_lock, self._write_engine.begin() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def connect(self) -> AsyncIterator[AsyncConnection]:
+        """A read-only connection (a consistent snapshot inside one transaction)."""
+        async with self.engine.connect() as conn:
+            yield conn
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
