@@ -1,0 +1,163 @@
+"""Organizations and their members."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from lamina_server.api.deps import Services, current_principal, get_services
+from lamina_server.api.schemas import SLUG_PATTERN, error_responses, rfc3339
+from lamina_server.errors import bad_request
+from lamina_server.identity import MembershipRecord, OrganizationRecord, Principal
+
+# Authentication runs first, before any parameter is validated.
+router = APIRouter(tags=["Organizations"], dependencies=[Depends(current_principal)])
+
+OrgName = Annotated[str, Path(description="Organization slug")]
+Caller = Annotated[Principal, Depends(current_principal)]
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+class CreateOrgRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    name: str = Field(pattern=SLUG_PATTERN)
+    display_name: str = Field(max_length=256)
+
+
+class AddMemberRequest(BaseModel):
+    """``username`` (tilde SDK) or ``user_id`` (cerebral SDK); other fields are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+    username: str | None = Field(None, min_length=1, max_length=64)
+    user_id: str | None = Field(None, min_length=1, max_length=36)
+
+
+class Organization(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str
+    name: str
+    display_name: str
+    created_at: datetime
+
+
+class OrganizationList(BaseModel):
+    results: list[Organization]
+
+
+class Membership(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    organization_id: str
+    user_id: str
+    username: str
+    full_name: str
+    email: str
+    joined_at: datetime
+
+
+class MembershipList(BaseModel):
+    results: list[Membership]
+
+
+def organization_json(org: OrganizationRecord) -> dict[str, Any]:
+    return {
+        "id": org.id,
+        "name": org.name,
+        "display_name": org.display_name,
+        "created_at": rfc3339(org.created_at),
+    }
+
+
+def membership_json(member: MembershipRecord) -> dict[str, Any]:
+    return {
+        "organization_id": member.organization_id,
+        "user_id": member.user_id,
+        "username": member.username,
+        "full_name": member.full_name,
+        "email": member.email,
+        "joined_at": rfc3339(member.joined_at),
+    }
+
+
+@router.post(
+    "/organizations",
+    status_code=201,
+    summary="Create an organization (the caller becomes a member)",
+    responses={201: {"model": Organization}, **error_responses(400, 409)},
+)
+async def create_organization(
+    body: CreateOrgRequest, services: ServicesDep, caller: Caller
+) -> JSONResponse:
+    org = await services.identity.create_organization(body.name, body.display_name, caller)
+    return JSONResponse(organization_json(org), status_code=201)
+
+
+@router.get(
+    "/organizations",
+    summary="List the caller's organizations",
+    responses={200: {"model": OrganizationList}, **error_responses()},
+)
+async def list_organizations(services: ServicesDep, caller: Caller) -> JSONResponse:
+    orgs = await services.identity.list_organizations(caller)
+    return JSONResponse({"results": [organization_json(org) for org in orgs]})
+
+
+@router.get(
+    "/organizations/{organization}",
+    summary="Get an organization",
+    responses={200: {"model": Organization}, **error_responses(404)},
+)
+async def get_organization(
+    organization: OrgName, services: ServicesDep, caller: Caller
+) -> JSONResponse:
+    org = await services.identity.organization_for(caller, organization)
+    return JSONResponse(organization_json(org))
+
+
+@router.get(
+    "/organizations/{organization}/members",
+    summary="List an organization's members",
+    responses={200: {"model": MembershipList}, **error_responses(404)},
+)
+async def list_members(
+    organization: OrgName, services: ServicesDep, caller: Caller
+) -> JSONResponse:
+    org = await services.identity.organization_for(caller, organization)
+    members = await services.identity.list_members(org)
+    return JSONResponse({"results": [membership_json(member) for member in members]})
+
+
+@router.post(
+    "/organizations/{organization}/members",
+    status_code=201,
+    summary="Add an existing user to the organization (by username or user_id)",
+    responses={201: {"model": Membership}, **error_responses(400, 404, 409)},
+)
+async def add_member(
+    organization: OrgName, body: AddMemberRequest, services: ServicesDep, caller: Caller
+) -> JSONResponse:
+    if not (body.username or body.user_id):
+        raise bad_request("username: is required (or user_id)")
+    org = await services.identity.organization_for(caller, organization)
+    member = await services.identity.add_member(org, username=body.username, user_id=body.user_id)
+    return JSONResponse(membership_json(member), status_code=201)
+
+
+@router.delete(
+    "/organizations/{organization}/members/{user_id}",
+    status_code=204,
+    summary="Remove a member from the organization",
+    responses=error_responses(404, 409),
+)
+async def remove_member(
+    organization: OrgName,
+    user_id: Annotated[str, Path(description="The member's user ID")],
+    services: ServicesDep,
+    caller: Caller,
+) -> Response:
+    org = await services.identity.organization_for(caller, organization)
+    await services.identity.remove_member(org, user_id)
+    return Response(status_code=204)

@@ -1,0 +1,177 @@
+"""Repositories of an organization: create, list, get, update (partial PUT), soft delete."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Path, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from lamina_server.api.deps import Services, current_principal, get_services, resolve_repository
+from lamina_server.api.pagination import PageParams, envelope, page_params
+from lamina_server.api.schemas import SLUG_PATTERN, PaginationBody, error_responses, rfc3339
+from lamina_server.identity import Principal, RepositoryRecord
+from lamina_server.identity.repositories import DEFAULT_RETENTION_DAYS
+
+# Authentication runs first, before any parameter is validated.
+router = APIRouter(tags=["Repositories"], dependencies=[Depends(current_principal)])
+
+OrgName = Annotated[str, Path(description="Organization slug")]
+RepoName = Annotated[str, Path(description="Repository name")]
+Caller = Annotated[Principal, Depends(current_principal)]
+ServicesDep = Annotated[Services, Depends(get_services)]
+Page = Annotated[PageParams, Depends(page_params)]
+
+MAX_RETENTION_DAYS = 36500
+Visibility = Literal["private", "public"]
+
+
+class CreateRepositoryRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    name: str = Field(pattern=SLUG_PATTERN)
+    description: str = Field("", max_length=4096)
+    visibility: Visibility = "private"
+    retention_days: int = Field(DEFAULT_RETENTION_DAYS, ge=1, le=MAX_RETENTION_DAYS)
+    session_max_duration_days: int | None = Field(None, ge=1, le=MAX_RETENTION_DAYS)
+
+
+class UpdateRepositoryRequest(BaseModel):
+    """Only the fields present change."""
+
+    model_config = ConfigDict(extra="ignore")
+    description: str | None = Field(None, max_length=4096)
+    visibility: Visibility | None = None
+    retention_days: int | None = Field(None, ge=1, le=MAX_RETENTION_DAYS)
+    session_max_duration_days: int | None = Field(None, ge=1, le=MAX_RETENTION_DAYS)
+
+
+class Repository(BaseModel):
+    id: str
+    organization_id: str
+    name: str
+    description: str
+    visibility: Visibility
+    retention_days: int
+    session_max_duration_days: int | None
+    created_by_type: Literal["user", "role", "agent"]
+    created_by: str
+    created_at: datetime
+
+
+class RepositoryList(BaseModel):
+    results: list[Repository]
+    pagination: PaginationBody
+
+
+def repository_json(repo: RepositoryRecord) -> dict[str, Any]:
+    return {
+        "id": repo.id,
+        "organization_id": repo.organization_id,
+        "name": repo.name,
+        "description": repo.description,
+        "visibility": repo.visibility,
+        "retention_days": repo.retention_days,
+        "session_max_duration_days": repo.session_max_duration_days,
+        "created_by_type": repo.created_by_type,
+        "created_by": repo.created_by,
+        "created_at": rfc3339(repo.created_at),
+    }
+
+
+@router.post(
+    "/organizations/{organization}/repositories",
+    status_code=201,
+    summary="Create a repository (with its initial empty commit)",
+    responses={201: {"model": Repository}, **error_responses(400, 404, 409)},
+)
+async def create_repository(
+    organization: OrgName, body: CreateRepositoryRequest, services: ServicesDep, caller: Caller
+) -> JSONResponse:
+    org = await services.identity.organization_for(caller, organization)
+    record = await services.repositories.create(
+        org,
+        body.name,
+        creator=caller,
+        description=body.description,
+        visibility=body.visibility,
+        retention_days=body.retention_days,
+        session_max_duration_days=body.session_max_duration_days,
+    )
+    try:
+        await services.versions.init_repository(record.id, committer=caller.committer)
+    except Exception:
+        await services.repositories.purge(record)
+        raise
+    return JSONResponse(repository_json(record), status_code=201)
+
+
+@router.get(
+    "/organizations/{organization}/repositories",
+    summary="List repositories (by name)",
+    responses={200: {"model": RepositoryList}, **error_responses(400, 404)},
+)
+async def list_repositories(
+    organization: OrgName, page: Page, services: ServicesDep, caller: Caller
+) -> JSONResponse:
+    org = await services.identity.organization_for(caller, organization)
+    records, has_more = await services.repositories.list(org, after=page.after, amount=page.amount)
+    return JSONResponse(
+        envelope(
+            [repository_json(record) for record in records],
+            has_more=has_more,
+            next_offset=records[-1].name if records else None,
+            amount=page.amount,
+        )
+    )
+
+
+@router.get(
+    "/organizations/{organization}/repositories/{repository}",
+    summary="Get a repository",
+    responses={200: {"model": Repository}, **error_responses(404)},
+)
+async def get_repository(
+    organization: OrgName, repository: RepoName, services: ServicesDep, caller: Caller
+) -> JSONResponse:
+    record = await resolve_repository(services, caller, organization, repository)
+    return JSONResponse(repository_json(record))
+
+
+@router.put(
+    "/organizations/{organization}/repositories/{repository}",
+    summary="Update a repository's settings (fields left out keep their value)",
+    responses={200: {"model": Repository}, **error_responses(400, 404)},
+)
+async def update_repository(
+    organization: OrgName,
+    repository: RepoName,
+    body: UpdateRepositoryRequest,
+    services: ServicesDep,
+    caller: Caller,
+) -> JSONResponse:
+    record = await resolve_repository(services, caller, organization, repository)
+    changes = body.model_dump(exclude_unset=True)
+    # An explicit null clears the optional session limit; the other settings cannot be null.
+    changes = {
+        key: value
+        for key, value in changes.items()
+        if value is not None or key == "session_max_duration_days"
+    }
+    updated = await services.repositories.update(record, changes)
+    return JSONResponse(repository_json(updated))
+
+
+@router.delete(
+    "/organizations/{organization}/repositories/{repository}",
+    status_code=204,
+    summary="Delete a repository (soft delete; the name can be reused)",
+    responses=error_responses(404),
+)
+async def delete_repository(
+    organization: OrgName, repository: RepoName, services: ServicesDep, caller: Caller
+) -> Response:
+    record = await resolve_repository(services, caller, organization, repository)
+    await services.repositories.delete(record)
+    return Response(status_code=204)

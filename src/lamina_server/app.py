@@ -1,0 +1,358 @@
+"""The ASGI application: services, request ids, the error envelope, and every router.
+
+Every response carries ``X-Request-Id`` (the caller's, when it sent a sane one). Every error is
+the contract's envelope ``{"message", "code", "request_id"}``: route errors (:class:`ApiError`),
+versioning-engine errors, request validation, unknown routes and methods, and — logged with
+their request id — unexpected exceptions.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import sys
+import uuid
+import warnings
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute, Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from lamina_server import __version__, versioning
+from lamina_server.api import commits, data, health, objects, organizations, repositories, sessions
+from lamina_server.api.deps import Services
+from lamina_server.api.schemas import ErrorBody
+from lamina_server.api.signing import UrlSigner
+from lamina_server.config import ServerConfig, write_client_config
+from lamina_server.errors import ApiError, merge_conflict
+from lamina_server.identity import Identity, Repositories
+from lamina_server.storage.blobs import LocalBlobStore
+from lamina_server.storage.db import Database, sqlite_url
+
+logger = logging.getLogger("lamina_server")
+
+API_PREFIX = "/api/v1"
+_MAX_REQUEST_ID = 128
+
+
+# --- request ids and the last-resort 500 ------------------------------------------------------
+
+
+def _incoming_request_id(scope: Scope) -> str | None:
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            if 0 < len(value) <= _MAX_REQUEST_ID and all(33 <= byte < 127 for byte in value):
+                return value.decode("ascii")
+            return None
+    return None
+
+
+def error_response(
+    status_code: int,
+    code: str,
+    message: str,
+    request_id: str,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    return JSONResponse(
+        {"message": message, "code": code, "request_id": request_id},
+        status_code=status_code,
+        headers=dict(headers or {}),
+    )
+
+
+class RequestIdMiddleware:
+    """Tags each request with an id, echoes it as ``X-Request-Id`` and turns any exception that
+    escaped the handlers into a logged 500 envelope (unless the response had already begun)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = _incoming_request_id(scope) or uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        id_header = (b"x-request-id", request_id.encode("ascii"))
+        started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                message["headers"] = [*message.get("headers", ()), id_header]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            logger.exception(
+                "unhandled error in %s %s (request id %s)",
+                scope.get("method"),
+                scope.get("path"),
+                request_id,
+            )
+            if started:
+                raise
+            response = error_response(500, "internal_error", "internal server error", request_id)
+            await response(scope, receive, send_with_id)
+
+
+def request_id_of(request: Request) -> str:
+    request_id: str = getattr(request.state, "request_id", "")
+    return request_id
+
+
+# --- exception handlers -----------------------------------------------------------------------
+
+
+def _versioning_error(exc: versioning.VersioningError) -> ApiError:
+    """The one mapping from engine errors to HTTP; every router relies on it."""
+    message = str(exc)
+    if isinstance(exc, versioning.MergeConflict):
+        return merge_conflict(exc.paths)
+    if isinstance(exc, versioning.SessionNotFound):
+        return ApiError(404, "session_not_found", message)
+    if isinstance(exc, versioning.ObjectNotFound):
+        return ApiError(404, "object_not_found", message)
+    if isinstance(exc, versioning.RefNotFound):
+        return ApiError(404, "commit_not_found", message)
+    if isinstance(exc, versioning.SessionClosed):
+        return ApiError(400, "session_closed", message)
+    if isinstance(exc, versioning.RevertNotSupported):
+        return ApiError(400, "revert_not_supported", message)
+    if isinstance(exc, versioning.InvalidCursor):
+        return ApiError(400, "invalid_cursor", message)
+    return ApiError(409, "conflict", message)
+
+
+_SOURCES = ("body", "query", "path", "header", "cookie")
+
+
+def describe_validation_error(error: Mapping[str, Any]) -> str:
+    """One pydantic error as ``"<field>: <problem>"`` in the field names clients send."""
+    loc = [str(part) for part in error.get("loc", ())]
+    source = loc[0] if loc else ""
+    field = ".".join(loc[1:] if source in _SOURCES else loc)
+    kind = error.get("type", "")
+    ctx = error.get("ctx") or {}
+    if kind == "json_invalid":
+        return "request body is not valid JSON"
+    if source == "body" and not field:
+        if kind == "missing":
+            return "request body is required"
+        return "request body must be a JSON object sent as application/json"
+    if kind == "missing":
+        problem = "is required"
+    elif kind == "string_pattern_mismatch":
+        problem = f"must match {ctx.get('pattern')}"
+    else:
+        problem = str(error.get("msg", "is invalid"))
+        problem = problem.removeprefix("Value error, ")
+        problem = problem[:1].lower() + problem[1:]
+    return f"{field}: {problem}" if field else problem
+
+
+async def _api_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    return error_response(
+        exc.status_code, exc.code, exc.message, request_id_of(request), exc.headers
+    )
+
+
+async def _engine_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, versioning.VersioningError)
+    return await _api_error(request, _versioning_error(exc))
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    problems = [describe_validation_error(error) for error in exc.errors()]
+    message = "; ".join(dict.fromkeys(problems[:5])) or "invalid request"
+    return error_response(400, "bad_request", message, request_id_of(request))
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+_METHOD_ORDER = {method.lower(): index for index, method in enumerate(_METHODS)}
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 404:
+        message = f"no route for {request.method} {request.url.path}"
+    elif exc.status_code == 405:
+        message = f"method {request.method} is not allowed on {request.url.path}"
+    else:
+        message = str(exc.detail)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(_allowed_methods(request))
+    code = _HTTP_CODES.get(exc.status_code, "http_error")
+    return error_response(exc.status_code, code, message, request_id_of(request), headers)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path (Starlette reports only the first route's)."""
+    routes: list[BaseRoute] = request.app.routes
+    return [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes
+        )
+    ]
+
+
+# --- OpenAPI ----------------------------------------------------------------------------------
+
+
+def _operation_id(route: APIRoute) -> str:
+    return route.name
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document with validation failures documented as what they are: 400 envelopes."""
+    if app.openapi_schema is not None:
+        return app.openapi_schema
+    with warnings.catch_warnings():
+        # A route serving GET and HEAD yields one id for both; they are made unique below.
+        warnings.filterwarnings("ignore", "Duplicate Operation ID", UserWarning)
+        schema = get_openapi(
+            title=app.title,
+            version=app.version,
+            description=app.description,
+            routes=app.routes,
+            servers=[{"url": API_PREFIX}],
+        )
+    components = schema.setdefault("components", {})
+    schemas = components.setdefault("schemas", {})
+    schemas["ErrorBody"] = ErrorBody.model_json_schema()
+    for name in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(name, None)
+    components["securitySchemes"] = {"BearerAuth": {"type": "http", "scheme": "bearer"}}
+    bad_request = {
+        "description": "Bad request",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+    }
+    seen_ids: set[str] = set()
+    for path, operations in schema.get("paths", {}).items():
+        # A route serving several methods lists them in set order; fix one order.
+        ordered = sorted(operations.items(), key=lambda item: _METHOD_ORDER.get(item[0], 99))
+        operations.clear()
+        operations.update(ordered)
+        for method, operation in operations.items():
+            if operation.get("operationId") in seen_ids:
+                operation["operationId"] = f"{operation['operationId']}_{method}"
+            seen_ids.add(operation.get("operationId", ""))
+            responses = operation.get("responses", {})
+            if responses.pop("422", None) is not None:
+                responses.setdefault("400", bad_request)
+            if path != "/healthz" and "401" in responses:
+                operation["security"] = [{"BearerAuth": []}]
+    # Paths are documented relative to the server URL (the /api/v1 prefix), as in the contract;
+    # the few outside it (/healthz) say so with their own server entry.
+    paths: dict[str, Any] = {}
+    for path, item in schema.get("paths", {}).items():
+        if path.startswith(f"{API_PREFIX}/"):
+            paths[path.removeprefix(API_PREFIX)] = item
+        else:
+            paths[path] = {"servers": [{"url": "/"}], **item}
+    schema["paths"] = paths
+    app.openapi_schema = schema
+    return schema
+
+
+# --- services and the app factory -------------------------------------------------------------
+
+
+def load_or_create_secret(path: Path, size: int = 32) -> bytes:
+    """A random secret kept in ``path`` (mode 0600), created on first use."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        pass
+    secret = secrets.token_bytes(size)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(secret)
+    return secret
+
+
+async def _bootstrap(config: ServerConfig, identity: Identity) -> None:
+    created = await identity.bootstrap(config.org)
+    if created is None:
+        return
+    # The key is shown before the config file is written, so a failed write cannot lose it.
+    print(
+        f"Created organization {config.org!r} and user {created.principal.name!r}.\n"
+        f"API key (shown only once): {created.api_key}",
+        file=sys.stdout,
+        flush=True,
+    )
+    if config.write_config and config.config_path is not None:
+        write_client_config(
+            config.config_path, api_key=created.api_key, endpoint_url=config.endpoint_url
+        )
+        print(f"Wrote {config.config_path} (api_key, endpoint_url).", file=sys.stdout, flush=True)
+
+
+def create_app(config: ServerConfig) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        db = Database(config.database_url or sqlite_url(config.data_dir))
+        try:
+            await db.create_all()
+            identity = Identity(db)
+            await _bootstrap(config, identity)
+            app.state.services = Services(
+                config=config,
+                db=db,
+                versions=versioning.VersionStore(db),
+                blobs=LocalBlobStore(config.data_dir / "blobs"),
+                identity=identity,
+                signer=UrlSigner(load_or_create_secret(config.data_dir / "signing.key")),
+                repositories=Repositories(db),
+            )
+            yield
+        finally:
+            await db.dispose()
+
+    app = FastAPI(
+        title="Lamina",
+        version=__version__,
+        description="The Lamina reference server: the Tilde API (/api/v1) and its extensions.",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        generate_unique_id_function=_operation_id,
+    )
+    app.add_middleware(RequestIdMiddleware)
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(versioning.VersioningError, _engine_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+
+    app.include_router(health.router)
+    for module in (organizations, repositories, sessions, commits, objects):
+        app.include_router(module.router, prefix=API_PREFIX)
+    app.include_router(data.router)
+
+    def openapi() -> dict[str, Any]:
+        return _openapi(app)
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app

@@ -1,0 +1,130 @@
+"""Command line: ``lamina server`` / ``python -m lamina_server``.
+
+``[serve] [options]`` runs the server; ``create-user NAME`` adds a user (and prints its API key)
+to a server's data directory, which may be in use by a running server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from lamina_server.config import ServerConfig, default_config_path, default_data_dir
+
+SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
+
+
+def _slug(value: str) -> str:
+    if not SLUG.match(value):
+        raise argparse.ArgumentTypeError(
+            f"{value!r} must match {SLUG.pattern} (lowercase letters, digits and '-')"
+        )
+    return value
+
+
+def _serve_parser(prog: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="Run the Lamina reference server. On the first start with an empty data "
+        "directory it creates an admin user, an organization and an API key, prints the key "
+        "once and writes it to the SDK config file.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8710, help="port to listen on (8710)")
+    parser.add_argument(
+        "--data-dir", type=Path, default=None, help="metadata and blobs (~/.lamina/data)"
+    )
+    parser.add_argument(
+        "--org", type=_slug, default="local", help="organization created on first start (local)"
+    )
+    parser.add_argument(
+        "--config-path",
+        type=Path,
+        default=None,
+        help="SDK config file written on first start (~/.lamina/config.toml)",
+    )
+    parser.add_argument(
+        "--no-write-config", action="store_true", help="do not write the SDK config file"
+    )
+    parser.add_argument(
+        "--public-url", default=None, help="externally visible base URL, for signed URLs"
+    )
+    parser.add_argument("--access-log", action="store_true", help="log every request")
+    parser.add_argument(
+        "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
+    )
+    return parser
+
+
+def _create_user_parser(prog: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=f"{prog} create-user", description="Add a user and print a new API key for it."
+    )
+    parser.add_argument("username", type=_slug)
+    parser.add_argument("--org", type=_slug, default=None, help="also join this organization")
+    parser.add_argument("--full-name", default="")
+    parser.add_argument("--email", default="")
+    parser.add_argument("--data-dir", type=Path, default=None)
+    return parser
+
+
+def serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from lamina_server.app import create_app
+
+    config = ServerConfig(
+        data_dir=(args.data_dir or default_data_dir()).expanduser(),
+        host=args.host,
+        port=args.port,
+        org=args.org,
+        public_url=args.public_url,
+        config_path=(args.config_path or default_config_path()).expanduser(),
+        write_config=not args.no_write_config,
+        access_log=args.access_log,
+    )
+    uvicorn.run(
+        create_app(config),
+        host=config.host,
+        port=config.port,
+        access_log=config.access_log,
+        log_level=args.log_level,
+        server_header=False,
+    )
+    return 0
+
+
+async def _create_user(args: argparse.Namespace) -> int:
+    from lamina_server.errors import ApiError
+    from lamina_server.identity import Identity
+    from lamina_server.storage.db import Database, sqlite_url
+
+    data_dir = (args.data_dir or default_data_dir()).expanduser()
+    if not (data_dir / "metadata.db").exists():
+        print(f"error: no server data in {data_dir} (start the server once first)", file=sys.stderr)
+        return 1
+    db = Database(sqlite_url(data_dir))
+    try:
+        created = await Identity(db).create_user(
+            args.username, full_name=args.full_name, email=args.email, org_name=args.org
+        )
+    except ApiError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 1
+    finally:
+        await db.dispose()
+    print(created.api_key)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None, prog: str = "lamina-server") -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] == "create-user":
+        return asyncio.run(_create_user(_create_user_parser(prog).parse_args(args[1:])))
+    if args and args[0] == "serve":
+        args = args[1:]
+    return serve(_serve_parser(prog).parse_args(args))

@@ -1,0 +1,181 @@
+"""Repository records: which repositories an organization has, and their settings.
+
+The versioning engine knows a repository only by ``id``; names, settings and soft deletion live
+here. A deleted repository keeps its row (``deleted_at`` set) and frees its name for reuse.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from lamina_server.errors import conflict, not_found
+from lamina_server.identity.cache import TtlCache
+from lamina_server.identity.principal import Principal
+from lamina_server.identity.service import OrganizationRecord
+from lamina_server.identity.tables import repositories, utcnow
+from lamina_server.storage.db import Database
+
+DEFAULT_RETENTION_DAYS = 14
+SETTINGS = ("description", "visibility", "retention_days", "session_max_duration_days")
+
+
+@dataclass(frozen=True, slots=True)
+class RepositoryRecord:
+    id: str
+    organization_id: str
+    name: str
+    org_name: str
+    description: str
+    visibility: str
+    retention_days: int
+    session_max_duration_days: int | None
+    created_by_type: str
+    created_by: str
+    created_at: datetime
+
+
+def _record(row: sa.Row[Any], org: OrganizationRecord) -> RepositoryRecord:
+    return RepositoryRecord(
+        id=row.id,
+        organization_id=row.organization_id,
+        name=row.name,
+        org_name=org.name,
+        description=row.description,
+        visibility=row.visibility,
+        retention_days=row.retention_days,
+        session_max_duration_days=row.session_max_duration_days,
+        created_by_type=row.created_by_type,
+        created_by=row.created_by,
+        created_at=row.created_at,
+    )
+
+
+def _live(org: OrganizationRecord) -> sa.ColumnElement[bool]:
+    return sa.and_(repositories.c.organization_id == org.id, repositories.c.deleted_at.is_(None))
+
+
+class Repositories:
+    def __init__(self, db: Database, *, cache_ttl: float = 10.0) -> None:
+        self._db = db
+        # (organization id, name) -> record; every write here drops the entry it changes.
+        self._cache: TtlCache[tuple[str, str], RepositoryRecord] = TtlCache(cache_ttl)
+
+    async def create(
+        self,
+        org: OrganizationRecord,
+        name: str,
+        *,
+        creator: Principal,
+        description: str = "",
+        visibility: str = "private",
+        retention_days: int = DEFAULT_RETENTION_DAYS,
+        session_max_duration_days: int | None = None,
+    ) -> RepositoryRecord:
+        record = RepositoryRecord(
+            id=str(uuid.uuid4()),
+            organization_id=org.id,
+            name=name,
+            org_name=org.name,
+            description=description,
+            visibility=visibility,
+            retention_days=retention_days,
+            session_max_duration_days=session_max_duration_days,
+            created_by_type=creator.type,
+            created_by=creator.id,
+            created_at=utcnow(),
+        )
+        values = {
+            field: getattr(record, field)
+            for field in (
+                "id",
+                "organization_id",
+                "name",
+                *SETTINGS,
+                "created_by_type",
+                "created_by",
+                "created_at",
+            )
+        }
+        try:
+            async with self._db.begin() as conn:
+                await conn.execute(repositories.insert().values(**values))
+        except IntegrityError:
+            raise conflict(
+                f"repository {org.name}/{name} already exists", "repository_exists"
+            ) from None
+        return record
+
+    async def get(self, org: OrganizationRecord, name: str) -> RepositoryRecord:
+        cached = self._cache.get((org.id, name))
+        if cached is not None:
+            return cached
+        async with self._db.connect() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(repositories).where(_live(org), repositories.c.name == name)
+                )
+            ).first()
+        if row is None:
+            raise not_found(f"repository {org.name}/{name} not found", "repository_not_found")
+        record = _record(row, org)
+        self._cache.put((org.id, name), record)
+        return record
+
+    async def list(
+        self, org: OrganizationRecord, *, after: str | None, amount: int
+    ) -> tuple[list[RepositoryRecord], bool]:
+        """One page ordered by name; ``after`` is the last name of the previous page."""
+        query = sa.select(repositories).where(_live(org))
+        if after:
+            query = query.where(repositories.c.name > after)
+        query = query.order_by(repositories.c.name).limit(amount + 1)
+        async with self._db.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [_record(row, org) for row in rows[:amount]], len(rows) > amount
+
+    async def update(
+        self, record: RepositoryRecord, changes: Mapping[str, Any]
+    ) -> RepositoryRecord:
+        values = {key: value for key, value in changes.items() if key in SETTINGS}
+        self._cache.discard((record.organization_id, record.name))
+        if not values:
+            return record
+        async with self._db.begin() as conn:
+            result = await conn.execute(
+                repositories.update()
+                .where(repositories.c.id == record.id, repositories.c.deleted_at.is_(None))
+                .values(**values)
+            )
+        self._cache.discard((record.organization_id, record.name))
+        if result.rowcount == 0:
+            raise not_found(
+                f"repository {record.org_name}/{record.name} not found", "repository_not_found"
+            )
+        return replace(record, **values)
+
+    async def delete(self, record: RepositoryRecord) -> None:
+        self._cache.discard((record.organization_id, record.name))
+        async with self._db.begin() as conn:
+            result = await conn.execute(
+                repositories.update()
+                .where(repositories.c.id == record.id, repositories.c.deleted_at.is_(None))
+                .values(deleted_at=utcnow())
+            )
+        self._cache.discard((record.organization_id, record.name))
+        if result.rowcount == 0:
+            raise not_found(
+                f"repository {record.org_name}/{record.name} not found", "repository_not_found"
+            )
+
+    async def purge(self, record: RepositoryRecord) -> None:
+        """Remove a record whose creation could not be completed (no soft-delete trail)."""
+        self._cache.discard((record.organization_id, record.name))
+        async with self._db.begin() as conn:
+            await conn.execute(repositories.delete().where(repositories.c.id == record.id))

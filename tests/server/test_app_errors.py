@@ -1,0 +1,67 @@
+"""Unexpected exceptions become a logged 500 envelope carrying the request id.
+
+A real server can't be made to fail on demand, so this runs the real app, plus one route that
+raises, under uvicorn on a loopback socket in this process.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+from lamina.testing import _free_port
+from lamina_server.app import create_app
+from lamina_server.config import ServerConfig
+
+
+@pytest.fixture
+def failing_server(tmp_path: Path) -> Iterator[str]:
+    app = create_app(ServerConfig(data_dir=tmp_path, config_path=None, write_config=False))
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("kaboom")
+
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+
+
+def test_unexpected_exception_is_a_logged_500_envelope(
+    failing_server: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.ERROR, logger="lamina_server"):
+        response = httpx.get(f"{failing_server}/boom", headers={"X-Request-Id": "req-500"})
+    assert response.status_code == 500
+    assert response.json() == {
+        "message": "internal server error",
+        "code": "internal_error",
+        "request_id": "req-500",
+    }
+    assert response.headers["x-request-id"] == "req-500"
+    assert "kaboom" not in response.text
+    logged = [r for r in caplog.records if r.name == "lamina_server"]
+    assert logged and "req-500" in logged[0].getMessage()
+    assert logged[0].exc_info is not None and "kaboom" in str(logged[0].exc_info[1])
+
+    # The server keeps serving.
+    assert httpx.get(f"{failing_server}/healthz").status_code == 200
