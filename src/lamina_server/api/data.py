@@ -1,0 +1,224 @@
+"""The data plane: presigned blob URLs that carry bytes in and out, without API keys.
+
+The control plane (:mod:`lamina_server.api.objects`) hands out these URLs; a URL's signed token
+is its only credential, and it names exactly one blob (and, for uploads, the repository,
+session and path it was issued for)::
+
+    PUT      /api/v1/blobs/upload?token=…     bytes of a single upload → 200, ETag "<md5>"
+    PUT      /api/v1/blobs/part?token=…       bytes of one multipart part → 200, ETag "<md5>"
+    GET|HEAD /api/v1/blobs/download?token=…   an object's bytes: 200, or 206 for a Range
+
+Handlers take the raw request (no parameter or body models: the ``token`` query parameter is
+documented through ``openapi_extra``) and stream: uploads go to the blob store chunk by chunk,
+downloads come back in 1 MiB chunks, so memory stays flat whatever the size.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import re
+from collections.abc import AsyncIterator, Mapping
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response, StreamingResponse
+
+from lamina_server.api.deps import Services, get_services
+from lamina_server.api.schemas import error_responses
+from lamina_server.api.signing import TokenError, UrlSigner
+from lamina_server.errors import ApiError, bad_request, conflict, forbidden, not_found
+from lamina_server.storage.blobs import BlobError, BlobExists, BlobNotFound
+from lamina_server.versioning import Entry
+
+router = APIRouter(tags=["Data plane"])
+
+BLOBS = "/api/v1/blobs"
+UPLOAD_TTL = 3600.0
+MULTIPART_TTL = 7 * 24 * 3600.0
+DOWNLOAD_TTL = 3600.0
+
+# Token kinds: a token of one kind is never accepted where another is expected.
+UPLOAD_URL = "blob-upload"
+PART_URL = "blob-part"
+DOWNLOAD_URL = "blob-download"
+
+_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+_TOKEN_PARAMETER = {
+    "parameters": [
+        {
+            "name": "token",
+            "in": "query",
+            "required": True,
+            "description": "The signed token (the URL's only credential)",
+            "schema": {"type": "string"},
+        }
+    ]
+}
+
+
+def public_base(request: Request, services: Services) -> str:
+    """Scheme, host and port clients reach this server at: configured, or the request's."""
+    if services.config.public_url:
+        return services.config.public_url.rstrip("/")
+    return str(request.base_url).rstrip("/")
+
+
+def upload_url(request: Request, services: Services, claims: Mapping[str, str]) -> str:
+    """The presigned PUT for one upload; ``claims``: repository, session, path, address."""
+    token = services.signer.sign(UPLOAD_URL, claims, ttl=UPLOAD_TTL)
+    return f"{public_base(request, services)}{BLOBS}/upload?token={token}"
+
+
+def part_url(
+    request: Request, services: Services, *, address: str, upload_id: str, part_number: int
+) -> str:
+    claims: dict[str, str | int] = {"a": address, "u": upload_id, "n": part_number}
+    token = services.signer.sign(PART_URL, claims, ttl=UPLOAD_TTL)
+    return f"{public_base(request, services)}{BLOBS}/part?token={token}"
+
+
+def download_url(request: Request, services: Services, entry: Entry) -> str:
+    claims: dict[str, str | int] = {
+        "a": entry.address,
+        "z": entry.size,
+        "e": entry.etag,
+        "c": entry.content_type,
+        "m": int(entry.last_modified.timestamp()),
+    }
+    token = services.signer.sign(DOWNLOAD_URL, claims, ttl=DOWNLOAD_TTL)
+    return f"{public_base(request, services)}{BLOBS}/download?token={token}"
+
+
+def http_date(moment: datetime) -> str:
+    """An RFC 9110 date (``Last-Modified``), to the second."""
+    return email.utils.formatdate(int(moment.timestamp()), usegmt=True)
+
+
+def _verify(request: Request, signer: UrlSigner, kind: str) -> dict[str, Any]:
+    token = request.query_params.get("token")
+    if not token:
+        raise bad_request("token is required (use the URL exactly as it was handed out)")
+    try:
+        return signer.verify(kind, token)
+    except TokenError as exc:
+        raise forbidden(f"this URL's token {exc}") from None
+
+
+def _blob_error(exc: BlobError) -> ApiError:
+    if isinstance(exc, BlobExists):
+        return conflict(str(exc), "blob_exists")
+    if isinstance(exc, BlobNotFound):
+        return not_found(str(exc), "upload_not_found")
+    return bad_request(str(exc))
+
+
+async def _body(request: Request) -> AsyncIterator[bytes]:
+    async for chunk in request.stream():
+        if chunk:
+            yield chunk
+
+
+def parse_range(header: str, size: int) -> tuple[int, int]:
+    """``Range: bytes=S-E | S- | -N`` → the ``[start, end)`` it selects of ``size`` bytes.
+
+    Raises 400 for a malformed or multi-range header and 416 (with ``Content-Range:
+    bytes */size``) for a range that selects no byte of the object.
+    """
+    match = _RANGE.fullmatch(header.strip())
+    if match is None or (not match[1] and not match[2]):
+        raise bad_request(
+            f"Range {header!r} is not a single 'bytes=start-end', 'bytes=start-' or 'bytes=-n'",
+            "invalid_range",
+        )
+    unsatisfiable = ApiError(
+        416,
+        "range_not_satisfiable",
+        f"Range {header!r} selects no bytes of a {size}-byte object",
+        headers={"Content-Range": f"bytes */{size}"},
+    )
+    if not match[1]:
+        suffix = int(match[2])
+        if suffix == 0 or size == 0:
+            raise unsatisfiable
+        return max(size - suffix, 0), size
+    start = int(match[1])
+    end = int(match[2]) + 1 if match[2] else size
+    if start >= size or end <= start:
+        raise unsatisfiable
+    return start, min(end, size)
+
+
+@router.put(
+    f"{BLOBS}/upload",
+    summary="Upload the bytes of a single-part object (presigned URL from PUT /object)",
+    responses={200: {"description": 'Stored durably; ETag: "<md5>"'}, **error_responses(403, 409)},
+    openapi_extra=_TOKEN_PARAMETER,
+)
+async def upload_blob(request: Request) -> Response:
+    services = get_services(request)
+    claims = _verify(request, services.signer, UPLOAD_URL)
+    try:
+        info = await services.blobs.write(claims["a"], _body(request))
+    except BlobError as exc:
+        raise _blob_error(exc) from None
+    return Response(headers={"ETag": f'"{info.etag}"'})
+
+
+@router.put(
+    f"{BLOBS}/part",
+    summary="Upload one part of a multipart object (URL from GET /object/multipart/part)",
+    responses={200: {"description": 'Stored durably; ETag: "<md5>"'}, **error_responses(403, 404)},
+    openapi_extra=_TOKEN_PARAMETER,
+)
+async def upload_part(request: Request) -> Response:
+    services = get_services(request)
+    claims = _verify(request, services.signer, PART_URL)
+    try:
+        info = await services.blobs.write_part(
+            claims["a"], claims["u"], claims["n"], _body(request)
+        )
+    except BlobError as exc:
+        raise _blob_error(exc) from None
+    return Response(headers={"ETag": f'"{info.etag}"'})
+
+
+@router.api_route(
+    f"{BLOBS}/download",
+    methods=["GET", "HEAD"],
+    summary="Download an object's bytes (the redirect target of GET /object)",
+    responses={
+        200: {"description": "The whole object"},
+        206: {"description": "The requested byte range"},
+        416: {"description": "Range not satisfiable"},
+        **error_responses(400, 403),
+    },
+    openapi_extra=_TOKEN_PARAMETER,
+)
+async def download_blob(request: Request) -> Response:
+    services = get_services(request)
+    claims = _verify(request, services.signer, DOWNLOAD_URL)
+    address, size, etag = claims["a"], claims["z"], claims["e"]
+    headers = {
+        "ETag": f'"{etag}"',
+        "Content-Type": claims["c"],
+        "Last-Modified": email.utils.formatdate(claims["m"], usegmt=True),
+        "Accept-Ranges": "bytes",
+    }
+    status, start, end = 200, 0, size
+    header = request.headers.get("range")
+    if header is not None and _if_range_matches(request.headers.get("if-range"), etag):
+        start, end = parse_range(header, size)
+        status = 206
+        headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
+    headers["Content-Length"] = str(end - start)
+    if request.method == "HEAD" or start == end:
+        return Response(status_code=status, headers=headers)
+    return StreamingResponse(
+        services.blobs.read(address, start, end), status_code=status, headers=headers
+    )
+
+
+def _if_range_matches(if_range: str | None, etag: str) -> bool:
+    """RFC 9110 If-Range: honour the Range only while the client's validator still matches."""
+    return if_range is None or if_range.strip() == f'"{etag}"'
