@@ -1,0 +1,145 @@
+"""Lamina: versioned object storage, transactional sessions and sandboxed compute.
+
+Blocking::
+
+    import lamina
+
+    repo = lamina.repository("acme/data")          # the default client, from env/config file
+    for entry in repo.objects.list(prefix="raw/"):
+        print(entry.path)
+
+Async: ``async with lamina.AsyncClient() as client: ...``. Every error the SDK raises is a
+:class:`LaminaError`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from lamina import _module_api
+from lamina._async._client import AsyncClient
+from lamina._async._object_reader import AsyncObjectReader
+from lamina._async._pager import AsyncPager
+from lamina._async.resources.commits import AsyncCommit
+from lamina._async.resources.organizations import AsyncOrganization
+from lamina._async.resources.repositories import AsyncRepository
+from lamina._async.resources.sessions import AsyncSession
+from lamina._errors import (
+    APIError,
+    AuthenticationError,
+    BadRequestError,
+    CommandError,
+    ConfigurationError,
+    ConflictError,
+    ForbiddenError,
+    GoneError,
+    LaminaError,
+    LockedError,
+    NotFoundError,
+    PreconditionFailedError,
+    RateLimitError,
+    SandboxError,
+    SerializationError,
+    ServerError,
+    TransportError,
+    UnprocessableEntityError,
+)
+from lamina._module_api import configure, organization, repository
+from lamina._sync._client import Client
+from lamina._sync._object_reader import ObjectReader
+from lamina._sync._pager import Pager
+from lamina._sync.resources.commits import Commit
+from lamina._sync.resources.organizations import Organization
+from lamina._sync.resources.repositories import Repository
+from lamina._sync.resources.sessions import Session
+from lamina._types import NOT_GIVEN, NotGiven, Page
+from lamina._version import __version__
+from lamina.models import (
+    CommitData,
+    CommitResult,
+    CopyObjectResult,
+    Entry,
+    EntryRecord,
+    ListingEntry,
+    Membership,
+    ObjectMetadata,
+    OrganizationData,
+    PutObjectResult,
+    RepositoryData,
+    SourceMetadata,
+    TransferProgress,
+)
+from lamina.models.sessions import ApprovalTimeoutError
+
+if TYPE_CHECKING:
+    from lamina._sync.resources.organizations import Organizations
+
+    #: The organizations of the default client's caller (a live attribute).
+    organizations: Organizations
+else:
+
+    def __getattr__(name: str) -> object:
+        if name == "organizations":
+            return _module_api.organizations()
+        raise AttributeError(f"module 'lamina' has no attribute {name!r}")
+
+    def __dir__() -> list[str]:
+        return sorted([*globals(), "organizations"])
+
+
+# ``organizations`` is left out on purpose: a star-import would freeze the live attribute.
+__all__ = [
+    "NOT_GIVEN",
+    "APIError",
+    "ApprovalTimeoutError",
+    "AsyncClient",
+    "AsyncCommit",
+    "AsyncObjectReader",
+    "AsyncOrganization",
+    "AsyncPager",
+    "AsyncRepository",
+    "AsyncSession",
+    "AuthenticationError",
+    "BadRequestError",
+    "Client",
+    "CommandError",
+    "Commit",
+    "CommitData",
+    "CommitResult",
+    "ConfigurationError",
+    "ConflictError",
+    "CopyObjectResult",
+    "Entry",
+    "EntryRecord",
+    "ForbiddenError",
+    "GoneError",
+    "LaminaError",
+    "ListingEntry",
+    "LockedError",
+    "Membership",
+    "NotFoundError",
+    "NotGiven",
+    "ObjectMetadata",
+    "ObjectReader",
+    "Organization",
+    "OrganizationData",
+    "Page",
+    "Pager",
+    "PreconditionFailedError",
+    "PutObjectResult",
+    "RateLimitError",
+    "Repository",
+    "RepositoryData",
+    "SandboxError",
+    "SerializationError",
+    "ServerError",
+    "Session",
+    "SourceMetadata",
+    "TransferProgress",
+    "TransportError",
+    "UnprocessableEntityError",
+    "__version__",
+    "configure",
+    "organization",
+    "repository",
+]

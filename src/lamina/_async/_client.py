@@ -1,0 +1,471 @@
+"""The client: configuration, one connection pool, auth, retries and error mapping."""
+
+from __future__ import annotations
+
+import json as jsonlib
+import threading
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import httpx
+
+from lamina._async._pager import AsyncPager
+from lamina._concurrency import AsyncLimiter, asleep
+from lamina._config import resolve_config
+from lamina._converter import make_converter, structure
+from lamina._errors import (
+    ConfigurationError,
+    LaminaError,
+    SerializationError,
+    TransportError,
+    api_error_from_response,
+)
+from lamina._retry import is_idempotent, retry_delay, should_retry
+from lamina._transport import create_async_transport
+from lamina._types import (
+    NOT_GIVEN,
+    Envelope,
+    NotGiven,
+    Page,
+    RequestContent,
+    RequestOptions,
+    TimeoutTypes,
+)
+from lamina._urls import ApiUrls, origin
+from lamina._version import __version__
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from lamina._async.resources.organizations import AsyncOrganization, AsyncOrganizations
+    from lamina._async.resources.repositories import AsyncRepository
+
+__all__ = ["AsyncClient"]
+
+T = TypeVar("T")
+
+USER_AGENT = f"lamina-python/{__version__}"
+#: Seconds for each phase of a request; waiting for a free pooled connection is not limited.
+DEFAULT_TIMEOUT = httpx.Timeout(30.0, pool=None)
+DEFAULT_MAX_RETRIES = 2
+MAX_REDIRECTS = 20
+#: Failures where the connection was never made, so the server cannot have seen the request.
+_CONNECT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+class AsyncClient:
+    """A connection to a Lamina (Tilde API) server.
+
+    Settings resolve as: the arguments > ``LAMINA_API_KEY`` / ``LAMINA_ENDPOINT_URL`` >
+    ``~/.lamina/config.toml`` > the local default ``http://127.0.0.1:8710``. A missing API key
+    raises :class:`~lamina.ConfigurationError` at the first request that needs it.
+
+    - ``timeout``: seconds (or an ``httpx.Timeout``) for each phase of a request; ``None``
+      disables it. Every call also takes ``timeout=``.
+    - ``max_retries``: retries after a connection error, 408, 429 or 5xx (default 2); every call
+      also takes ``max_retries=``. See :mod:`lamina._retry` for the policy.
+    - ``http_client``: an ``httpx`` client to send requests with, used as-is and never closed by
+      this client (for proxies, custom TLS, or test transports).
+    - ``default_headers``: headers added to every request.
+    - ``max_concurrency``: size of the connection pool, and of :attr:`limiter`, which bounds the
+      requests that bulk transfers keep in flight.
+
+    The connection pool opens on the first request; close it with ``aclose()`` or by using the
+    client as a context manager.
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        endpoint_url: str | None = None,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        http_client: httpx.AsyncClient | None = None,
+        default_headers: Mapping[str, str] | None = None,
+        max_concurrency: int = 64,
+    ) -> None:
+        config = resolve_config(api_key=api_key, endpoint_url=endpoint_url)
+        self.endpoint_url = config.endpoint_url
+        self.base_url = f"{self.endpoint_url}/api/v1"
+        self.max_retries = DEFAULT_MAX_RETRIES if isinstance(max_retries, NotGiven) else max_retries
+        self.converter = make_converter()
+        self.limiter = AsyncLimiter(max_concurrency)
+        self._urls = ApiUrls(self.base_url)
+        self._origin = origin(self._urls.base)
+        self._timeout = _timeout_extension(
+            DEFAULT_TIMEOUT if isinstance(timeout, NotGiven) else timeout
+        )
+        self._headers = {"user-agent": USER_AGENT, **(default_headers or {})}
+        self._auth_headers = (
+            {**self._headers, "authorization": f"Bearer {config.api_key}"}
+            if config.api_key
+            else None
+        )
+        self._http_client = http_client
+        self._max_concurrency = max_concurrency
+        self._transport: httpx.AsyncBaseTransport | None = None
+        self._transport_lock = threading.Lock()
+        self._closed = False
+        self._organizations: AsyncOrganizations | None = None
+        self._sleep = asleep
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(endpoint_url={self.endpoint_url!r})"
+
+    # -- resources ---------------------------------------------------------------------------
+
+    def repository(self, path: str) -> AsyncRepository:
+        """A handle on the repository ``"org/repo"`` (no request is made)."""
+        from lamina._async.resources.repositories import AsyncRepository
+
+        org, _, name = path.partition("/")
+        if not org or not name or "/" in name:
+            raise ValueError(f"a repository is named 'org/repo', got {path!r}")
+        return AsyncRepository(self, org, name)
+
+    def organization(self, name: str) -> AsyncOrganization:
+        """A handle on the organization ``name`` (no request is made)."""
+        from lamina._async.resources.organizations import AsyncOrganization
+
+        return AsyncOrganization(self, name)
+
+    @property
+    def organizations(self) -> AsyncOrganizations:
+        """The organizations the caller belongs to: ``list()``, ``get()``, ``create()``."""
+        if self._organizations is None:
+            from lamina._async.resources.organizations import AsyncOrganizations
+
+            self._organizations = AsyncOrganizations(self)
+        return self._organizations
+
+    # -- escape hatch ------------------------------------------------------------------------
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        content: RequestContent | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        idempotent: bool | None = None,
+        follow_redirects: bool = False,
+        authenticated: bool = True,
+    ) -> httpx.Response:
+        """Send a request with auth, retries and error mapping; returns the read response.
+
+        ``path`` is relative to :attr:`base_url` (``"/organizations/acme"``) or an absolute
+        URL; the API key is sent only to the client's own origin, and only when
+        ``authenticated``. ``params`` whose value is ``None`` are left out. ``idempotent``
+        overrides what the method and an ``Idempotency-Key`` header say about retrying.
+        Any status other than 2xx raises the matching :class:`~lamina.APIError`.
+        """
+        return await self._send(
+            method,
+            path,
+            stream=False,
+            params=params,
+            json=json,
+            content=content,
+            headers=headers,
+            timeout=timeout,
+            max_retries=max_retries,
+            idempotent=idempotent,
+            follow_redirects=follow_redirects,
+            authenticated=authenticated,
+        )
+
+    async def get(self, path: str, **options: Unpack[RequestOptions]) -> httpx.Response:
+        """``request("GET", path, ...)``."""
+        return await self.request("GET", path, **options)
+
+    async def post(self, path: str, **options: Unpack[RequestOptions]) -> httpx.Response:
+        """``request("POST", path, ...)``."""
+        return await self.request("POST", path, **options)
+
+    async def put(self, path: str, **options: Unpack[RequestOptions]) -> httpx.Response:
+        """``request("PUT", path, ...)``."""
+        return await self.request("PUT", path, **options)
+
+    async def patch(self, path: str, **options: Unpack[RequestOptions]) -> httpx.Response:
+        """``request("PATCH", path, ...)``."""
+        return await self.request("PATCH", path, **options)
+
+    async def delete(self, path: str, **options: Unpack[RequestOptions]) -> httpx.Response:
+        """``request("DELETE", path, ...)``."""
+        return await self.request("DELETE", path, **options)
+
+    async def request_json(self, method: str, path: str, **options: Unpack[RequestOptions]) -> Any:
+        """``request()``, then the body parsed as JSON (``None`` for an empty body).
+
+        A body that is not JSON raises :class:`~lamina.SerializationError`.
+        """
+        response = await self.request(method, path, **options)
+        if not response.content:
+            return None
+        try:
+            return jsonlib.loads(response.content)
+        except ValueError as exc:
+            raise SerializationError(
+                f"{response.request.method} {response.request.url} -> {response.status_code}: "
+                f"the body is not JSON: {response.text[:200]!r}"
+            ) from exc
+
+    @asynccontextmanager
+    async def stream(
+        self, method: str, path: str, **options: Unpack[RequestOptions]
+    ) -> AsyncIterator[httpx.Response]:
+        """Send a request and yield the response before its body is read (for downloads).
+
+        Retries and error mapping are as for :meth:`request`; an error response is read and
+        raised before anything is yielded. The response is closed on exit.
+        """
+        response = await self._send(method, path, stream=True, **options)
+        try:
+            yield response
+        finally:
+            await response.aclose()
+
+    def structure(self, data: Any, cl: type[T]) -> T:
+        """Build ``cl`` (a model) from JSON data; :class:`~lamina.SerializationError` names the
+        path of a bad field."""
+        return structure(self.converter, data, cl)
+
+    # -- pagination --------------------------------------------------------------------------
+
+    async def fetch_page(
+        self, path: str, model: type[T], *, params: Mapping[str, Any] | None = None
+    ) -> Page[T]:
+        """One page of a list route that answers with the standard envelope
+        ``{"results": [...], "pagination": {"has_more", "next_offset", "max_per_page"}}``."""
+        data = await self.request_json("GET", path, params=params)
+        envelope = structure(self.converter, data, Envelope[model])  # type: ignore[valid-type]
+        pagination = envelope.pagination
+        return Page(
+            items=envelope.results,
+            has_more=pagination.has_more,
+            next_offset=pagination.next_offset or None,
+        )
+
+    def paginate(
+        self,
+        path: str,
+        model: type[T],
+        *,
+        params: Mapping[str, Any] | None = None,
+        amount: int | None = None,
+        page_size: int = 100,
+        after: str | None = None,
+    ) -> AsyncPager[T]:
+        """A lazy pager over a standard-envelope list route, as ``model`` items.
+
+        ``amount`` caps the total (``0`` fetches nothing), ``page_size`` is the ``amount`` sent
+        per request, ``after`` the cursor to start after.
+        """
+
+        async def fetch_page(cursor: str | None, size: int) -> Page[T]:
+            query = {**(params or {}), "amount": size, "after": cursor}
+            return await self.fetch_page(path, model, params=query)
+
+        return AsyncPager(fetch_page, amount=amount, page_size=page_size, after=after)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        """Close the connection pool (an injected ``http_client`` is left open)."""
+        self._closed = True
+        with self._transport_lock:
+            transport, self._transport = self._transport, None
+        if transport is not None:
+            await transport.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # -- sending -----------------------------------------------------------------------------
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        stream: bool,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        content: RequestContent | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        idempotent: bool | None = None,
+        follow_redirects: bool = False,
+        authenticated: bool = True,
+    ) -> httpx.Response:
+        """The one retry loop: send, map the outcome, and wait and resend while the policy
+        allows. Returns a 2xx response (read unless ``stream``)."""
+        request = self._build_request(
+            method, path, params, json, content, headers, timeout, authenticated
+        )
+        retries = self.max_retries if isinstance(max_retries, NotGiven) else max_retries
+        if content is not None and not isinstance(content, (bytes, str)):
+            retries = 0  # a streamed body cannot be sent twice
+        attempt = 0
+        while True:
+            try:
+                response = await self._send_following(request, stream, follow_redirects)
+                if response.is_success:
+                    return response
+                retry = should_retry(
+                    attempt=attempt,
+                    max_retries=retries,
+                    idempotent=_idempotent(request, idempotent),
+                    status_code=response.status_code,
+                )
+                if not retry:
+                    await response.aread()
+                    raise api_error_from_response(response)
+                await response.aclose()
+                delay = retry_delay(attempt, response.headers.get("retry-after"))
+            except httpx.RequestError as exc:
+                retry = isinstance(exc, httpx.TransportError) and should_retry(
+                    attempt=attempt,
+                    max_retries=retries,
+                    idempotent=_idempotent(request, idempotent),
+                    connect_failed=isinstance(exc, _CONNECT_ERRORS),
+                )
+                if not retry:
+                    raise TransportError(
+                        f"{request.method} {request.url} failed: {type(exc).__name__}: {exc}"
+                    ) from exc
+                delay = retry_delay(attempt)
+            attempt += 1
+            await self._sleep(delay)
+
+    def _build_request(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, Any] | None,
+        json: Any,
+        content: RequestContent | None,
+        headers: Mapping[str, str] | None,
+        timeout: TimeoutTypes | NotGiven,
+        authenticated: bool,
+    ) -> httpx.Request:
+        if self._closed:
+            raise LaminaError(f"{self!r} is closed")
+        url = self._urls.build(path, params)
+        if authenticated and path.startswith(("http://", "https://")):
+            authenticated = origin(url) == self._origin
+        base_headers: Mapping[str, str]
+        if not authenticated:
+            base_headers = self._headers
+        elif self._auth_headers is not None:
+            base_headers = self._auth_headers
+        else:
+            raise ConfigurationError(
+                "No API key configured: pass api_key= to the client, set LAMINA_API_KEY, "
+                "or run `lamina server` / `lamina auth login` to write ~/.lamina/config.toml."
+            )
+        if headers:
+            merged = httpx.Headers(base_headers)
+            merged.update(headers)
+            base_headers = merged
+        return httpx.Request(
+            method,
+            url,
+            headers=base_headers,
+            json=json,
+            content=content,
+            extensions={
+                "timeout": self._timeout
+                if isinstance(timeout, NotGiven)
+                else _timeout_extension(timeout)
+            },
+        )
+
+    async def _send_following(
+        self, request: httpx.Request, stream: bool, follow_redirects: bool
+    ) -> httpx.Response:
+        response = await self._send_once(request, stream)
+        redirects = 0
+        while follow_redirects and response.has_redirect_location:
+            if redirects == MAX_REDIRECTS:
+                await response.aclose()
+                raise httpx.TooManyRedirects(
+                    f"more than {MAX_REDIRECTS} redirects", request=request
+                )
+            await response.aclose()
+            request = _redirect(request, response)
+            response = await self._send_once(request, stream)
+            redirects += 1
+        return response
+
+    async def _send_once(self, request: httpx.Request, stream: bool) -> httpx.Response:
+        if self._http_client is not None:
+            response = await self._http_client.send(request, stream=True)
+        else:
+            transport = self._transport or self._open_transport()
+            response = await transport.handle_async_request(request)
+            response.request = request
+        if not stream:
+            try:
+                await response.aread()
+            except BaseException:
+                await response.aclose()
+                raise
+        return response
+
+    def _open_transport(self) -> httpx.AsyncBaseTransport:
+        with self._transport_lock:
+            if self._closed:
+                raise LaminaError(f"{self!r} is closed")
+            if self._transport is None:
+                self._transport = create_async_transport(self._max_concurrency)
+            return self._transport
+
+
+def _timeout_extension(timeout: TimeoutTypes) -> dict[str, float | None]:
+    return httpx.Timeout(timeout).as_dict()
+
+
+def _idempotent(request: httpx.Request, override: bool | None) -> bool:
+    if override is not None:
+        return override
+    return is_idempotent(request.method, request.headers)
+
+
+def _redirect(request: httpx.Request, response: httpx.Response) -> httpx.Request:
+    """The request a 3xx response points to: 303 (and 301/302 after a POST) become a GET
+    without a body; the API key is dropped when the redirect leaves the origin."""
+    url = request.url.join(response.headers["location"])
+    method = request.method
+    status = response.status_code
+    if (status == 303 and method != "HEAD") or (status in (301, 302) and method == "POST"):
+        method = "GET"
+    headers = httpx.Headers(request.headers)
+    headers.pop("host", None)
+    if origin(url) != origin(request.url):
+        headers.pop("authorization", None)
+    content: bytes | None = None
+    if method == request.method:
+        content = request.content or None
+    else:
+        for name in ("content-length", "content-type", "transfer-encoding"):
+            headers.pop(name, None)
+    return httpx.Request(
+        method, url, headers=headers, content=content, extensions=request.extensions
+    )

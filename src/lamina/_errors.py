@@ -1,0 +1,235 @@
+"""Exceptions raised by the Lamina SDK. Every public call raises only these:
+
+    LaminaError
+    ├── ConfigurationError          no API key, bad configuration
+    ├── TransportError              the request did not complete (connect, read, timeout)
+    ├── SerializationError          the response is not the JSON the API promises
+    ├── SandboxError                a sandbox failed or timed out
+    │   └── CommandError            a command exited non-zero
+    └── APIError                    the server answered with an error status
+        ├── BadRequestError              400
+        ├── AuthenticationError          401
+        ├── ForbiddenError               403
+        ├── NotFoundError                404
+        ├── ConflictError                409
+        ├── GoneError                    410
+        ├── PreconditionFailedError      412
+        ├── UnprocessableEntityError     422
+        ├── LockedError                  423
+        ├── RateLimitError               429  (retry_after)
+        └── ServerError                  5xx
+
+Other statuses (e.g. 405, 418, an unfollowed 3xx) raise a plain :class:`APIError`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+
+from lamina._retry import parse_retry_after
+
+__all__ = [
+    "APIError",
+    "AuthenticationError",
+    "BadRequestError",
+    "CommandError",
+    "ConfigurationError",
+    "ConflictError",
+    "ForbiddenError",
+    "GoneError",
+    "LaminaError",
+    "LockedError",
+    "NotFoundError",
+    "PreconditionFailedError",
+    "RateLimitError",
+    "SandboxError",
+    "SerializationError",
+    "ServerError",
+    "TransportError",
+    "UnprocessableEntityError",
+]
+
+#: ``APIError.response_text`` keeps at most this many characters of the body.
+RESPONSE_TEXT_LIMIT = 500
+#: A body that is not the JSON error envelope gives a message of at most this many characters.
+_MESSAGE_LIMIT = 200
+
+
+class LaminaError(Exception):
+    """Root of every error the SDK raises."""
+
+
+class ConfigurationError(LaminaError):
+    """The client is not configured to make the request (e.g. no API key was found)."""
+
+
+class TransportError(LaminaError):
+    """The request did not complete: connection refused or reset, timeout, protocol error.
+
+    The underlying ``httpx``/``aiohttp`` exception is the ``__cause__``.
+    """
+
+
+class SerializationError(LaminaError):
+    """A response body is not what the API promises: not JSON, a missing field, a wrong type."""
+
+
+class SandboxError(LaminaError):
+    """A sandbox failed, was stopped, or did not finish in time."""
+
+
+class CommandError(SandboxError):
+    """A command in a sandbox exited with a non-zero status.
+
+    ``result`` is the command's result (exit code and output); ``command`` what was run.
+    """
+
+    def __init__(self, message: str, *, result: Any = None, command: Any = None) -> None:
+        super().__init__(message)
+        self.result = result
+        self.command = command
+
+
+class APIError(LaminaError):
+    """The server answered with an error status.
+
+    ``message``, ``code`` and ``request_id`` come from the error envelope the API returns
+    (``request_id`` falls back to the ``X-Request-Id`` header); ``response_text`` is the start
+    of the raw body.
+    """
+
+    def __init__(
+        self,
+        status_code: int,
+        *,
+        message: str,
+        code: str | None = None,
+        request_id: str | None = None,
+        method: str = "",
+        url: str = "",
+        response_text: str = "",
+    ) -> None:
+        self.status_code = status_code
+        self.message = message
+        self.code = code
+        self.request_id = request_id
+        self.method = method
+        self.url = url
+        self.response_text = response_text[:RESPONSE_TEXT_LIMIT]
+        super().__init__(self._describe())
+
+    def _describe(self) -> str:
+        where = f"{self.method} {self.url} -> " if self.method or self.url else ""
+        text = f"{where}{self.status_code}: {self.message}"
+        tags = [
+            f"{name}={value}"
+            for name, value in (("code", self.code), ("request_id", self.request_id))
+            if value
+        ]
+        return f"{text} [{' '.join(tags)}]" if tags else text
+
+
+class BadRequestError(APIError):
+    """400: the request is malformed or a field is invalid (the message names it)."""
+
+
+class AuthenticationError(APIError):
+    """401: no API key, or the key is unknown, revoked or expired."""
+
+
+class ForbiddenError(APIError):
+    """403: the caller's policies do not allow the action."""
+
+
+class NotFoundError(APIError):
+    """404: the resource does not exist (or the caller may not know that it does)."""
+
+
+class ConflictError(APIError):
+    """409: the request conflicts with the current state (e.g. a merge conflict at commit)."""
+
+
+class GoneError(APIError):
+    """410: the resource existed but is gone (e.g. a finished sandbox)."""
+
+
+class PreconditionFailedError(APIError):
+    """412: a precondition (``If-Match``, expected ETag) did not hold."""
+
+
+class UnprocessableEntityError(APIError):
+    """422: the request is well-formed but cannot be processed."""
+
+
+class LockedError(APIError):
+    """423: the resource is locked (e.g. a session awaiting approval)."""
+
+
+class RateLimitError(APIError):
+    """429: too many requests; ``retry_after`` is the server's hint in seconds, if it sent one."""
+
+    def __init__(self, status_code: int, *, retry_after: float | None = None, **kw: Any) -> None:
+        self.retry_after = retry_after
+        super().__init__(status_code, **kw)
+
+
+class ServerError(APIError):
+    """5xx: the server failed; the request may be retried."""
+
+
+_STATUS_ERRORS: dict[int, type[APIError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: ForbiddenError,
+    404: NotFoundError,
+    409: ConflictError,
+    410: GoneError,
+    412: PreconditionFailedError,
+    422: UnprocessableEntityError,
+    423: LockedError,
+    429: RateLimitError,
+}
+
+
+def error_class_for_status(status_code: int) -> type[APIError]:
+    """The one status -> class map: any 5xx is a :class:`ServerError`."""
+    if status_code >= 500:
+        return ServerError
+    return _STATUS_ERRORS.get(status_code, APIError)
+
+
+def api_error_from_response(response: httpx.Response) -> APIError:
+    """The typed error for a read error response (its ``request`` names the method and URL)."""
+    content = response.content
+    text = content.decode("utf-8", "replace")
+    envelope = _json_object(content)
+    message = envelope.get("message")
+    if not isinstance(message, str) or not message:
+        message = text[:_MESSAGE_LIMIT] or response.reason_phrase or "no message"
+    code = envelope.get("code")
+    request_id = envelope.get("request_id") or response.headers.get("x-request-id")
+    request = response.request
+    fields: dict[str, Any] = {
+        "message": message,
+        "code": code if isinstance(code, str) and code else None,
+        "request_id": request_id if isinstance(request_id, str) else None,
+        "method": request.method,
+        "url": str(request.url),
+        "response_text": text[:RESPONSE_TEXT_LIMIT],
+    }
+    status = response.status_code
+    cls = error_class_for_status(status)
+    if cls is RateLimitError:
+        fields["retry_after"] = parse_retry_after(response.headers.get("retry-after"))
+    return cls(status, **fields)
+
+
+def _json_object(content: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(content)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}

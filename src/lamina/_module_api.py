@@ -1,0 +1,76 @@
+"""The module-level API on a default blocking client: ``lamina.repository("org/repo")``,
+``lamina.organization("org")``, ``lamina.organizations`` and ``lamina.configure(...)``.
+
+The default client is created on first use from the environment and config file (see
+:class:`~lamina.Client`); ``configure()`` replaces it, closing the previous one.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from lamina._sync._client import Client
+from lamina._types import NOT_GIVEN, NotGiven, TimeoutTypes
+
+if TYPE_CHECKING:
+    from lamina._sync.resources.organizations import Organization, Organizations
+    from lamina._sync.resources.repositories import Repository
+
+__all__ = ["configure", "default_client", "organization", "repository"]
+
+_lock = threading.Lock()
+_default_client: Client | None = None
+
+
+def configure(
+    *,
+    api_key: str | None = None,
+    endpoint_url: str | None = None,
+    timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+    max_retries: int | NotGiven = NOT_GIVEN,
+    default_headers: Mapping[str, str] | None = None,
+) -> Client:
+    """Replace the default client used by the module-level functions; returns it.
+
+    Unset settings resolve as for :class:`~lamina.Client` (environment, then config file).
+    The previous default client is closed.
+    """
+    global _default_client
+    client = Client(
+        api_key=api_key,
+        endpoint_url=endpoint_url,
+        timeout=timeout,
+        max_retries=max_retries,
+        default_headers=default_headers,
+    )
+    with _lock:
+        previous, _default_client = _default_client, client
+    if previous is not None:
+        previous.close()
+    return client
+
+
+def default_client() -> Client:
+    """The default client, created on first use."""
+    global _default_client
+    with _lock:
+        if _default_client is None:
+            _default_client = Client()
+        return _default_client
+
+
+def repository(path: str) -> Repository:
+    """A handle on the repository ``"org/repo"`` through the default client (no request)."""
+    return default_client().repository(path)
+
+
+def organization(name: str) -> Organization:
+    """A handle on the organization ``name`` through the default client (no request)."""
+    return default_client().organization(name)
+
+
+def organizations() -> Organizations:
+    """The default client's ``organizations`` (``lamina.organizations`` is this, live)."""
+    return default_client().organizations

@@ -1,0 +1,1 @@
+"""SDK tests, written once as async code; scripts/unasync.py generates tests/_sync."""

@@ -1,0 +1,148 @@
+"""Mapping error responses to typed exceptions, and how the exceptions read."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import httpx
+import pytest
+
+import lamina
+from lamina import _errors
+from lamina._errors import (
+    RESPONSE_TEXT_LIMIT,
+    APIError,
+    api_error_from_response,
+    error_class_for_status,
+)
+
+URL = "http://127.0.0.1:8710/api/v1/organizations/acme"
+
+
+def response(
+    status: int, body: Any = None, *, text: str | None = None, headers: dict[str, str] | None = None
+) -> httpx.Response:
+    content = text.encode() if text is not None else json.dumps(body).encode()
+    return httpx.Response(
+        status, content=content, headers=headers, request=httpx.Request("GET", URL)
+    )
+
+
+ENVELOPE = {"message": "organization 'acme' not found", "code": "not_found", "request_id": "r1"}
+
+
+@pytest.mark.parametrize(
+    ("status", "cls"),
+    [
+        (400, lamina.BadRequestError),
+        (401, lamina.AuthenticationError),
+        (403, lamina.ForbiddenError),
+        (404, lamina.NotFoundError),
+        (409, lamina.ConflictError),
+        (410, lamina.GoneError),
+        (412, lamina.PreconditionFailedError),
+        (422, lamina.UnprocessableEntityError),
+        (423, lamina.LockedError),
+        (429, lamina.RateLimitError),
+        (500, lamina.ServerError),
+        (501, lamina.ServerError),
+        (503, lamina.ServerError),
+        (599, lamina.ServerError),
+        (405, APIError),
+        (418, APIError),
+        (307, APIError),
+    ],
+)
+def test_status_maps_to_exactly_one_class(status: int, cls: type[APIError]) -> None:
+    assert error_class_for_status(status) is cls
+    error = api_error_from_response(response(status, ENVELOPE))
+    assert type(error) is cls
+    assert isinstance(error, lamina.LaminaError)
+    assert error.status_code == status
+
+
+def test_envelope_fields_and_message_format() -> None:
+    error = api_error_from_response(response(404, ENVELOPE))
+    assert (error.message, error.code, error.request_id) == (
+        "organization 'acme' not found",
+        "not_found",
+        "r1",
+    )
+    assert (error.method, error.url) == ("GET", URL)
+    assert str(error) == (
+        f"GET {URL} -> 404: organization 'acme' not found [code=not_found request_id=r1]"
+    )
+
+
+def test_message_without_code_or_request_id_has_no_suffix() -> None:
+    error = APIError(500, message="boom", method="POST", url="http://x/y")
+    assert str(error) == "POST http://x/y -> 500: boom"
+    assert str(APIError(404, message="gone")) == "404: gone"
+    assert str(APIError(404, message="m", request_id="r9")) == "404: m [request_id=r9]"
+
+
+def test_request_id_falls_back_to_the_response_header() -> None:
+    error = api_error_from_response(
+        response(500, {"message": "oops"}, headers={"X-Request-Id": "hdr-1"})
+    )
+    assert error.request_id == "hdr-1"
+    assert error.code is None
+
+
+def test_non_json_body_gives_the_start_of_the_text() -> None:
+    html = "<html>" + "x" * 1000 + "</html>"
+    error = api_error_from_response(response(502, text=html))
+    assert error.message == html[:200]
+    assert error.response_text == html[:RESPONSE_TEXT_LIMIT]
+    assert len(error.response_text) == 500
+
+
+def test_json_that_is_not_an_envelope() -> None:
+    assert api_error_from_response(response(400, ["a", "b"])).message == '["a", "b"]'
+    assert api_error_from_response(response(400, {"message": 7})).message == '{"message": 7}'
+
+
+def test_empty_body_uses_the_reason_phrase() -> None:
+    error = api_error_from_response(response(404, text=""))
+    assert error.message == "Not Found"
+
+
+def test_rate_limit_error_carries_retry_after() -> None:
+    error = api_error_from_response(response(429, ENVELOPE, headers={"Retry-After": "12"}))
+    assert isinstance(error, lamina.RateLimitError)
+    assert error.retry_after == 12.0
+    dated = response(429, ENVELOPE, headers={"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"})
+    assert api_error_from_response(dated).retry_after == 0.0  # a date in the past
+    assert api_error_from_response(response(429, ENVELOPE)).retry_after is None
+
+
+def test_command_error_carries_result_and_command() -> None:
+    error = lamina.CommandError("exit 2", result={"exit_code": 2}, command=["ls"])
+    assert isinstance(error, lamina.SandboxError)
+    assert (error.result, error.command, str(error)) == ({"exit_code": 2}, ["ls"], "exit 2")
+
+
+def test_the_docstring_tree_matches_the_class_hierarchy() -> None:
+    classes = {
+        name: value
+        for name, value in vars(_errors).items()
+        if isinstance(value, type) and issubclass(value, lamina.LaminaError)
+    }
+    drawn: dict[str, str | None] = {}  # class -> parent, read from the indentation
+    stack: list[tuple[int, str]] = []
+    for line in (_errors.__doc__ or "").splitlines():
+        match = re.match(r"[\s│├└─]*([A-Z][A-Za-z]+Error)\b", line)
+        if match is None:
+            continue
+        column = match.start(1)
+        while stack and stack[-1][0] >= column:
+            stack.pop()
+        drawn[match.group(1)] = stack[-1][1] if stack else None
+        stack.append((column, match.group(1)))
+    assert set(drawn) == set(classes)
+    for name, cls in classes.items():
+        parent = drawn[name]
+        assert cls.__bases__[0].__name__ == (parent or "Exception"), name
+        assert getattr(lamina, name) is cls

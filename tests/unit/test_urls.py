@@ -1,0 +1,78 @@
+"""Request URLs: the fast path builds exactly what httpx's parser builds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from lamina import _urls
+from lamina._urls import ApiUrls, encode_query, origin
+
+BASE = "http://127.0.0.1:8710/api/v1"
+
+
+def test_the_fast_path_is_active_with_the_installed_httpx() -> None:
+    assert _urls._FAST
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/organizations",
+        "organizations",
+        "/organizations/acme/repositories/data%2Fset/object",
+        "/a/b/c:d@e!$&'()*+,;=-._~",
+        "/",
+        "/orgs/%E2%9C%93",
+    ],
+)
+@pytest.mark.parametrize(
+    "params",
+    [
+        None,
+        {},
+        {"path": "a/b c+d.txt", "session_id": "s-1"},
+        {"after": None, "amount": 100, "flag": True, "off": False},
+        {"prefix": "dir/ünï/", "tags": ["x", "y&z"], "q": "a=b?c#d"},
+    ],
+)
+def test_built_urls_equal_parsed_urls(path: str, params: dict[str, Any] | None) -> None:
+    built = ApiUrls(BASE).build(path, params)
+    query = encode_query(params) if params else ""
+    text = BASE + (path if path.startswith("/") else f"/{path}") + (f"?{query}" if query else "")
+    parsed = httpx.URL(text)
+    assert built == parsed
+    assert str(built) == str(parsed)
+    assert built.raw_path == parsed.raw_path
+    assert built.params == parsed.params
+
+
+@pytest.mark.parametrize("path", ["/with space", "/ünïcode", "/a?x=1", "/bad%zz", "/a#frag"])
+def test_paths_that_need_parsing_take_the_parser(path: str) -> None:
+    built = ApiUrls(BASE).build(path, {"n": 1})
+    separator = "&" if "?" in path else "?"
+    assert built == httpx.URL(f"{BASE}{path}{separator}n=1")
+
+
+def test_absolute_urls_keep_their_query_and_merge_params() -> None:
+    urls = ApiUrls(BASE)
+    built = urls.build("https://blobs.test/b/1?sig=abc&exp=9", {"part": 2})
+    assert built == httpx.URL("https://blobs.test/b/1?sig=abc&exp=9&part=2")
+    assert urls.build("https://blobs.test/b/1?sig=abc") == httpx.URL(
+        "https://blobs.test/b/1?sig=abc"
+    )
+
+
+def test_encode_query_matches_httpx() -> None:
+    params = {"a": "x y", "b": True, "c": [1, None, 2], "d": None, "e": 1.5}
+    assert encode_query(params) == "a=x+y&b=true&c=1&c=2&e=1.5"
+    expected = httpx.QueryParams({"a": "x y", "b": True, "c": [1, 2], "e": 1.5})
+    assert httpx.QueryParams(encode_query(params)) == expected
+
+
+def test_origin_makes_default_ports_explicit() -> None:
+    assert origin(httpx.URL("https://h/x")) == origin(httpx.URL("https://h:443/y"))
+    assert origin(httpx.URL("http://h/x")) != origin(httpx.URL("http://h:8080/x"))
+    assert origin(httpx.URL("http://h/x")) != origin(httpx.URL("https://h/x"))
