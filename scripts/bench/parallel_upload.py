@@ -1,0 +1,174 @@
+"""Many small uploads at once: Lamina's AsyncClient vs tilde-sdk (threads) vs raw aiohttp.
+
+Each contender puts N objects of 4 KiB into one session of its own repository with 32 in
+flight, then commits. Every put is the same three requests: PUT .../object (an upload URL),
+PUT <upload URL> (the bytes, no API key), POST .../object/finalize. One reference server,
+started by this script, serves all three.
+
+    .venv/bin/python scripts/bench/parallel_upload.py [--count 2000] [--concurrency 32]
+
+Goals: Lamina >= 2.0x tilde-sdk, and >= 0.8x raw aiohttp (ratios are throughput ratios).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import aiohttp
+import httpx
+
+import lamina
+from lamina.testing import LocalServer
+
+SIZE = 4 * 1024
+
+
+async def run_lamina(server: LocalServer, repo_name: str, count: int, concurrency: int) -> float:
+    data = os.urandom(SIZE)
+    async with lamina.AsyncClient(
+        api_key=server.api_key, endpoint_url=server.endpoint_url, max_concurrency=concurrency
+    ) as client:
+        repo = client.repository(f"{server.org}/{repo_name}")
+        start = time.perf_counter()
+        session = await repo.session()
+        gate = asyncio.Semaphore(concurrency)
+
+        async def put(index: int) -> None:
+            async with gate:
+                await session.objects.put(f"f/{index:05d}", data)
+
+        await asyncio.gather(*(put(index) for index in range(count)))
+        await session.commit("bench")
+        return time.perf_counter() - start
+
+
+def run_tilde(server: LocalServer, repo_name: str, count: int, concurrency: int) -> float:
+    import tilde
+
+    data = os.urandom(SIZE)
+    client = tilde.Client(api_key=server.api_key, endpoint_url=server.endpoint_url)
+    try:
+        repo = client.repository(f"{server.org}/{repo_name}")
+        start = time.perf_counter()
+        session = repo.session()
+        with ThreadPoolExecutor(max_workers=concurrency) as pool:
+            list(pool.map(lambda i: session.objects.put(f"f/{i:05d}", data), range(count)))
+        session.commit("bench")
+        return time.perf_counter() - start
+    finally:
+        client.close()
+
+
+async def run_raw(server: LocalServer, repo_name: str, count: int, concurrency: int) -> float:
+    data = os.urandom(SIZE)
+    base = f"{server.endpoint_url}/api/v1/organizations/{server.org}/repositories/{repo_name}"
+    auth = {"Authorization": f"Bearer {server.api_key}"}
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as http:
+        start = time.perf_counter()
+        async with http.post(f"{base}/sessions", headers=auth) as response:
+            session_id = (await response.json())["session_id"]
+        gate = asyncio.Semaphore(concurrency)
+
+        async def put(index: int) -> None:
+            params = {"session_id": session_id, "path": f"f/{index:05d}"}
+            async with gate:
+                async with http.put(f"{base}/object", params=params, headers=auth) as response:
+                    response.raise_for_status()
+                    ticket = await response.json()
+                async with http.put(
+                    ticket["upload_url"],
+                    data=data,
+                    headers={"Content-Type": "application/octet-stream"},
+                ) as response:
+                    response.raise_for_status()
+                    etag = response.headers["ETag"].strip('"')
+                body = {
+                    "upload_token": ticket["upload_token"],
+                    "content_type": "application/octet-stream",
+                    "checksum": etag,
+                    "size_bytes": len(data),
+                }
+                async with http.post(
+                    f"{base}/object/finalize",
+                    params=params,
+                    headers={**auth, "Content-Type": "application/json"},
+                    data=json.dumps(body),
+                ) as response:
+                    response.raise_for_status()
+                    await response.read()
+
+        await asyncio.gather(*(put(index) for index in range(count)))
+        async with http.post(
+            f"{base}/sessions/{session_id}", headers=auth, json={"message": "bench"}
+        ) as response:
+            response.raise_for_status()
+        return time.perf_counter() - start
+
+
+def create_repo(server: LocalServer, name: str) -> str:
+    response = httpx.post(
+        f"{server.endpoint_url}/api/v1/organizations/{server.org}/repositories",
+        headers={"Authorization": f"Bearer {server.api_key}"},
+        json={"name": name},
+    )
+    response.raise_for_status()
+    return name
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=4, help="interleaved rounds (fairness)")
+    args = parser.parse_args()
+    count, concurrency, rounds = args.count, args.concurrency, args.rounds
+
+    runs: dict[str, Callable[[LocalServer, str, int], float]] = {
+        "lamina": lambda srv, name, n: asyncio.run(run_lamina(srv, name, n, concurrency)),
+        "tilde-sdk": lambda srv, name, n: run_tilde(srv, name, n, concurrency),
+        "raw aiohttp": lambda srv, name, n: asyncio.run(run_raw(srv, name, n, concurrency)),
+    }
+    seconds = dict.fromkeys(runs, 0.0)
+    cpu = dict.fromkeys(runs, 0.0)
+    labels = list(runs)
+    with LocalServer() as server:
+        # warm-up of each path, so no contender pays for first-request start-up costs
+        for label in labels:
+            runs[label](server, create_repo(server, f"warm-{label.replace(' ', '-')}"), 50)
+        # the count is split into rounds that rotate the order, so a drift in the server's
+        # (or the machine's) speed does not favour whoever runs first
+        for round_index in range(rounds):
+            share = count // rounds + (1 if round_index < count % rounds else 0)
+            order = labels[round_index % len(labels) :] + labels[: round_index % len(labels)]
+            for label in order:
+                repo = create_repo(server, f"bench-{round_index}-{label.replace(' ', '-')}")
+                cpu_start = time.process_time()
+                seconds[label] += runs[label](server, repo, share)
+                cpu[label] += time.process_time() - cpu_start
+
+    print(f"{count} x {SIZE // 1024} KiB puts, {concurrency} in flight, {rounds} rounds")
+    for label, elapsed in seconds.items():
+        print(
+            f"  {label:<12} {elapsed:7.2f} s  {count / elapsed:6.0f} puts/s"
+            f"  client CPU {cpu[label] / count * 1e3:5.2f} ms/put"
+        )
+    lamina_s = seconds["lamina"]
+    vs_tilde = seconds["tilde-sdk"] / lamina_s
+    vs_raw = seconds["raw aiohttp"] / lamina_s
+    print(f"lamina vs tilde-sdk:   {vs_tilde:.2f}x  (goal >= 2.0x) {_verdict(vs_tilde >= 2.0)}")
+    print(f"lamina vs raw aiohttp: {vs_raw:.2f}x  (goal >= 0.8x) {_verdict(vs_raw >= 0.8)}")
+
+
+def _verdict(met: bool) -> str:
+    return "OK" if met else "MISSED"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,187 @@
+"""The streaming reader that ``objects.get()`` returns."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+import httpx
+
+from lamina._errors import TransportError
+from lamina.models.objects import range_header, unquote_etag
+
+if TYPE_CHECKING:
+    from contextlib import AbstractAsyncContextManager
+
+    from lamina._async._client import AsyncClient
+
+#: Default piece size of :meth:`AsyncObjectReader.iter_bytes`.
+DEFAULT_CHUNK_SIZE = 64 * 1024
+
+
+class AsyncObjectReader:
+    """A file-like view of one object's bytes, streamed from its download URL.
+
+    The request goes out when the reader is entered (``with`` / ``async with``) or first read:
+    the API answers with a redirect to a signed download URL, which is followed. An error (the
+    object does not exist, a bad path) is raised then, as a typed :class:`~lamina.APIError`.
+    Memory stays constant while streaming with :meth:`iter_bytes` or ``read(n)``; ``read()``
+    with no size returns everything (and keeps it when ``cache=True``, so later ``read()``
+    calls return the same bytes without a request).
+
+    Header values (``etag``, ``content_type``, ``content_length``, ``content_range``) are those
+    of the download response and are set once the reader is open.
+    """
+
+    def __init__(
+        self,
+        client: AsyncClient,
+        path: str,
+        params: dict[str, str],
+        *,
+        cache: bool = True,
+        byte_range: tuple[int, int | None] | None = None,
+    ) -> None:
+        self._client = client
+        self._path = path
+        self._params = params
+        self._cache = cache
+        self._headers = {"Range": range_header(byte_range)} if byte_range is not None else {}
+        self._stream: AbstractAsyncContextManager[httpx.Response] | None = None
+        self._response: httpx.Response | None = None
+        self._chunks: AsyncIterator[bytes] | None = None
+        self._buffer = bytearray()
+        self._cached: bytes | None = None
+        self._eof = False
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(path={self._params.get('path')!r})"
+
+    async def _open(self) -> httpx.Response:
+        if self._response is not None and not self._closed:
+            return self._response
+        if self._closed:
+            raise ValueError("I/O operation on a closed object reader")
+        stream = self._client.stream(
+            "GET", self._path, params=self._params, headers=self._headers, follow_redirects=True
+        )
+        self._response = await stream.__aenter__()
+        self._stream = stream
+        return self._response
+
+    def _header(self, name: str) -> str | None:
+        return None if self._response is None else self._response.headers.get(name)
+
+    @property
+    def etag(self) -> str | None:
+        """The object's ETag, without quotes."""
+        return unquote_etag(self._header("etag"))
+
+    @property
+    def content_type(self) -> str | None:
+        return self._header("content-type")
+
+    @property
+    def content_length(self) -> int | None:
+        """Bytes in this response (the range's length for a ranged read)."""
+        value = self._header("content-length")
+        return int(value) if value is not None and value.isdigit() else None
+
+    @property
+    def content_range(self) -> str | None:
+        """``bytes start-end/total`` for a ranged read, else ``None``."""
+        return self._header("content-range")
+
+    async def _next_chunk(self) -> bytes:
+        """The next piece of the body, or ``b""`` at its end."""
+        if self._eof:
+            return b""
+        response = await self._open()
+        if self._chunks is None:
+            # a small body may have been read already by the transport
+            self._chunks = (
+                _just(response.content) if response.is_stream_consumed else response.aiter_raw()
+            )
+        try:
+            return await self._chunks.__anext__()
+        except StopAsyncIteration:
+            self._eof = True
+            await self._release()
+            return b""
+        except httpx.HTTPError as exc:
+            raise TransportError(f"reading {self._params.get('path')!r} failed: {exc}") from exc
+
+    async def read(self, n: int = -1) -> bytes:
+        """Read up to ``n`` bytes (fewer only at the end), or all that is left if ``n < 0``."""
+        if n < 0:
+            if self._cached is not None:
+                return self._cached
+            pieces = [bytes(self._buffer)]
+            self._buffer.clear()
+            while chunk := await self._next_chunk():
+                pieces.append(chunk)
+            data = b"".join(pieces)
+            if self._cache:
+                self._cached = data
+            return data
+        while len(self._buffer) < n:
+            chunk = await self._next_chunk()
+            if not chunk:
+                break
+            self._buffer += chunk
+        data = bytes(self._buffer[:n])
+        del self._buffer[:n]
+        return data
+
+    async def iter_bytes(self, chunk_size: int | None = DEFAULT_CHUNK_SIZE) -> AsyncIterator[bytes]:
+        """Stream the rest of the body in pieces of ``chunk_size`` bytes (the last may be
+        shorter); ``chunk_size=None`` yields pieces as they arrive."""
+        buffer = self._buffer
+        while True:
+            if chunk_size is None:
+                if buffer:
+                    yield bytes(buffer)
+                    buffer.clear()
+            else:
+                while len(buffer) >= chunk_size:
+                    yield bytes(buffer[:chunk_size])
+                    del buffer[:chunk_size]
+            chunk = await self._next_chunk()
+            if not chunk:
+                if buffer:
+                    yield bytes(buffer)
+                    buffer.clear()
+                return
+            if not buffer and (chunk_size is None or len(chunk) == chunk_size):
+                yield chunk
+            else:
+                buffer += chunk
+
+    async def _release(self) -> None:
+        stream, self._stream = self._stream, None
+        self._chunks = None
+        if stream is not None:
+            await stream.__aexit__(None, None, None)
+
+    async def close(self) -> None:
+        """Release the connection (idempotent); reads after this raise ``ValueError``."""
+        self._closed = True
+        await self._release()
+
+    async def __aenter__(self) -> AsyncObjectReader:
+        await self._open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+async def _just(data: bytes) -> AsyncIterator[bytes]:
+    yield data

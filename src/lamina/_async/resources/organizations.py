@@ -1,0 +1,136 @@
+"""Organizations, their members, and the repositories they own."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from lamina._async._pager import AsyncPager
+from lamina._async.resources._paths import organization_path
+from lamina._async.resources.repositories import AsyncRepositories
+from lamina._converter import structure
+from lamina._deferred import AsyncDeferred
+from lamina._types import Page
+from lamina.models.organizations import Membership, OrganizationData, ResultList
+
+if TYPE_CHECKING:
+    from lamina._async._client import AsyncClient
+
+
+class AsyncOrganization(AsyncDeferred):
+    """An organization. A handle made from a name loads its details on first use.
+
+    ``members`` and ``repositories`` are its collections (no request until used).
+    """
+
+    def __init__(
+        self, client: AsyncClient, name: str, data: OrganizationData | None = None
+    ) -> None:
+        self._client = client
+        self._name = name
+        self._data = data
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._name!r})"
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def _is_ready(self) -> bool:
+        return self._data is not None
+
+    async def _prepare(self) -> None:
+        if self._data is None:
+            await self.refresh()
+
+    async def refresh(self) -> AsyncOrganization:
+        """Load the organization's details again (``GET /organizations/{name}``)."""
+        data = await self._client.request_json("GET", organization_path(self._name))
+        self._data = structure(self._client.converter, data, OrganizationData)
+        return self
+
+    @property
+    def data(self) -> OrganizationData:
+        """All loaded fields at once."""
+        self._require()
+        assert self._data is not None
+        return self._data
+
+    @property
+    def id(self) -> str:
+        return self.data.id
+
+    @property
+    def display_name(self) -> str:
+        return self.data.display_name
+
+    @property
+    def created_at(self) -> datetime | None:
+        return self.data.created_at
+
+    @property
+    def members(self) -> AsyncMembers:
+        return AsyncMembers(self._client, self._name)
+
+    @property
+    def repositories(self) -> AsyncRepositories:
+        return AsyncRepositories(self._client, self._name)
+
+
+class AsyncOrganizations:
+    """The organizations the caller belongs to."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+    def list(self, *, amount: int | None = None) -> AsyncPager[AsyncOrganization]:
+        """Every organization of the caller (one request; ``amount`` caps the total)."""
+
+        async def fetch_page(after: str | None, page_size: int) -> Page[AsyncOrganization]:
+            data = await self._client.request_json("GET", "/organizations")
+            found = structure(self._client.converter, data, ResultList[OrganizationData])
+            return Page(
+                items=[AsyncOrganization(self._client, item.name, item) for item in found.results],
+                has_more=False,
+            )
+
+        return AsyncPager(fetch_page, amount=amount)
+
+    async def get(self, name: str) -> AsyncOrganization:
+        """The organization called ``name`` (loaded; ``NotFoundError`` if there is none)."""
+        return await AsyncOrganization(self._client, name).refresh()
+
+    async def create(self, name: str, display_name: str | None = None) -> AsyncOrganization:
+        """Create an organization; ``name`` is its slug (``^[a-z0-9][a-z0-9-]{1,62}$``)."""
+        data = await self._client.request_json(
+            "POST",
+            "/organizations",
+            json={"name": name, "display_name": display_name if display_name is not None else name},
+        )
+        created = structure(self._client.converter, data, OrganizationData)
+        return AsyncOrganization(self._client, created.name, created)
+
+
+class AsyncMembers:
+    """The members of an organization."""
+
+    def __init__(self, client: AsyncClient, org: str) -> None:
+        self._client = client
+        self._org = org
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(org={self._org!r})"
+
+    def list(self, *, amount: int | None = None) -> AsyncPager[Membership]:
+        """Every member (one request; ``amount`` caps the total)."""
+
+        async def fetch_page(after: str | None, page_size: int) -> Page[Membership]:
+            data = await self._client.request_json("GET", f"{organization_path(self._org)}/members")
+            found = structure(self._client.converter, data, ResultList[Membership])
+            return Page(items=found.results, has_more=False)
+
+        return AsyncPager(fetch_page, amount=amount)

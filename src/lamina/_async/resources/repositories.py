@@ -1,0 +1,238 @@
+"""Repositories: lazy handles, their settings, sessions, commits and objects at HEAD."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from lamina._async._pager import AsyncPager
+from lamina._async.resources._paths import organization_path, repository_path
+from lamina._async.resources.commits import AsyncCommit, AsyncCommits
+from lamina._async.resources.objects import AsyncReadOnlyObjects
+from lamina._async.resources.sessions import AsyncSession
+from lamina._converter import structure
+from lamina._deferred import AsyncDeferred
+from lamina.models.repositories import RepositoryData
+
+if TYPE_CHECKING:
+    from lamina._async._client import AsyncClient
+
+
+class AsyncRepository(AsyncDeferred):
+    """A repository, named ``org/name``.
+
+    Making the handle sends no request. Its settings (``id``, ``description``, ...) load with
+    one ``GET`` the first time they are needed: the blocking client loads them on first
+    access; the async client loads them when the handle is awaited or refreshed
+    (``repo = await client.repository("org/repo")``).
+    """
+
+    def __init__(
+        self, client: AsyncClient, org: str, name: str, data: RepositoryData | None = None
+    ) -> None:
+        self._client = client
+        self._org = org
+        self._name = name
+        self._data = data
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._org}/{self._name})"
+
+    @property
+    def org(self) -> str:
+        """Name (slug) of the organization that owns the repository."""
+        return self._org
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def path(self) -> str:
+        """``org/name``."""
+        return f"{self._org}/{self._name}"
+
+    @property
+    def client(self) -> AsyncClient:
+        return self._client
+
+    @property
+    def api_path(self) -> str:
+        """The repository's URL path under the API base (``/organizations/o/repositories/r``)."""
+        return repository_path(self._org, self._name)
+
+    def _is_ready(self) -> bool:
+        return self._data is not None
+
+    async def _prepare(self) -> None:
+        if self._data is None:
+            await self.refresh()
+
+    async def refresh(self) -> AsyncRepository:
+        """Load the repository's settings again; returns the handle."""
+        data = await self._client.request_json("GET", self.api_path)
+        self._data = structure(self._client.converter, data, RepositoryData)
+        return self
+
+    @property
+    def data(self) -> RepositoryData:
+        """All loaded settings at once."""
+        self._require()
+        assert self._data is not None
+        return self._data
+
+    @property
+    def id(self) -> str:
+        return self.data.id
+
+    @property
+    def organization_id(self) -> str:
+        return self.data.organization_id
+
+    @property
+    def description(self) -> str:
+        return self.data.description
+
+    @property
+    def visibility(self) -> str:
+        return self.data.visibility
+
+    @property
+    def retention_days(self) -> int | None:
+        return self.data.retention_days
+
+    @property
+    def session_max_duration_days(self) -> int | None:
+        return self.data.session_max_duration_days
+
+    @property
+    def created_by_type(self) -> str:
+        return self.data.created_by_type
+
+    @property
+    def created_by(self) -> str:
+        return self.data.created_by
+
+    @property
+    def created_at(self) -> datetime | None:
+        return self.data.created_at
+
+    async def update(
+        self,
+        *,
+        description: str | None = None,
+        visibility: str | None = None,
+        session_max_duration_days: int | None = None,
+        retention_days: int | None = None,
+    ) -> AsyncRepository:
+        """Change the given settings (the others stay); returns the reloaded handle."""
+        body: dict[str, Any] = {}
+        if description is not None:
+            body["description"] = description
+        if visibility is not None:
+            body["visibility"] = visibility
+        if session_max_duration_days is not None:
+            body["session_max_duration_days"] = session_max_duration_days
+        if retention_days is not None:
+            body["retention_days"] = retention_days
+        data = await self._client.request_json("PUT", self.api_path, json=body)
+        self._data = structure(self._client.converter, data, RepositoryData)
+        return self
+
+    async def delete(self) -> None:
+        """Delete the repository."""
+        await self._client.request("DELETE", self.api_path)
+
+    def session(self) -> AsyncSession:
+        """Open a session: a transaction of object writes that ends in a commit or a rollback.
+
+        As a context manager it commits nothing by itself: leaving the block without
+        ``commit()`` (or with an exception) rolls the session back::
+
+            with repo.session() as session:
+                session.objects.put("data/report.csv", b"a,b\\n1,2\\n")
+                session.commit("add report")
+
+        Without ``with``, the call creates the session (with the async client: awaiting the
+        call does) and it stays open until ``commit()`` or ``rollback()``; its
+        ``session_id`` lets another process ``attach()`` to it.
+        """
+        return AsyncSession(self)._started()
+
+    def attach(self, session_id: str) -> AsyncSession:
+        """A handle on an existing open session (no request)."""
+        return AsyncSession(self, session_id)
+
+    @property
+    def objects(self) -> AsyncReadOnlyObjects:
+        """Objects at the latest commit (read-only)."""
+        return AsyncReadOnlyObjects(self)
+
+    @property
+    def commits(self) -> AsyncCommits:
+        return AsyncCommits(self)
+
+    def timeline(
+        self,
+        *,
+        ref: str | None = None,
+        after: str | None = None,
+        amount: int | None = None,
+        page_size: int = 100,
+    ) -> AsyncPager[AsyncCommit]:
+        """The commit log, newest first (same as ``commits.list()``)."""
+        return self.commits.list(ref=ref, after=after, amount=amount, page_size=page_size)
+
+
+class AsyncRepositories:
+    """The repositories of an organization."""
+
+    def __init__(self, client: AsyncClient, org: str) -> None:
+        self._client = client
+        self._org = org
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(org={self._org!r})"
+
+    def get(self, name: str) -> AsyncRepository:
+        """A handle on the repository ``name`` (no request until its settings are needed)."""
+        return AsyncRepository(self._client, self._org, name)
+
+    def list(
+        self, *, after: str | None = None, amount: int | None = None, page_size: int = 100
+    ) -> AsyncPager[AsyncRepository]:
+        """The organization's repositories (``amount`` caps the total)."""
+        return self._client.paginate(
+            f"{organization_path(self._org)}/repositories",
+            RepositoryData,
+            amount=amount,
+            page_size=page_size,
+            after=after,
+        ).map(lambda data: AsyncRepository(self._client, self._org, data.name, data))
+
+    async def create(
+        self,
+        name: str,
+        *,
+        description: str = "",
+        visibility: str = "private",
+        session_max_duration_days: int | None = None,
+        retention_days: int | None = None,
+    ) -> AsyncRepository:
+        """Create a repository (with its first, empty commit)."""
+        body: dict[str, Any] = {"name": name, "visibility": visibility}
+        if description:
+            body["description"] = description
+        if session_max_duration_days is not None:
+            body["session_max_duration_days"] = session_max_duration_days
+        if retention_days is not None:
+            body["retention_days"] = retention_days
+        data = await self._client.request_json(
+            "POST", f"{organization_path(self._org)}/repositories", json=body
+        )
+        created = structure(self._client.converter, data, RepositoryData)
+        return AsyncRepository(self._client, self._org, created.name, created)
+
+    async def delete(self, name: str) -> None:
+        """Delete the repository ``name``."""
+        await self.get(name).delete()

@@ -1,0 +1,46 @@
+"""Lamina's data models: attrs classes built by the one cattrs converter, free of I/O."""
+
+from lamina.models.commits import CommitCreated, CommitData
+from lamina.models.objects import (
+    CopyObjectResult,
+    DeletedObjects,
+    Entry,
+    EntryRecord,
+    FinalizedObject,
+    ListingEntry,
+    MultipartUpload,
+    ObjectMetadata,
+    PartTicket,
+    PutObjectResult,
+    SourceMetadata,
+    UploadTicket,
+)
+from lamina.models.organizations import Membership, OrganizationData, ResultList
+from lamina.models.repositories import RepositoryData
+from lamina.models.sessions import ApprovalRequired, CommitResult, SessionCreated
+from lamina.models.transfers import TransferProgress
+
+__all__ = [
+    "ApprovalRequired",
+    "CommitCreated",
+    "CommitData",
+    "CommitResult",
+    "CopyObjectResult",
+    "DeletedObjects",
+    "Entry",
+    "EntryRecord",
+    "FinalizedObject",
+    "ListingEntry",
+    "Membership",
+    "MultipartUpload",
+    "ObjectMetadata",
+    "OrganizationData",
+    "PartTicket",
+    "PutObjectResult",
+    "RepositoryData",
+    "ResultList",
+    "SessionCreated",
+    "SourceMetadata",
+    "TransferProgress",
+    "UploadTicket",
+]

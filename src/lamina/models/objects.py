@@ -1,0 +1,170 @@
+"""Objects: listing entries, metadata, and the bodies of the upload protocol."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+
+from attrs import field, frozen
+
+#: Prefix of the response headers that carry an object's user metadata.
+META_HEADER_PREFIX = "x-tilde-meta-"
+
+
+@frozen
+class SourceMetadata:
+    """Where an imported object came from."""
+
+    connector_id: str = ""
+    connector_type: str = ""
+    source_path: str = ""
+    version_id: str = ""
+    source_etag: str = ""
+    import_time: datetime | None = None
+    import_job_id: str = ""
+
+
+@frozen
+class Entry:
+    """One stored object version."""
+
+    size: int
+    e_tag: str = ""
+    content_type: str = ""
+    last_modified: datetime | None = None
+    metadata: dict[str, str] = field(factory=dict)
+    source_metadata: SourceMetadata | None = None
+
+
+@frozen
+class ListingEntry:
+    """An item of a listing or a diff: an object (with its ``entry``) or a common prefix.
+
+    ``status`` (``added``/``modified``/``removed``) is set on diff entries only.
+    """
+
+    path: str
+    type: str
+    entry: Entry | None = None
+    status: str | None = None
+
+
+@frozen
+class EntryRecord:
+    """An uncommitted change in a session; ``entry`` is ``None`` for a staged delete."""
+
+    path: str
+    entry: Entry | None = None
+
+
+@frozen
+class ObjectMetadata:
+    """An object's headers (``head()``): ETag without quotes, type, size, user metadata."""
+
+    etag: str | None = None
+    content_type: str | None = None
+    content_length: int | None = None
+    last_modified: datetime | None = None
+    metadata: dict[str, str] = field(factory=dict)
+
+
+@frozen
+class PutObjectResult:
+    """The object a ``put()`` staged and its ETag (MD5 hex of the bytes for single uploads)."""
+
+    path: str
+    etag: str = ""
+
+
+@frozen
+class CopyObjectResult:
+    source_path: str
+    destination_path: str
+
+
+@frozen
+class UploadTicket:
+    """``PUT .../object``: where to send the bytes and the token that finalizes them."""
+
+    upload_url: str
+    upload_token: str
+
+
+@frozen
+class MultipartUpload:
+    """``POST .../object/multipart``: the upload handle and its token."""
+
+    upload_id: str
+    upload_token: str
+
+
+@frozen
+class PartTicket:
+    """``GET .../object/multipart/part``: where to send one part."""
+
+    upload_url: str
+
+
+@frozen
+class FinalizedObject:
+    """The body of finalize / multipart complete."""
+
+    path: str = ""
+    etag: str = ""
+
+
+@frozen
+class DeletedObjects:
+    """The body of ``POST .../objects/delete``."""
+
+    deleted: int = 0
+
+
+def unquote_etag(value: str | None) -> str | None:
+    """An ETag header value without its quotes (and without a weak ``W/`` marker)."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value.startswith("W/"):
+        value = value[2:]
+    return value.strip('"')
+
+
+def range_header(byte_range: tuple[int, int | None]) -> str:
+    """The ``Range`` header for an inclusive ``(start, end)``; ``end=None`` reads to the end."""
+    start, end = byte_range
+    if start < 0 or (end is not None and end < start):
+        raise ValueError(f"invalid byte_range {byte_range!r}: need 0 <= start <= end")
+    return f"bytes={start}-" if end is None else f"bytes={start}-{end}"
+
+
+def object_metadata_from_headers(headers: Iterable[tuple[str, str]]) -> ObjectMetadata:
+    """Build :class:`ObjectMetadata` from response header pairs (names in any case).
+
+    User metadata keys are the header names after ``X-Tilde-Meta-``, lowercased (HTTP header
+    names are case-insensitive, so their case does not survive every hop).
+    """
+    fields: dict[str, str] = {}
+    metadata: dict[str, str] = {}
+    for name, value in headers:
+        lower = name.lower()
+        if lower.startswith(META_HEADER_PREFIX) and len(lower) > len(META_HEADER_PREFIX):
+            metadata[lower[len(META_HEADER_PREFIX) :]] = value
+        else:
+            fields[lower] = value
+    length = fields.get("content-length")
+    modified = fields.get("last-modified")
+    last_modified: datetime | None = None
+    if modified:
+        try:
+            last_modified = parsedate_to_datetime(modified)
+        except (TypeError, ValueError):
+            last_modified = None
+    return ObjectMetadata(
+        etag=unquote_etag(fields.get("etag")),
+        content_type=fields.get("content-type"),
+        content_length=int(length) if length and length.isdigit() else None,
+        last_modified=last_modified,
+        metadata=metadata,
+    )

@@ -1,0 +1,46 @@
+"""Sessions: the responses of create and commit."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from attrs import frozen
+
+from lamina._errors import LaminaError
+
+
+@frozen
+class SessionCreated:
+    """The body of ``POST .../sessions``."""
+
+    session_id: str
+
+
+@frozen
+class ApprovalRequired:
+    """The 202 body of a commit that a human has to approve."""
+
+    web_url: str = ""
+    session_id: str = ""
+    message: str = ""
+    api_url: str = ""
+
+
+@frozen
+class CommitResult:
+    """What a commit did: ``committed`` (with ``commit_id``) or ``approval_required``
+    (with ``web_url``, where a human approves it)."""
+
+    status: Literal["committed", "approval_required"]
+    commit_id: str | None = None
+    web_url: str | None = None
+
+
+class ApprovalTimeoutError(LaminaError):
+    """``commit(block_for_approval=True, timeout=...)`` waited longer than ``timeout`` for a
+    human to approve the session (approve it at ``web_url``)."""
+
+    def __init__(self, message: str, *, session_id: str, web_url: str) -> None:
+        super().__init__(message)
+        self.session_id = session_id
+        self.web_url = web_url

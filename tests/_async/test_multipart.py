@@ -1,0 +1,219 @@
+"""Multipart uploads against the real server (small parts; one real 64 MiB+ upload is slow)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from lamina import AsyncClient, AsyncRepository, LaminaError, NotFoundError
+from lamina._async._object_writer import MULTIPART_PART_SIZE
+from lamina.testing import LocalServer
+
+pytestmark = pytest.mark.anyio
+
+PART = 256 * 1024
+
+
+class _Recorder:
+    """Observes (never alters) the requests a client sends, with their statuses."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, int]] = []
+
+    async def on_response(self, response: httpx.Response) -> None:
+        self.calls.append(
+            (response.request.method, response.request.url.path, response.status_code)
+        )
+
+    def count(self, method: str, path_suffix: str) -> int:
+        return sum(1 for m, p, _ in self.calls if m == method and p.endswith(path_suffix))
+
+
+@pytest.fixture
+def recorder() -> _Recorder:
+    return _Recorder()
+
+
+@pytest.fixture
+async def client(local_server: LocalServer, recorder: _Recorder) -> AsyncIterator[AsyncClient]:
+    async with (
+        httpx.AsyncClient(event_hooks={"response": [recorder.on_response]}) as http,
+        AsyncClient(
+            api_key=local_server.api_key, endpoint_url=local_server.endpoint_url, http_client=http
+        ) as client,
+    ):
+        yield client
+
+
+@pytest.fixture
+def repo(client: AsyncClient, repository: str) -> AsyncRepository:
+    return client.repository(repository)
+
+
+def multipart_etag(data: bytes, part_size: int) -> str:
+    digests = [
+        hashlib.md5(data[offset : offset + part_size]).digest()
+        for offset in range(0, len(data), part_size)
+    ]
+    return f"{hashlib.md5(b''.join(digests)).hexdigest()}-{len(digests)}"
+
+
+async def read_all(repo: AsyncRepository, path: str) -> bytes:
+    async with repo.objects.get(path, cache=False) as reader:
+        return b"".join([chunk async for chunk in reader.iter_bytes()])
+
+
+async def test_multipart_from_bytes_file_and_path(
+    repo: AsyncRepository, recorder: _Recorder, tmp_path: Path
+) -> None:
+    data = os.urandom(PART * 3 + 1234)
+    on_disk = tmp_path / "data.bin"
+    on_disk.write_bytes(data)
+    async with repo.session() as session:
+        from_bytes = await session.objects.put("mp/bytes", data, part_size=PART)
+        from_path = await session.objects.put(
+            "mp/path", on_disk, part_size=PART, metadata={"kind": "path"}
+        )
+        with on_disk.open("rb") as file:
+            from_file = await session.objects.put("mp/file", file, part_size=PART)
+        await session.commit("multipart")
+    expected = multipart_etag(data, PART)
+    assert from_bytes.etag == from_path.etag == from_file.etag == expected
+    assert recorder.count("POST", "/object/multipart") == 3
+    assert recorder.count("GET", "/object/multipart/part") == 12
+    assert recorder.count("POST", "/object/multipart/complete") == 3
+    for path in ("mp/bytes", "mp/path", "mp/file"):
+        assert await read_all(repo, path) == data
+    head = await repo.objects.head("mp/path")
+    assert head.content_length == len(data)
+    assert head.metadata == {"kind": "path"}
+    assert head.etag == expected
+
+
+async def test_multipart_from_iterables_of_unknown_size(repo: AsyncRepository) -> None:
+    pieces = [os.urandom(100_000) for _ in range(9)]
+    data = b"".join(pieces)
+
+    async def async_pieces() -> AsyncIterator[bytes]:
+        for piece in pieces:
+            yield piece
+
+    async with repo.session() as session:
+        from_async = await session.objects.put("it/async", async_pieces(), part_size=PART)
+        from_sync = await session.objects.put("it/sync", iter(pieces), part_size=PART)
+        empty = await session.objects.put("it/empty", iter([]), part_size=PART)
+        await session.commit("iterables")
+    assert from_async.etag == from_sync.etag == multipart_etag(data, PART)
+    assert await read_all(repo, "it/async") == data
+    assert await read_all(repo, "it/sync") == data
+    assert empty.path == "it/empty"
+    assert await read_all(repo, "it/empty") == b""
+
+
+async def test_failed_multipart_is_aborted(repo: AsyncRepository, recorder: _Recorder) -> None:
+    async def failing() -> AsyncIterator[bytes]:
+        yield os.urandom(PART)
+        yield os.urandom(PART)
+        raise OSError("disk went away")
+
+    async with repo.session() as session:
+        with pytest.raises(OSError, match="disk went away"):
+            await session.objects.put("broken.bin", failing(), part_size=PART)
+        aborts = [call for call in recorder.calls if call[0] == "DELETE"]
+        assert len(aborts) == 1
+        assert aborts[0][1].endswith("/object/multipart")
+        assert aborts[0][2] == 204
+        with pytest.raises(NotFoundError):
+            await session.objects.head("broken.bin")
+        assert [record async for record in session.uncommitted()] == []
+
+
+async def test_failed_part_upload_raises_typed_error_and_aborts(
+    local_server: LocalServer, repository: str
+) -> None:
+    """Fault injection: the data plane answers one part PUT with 403, as an expired URL would."""
+    seen: list[tuple[str, str]] = []
+    real = httpx.AsyncHTTPTransport()
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        seen.append((request.method, request.url.path))
+        if request.method == "PUT" and "/blobs/part" in request.url.path:
+            return httpx.Response(403, json={"message": "expired", "code": "x", "request_id": "r"})
+        return await real.handle_async_request(request)
+
+    async with (
+        httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http,
+        AsyncClient(
+            api_key=local_server.api_key, endpoint_url=local_server.endpoint_url, http_client=http
+        ) as client,
+        client.repository(repository).session() as session,
+    ):
+        with pytest.raises(LaminaError) as caught:
+            await session.objects.put("x.bin", os.urandom(PART * 2), part_size=PART)
+    assert getattr(caught.value, "status_code", None) == 403
+    assert (
+        "DELETE",
+        f"/api/v1/organizations/{repository.replace('/', '/repositories/')}/object/multipart",
+    ) in seen
+    await real.aclose()
+
+
+async def test_multipart_501_falls_back_to_single_upload(
+    local_server: LocalServer, repository: str
+) -> None:
+    """Fault injection: a storage backend without multipart answers the initiate with 501."""
+    initiates = 0
+    real = httpx.AsyncHTTPTransport()
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal initiates
+        if request.method == "POST" and request.url.path.endswith("/object/multipart"):
+            initiates += 1
+            return httpx.Response(
+                501, json={"message": "no multipart", "code": "not_implemented", "request_id": "r"}
+            )
+        return await real.handle_async_request(request)
+
+    data = os.urandom(PART * 2)
+    async with (
+        httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http,
+        AsyncClient(
+            api_key=local_server.api_key, endpoint_url=local_server.endpoint_url, http_client=http
+        ) as client,
+    ):
+        repo = client.repository(repository)
+        async with repo.session() as session:
+            first = await session.objects.put("a.bin", data, part_size=PART)
+            second = await session.objects.put("b.bin", data, part_size=PART)
+            await session.commit("fallback")
+        assert first.etag == second.etag == hashlib.md5(data).hexdigest()
+        assert initiates == 1  # sticky: the second put went straight to a single upload
+        assert await read_all(repo, "b.bin") == data
+    await real.aclose()
+
+
+@pytest.mark.slow
+async def test_real_multipart_above_64_mib(repo: AsyncRepository, tmp_path: Path) -> None:
+    size = MULTIPART_PART_SIZE + 3 * 1024 * 1024
+    source = tmp_path / "big.bin"
+    digest = hashlib.md5()
+    with source.open("wb") as out:
+        for _ in range(size // (1024 * 1024)):
+            block = os.urandom(1024 * 1024)
+            digest.update(block)
+            out.write(block)
+    async with repo.session() as session:
+        result = await session.objects.put("big.bin", source)
+        await session.commit("big")
+    assert result.etag.endswith("-2")
+    check = hashlib.md5()
+    async with repo.objects.get("big.bin", cache=False) as reader:
+        assert reader.content_length == size
+        async for chunk in reader.iter_bytes(1024 * 1024):
+            check.update(chunk)
+    assert check.hexdigest() == digest.hexdigest()
