@@ -1,18 +1,23 @@
 """Durable small-object puts: Lamina's full upload protocol vs a bare fsync-per-PUT app.
 
-Both servers run under uvicorn (same defaults: uvloop, httptools, no access log) in their own
-subprocess on loopback, one after the other on the same machine. The client is aiohttp with a
-fixed number of puts in flight.
+Both servers run under uvicorn with the same settings (uvloop, httptools, no access log,
+warning log level) in their own subprocess on loopback, started once, warmed up, then measured
+in alternating rounds on the same machine. The client is aiohttp with a fixed number of puts in
+flight.
 
-- Lamina: per object ``PUT /object`` (upload URL + token), ``PUT <upload_url>`` (bytes, durable),
-  ``POST /object/finalize`` (stage), all in one session, then one commit — included in the time.
+- Lamina: per object ``PUT /object`` (upload URL + token), ``PUT <upload_url>`` (the bytes),
+  ``POST /object/finalize`` (durable and staged when it answers), all in one session, then one
+  commit — included in the time.
 - Bare: a Starlette app whose one route writes the body to a new file and fsyncs it.
 
-Prints objects/s and HTTP requests/s for both and the objects/s ratio (goal: >= 0.5). Both
+Prints, per app, the median objects/s and the server process's CPU time per object (user +
+system, from ``/proc/<pid>/stat``: robust to other load on the machine, which the wall clock is
+not; the client shares the machine's cores), and the objects/s ratio (goal: >= 0.5). Both
 servers keep their files in a scratch folder under the current directory, so that fsync meets
 a real disk rather than a tmpfs.
 
     python scripts/bench/put_throughput.py [--objects 2000] [--size 4096] [--concurrency 32]
+                                           [--rounds 3]
 """
 
 from __future__ import annotations
@@ -21,18 +26,28 @@ import argparse
 import asyncio
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import httpx
 
-from lamina.testing import LocalServer
+if sys.version_info >= (3, 11):
+    import tomllib
+else:
+    import tomli as tomllib
+
+UVICORN_OPTIONS = {"access_log": False, "log_level": "warning", "server_header": False}
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
 def _free_port() -> int:
@@ -40,6 +55,12 @@ def _free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` (all its threads) so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
 # --- the bare app (run in a subprocess: ``put_throughput.py --serve-bare PORT DIR``) --------
@@ -69,99 +90,169 @@ def serve_bare(port: int, folder: Path) -> None:
         return Response("ok")
 
     app = Starlette(routes=[Route("/put", put, methods=["PUT"]), Route("/healthz", health)])
-    uvicorn.run(app, host="127.0.0.1", port=port, access_log=False, log_level="warning")
+    uvicorn.run(app, host="127.0.0.1", port=port, **UVICORN_OPTIONS)  # type: ignore[arg-type]
 
 
-# --- the client -----------------------------------------------------------------------------
+# --- servers --------------------------------------------------------------------------------
 
 
-async def _run(count: int, concurrency: int, one: Callable[[int], Awaitable[None]]) -> float:
-    """Runs ``one(i)`` for i in range(count) with ``concurrency`` in flight; seconds taken."""
+@dataclass
+class Server:
+    name: str
+    process: subprocess.Popen[bytes]
+    url: str
+    api_key: str = ""
+    rates: list[float] = field(default_factory=list)
+    cpu_per_object: list[float] = field(default_factory=list)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def start_bare(folder: Path) -> Server:
+    port = _free_port()
+    process = subprocess.Popen([sys.executable, __file__, "--serve-bare", str(port), str(folder)])
+    server = Server("bare Starlette + fsync", process, f"http://127.0.0.1:{port}")
+    _wait_for(server)
+    return server
+
+
+def start_lamina(data_dir: Path) -> Server:
+    port = _free_port()
+    config_path = data_dir / "config.toml"
+    command = [sys.executable, "-m", "lamina_server", "--port", str(port)]
+    command += ["--data-dir", str(data_dir), "--config-path", str(config_path)]
+    command += ["--log-level", str(UVICORN_OPTIONS["log_level"])]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+    server = Server("lamina full protocol", process, f"http://127.0.0.1:{port}")
+    _wait_for(server)
+    server.api_key = tomllib.loads(config_path.read_text())["api_key"]
+    return server
+
+
+def _wait_for(server: Server, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"{server.name} exited during startup")
+        try:
+            if httpx.get(f"{server.url}/healthz", timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(0.05)
+
+
+# --- the clients ----------------------------------------------------------------------------
+
+
+async def _run(count: int, concurrency: int, one: Callable[[int], Awaitable[None]]) -> None:
+    """Runs ``one(i)`` for i in range(count) with ``concurrency`` in flight."""
     queue = iter(range(count))
 
     async def worker() -> None:
         for index in queue:
             await one(index)
 
-    started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return time.perf_counter() - started
 
 
-async def bench_bare(port: int, count: int, size: int, concurrency: int) -> float:
-    url = f"http://127.0.0.1:{port}/put"
-    body = os.urandom(size)
+Bench = Callable[[str, int], Awaitable[None]]
+
+
+def _client(stack: AsyncExitStack, concurrency: int, **options: Any) -> aiohttp.ClientSession:
     connector = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(connector=connector) as http:
-
-        async def one(_: int) -> None:
-            async with http.put(url, data=body) as response:
-                assert response.status == 200, await response.text()
-
-        await _run(min(200, count), concurrency, one)  # warm-up
-        return await _run(count, concurrency, one)
+    session = aiohttp.ClientSession(connector=connector, **options)
+    stack.push_async_callback(session.close)
+    return session
 
 
-async def bench_lamina(server: LocalServer, count: int, size: int, concurrency: int) -> float:
-    api = f"{server.endpoint_url}/api/v1"
-    headers = {"Authorization": f"Bearer {server.api_key}"}
+async def bare_bench(server: Server, size: int, concurrency: int, stack: AsyncExitStack) -> Bench:
+    """``bench(label, count)``: ``count`` bare PUTs."""
+    url = f"{server.url}/put"
     body = os.urandom(size)
-    async with (
-        aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=concurrency), headers=headers
-        ) as http,
-        aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as blob_http,
-    ):
-        name = f"bench-{uuid.uuid4().hex[:8]}"
-        async with http.post(
-            f"{api}/organizations/{server.org}/repositories", json={"name": name}
-        ) as response:
+    http = _client(stack, concurrency)
+
+    async def one(_: int) -> None:
+        async with http.put(url, data=body) as response:
+            assert response.status == 200, await response.text()
+
+    async def bench(label: str, count: int) -> None:
+        await _run(count, concurrency, one)
+
+    return bench
+
+
+async def lamina_bench(server: Server, size: int, concurrency: int, stack: AsyncExitStack) -> Bench:
+    """``bench(label, count)``: one session, ``count`` full-protocol puts, one commit."""
+    api = f"{server.url}/api/v1"
+    body = os.urandom(size)
+    http = _client(stack, concurrency, headers={"Authorization": f"Bearer {server.api_key}"})
+    # The presigned URL carries its own credential: no Authorization header.
+    blob_http = _client(stack, concurrency)
+    org = "local"
+    async with http.post(f"{api}/organizations/{org}/repositories", json={"name": "bench"}) as r:
+        assert r.status == 201, await r.text()
+    repo = f"{api}/organizations/{org}/repositories/bench"
+
+    async def bench(label: str, count: int) -> None:
+        async with http.post(f"{repo}/sessions") as response:
             assert response.status == 201, await response.text()
-        repo = f"{api}/organizations/{server.org}/repositories/{name}"
+            session_id: str = (await response.json())["session_id"]
 
-        async def open_session() -> str:
-            async with http.post(f"{repo}/sessions") as response:
-                assert response.status == 201, await response.text()
-                session_id: str = (await response.json())["session_id"]
-                return session_id
-
-        async def put_all(session_id: str, prefix: str, n: int) -> float:
-            async def one(index: int) -> None:
-                params = {"session_id": session_id, "path": f"{prefix}/{index:06d}"}
-                async with http.put(f"{repo}/object", params=params) as response:
-                    assert response.status == 200, await response.text()
-                    target = await response.json()
-                # the presigned URL carries its own credential: no Authorization header
-                async with blob_http.put(target["upload_url"], data=body) as response:
-                    assert response.status == 200, await response.text()
-                    etag = response.headers["ETag"].strip('"')
-                finalize = {
-                    "upload_token": target["upload_token"],
-                    "checksum": etag,
-                    "size_bytes": size,
-                }
-                async with http.post(
-                    f"{repo}/object/finalize", params=params, json=finalize
-                ) as response:
-                    assert response.status == 201, await response.text()
-
-            return await _run(n, concurrency, one)
-
-        async def commit(session_id: str) -> None:
-            async with http.post(
-                f"{repo}/sessions/{session_id}", json={"message": "bench"}
-            ) as response:
+        async def one(index: int) -> None:
+            params = {"session_id": session_id, "path": f"{label}/{index:06d}"}
+            async with http.put(f"{repo}/object", params=params) as response:
                 assert response.status == 200, await response.text()
+                target = await response.json()
+            async with blob_http.put(target["upload_url"], data=body) as response:
+                assert response.status == 200, await response.text()
+                etag = response.headers["ETag"].strip('"')
+            finalize = {
+                "upload_token": target["upload_token"],
+                "checksum": etag,
+                "size_bytes": size,
+            }
+            async with http.post(
+                f"{repo}/object/finalize", params=params, json=finalize
+            ) as response:
+                assert response.status == 201, await response.text()
+                await response.read()  # an unread body would cost aiohttp the connection
 
-        warm = await open_session()
-        await put_all(warm, "warm", min(200, count))
-        await commit(warm)
+        await _run(count, concurrency, one)
+        async with http.post(f"{repo}/sessions/{session_id}", json={"message": label}) as r:
+            assert r.status == 200, await r.text()
 
-        session_id = await open_session()
-        started = time.perf_counter()
-        await put_all(session_id, "data", count)
-        await commit(session_id)
-        return time.perf_counter() - started
+    return bench
+
+
+async def measure(server: Server, bench: Bench, label: str, count: int) -> None:
+    cpu = _cpu_seconds(server.process.pid)
+    started = time.perf_counter()
+    await bench(label, count)
+    seconds = time.perf_counter() - started
+    server.rates.append(count / seconds)
+    server.cpu_per_object.append((_cpu_seconds(server.process.pid) - cpu) / count * 1e6)
+
+
+async def compare(bare: Server, lamina: Server, args: argparse.Namespace) -> None:
+    async with AsyncExitStack() as stack:
+        benches = {
+            bare.name: await bare_bench(bare, args.size, args.concurrency, stack),
+            lamina.name: await lamina_bench(lamina, args.size, args.concurrency, stack),
+        }
+        for server in (bare, lamina):
+            await benches[server.name]("warm", min(200, args.objects))
+        for round_ in range(args.rounds):
+            order = (bare, lamina) if round_ % 2 == 0 else (lamina, bare)
+            for server in order:
+                await measure(server, benches[server.name], f"r{round_}", args.objects)
 
 
 def main() -> None:
@@ -169,6 +260,7 @@ def main() -> None:
     parser.add_argument("--objects", type=int, default=2000)
     parser.add_argument("--size", type=int, default=4096)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--serve-bare", nargs=2, metavar=("PORT", "DIR"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_bare:
@@ -176,45 +268,34 @@ def main() -> None:
         return
 
     with tempfile.TemporaryDirectory(prefix="put-bench-", dir=Path.cwd()) as scratch:
-        bare_dir = Path(scratch) / "bare"
-        bare_dir.mkdir()
-        port = _free_port()
-        bare = subprocess.Popen(
-            [sys.executable, __file__, "--serve-bare", str(port), str(bare_dir)]
-        )
+        (Path(scratch) / "bare").mkdir()
+        bare = start_bare(Path(scratch) / "bare")
         try:
-            _wait_for(f"http://127.0.0.1:{port}/healthz")
-            bare_seconds = asyncio.run(bench_bare(port, args.objects, args.size, args.concurrency))
+            lamina = start_lamina(Path(scratch) / "lamina")
+            try:
+                asyncio.run(compare(bare, lamina, args))
+            finally:
+                lamina.stop()
         finally:
-            bare.terminate()
-            bare.wait()
+            bare.stop()
 
-        with LocalServer(data_dir=Path(scratch) / "lamina") as server:
-            lamina_seconds = asyncio.run(
-                bench_lamina(server, args.objects, args.size, args.concurrency)
-            )
-
-    n = args.objects
-    bare_rate, lamina_rate = n / bare_seconds, n / lamina_seconds
-    print(f"{n} x {args.size} B durable puts, {args.concurrency} in flight (aiohttp, loopback)")
-    print(f"  bare Starlette + fsync : {bare_rate:8.0f} objects/s  {bare_rate:8.0f} req/s")
     print(
-        f"  lamina full protocol   : {lamina_rate:8.0f} objects/s  {3 * n / lamina_seconds:8.0f}"
-        " req/s (3 per object, + 1 commit)"
+        f"{args.objects} x {args.size} B durable puts, {args.concurrency} in flight "
+        f"(aiohttp, loopback), {args.rounds} alternating rounds, medians"
     )
-    print(f"  ratio lamina/bare      : {lamina_rate / bare_rate:.2f}x objects/s (goal >= 0.50)")
-
-
-def _wait_for(url: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if httpx.get(url, timeout=1.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            if time.monotonic() > deadline:
-                raise
-        time.sleep(0.05)
+    for server in (bare, lamina):
+        rates = " ".join(f"{rate:.0f}" for rate in server.rates)
+        print(
+            f"  {server.name:<22}: {statistics.median(server.rates):6.0f} objects/s "
+            f"({rates})  server CPU {statistics.median(server.cpu_per_object):5.0f} us/object"
+        )
+    ratios = [lam / b for lam, b in zip(lamina.rates, bare.rates, strict=True)]
+    cpu_ratio = statistics.median(lamina.cpu_per_object) / statistics.median(bare.cpu_per_object)
+    print(
+        f"  ratio lamina/bare      : {statistics.median(ratios):.2f}x objects/s "
+        f"(rounds: {' '.join(f'{r:.2f}' for r in ratios)}; goal >= 0.50); "
+        f"server CPU per object {cpu_ratio:.2f}x"
+    )
 
 
 if __name__ == "__main__":

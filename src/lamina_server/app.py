@@ -4,17 +4,24 @@ Every response carries ``X-Request-Id`` (the caller's, when it sent a sane one).
 the contract's envelope ``{"message", "code", "request_id"}``: route errors (:class:`ApiError`),
 versioning-engine errors, request validation, unknown routes and methods, and — logged with
 their request id — unexpected exceptions.
+
+The few routes every upload and download goes through (``FAST_LANE`` in the objects and data
+modules) take the bare request, and :class:`FastLane` serves them ahead of FastAPI's routing,
+exception middleware and dependency machinery, with the same error envelopes. They stay
+registered as ordinary routes too: that is what documents them, and what serves anything the
+lane passes on.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
+import re
 import secrets
 import sys
-import uuid
 import warnings
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -23,9 +30,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, APIRouter
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import BaseRoute, Match
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Match, compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lamina_server import __version__, versioning
@@ -33,6 +41,7 @@ from lamina_server.api import commits, data, health, objects, organizations, rep
 from lamina_server.api.deps import Services
 from lamina_server.api.schemas import ErrorBody
 from lamina_server.api.signing import UrlSigner
+from lamina_server.api.staging import CachingVersionStore, Staging
 from lamina_server.config import ServerConfig, write_client_config
 from lamina_server.errors import ApiError, merge_conflict
 from lamina_server.identity import Identity, Repositories
@@ -48,7 +57,14 @@ _MAX_REQUEST_ID = 128
 # --- request ids and the last-resort 500 ------------------------------------------------------
 
 
+def _request_ids() -> Iterator[str]:
+    """Unique ids, 32 hex digits: a random per-process prefix and a counter (no syscall each)."""
+    prefix = secrets.token_hex(8)
+    return (f"{prefix}{count:016x}" for count in itertools.count())
+
+
 def _incoming_request_id(scope: Scope) -> str | None:
+    value: bytes
     for name, value in scope["headers"]:
         if name == b"x-request-id":
             if 0 < len(value) <= _MAX_REQUEST_ID and all(33 <= byte < 127 for byte in value):
@@ -77,12 +93,13 @@ class RequestIdMiddleware:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self._ids = _request_ids()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = _incoming_request_id(scope) or uuid.uuid4().hex
+        request_id = _incoming_request_id(scope) or next(self._ids)
         scope.setdefault("state", {})["request_id"] = request_id
         id_header = (b"x-request-id", request_id.encode("ascii"))
         started = False
@@ -215,6 +232,58 @@ def _allowed_methods(request: Request) -> list[str]:
     ]
 
 
+# --- the fast lane ----------------------------------------------------------------------------
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+LaneRoute = tuple[frozenset[str], re.Pattern[str], Endpoint]
+
+
+class FastLane:
+    """Serves the bare-request endpoints of ``routes`` (methods, path pattern, endpoint) straight
+    from the middleware stack; every other request goes on to ``app`` (FastAPI's routing).
+
+    An endpoint sees what FastAPI would give it (path parameters included), and its
+    :class:`ApiError` and versioning errors become the same envelopes as anywhere else.
+    """
+
+    def __init__(self, app: ASGIApp, routes: Sequence[LaneRoute]) -> None:
+        self.app = app
+        self.routes = tuple(routes)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            method, path = scope["method"], scope["path"]
+            for methods, pattern, endpoint in self.routes:
+                match = pattern.match(path) if method in methods else None
+                if match is not None:
+                    scope["path_params"] = match.groupdict()
+                    await self._serve(endpoint, scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
+
+    async def _serve(self, endpoint: Endpoint, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        try:
+            response = await endpoint(request)
+        except ApiError as exc:
+            response = await _api_error(request, exc)
+        except versioning.VersioningError as exc:
+            response = await _engine_error(request, exc)
+        await response(scope, receive, send)
+
+
+def lane_routes(prefix: str, router: APIRouter, endpoints: Sequence[Endpoint]) -> list[LaneRoute]:
+    """The routes of ``router`` (included under ``prefix``) that serve ``endpoints``."""
+    found: list[LaneRoute] = []
+    for route in router.routes:
+        if isinstance(route, APIRoute) and route.endpoint in endpoints:
+            pattern, _, _ = compile_path(prefix + route.path)
+            found.append((frozenset(route.methods or ()), pattern, route.endpoint))
+    if len(found) != len(endpoints):
+        raise RuntimeError("a fast-lane endpoint is not a route of its router")
+    return found
+
+
 # --- OpenAPI ----------------------------------------------------------------------------------
 
 
@@ -317,14 +386,16 @@ def create_app(config: ServerConfig) -> FastAPI:
             await db.create_all()
             identity = Identity(db)
             await _bootstrap(config, identity)
+            versions = CachingVersionStore(db)
             app.state.services = Services(
                 config=config,
                 db=db,
-                versions=versioning.VersionStore(db),
+                versions=versions,
                 blobs=LocalBlobStore(config.data_dir / "blobs"),
                 identity=identity,
                 signer=UrlSigner(load_or_create_secret(config.data_dir / "signing.key")),
                 repositories=Repositories(db),
+                staging=Staging(versions),
             )
             yield
         finally:
@@ -340,7 +411,10 @@ def create_app(config: ServerConfig) -> FastAPI:
         openapi_url=f"{API_PREFIX}/openapi.json",
         generate_unique_id_function=_operation_id,
     )
-    app.add_middleware(RequestIdMiddleware)
+    lane = lane_routes(API_PREFIX, objects.router, objects.FAST_LANE)
+    lane += lane_routes("", data.router, data.FAST_LANE)
+    app.add_middleware(FastLane, routes=lane)
+    app.add_middleware(RequestIdMiddleware)  # added last: outermost, around the fast lane too
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(versioning.VersioningError, _engine_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

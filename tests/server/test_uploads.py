@@ -330,6 +330,24 @@ def test_sessions_must_be_open_and_of_this_repository(
     )
 
 
+def test_upload_starts_stop_as_soon_as_a_used_session_closes(
+    api: httpx.Client, repository: str
+) -> None:
+    # The server remembers sessions it found open; closing one must make it forget at once.
+    for close in ("commit", "rollback"):
+        sid = session(api, repository)
+        upload(api, repository, sid, f"{close}/first.txt", b"first")
+        start(api, repository, sid, f"{close}/second.txt")
+        if close == "commit":
+            closed = api.post(f"{r(repository)}/sessions/{sid}", json={"message": "m"})
+            assert closed.status_code == 200, closed.text
+        else:
+            assert api.delete(f"{r(repository)}/sessions/{sid}").status_code == 204
+        late = api.put(f"{r(repository)}/object", params={"session_id": sid, "path": "late"})
+        expected = "committed" if close == "commit" else "rolled back"
+        assert error(late, 400, contains=expected)["code"] == "session_closed"
+
+
 def test_finalize_into_a_closed_session_is_rejected(api: httpx.Client, repository: str) -> None:
     sid = session(api, repository)
     target = start(api, repository, sid, "a.txt")

@@ -1,4 +1,5 @@
-"""Group-committed puts and coalesced session checks, on a real engine over SQLite."""
+"""Group-committed puts, coalesced session checks and the open-session cache, on a real engine
+over SQLite."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from lamina_server.api.staging import Staging
+from lamina_server.api.staging import CachingVersionStore, Staging
 from lamina_server.storage.db import Database, sqlite_url
 from lamina_server.versioning import (
     Committer,
@@ -112,25 +113,138 @@ async def test_a_failed_batch_fails_every_put_in_it(store: CountingStore) -> Non
         for index in range(10):
             group.start_soon(put, index)
     assert len(failures) == 10
-    assert staging._sessions == {}  # nothing left behind
+    assert staging._puts == {}  # nothing left behind
 
 
-async def test_session_checks_coalesce_and_report_errors(store: CountingStore) -> None:
-    session = await store.create_session(REPO, created_by=COMMITTER)
-    staging = Staging(store)
+async def test_session_checks_coalesce_and_report_errors(
+    caching: CountingCachingStore,
+) -> None:
+    session = await caching.create_session(REPO, created_by=COMMITTER)
     results: list[str] = []
 
     async def check() -> None:
-        results.append((await staging.open_session(REPO, session.id)).state)
+        results.append((await caching.open_session(REPO, session.id)).state)
 
     async with anyio.create_task_group() as group:
         for _ in range(20):
             group.start_soon(check)
     assert results == ["open"] * 20
-    assert store.session_reads < 20
+    assert caching.session_reads == 1  # one read answered them all
     with pytest.raises(SessionNotFound):
-        await staging.open_session(REPO, "no-such-session")
-    await store.commit_session(REPO, session.id, message="m", metadata={}, committer=COMMITTER)
+        await caching.open_session(REPO, "no-such-session")
+    await caching.commit_session(REPO, session.id, message="m", metadata={}, committer=COMMITTER)
     with pytest.raises(SessionClosed):
-        await staging.open_session(REPO, session.id)
-    assert staging._checks == {}
+        await caching.open_session(REPO, session.id)
+    assert caching._checks == {}
+
+
+class CountingCachingStore(CachingVersionStore, CountingStore):
+    """The caching engine, counting the session reads that reach the database."""
+
+
+@pytest.fixture
+async def caching(tmp_path: Path) -> AsyncIterator[CountingCachingStore]:
+    db = Database(sqlite_url(tmp_path))
+    await db.create_all()
+    versions = CountingCachingStore(db)
+    await versions.init_repository(REPO, committer=COMMITTER)
+    try:
+        yield versions
+    finally:
+        await db.dispose()
+
+
+async def test_open_sessions_are_remembered_until_closed_here(
+    caching: CountingCachingStore,
+) -> None:
+    committed = await caching.create_session(REPO, created_by=COMMITTER)
+    rolled_back = await caching.create_session(REPO, created_by=COMMITTER)
+    for session in (committed, rolled_back):
+        assert (await caching.open_session(REPO, session.id)).state == "open"
+        assert (await caching.open_session(REPO, session.id)).id == session.id
+    assert caching.session_reads == 2  # the second check of each came from memory
+    await caching.stage_put(REPO, committed.id, "a", entry("a"))
+    await caching.commit_session(REPO, committed.id, message="m", metadata={}, committer=COMMITTER)
+    await caching.rollback_session(REPO, rolled_back.id)
+    for session, state in ((committed, "committed"), (rolled_back, "rolled_back")):
+        with pytest.raises(SessionClosed) as closed:
+            await caching.open_session(REPO, session.id)
+        assert closed.value.state == state
+    with pytest.raises(SessionNotFound):
+        await caching.open_session(REPO, "no-such-session")
+    with pytest.raises(SessionNotFound):
+        await caching.open_session("another-repo", committed.id)
+
+
+async def test_a_failed_commit_forgets_too(caching: CountingCachingStore) -> None:
+    session = await caching.create_session(REPO, created_by=COMMITTER)
+    await caching.open_session(REPO, session.id)
+    await caching.rollback_session(REPO, session.id)
+    with pytest.raises(SessionClosed):
+        await caching.commit_session(
+            REPO, session.id, message="m", metadata={}, committer=COMMITTER
+        )
+    reads = caching.session_reads
+    with pytest.raises(SessionClosed):
+        await caching.open_session(REPO, session.id)
+    assert caching.session_reads == reads + 1
+
+
+async def test_a_session_closed_elsewhere_is_forgotten_when_staging_finds_it(
+    caching: CountingCachingStore, tmp_path: Path
+) -> None:
+    session = await caching.create_session(REPO, created_by=COMMITTER)
+    await caching.open_session(REPO, session.id)
+    # another server process on the same database rolls the session back
+    other = VersionStore(Database(sqlite_url(tmp_path)))
+    try:
+        await other.rollback_session(REPO, session.id)
+    finally:
+        await other.db.dispose()
+    assert (await caching.open_session(REPO, session.id)).state == "open"  # not known here yet
+    with pytest.raises(SessionClosed):
+        await Staging(caching).put(REPO, session.id, "late", entry("late"))
+    with pytest.raises(SessionClosed):
+        await caching.open_session(REPO, session.id)
+
+
+class HeldReads(VersionStore):
+    """Session reads that hand back their answer only once ``release`` is set."""
+
+    release: anyio.Event | None = None
+
+    async def open_session(self, repository_id: str, session_id: str) -> SessionInfo:
+        info = await super().open_session(repository_id, session_id)
+        if self.release is not None:
+            await self.release.wait()
+        return info
+
+
+class HeldCachingStore(CachingVersionStore, HeldReads):
+    pass
+
+
+async def test_a_read_that_overlaps_a_close_is_not_remembered(tmp_path: Path) -> None:
+    db = Database(sqlite_url(tmp_path))
+    await db.create_all()
+    store = HeldCachingStore(db)
+    try:
+        await store.init_repository(REPO, committer=COMMITTER)
+        session = await store.create_session(REPO, created_by=COMMITTER)
+        store.release = anyio.Event()
+        answers: list[str] = []
+
+        async def check() -> None:
+            answers.append((await store.open_session(REPO, session.id)).state)
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(check)  # reads "open", then is held...
+            await anyio.sleep(0.2)
+            await store.rollback_session(REPO, session.id)  # ...while the session is closed
+            store.release.set()
+        assert answers == ["open"]  # true when it was read
+        store.release = None
+        with pytest.raises(SessionClosed):  # but not remembered past the close
+            await store.open_session(REPO, session.id)
+    finally:
+        await db.dispose()

@@ -9,8 +9,9 @@ session and path it was issued for)::
     GET|HEAD /api/v1/blobs/download?token=…   an object's bytes: 200, or 206 for a Range
 
 Handlers take the raw request (no parameter or body models: the ``token`` query parameter is
-documented through ``openapi_extra``) and stream: uploads go to the blob store chunk by chunk,
-downloads come back in 1 MiB chunks, so memory stays flat whatever the size.
+documented through ``openapi_extra``), the app's fast lane serves them (see ``FAST_LANE``), and
+they stream: uploads go to the blob store block by block, downloads come back in 4 MiB chunks,
+so memory stays flat whatever the size.
 """
 
 from __future__ import annotations
@@ -152,11 +153,14 @@ def parse_range(header: str, size: int) -> tuple[int, int]:
 @router.put(
     f"{BLOBS}/upload",
     summary="Upload the bytes of a single-part object (presigned URL from PUT /object)",
-    responses={200: {"description": 'Stored durably; ETag: "<md5>"'}, **error_responses(403, 409)},
+    responses={
+        200: {"description": 'Received (durable once finalized); ETag: "<md5>"'},
+        **error_responses(403, 409),
+    },
     openapi_extra=_TOKEN_PARAMETER,
 )
 async def upload_blob(request: Request) -> Response:
-    services = get_services(request)
+    services = await get_services(request)
     claims = _verify(request, services.signer, UPLOAD_URL)
     try:
         info = await services.blobs.write(claims["a"], _body(request))
@@ -168,11 +172,14 @@ async def upload_blob(request: Request) -> Response:
 @router.put(
     f"{BLOBS}/part",
     summary="Upload one part of a multipart object (URL from GET /object/multipart/part)",
-    responses={200: {"description": 'Stored durably; ETag: "<md5>"'}, **error_responses(403, 404)},
+    responses={
+        200: {"description": 'Received and fsynced (durable once completed); ETag: "<md5>"'},
+        **error_responses(403, 404),
+    },
     openapi_extra=_TOKEN_PARAMETER,
 )
 async def upload_part(request: Request) -> Response:
-    services = get_services(request)
+    services = await get_services(request)
     claims = _verify(request, services.signer, PART_URL)
     try:
         info = await services.blobs.write_part(
@@ -196,7 +203,7 @@ async def upload_part(request: Request) -> Response:
     openapi_extra=_TOKEN_PARAMETER,
 )
 async def download_blob(request: Request) -> Response:
-    services = get_services(request)
+    services = await get_services(request)
     claims = _verify(request, services.signer, DOWNLOAD_URL)
     address, size, etag = claims["a"], claims["z"], claims["e"]
     headers = {
@@ -217,6 +224,10 @@ async def download_blob(request: Request) -> Response:
     return StreamingResponse(
         services.blobs.read(address, start, end), status_code=status, headers=headers
     )
+
+
+# Served by the app's fast lane, ahead of FastAPI's routing.
+FAST_LANE = (upload_blob, upload_part, download_blob)
 
 
 def _if_range_matches(if_range: str | None, etag: str) -> bool:

@@ -12,6 +12,7 @@ from lamina_server.identity import Identity, Principal, Repositories, Repository
 
 if TYPE_CHECKING:
     from lamina_server.api.signing import UrlSigner
+    from lamina_server.api.staging import Staging
     from lamina_server.config import ServerConfig
     from lamina_server.storage.blobs import BlobStore
     from lamina_server.storage.db import Database
@@ -35,16 +36,20 @@ class Services:
     identity: Identity
     signer: UrlSigner
     repositories: Repositories
+    staging: Staging
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
+    """The app's services. A coroutine, so that as a FastAPI dependency it runs on the event
+    loop: FastAPI runs plain-function dependencies in a worker thread, a hop per request."""
     services: Services = request.app.state.services
     return services
 
 
 async def current_principal(request: Request) -> Principal:
     """The principal behind ``Authorization: Bearer <key>``; 401 envelope otherwise."""
-    cached: Principal | None = getattr(request.state, "principal", None)
+    state = request.scope.setdefault("state", {})  # request.state's own dict
+    cached: Principal | None = state.get("principal")
     if cached is not None:
         return cached
     header = request.headers.get("authorization")
@@ -54,10 +59,11 @@ async def current_principal(request: Request) -> Principal:
     key = key.strip()
     if scheme.lower() != "bearer" or not key:
         raise unauthorized("malformed Authorization header (expected 'Bearer <api key>')")
-    principal = await get_services(request).identity.authenticate(key)
+    services = await get_services(request)
+    principal = await services.identity.authenticate(key)
     if principal is None:
         raise unauthorized("invalid API key")
-    request.state.principal = principal
+    state["principal"] = principal
     return principal
 
 

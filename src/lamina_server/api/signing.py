@@ -46,7 +46,7 @@ class UrlSigner:
         self._key = key
 
     def _mac(self, payload: str) -> str:
-        return _b64encode(hmac.new(self._key, payload.encode("ascii"), hashlib.sha256).digest())
+        return _b64encode(hmac.digest(self._key, payload.encode("ascii"), hashlib.sha256))
 
     def sign(
         self,

@@ -2,23 +2,40 @@
 
 The life of a blob: the API picks an address (:meth:`BlobStore.new_address`), a client uploads
 bytes to it (:meth:`~BlobStore.write` leaves them *pending*), and finalizing the upload
-*claims* them (:meth:`~BlobStore.claim`), after which they are immutable and readable. A claim
-succeeds once per address, which is what makes upload tokens single use. Multipart uploads
-store durable parts and :meth:`~BlobStore.complete_multipart` turns a chosen list of them into a
-claimed blob in one step.
+*claims* them (:meth:`~BlobStore.claim`), after which they are durable, immutable and
+readable at the address the claim answers. A claim succeeds once per address, which is what
+makes upload tokens single use. Multipart uploads store durable parts and
+:meth:`~BlobStore.complete_multipart` turns a chosen list of them into a claimed blob in one
+step.
 
 :class:`LocalBlobStore` keeps everything in a folder (``<data dir>/blobs``)::
 
     tmp/<pid>-<n>                     bytes being received (removed on start)
     incoming/<address>                uploaded, not yet claimed (removed on start after a week)
-    objects/<aa>/<address>            claimed single-upload blob (aa = first two hex digits)
+    objects/<aa>/<address>            claimed single-upload blob (aa = first two hex digits);
+                                      for a small one, a second name of its pack
     objects/<aa>/<address>.parts/     claimed multipart blob: part files and manifest.json
+    objects/packs/<n>.pack            claimed small blobs, back to back; such a blob's address
+                                      is ``p<n>.<offset>.<size>`` (hex)
     uploads/<upload id>/<n>.<md5>     parts of a multipart upload in progress (ditto)
 
-Bytes are fsynced before they are linked into place and the directory is fsynced after, so a
-blob that was acknowledged survives a crash; a crash mid-write leaves only ``tmp/`` debris. A
-multipart blob is never copied: its parts are moved into place with one directory rename and
-reads stream across them. Blocking file I/O runs in worker threads, in 1 MiB steps.
+A small upload (the whole body within :data:`SMALL_BLOB` bytes) is kept in memory until it is
+claimed, within a budget; past it, and for larger uploads, the bytes are written to a file and
+fsynced, then linked into ``incoming/``. Claims are group-committed: claims that arrive while a
+batch is being claimed wait for it, then one worker-thread hop claims them all. It appends the
+small blobs to the current pack and fdatasyncs it once; then each claim links a name at
+``objects/<aa>/<address>`` — to the pending file, or to the pack for a small blob, so that no
+blob costs an inode of its own and a claim is a durable fact either way — and fsyncs each
+directory that gained one. Addresses put consecutive uploads in the same ``objects/`` directory
+(the leading byte moves on every 64 addresses), so a batch costs a few fsyncs whatever its
+size. A claimed blob survives a crash. A pending upload may not (one kept in memory is gone
+after any restart): finalizing it then fails, and the client sends it again. A crash mid-write
+leaves only ``tmp/`` debris, or unreferenced bytes at the end of a pack, which a restarted store
+never appends to. A multipart blob is never copied: its parts are moved into place with one
+directory rename and reads stream across them.
+
+Blocking file I/O runs in worker threads: a large upload is written and hashed in 1 MiB blocks,
+in two threads at once, while the next block is received. Downloads are read in 4 MiB chunks.
 """
 
 from __future__ import annotations
@@ -39,12 +56,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+import anyio
 from anyio import to_thread
+from anyio.abc import TaskGroup
 
-CHUNK_SIZE = 1024 * 1024
+from lamina_server.storage.group_commit import GroupCommit
+
+CHUNK_SIZE = 1024 * 1024  # uploads are written and hashed in blocks of this size (or more)
+READ_SIZE = 4 * 1024 * 1024  # downloads are read in chunks of this size
+SMALL_BLOB = 64 * 1024  # uploads up to this size are kept in memory until claimed, then packed
+SMALL_BUDGET = 64 * 1024 * 1024  # memory for pending small uploads; past it they go to files
+PACK_LIMIT = 256 * 1024 * 1024  # a pack takes no more claims once this big
+PACK_LINKS = 30000  # or once this many objects/ names link to it (file systems cap links)
+SHARD_RUN = 64  # consecutive addresses that share an objects/ directory
 STALE_UPLOAD_SECONDS = 7 * 24 * 3600
 
 _ADDRESS = re.compile(r"[0-9a-f]{32}")
+_PACKED = re.compile(r"p([0-9a-f]{8})\.([0-9a-f]{12})\.([0-9a-f]{8})")
+_PACK_FILE = re.compile(r"([0-9a-f]{8})\.pack")
 _PART_FILE = re.compile(r"([0-9]{5})\.([0-9a-f]{32})")
 _MANIFEST = "manifest.json"
 
@@ -92,7 +121,10 @@ class BlobStore(Protocol):
         ...
 
     async def write(self, address: str, chunks: AsyncIterable[bytes]) -> BlobInfo:
-        """Stores ``chunks`` durably as the pending blob at ``address`` (:class:`BlobExists`)."""
+        """Stores ``chunks`` as the pending blob at ``address`` (:class:`BlobExists`).
+
+        The blob is durable once claimed.
+        """
         ...
 
     async def pending(self, address: str) -> BlobInfo:
@@ -103,8 +135,9 @@ class BlobStore(Protocol):
         """
         ...
 
-    async def claim(self, address: str) -> None:
-        """Makes the pending blob at ``address`` permanent and readable, exactly once.
+    async def claim(self, address: str) -> str:
+        """Makes the pending blob at ``address`` durable, permanent and readable, exactly once;
+        returns the address to read it at from then on.
 
         :class:`BlobClaimed` if it was claimed already, :class:`BlobNotFound` if nothing was
         uploaded.
@@ -165,6 +198,14 @@ def _fsync_dir(path: str) -> None:
         os.close(fd)
 
 
+def _link_once(source: str, final: str) -> None:
+    """Links ``final`` to ``source``; :class:`BlobClaimed` if ``final`` exists already."""
+    try:
+        os.link(source, final)
+    except FileExistsError:
+        raise BlobClaimed("this upload was already finalized") from None
+
+
 def _check_id(value: str, what: str) -> str:
     if not _ADDRESS.fullmatch(value):
         raise BlobNotFound(f"{what} {value!r} is not valid")
@@ -182,7 +223,10 @@ _temp_names = itertools.count()
 
 
 class _TempFile:
-    """A file under ``tmp/`` that is written, hashed, fsynced and linked into place."""
+    """A file under ``tmp/`` that is written, hashed, fsynced and linked into place.
+
+    :meth:`write` and :meth:`hash` of one block may run at once, in two threads.
+    """
 
     def __init__(self, tmp_dir: str) -> None:
         self.path = os.path.join(tmp_dir, f"{os.getpid()}-{next(_temp_names)}")
@@ -197,13 +241,20 @@ class _TempFile:
         while view:
             written = os.write(self.fd, view)
             view = view[written:]
+
+    def hash(self, data: bytes) -> None:
         self.md5.update(data)
         self.size += len(data)
 
+    def finish(self, data: bytes, place: Callable[[_TempFile], None]) -> None:
+        """Writes and hashes the last block, then ``place`` links the file into place."""
+        self.write(data)
+        self.hash(data)
+        place(self)
+
     def link(self, final: str) -> None:
-        """fsync, hard-link to ``final`` (never replacing it), fsync its directory."""
-        if self.fd < 0:
-            self.write(b"")
+        """fsync, then hard-link to ``final`` (never replacing it). The new directory entry is
+        not fsynced here: claiming the blob (or completing its multipart upload) does that."""
         try:
             os.fsync(self.fd)
         finally:
@@ -213,7 +264,6 @@ class _TempFile:
             os.link(self.path, final)
         finally:
             os.unlink(self.path)
-        _fsync_dir(os.path.dirname(final))
 
     def remove(self) -> None:
         if self.fd >= 0:
@@ -223,27 +273,120 @@ class _TempFile:
             os.unlink(self.path)
 
 
+async def _next_block(stream: AsyncIterator[bytes]) -> tuple[bytes, bool]:
+    """The next ``CHUNK_SIZE`` or more bytes of ``stream`` and True, or the rest of it and
+    False."""
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in stream:
+        parts.append(chunk)
+        size += len(chunk)
+        if size >= CHUNK_SIZE:
+            return b"".join(parts), True
+    return b"".join(parts), False
+
+
+class _Job:
+    """A blocking call started in a worker thread now, its outcome awaited later."""
+
+    def __init__(self, group: TaskGroup, function: Callable[[bytes], None], data: bytes) -> None:
+        self._done = anyio.Event()
+        self._error: Exception | None = None
+        group.start_soon(self._run, function, data)
+
+    async def _run(self, function: Callable[[bytes], None], data: bytes) -> None:
+        try:
+            await to_thread.run_sync(function, data)
+        except Exception as exc:
+            self._error = exc
+        finally:
+            self._done.set()
+
+    async def result(self) -> None:
+        await self._done.wait()
+        if self._error is not None:
+            raise self._error
+
+
+async def _write_while_receiving(
+    temp: _TempFile, data: bytes, stream: AsyncIterator[bytes]
+) -> bytes:
+    """Writes and hashes ``data`` and the full blocks of ``stream`` after it, each block in two
+    worker threads at once while the next one is received; returns the last, short block (not
+    written yet)."""
+    failure: Exception | None = None
+    async with anyio.create_task_group() as group:
+        try:
+            more = True
+            while more:
+                jobs = [_Job(group, temp.write, data), _Job(group, temp.hash, data)]
+                data, more = await _next_block(stream)
+                for job in jobs:
+                    await job.result()
+        except Exception as exc:  # re-raised below as itself, not inside an exception group
+            failure = exc
+    # Leaving the group waited for any write still running, so the file is free to remove.
+    if failure is not None:
+        raise failure
+    return data
+
+
+@dataclass(frozen=True, slots=True)
+class _Small:
+    """A small upload held in memory until it is claimed."""
+
+    data: bytes
+    info: BlobInfo
+    expires: float
+
+
+def _packed_address(pack: int, offset: int, size: int) -> str:
+    return f"p{pack:08x}.{offset:012x}.{size:08x}"
+
+
 class LocalBlobStore:
     """:class:`BlobStore` on a local folder. Construct it before serving: it cleans up debris."""
 
-    def __init__(self, root: Path, *, max_cached: int = 65536) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        max_cached: int = 65536,
+        small_budget: int = SMALL_BUDGET,
+        pending_seconds: float = 3600.0,
+    ) -> None:
+        """``pending_seconds``: how long a small upload kept in memory may wait for its claim
+        (the upload token's lifetime)."""
         self.root = root
         self._tmp = str(root / "tmp")
         self._incoming = str(root / "incoming")
         self._objects = str(root / "objects")
         self._uploads = str(root / "uploads")
-        for folder in (self._tmp, self._incoming, self._uploads):
+        self._packs = str(root / "objects" / "packs")
+        for folder in (self._tmp, self._incoming, self._uploads, self._packs):
             os.makedirs(folder, exist_ok=True)
         for shard in range(256):
             os.makedirs(os.path.join(self._objects, f"{shard:02x}"), exist_ok=True)
         # Addresses only need to be unique (the signed URLs are the credential), so a PRNG
         # seeded from the OS is enough and spares the event loop a syscall per upload.
         self._random = random.Random(os.urandom(32))
+        self._issued = itertools.count(self._random.randrange(256 * SHARD_RUN))
         # Size and MD5 of recent uploads and manifests of read multipart blobs, so finalizing
         # and reading need not rescan bytes; a miss (e.g. after a restart) recomputes.
         self._pending_info: OrderedDict[str, BlobInfo] = OrderedDict()
-        self._manifests: OrderedDict[str, list[tuple[str, int]]] = OrderedDict()
+        self._manifests: OrderedDict[str, list[tuple[str, int, int]]] = OrderedDict()
         self._max_cached = max_cached
+        self._claims: GroupCommit[str, str | BlobError] = GroupCommit(self._claim_batch)
+        self._small: OrderedDict[str, _Small] = OrderedDict()  # in expiry order
+        self._small_bytes = 0
+        self._small_budget = small_budget
+        self._pending_seconds = pending_seconds
+        self._claimed: OrderedDict[str, str] = OrderedDict()  # recent claims: address -> final
+        # Claims append to a pack of this run's own: one left by another run may end in a torn
+        # write.
+        packs = [int(m[1], 16) for m in map(_PACK_FILE.fullmatch, os.listdir(self._packs)) if m]
+        self._pack = max(packs, default=-1)
+        self._pack_size, self._pack_links = PACK_LIMIT, 0
         self._clean()
 
     # --- layout ---------------------------------------------------------------------------
@@ -280,26 +423,24 @@ class LocalBlobStore:
     # --- writing --------------------------------------------------------------------------
 
     def new_address(self) -> str:
-        return f"{self._random.getrandbits(128):032x}"
+        # The leading byte names the objects/ directory: it stays put for a run of addresses.
+        shard = next(self._issued) // SHARD_RUN % 256
+        return f"{shard:02x}{self._random.getrandbits(120):030x}"
 
     async def _receive(
-        self, chunks: AsyncIterable[bytes], place: Callable[[_TempFile], None]
+        self,
+        data: bytes,
+        more: bool,
+        stream: AsyncIterator[bytes],
+        place: Callable[[_TempFile], None],
     ) -> _TempFile:
-        """Streams ``chunks`` into a temp file, then ``place`` links it (in a worker thread)."""
+        """Streams ``data`` and, if ``more``, the rest of ``stream`` into a temp file, then
+        ``place`` links it (in a worker thread)."""
         temp = _TempFile(self._tmp)
-        buffer = bytearray()
         try:
-            async for chunk in chunks:
-                buffer += chunk
-                if len(buffer) >= CHUNK_SIZE:
-                    data, buffer = bytes(buffer), bytearray()
-                    await to_thread.run_sync(temp.write, data)
-
-            def finish() -> None:
-                temp.write(bytes(buffer))
-                place(temp)
-
-            await to_thread.run_sync(finish)
+            if more:
+                data = await _write_while_receiving(temp, data, stream)
+            await to_thread.run_sync(temp.finish, data, place)
         except BaseException:
             temp.remove()
             raise
@@ -308,6 +449,11 @@ class LocalBlobStore:
     async def write(self, address: str, chunks: AsyncIterable[bytes]) -> BlobInfo:
         final = self._pending_path(address)
         stored = self._stored(address)
+        self._refuse_known(address)
+        stream = chunks.__aiter__()
+        data, more = await _next_block(stream)
+        if not more and self._keep_small(address, data):
+            return self._small[address].info
 
         def place(temp: _TempFile) -> None:
             if os.path.exists(stored):
@@ -317,12 +463,42 @@ class LocalBlobStore:
             except FileExistsError:
                 raise BlobExists("bytes were already uploaded to this address") from None
 
-        temp = await self._receive(chunks, place)
+        temp = await self._receive(data, more, stream, place)
         info = BlobInfo(address, temp.size, temp.md5.hexdigest())
         self._remember(self._pending_info, address, info)
         return info
 
+    def _refuse_known(self, address: str) -> None:
+        """:class:`BlobExists` for an address this store has seen bytes for. No I/O: what an
+        earlier run left is not looked for here, and a second claim still fails."""
+        if address in self._small or address in self._claimed or address in self._pending_info:
+            raise BlobExists("bytes were already uploaded to this address")
+
+    def _keep_small(self, address: str, data: bytes) -> bool:
+        """Keeps a small upload in memory, if it fits the budget."""
+        now = time.monotonic()
+        while self._small and next(iter(self._small.values())).expires < now:
+            self._drop_small(next(iter(self._small)))
+        if len(data) > SMALL_BLOB or self._small_bytes + len(data) > self._small_budget:
+            return False
+        self._refuse_known(address)  # another upload to this address may have just finished
+        info = BlobInfo(address, len(data), hashlib.md5(data).hexdigest())
+        self._small[address] = _Small(data, info, now + self._pending_seconds)
+        self._small_bytes += len(data)
+        return True
+
+    def _drop_small(self, address: str) -> _Small | None:
+        small = self._small.pop(address, None)
+        if small is not None:
+            self._small_bytes -= len(small.data)
+        return small
+
     async def pending(self, address: str) -> BlobInfo:
+        small = self._small.get(address)
+        if small is not None:
+            return small.info
+        if address in self._claimed:
+            raise BlobClaimed("this upload was already finalized")
         info = self._pending_info.get(address)
         if info is not None:
             return info
@@ -345,27 +521,127 @@ class LocalBlobStore:
 
         return await to_thread.run_sync(scan)
 
-    async def claim(self, address: str) -> None:
-        source = self._pending_path(address)
-        final = self._stored(address)
+    async def claim(self, address: str) -> str:
+        outcome = await self._claims.submit(address)
+        if isinstance(outcome, BlobError):
+            raise outcome
+        return outcome
 
-        def move() -> None:
+    async def _claim_batch(self, addresses: Sequence[str]) -> list[str | BlobError]:
+        """Claims a batch in one worker-thread hop (:meth:`_claim_many`); small uploads leave
+        memory for the pack, and come back if the hop fails."""
+        outcomes: dict[int, str | BlobError] = {}
+        jobs: list[tuple[int, str, _Small | None]] = []
+        for index, address in enumerate(addresses):
+            kept = self._drop_small(address)
+            if kept is None and address in self._claimed:
+                outcomes[index] = BlobClaimed("this upload was already finalized")
+            else:
+                jobs.append((index, address, kept))
+        try:
+            done = await to_thread.run_sync(
+                self._claim_many,
+                [(address, None if kept is None else kept.data) for _, address, kept in jobs],
+            )
+        except BaseException:
+            for _, address, kept in jobs:
+                if kept is not None and address not in self._small:  # not claimed: pending
+                    self._small[address] = kept
+                    self._small_bytes += len(kept.data)
+            raise
+        for (index, address, _), outcome in zip(jobs, done, strict=True):
+            outcomes[index] = outcome
+            if not isinstance(outcome, BlobError):
+                self._pending_info.pop(address, None)
+                self._remember(self._claimed, address, outcome)
+        return [outcomes[index] for index in range(len(addresses))]
+
+    def _claim_many(self, jobs: Sequence[tuple[str, bytes | None]]) -> list[str | BlobError]:
+        """Claims each ``(address, bytes of a small upload or None)``: the address to read it
+        at, or its error (blocking).
+
+        Small blobs go to the pack first (one fdatasync). Then each claim links a name at the
+        blob's ``objects/`` address — to its pending file, or to the pack (so that a claim is a
+        durable fact either way) — and fails if there is one already (so a claim happens once,
+        also for an address given twice). Each directory that gained a name is fsynced, then the
+        pending names of the files are dropped.
+        """
+        packed = iter(self._pack_blobs([data for _, data in jobs if data is not None]))
+        pack = self._pack_path()
+        outcomes: list[str | BlobError] = []
+        folders: set[str] = set()
+        for address, data in jobs:
             try:
-                os.link(source, final)
-            except FileNotFoundError:
-                if os.path.exists(final):
-                    raise BlobClaimed("this upload was already finalized") from None
-                raise BlobNotFound("no bytes were uploaded for this upload") from None
-            except FileExistsError:
-                raise BlobClaimed("this upload was already finalized") from None
-            _fsync_dir(os.path.dirname(final))
-            os.unlink(source)
+                final = self._stored(address)
+                if data is None:
+                    self._link_pending(address)
+                else:
+                    _link_once(pack, final)
+            except BlobError as exc:
+                outcomes.append(exc)
+            else:
+                outcomes.append(address if data is None else next(packed))
+                folders.add(os.path.dirname(final))
+        for folder in sorted(folders):
+            _fsync_dir(folder)
+        for (address, data), outcome in zip(jobs, outcomes, strict=True):
+            if data is None and not isinstance(outcome, BlobError):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self._pending_path(address))
+        return outcomes
 
-        await to_thread.run_sync(move)
-        self._pending_info.pop(address, None)
+    def _pack_blobs(self, blobs: Sequence[bytes]) -> list[str]:
+        """Appends ``blobs`` to the current pack (a new one when it is full) and fdatasyncs it;
+        their addresses (blocking)."""
+        if not blobs:
+            return []
+        fd = self._open_pack(len(blobs))
+        try:
+            data = memoryview(b"".join(blobs))
+            offset = self._pack_size
+            while data:
+                written = os.pwrite(fd, data, offset)
+                data, offset = data[written:], offset + written
+            os.fdatasync(fd)
+        finally:
+            os.close(fd)
+        finals = []
+        for blob in blobs:
+            finals.append(_packed_address(self._pack, self._pack_size, len(blob)))
+            self._pack_size += len(blob)
+        self._pack_links += len(blobs)
+        return finals
+
+    def _open_pack(self, count: int) -> int:
+        """A descriptor on the pack that takes the next ``count`` blobs (blocking)."""
+        if self._pack_size < PACK_LIMIT and self._pack_links + count <= PACK_LINKS:
+            return os.open(self._pack_path(), os.O_WRONLY)
+        while True:
+            self._pack += 1
+            try:
+                fd = os.open(self._pack_path(), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                continue  # another store on this folder took the number
+            self._pack_size = self._pack_links = 0
+            _fsync_dir(self._packs)
+            return fd
+
+    def _pack_path(self) -> str:
+        return os.path.join(self._packs, f"{self._pack:08x}.pack")
+
+    def _link_pending(self, address: str) -> None:
+        final = self._stored(address)
+        try:
+            _link_once(self._pending_path(address), final)
+        except FileNotFoundError:
+            if os.path.exists(final):
+                raise BlobClaimed("this upload was already finalized") from None
+            raise BlobNotFound("no bytes were uploaded for this upload") from None
 
     async def discard(self, address: str) -> None:
         self._pending_info.pop(address, None)
+        if self._drop_small(address) is not None:
+            return
         path = self._pending_path(address)
 
         def remove() -> None:
@@ -407,7 +683,9 @@ class LocalBlobStore:
 
         if not os.path.isdir(folder):  # fail before receiving the body
             raise BlobNotFound(gone)
-        temp = await self._receive(chunks, place)
+        stream = chunks.__aiter__()
+        data, more = await _next_block(stream)
+        temp = await self._receive(data, more, stream, place)
         return BlobInfo(address, temp.size, temp.md5.hexdigest())
 
     async def complete_multipart(
@@ -490,14 +768,18 @@ class LocalBlobStore:
 
     # --- reading --------------------------------------------------------------------------
 
-    def _segments(self, address: str) -> list[tuple[str, int]]:
-        """The files making up a claimed blob, with their sizes (blocking)."""
+    def _segments(self, address: str) -> list[tuple[str, int, int]]:
+        """The pieces of files making up a claimed blob: path, offset, size (blocking)."""
+        packed = _PACKED.fullmatch(address)
+        if packed:
+            pack, offset, size = (int(group, 16) for group in packed.groups())
+            return [(os.path.join(self._packs, f"{pack:08x}.pack"), offset, size)]
         cached = self._manifests.get(address)
         if cached is not None:
             return cached
         plain = self._stored(address)
         try:
-            return [(plain, os.stat(plain).st_size)]
+            return [(plain, 0, os.stat(plain).st_size)]
         except FileNotFoundError:
             pass
         folder = plain + ".parts"
@@ -506,24 +788,27 @@ class LocalBlobStore:
                 manifest = json.load(handle)
         except FileNotFoundError:
             raise BlobNotFound(f"blob {address} not found") from None
-        segments = [(os.path.join(folder, name), size) for name, size in manifest["parts"]]
+        segments = [(os.path.join(folder, name), 0, size) for name, size in manifest["parts"]]
         self._remember(self._manifests, address, segments)
         return segments
 
     async def read(self, address: str, start: int, end: int) -> AsyncIterator[bytes]:
         segments = await to_thread.run_sync(self._segments, address)
         offset = 0
-        for path, size in segments:
-            seg_start, seg_end = max(start - offset, 0), min(end - offset, size)
+        for path, base, size in segments:
+            seg_start, seg_end = base + max(start - offset, 0), base + min(end - offset, size)
             offset += size
             if seg_start >= seg_end:
                 continue
-            fd = await to_thread.run_sync(os.open, path, os.O_RDONLY)
+            try:
+                fd = await to_thread.run_sync(os.open, path, os.O_RDONLY)
+            except FileNotFoundError:
+                raise BlobNotFound(f"blob {address} not found") from None
             try:
                 position = seg_start
                 while position < seg_end:
                     block = await to_thread.run_sync(
-                        os.pread, fd, min(CHUNK_SIZE, seg_end - position), position
+                        os.pread, fd, min(READ_SIZE, seg_end - position), position
                     )
                     if not block:
                         raise BlobError(f"blob {address} is shorter than recorded")
