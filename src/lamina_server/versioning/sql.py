@@ -6,6 +6,7 @@ connection of the surrounding read snapshot or write transaction.
 
 from __future__ import annotations
 
+import functools
 import json
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
@@ -62,15 +63,22 @@ def write_nodes(conn: sa.Connection, nodes: Mapping[str, bytes]) -> None:
         conn.execute(stmt, rows[start : start + _WRITE_BATCH])
 
 
+@functools.cache
+def _staged_upsert(dialect_name: str) -> Any:
+    # Built once per dialect: constructing the ON CONFLICT clause costs more than running it.
+    module = postgresql if dialect_name == "postgresql" else sqlite
+    stmt = module.insert(staged_changes)
+    return stmt.on_conflict_do_update(
+        index_elements=["session_id", "path"], set_={"entry": stmt.excluded.entry}
+    )
+
+
 def upsert_staged(conn: sa.Connection, rows: Iterable[dict[str, Any]]) -> None:
     """Stage changes: rows of ``{"session_id", "path", "entry"}`` (entry text or None)."""
     batch = list(rows)
     if not batch:
         return
-    stmt = dialect_insert(conn, staged_changes)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["session_id", "path"], set_={"entry": stmt.excluded.entry}
-    )
+    stmt = _staged_upsert(conn.dialect.name)
     for start in range(0, len(batch), _WRITE_BATCH):
         conn.execute(stmt, batch[start : start + _WRITE_BATCH])
 
