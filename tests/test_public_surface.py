@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
+import pkgutil
 from collections.abc import Iterator
 
 import pytest
@@ -58,6 +60,28 @@ def test_async_and_blocking_names_are_exported_in_pairs() -> None:
         if name.startswith("Async"):
             assert name[len("Async") :] in exported, name
             assert getattr(lamina, name[len("Async") :]).__module__.startswith("lamina._sync")
+
+
+def test_the_resource_packages_export_every_resource_class_in_both_modes() -> None:
+    from lamina._async import resources as async_resources
+    from lamina._sync import resources as sync_resources
+
+    modules = [
+        importlib.import_module(f"{async_resources.__name__}.{info.name}")
+        for info in pkgutil.iter_modules(async_resources.__path__)
+    ]
+    defined = {
+        name
+        for module in modules
+        for name, value in vars(module).items()
+        if isinstance(value, type) and value.__module__ == module.__name__
+    }
+    assert set(async_resources.__all__) == defined
+    assert sync_resources.__all__ == [name[len("Async") :] for name in async_resources.__all__]
+    for name in async_resources.__all__:
+        async_class = getattr(async_resources, name)
+        sync_class = getattr(sync_resources, name[len("Async") :])
+        assert sync_class.__module__ == async_class.__module__.replace("._async.", "._sync.")
 
 
 def test_every_exported_name_resolves_to_a_lamina_object() -> None:

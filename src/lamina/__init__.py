@@ -20,12 +20,10 @@ from lamina import _module_api
 from lamina._async._client import AsyncClient
 from lamina._async._object_reader import AsyncObjectReader
 from lamina._async._pager import AsyncPager
-from lamina._async.resources.commits import AsyncCommit
-from lamina._async.resources.organizations import AsyncOrganization
-from lamina._async.resources.repositories import AsyncRepository
-from lamina._async.resources.sessions import AsyncSession
+from lamina._async.resources import AsyncCommit, AsyncOrganization, AsyncRepository, AsyncSession
 from lamina._errors import (
     APIError,
+    ApprovalTimeoutError,
     AuthenticationError,
     BadRequestError,
     CommandError,
@@ -48,10 +46,7 @@ from lamina._module_api import configure, organization, repository
 from lamina._sync._client import Client
 from lamina._sync._object_reader import ObjectReader
 from lamina._sync._pager import Pager
-from lamina._sync.resources.commits import Commit
-from lamina._sync.resources.organizations import Organization
-from lamina._sync.resources.repositories import Repository
-from lamina._sync.resources.sessions import Session
+from lamina._sync.resources import Commit, Organization, Repository, Session
 from lamina._types import NOT_GIVEN, NotGiven, Page
 from lamina._version import __version__
 from lamina.models import (
@@ -69,10 +64,9 @@ from lamina.models import (
     SourceMetadata,
     TransferProgress,
 )
-from lamina.models.sessions import ApprovalTimeoutError
 
 if TYPE_CHECKING:
-    from lamina._sync.resources.organizations import Organizations
+    from lamina._sync.resources import Organizations
 
     #: The organizations of the default client's caller (a live attribute).
     organizations: Organizations

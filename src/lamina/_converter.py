@@ -3,6 +3,8 @@
 - Unknown keys are ignored, so a newer server's extra fields do not break an older SDK
   (``strict=True`` forbids them; the tests use it to catch fields a model forgot).
 - Primitives are checked, not coerced: ``"5"`` is not an ``int`` and ``1`` is not a ``str``.
+- Lists and tuples are built only from JSON arrays: a string is not a sequence of
+  characters (``"c0"`` is not ``("c", "0")``), nor an object a sequence of its keys.
 - Datetimes are RFC 3339 strings (``Z`` or an offset, up to 9 fractional digits, which are
   truncated to microseconds); a value without an offset is taken as UTC. They are written back
   in UTC with a ``Z``.
@@ -14,12 +16,19 @@ path of the bad field (``$.results[3].entry.size``).
 from __future__ import annotations
 
 import re
+from collections import deque
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_origin
 
 import attrs
 import cattrs
+from cattrs.cols import (
+    homogenous_tuple_structure_factory,
+    is_mutable_sequence,
+    is_sequence,
+    list_structure_factory,
+)
 
 from lamina._errors import SerializationError
 
@@ -66,6 +75,7 @@ def make_converter(*, strict: bool = False) -> cattrs.Converter:
     converter.register_structure_hook(datetime, _structure_datetime)
     converter.register_unstructure_hook(datetime, format_datetime)
     converter.register_structure_hook_factory(attrs.has, _objects_only(converter))
+    converter.register_structure_hook_factory(_is_list_or_tuple, _arrays_only(converter))
     return converter
 
 
@@ -80,6 +90,30 @@ def _objects_only(converter: cattrs.Converter) -> Callable[[Any], Callable[[Any,
             if not isinstance(value, Mapping):
                 raise _wrong_type(value, "an object")
             return structure_fields(value, type_)
+
+        return hook
+
+    return factory
+
+
+def _is_list_or_tuple(cl: Any) -> bool:
+    return is_sequence(cl) and (get_origin(cl) or cl) is not deque
+
+
+def _arrays_only(converter: cattrs.Converter) -> Callable[[Any], Callable[[Any, Any], Any]]:
+    """Hook factory for lists and homogeneous tuples (``tuple[X, ...]``): cattrs' own hooks,
+    behind a check that the data is an array (cattrs alone iterates any iterable)."""
+
+    def factory(cl: Any) -> Callable[[Any, Any], Any]:
+        if is_mutable_sequence(cl):
+            structure_items = list_structure_factory(cl, converter)
+        else:
+            structure_items = homogenous_tuple_structure_factory(cl, converter)
+
+        def hook(value: Any, type_: Any) -> Any:
+            if not isinstance(value, (list, tuple)):
+                raise _wrong_type(value, "an array")
+            return structure_items(value, type_)
 
         return hook
 

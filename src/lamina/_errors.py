@@ -4,6 +4,7 @@
     ├── ConfigurationError          no API key, bad configuration
     ├── TransportError              the request did not complete (connect, read, timeout)
     ├── SerializationError          the response is not the JSON the API promises
+    ├── ApprovalTimeoutError        a commit waited longer than its timeout for approval
     ├── SandboxError                a sandbox failed or timed out
     │   └── CommandError            a command exited non-zero
     └── APIError                    the server answered with an error status
@@ -33,6 +34,7 @@ from lamina._retry import parse_retry_after
 
 __all__ = [
     "APIError",
+    "ApprovalTimeoutError",
     "AuthenticationError",
     "BadRequestError",
     "CommandError",
@@ -75,6 +77,16 @@ class TransportError(LaminaError):
 
 class SerializationError(LaminaError):
     """A response body is not what the API promises: not JSON, a missing field, a wrong type."""
+
+
+class ApprovalTimeoutError(LaminaError):
+    """``commit(block_for_approval=True, timeout=...)`` waited longer than ``timeout`` for a
+    human to approve the session; ``web_url`` is where it can still be approved."""
+
+    def __init__(self, message: str, *, session_id: str, web_url: str) -> None:
+        super().__init__(message)
+        self.session_id = session_id
+        self.web_url = web_url
 
 
 class SandboxError(LaminaError):

@@ -22,12 +22,16 @@ from yarl import URL
 
 __all__ = ["AiohttpTransport", "create_async_transport", "create_transport"]
 
-#: Idle keep-alive connections are dropped after this many seconds (httpx's default).
-KEEPALIVE_EXPIRY = 5.0
+#: Idle keep-alive connections are dropped after this many seconds: sooner than servers
+#: close them (uvicorn, which serves the reference server, after 5 s), so that a request is
+#: not sent on a connection the server is closing at that moment.
+KEEPALIVE_EXPIRY = 4.0
 #: Bodies up to this size (by ``Content-Length``) are read at once.
 READ_AT_ONCE = 1 << 20
-#: Larger or unsized bodies stream in chunks of this size.
-CHUNK_SIZE = 1 << 16
+_NO_CONTENT_TYPE = ("Content-Type",)
+#: Size of the block freed once when a pool opens, to keep socket reads on the heap (see
+#: :func:`_serve_reads_from_the_heap`).
+HEAP_PRIMER = 2 << 20
 
 
 def create_async_transport(max_connections: int) -> httpx.AsyncBaseTransport:
@@ -57,7 +61,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     ``pool`` -> ``connect`` (waiting for a pooled connection); aiohttp has no write timeout.
     aiohttp errors are raised as the matching ``httpx`` exceptions, with the original as the
     ``__cause__``. A body of known length up to :data:`READ_AT_ONCE` is read before the
-    response is returned (one step instead of a stream); other bodies stream in chunks.
+    response is returned (one step instead of a stream); other bodies stream as they arrive:
+    each piece is what the connection has received since the last one, never copied or
+    split here.
     """
 
     def __init__(self, *, max_connections: int = 100) -> None:
@@ -66,6 +72,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._timeouts: dict[tuple[float | None, ...], aiohttp.ClientTimeout] = {}
 
     def _open(self) -> aiohttp.ClientSession:
+        _serve_reads_from_the_heap()
         connector = aiohttp.TCPConnector(
             limit=self._max_connections, keepalive_timeout=KEEPALIVE_EXPIRY
         )
@@ -73,7 +80,6 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             connector=connector,
             cookie_jar=aiohttp.DummyCookieJar(),
             auto_decompress=False,  # httpx.Response decodes, as with any httpx transport
-            skip_auto_headers=("Content-Type",),
         )
         return self._session
 
@@ -92,19 +98,25 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         session = self._session or self._open()
-        headers = request.headers.multi_items()
+        headers = _header_items(request.headers)
         data: Any
         try:
             data = request.content or None
         except httpx.RequestNotRead:  # a streamed body: aiohttp frames it itself
             data = request.stream
             headers = [(k, v) for k, v in headers if k.lower() != "transfer-encoding"]
+        # aiohttp gives a body without a Content-Type one of its own; httpx sends none
+        # (skipping is a per-request option: a session-wide one costs every request)
+        skip = None
+        if data is not None and all(name.lower() != "content-type" for name, _ in headers):
+            skip = _NO_CONTENT_TYPE
         try:
             response = await session.request(
                 request.method,
                 URL(str(request.url), encoded=True),
                 headers=headers,
                 data=data,
+                skip_auto_headers=skip,
                 allow_redirects=False,
                 timeout=self._timeout(request.extensions.get("timeout")),
             )
@@ -118,9 +130,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 raise _httpx_error(exc) from exc
             finally:
                 response.release()
-            return httpx.Response(
-                response.status, headers=response.raw_headers, content=body, request=request
-            )
+            decoded = "Content-Encoding" not in response.headers
+            return _read_response(response.status, response.raw_headers, body, request, decoded)
         return httpx.Response(
             response.status,
             headers=response.raw_headers,
@@ -139,14 +150,74 @@ class _ResponseStream(httpx.AsyncByteStream):
         self._response = response
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
+        content = self._response.content
         try:
-            async for chunk in self._response.content.iter_chunked(CHUNK_SIZE):
+            while chunk := await content.readany():
                 yield chunk
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
             raise _httpx_error(exc) from exc
 
     async def aclose(self) -> None:
         self._response.release()
+
+
+def _header_items(headers: httpx.Headers) -> list[tuple[str, str]]:
+    """The headers as text pairs, as sent: ASCII almost always (``multi_items()`` otherwise,
+    which decodes as httpx would encode them)."""
+    try:
+        return [(name.decode("ascii"), value.decode("ascii")) for name, value in headers.raw]
+    except UnicodeDecodeError:
+        return headers.multi_items()
+
+
+def _read_response(
+    status: int, headers: Any, body: bytes, request: httpx.Request, decoded: bool
+) -> httpx.Response:
+    """An ``httpx.Response`` whose body is read. ``read()`` passes a body through httpx's
+    decoder pipeline, a tenth of what the SDK adds to a small request; a ``decoded`` body
+    (one without a ``Content-Encoding``) is stored as ``read()`` would store it (a self-check
+    at import proves the outcome is the same, else ``read()`` is used)."""
+    response = httpx.Response(
+        status, headers=headers, stream=httpx.ByteStream(body), request=request
+    )
+    if decoded and _STORE_READ_BODY:
+        response._content = body
+        response._num_bytes_downloaded = len(body)
+        response.is_stream_consumed = response.is_closed = True
+    else:
+        response.read()
+    return response
+
+
+def _storing_matches_reading() -> bool:
+    body = b'{"ok": true}'
+    read = httpx.Response(200, stream=httpx.ByteStream(body))
+    read.read()
+    stored = httpx.Response(200, stream=httpx.ByteStream(body))
+    try:
+        stored._content = body
+        stored._num_bytes_downloaded = len(body)
+        stored.is_stream_consumed = stored.is_closed = True
+        return all(
+            getattr(stored, name) == getattr(read, name)
+            for name in ("content", "text", "is_stream_consumed", "is_closed")
+        ) and (stored.num_bytes_downloaded, stored.json()) == (len(body), {"ok": True})
+    except (AttributeError, httpx.HTTPError):
+        return False
+
+
+_STORE_READ_BODY = _storing_matches_reading()
+
+
+def _serve_reads_from_the_heap() -> None:
+    """asyncio reads a socket into a fresh 256 KiB buffer each time. glibc's malloc serves a
+    block that large by mapping new memory, which faults on every page the read fills and is
+    unmapped when freed, until the process has freed a mapped block at least that large: then
+    it raises its threshold and serves such blocks from the heap (its "dynamic mmap
+    threshold"). A download in a fresh process would otherwise pay a page fault per 4 KiB,
+    about twice the CPU. Allocating and freeing one zeroed block (mapped, never touched) is
+    that first free; with other allocators it is a 2 MiB allocation and nothing else."""
+    bytes(HEAP_PRIMER)
 
 
 def _httpx_error(exc: BaseException) -> httpx.TransportError:

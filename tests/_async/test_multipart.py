@@ -24,11 +24,13 @@ class _Recorder:
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, str, int]] = []
+        self.urls: list[httpx.URL] = []
 
     async def on_response(self, response: httpx.Response) -> None:
         self.calls.append(
             (response.request.method, response.request.url.path, response.status_code)
         )
+        self.urls.append(response.request.url)
 
     def count(self, method: str, path_suffix: str) -> int:
         return sum(1 for m, p, _ in self.calls if m == method and p.endswith(path_suffix))
@@ -116,18 +118,37 @@ async def test_multipart_from_iterables_of_unknown_size(repo: AsyncRepository) -
 
 
 async def test_failed_multipart_is_aborted(repo: AsyncRepository, recorder: _Recorder) -> None:
+    first = os.urandom(PART)
+
     async def failing() -> AsyncIterator[bytes]:
-        yield os.urandom(PART)
+        yield first
         yield os.urandom(PART)
         raise OSError("disk went away")
 
     async with repo.session() as session:
         with pytest.raises(OSError, match="disk went away"):
             await session.objects.put("broken.bin", failing(), part_size=PART)
-        aborts = [call for call in recorder.calls if call[0] == "DELETE"]
-        assert len(aborts) == 1
-        assert aborts[0][1].endswith("/object/multipart")
-        assert aborts[0][2] == 204
+        aborts = [
+            index
+            for index, (method, path, _) in enumerate(recorder.calls)
+            if method == "DELETE" and path.endswith("/object/multipart")
+        ]
+        assert aborts, recorder.calls
+        assert recorder.calls[aborts[-1]][2] == 204
+        # the parts are gone from the server: the upload can no longer be completed
+        aborted = recorder.urls[aborts[-1]].params
+        with pytest.raises(NotFoundError, match="not in progress"):
+            await repo.client.request(
+                "POST",
+                f"{repo.api_path}/object/multipart/complete",
+                params={"session_id": session.session_id, "path": "broken.bin"},
+                json={
+                    "upload_id": aborted["upload_id"],
+                    "upload_token": aborted["upload_token"],
+                    "parts": [{"part_number": 1, "etag": hashlib.md5(first).hexdigest()}],
+                    "size_bytes": PART,
+                },
+            )
         with pytest.raises(NotFoundError):
             await session.objects.head("broken.bin")
         assert [record async for record in session.uncommitted()] == []
@@ -160,6 +181,41 @@ async def test_failed_part_upload_raises_typed_error_and_aborts(
         "DELETE",
         f"/api/v1/organizations/{repository.replace('/', '/repositories/')}/object/multipart",
     ) in seen
+    await real.aclose()
+
+
+async def test_an_abort_that_meets_a_transient_failure_is_retried(
+    local_server: LocalServer, repository: str
+) -> None:
+    """Fault injection: the first abort gets a 503 (a server restarting, say); the parts must
+    not be left behind for it."""
+    aborts: list[int] = []
+    real = httpx.AsyncHTTPTransport()
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "DELETE" and request.url.path.endswith("/object/multipart"):
+            if not aborts:
+                aborts.append(503)
+                return httpx.Response(503, json={"message": "busy", "code": "x", "request_id": "r"})
+            response = await real.handle_async_request(request)
+            aborts.append(response.status_code)
+            return response
+        return await real.handle_async_request(request)
+
+    async def failing() -> AsyncIterator[bytes]:
+        yield os.urandom(PART)
+        raise OSError("disk went away")
+
+    async with (
+        httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http,
+        AsyncClient(
+            api_key=local_server.api_key, endpoint_url=local_server.endpoint_url, http_client=http
+        ) as client,
+        client.repository(repository).session() as session,
+    ):
+        with pytest.raises(OSError, match="disk went away"):
+            await session.objects.put("x.bin", failing(), part_size=PART)
+    assert aborts == [503, 204]
     await real.aclose()
 
 

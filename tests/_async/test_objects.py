@@ -5,13 +5,24 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import threading
 from collections.abc import AsyncIterator, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import httpx
 import pytest
 
-from lamina import AsyncClient, AsyncRepository, BadRequestError, NotFoundError
+from lamina import (
+    AsyncClient,
+    AsyncObjectReader,
+    AsyncRepository,
+    BadRequestError,
+    NotFoundError,
+    TransportError,
+)
 from lamina._async._object_writer import PutData
+from lamina._transport import create_async_transport
 from lamina.testing import LocalServer
 
 pytestmark = pytest.mark.anyio
@@ -133,6 +144,80 @@ async def test_reader_read_n_iter_bytes_range_and_cache(repo: AsyncRepository) -
         await reader.read()
 
 
+async def test_reads_of_every_size_cross_the_received_pieces(repo: AsyncRepository) -> None:
+    data = os.urandom(3 * 1024 * 1024 + 7)  # streamed in many pieces, not read at once
+    async with repo.session() as session:
+        await session.objects.put("big.bin", data)
+        await session.commit("big")
+
+    async with repo.objects.get("big.bin", cache=False) as reader:
+        assert reader.content_length == len(data)
+        assert await reader.read(0) == b""
+        assert await reader.read(1) == data[:1]
+        assert await reader.read(70_000) == data[1:70_001]
+        position = 70_001
+        pieces = reader.iter_bytes(100_003)
+        for _ in range(5):
+            piece = await pieces.__anext__()
+            assert piece == data[position : position + 100_003]
+            position += len(piece)
+        assert await reader.read(1_000_000) == data[position : position + 1_000_000]
+        position += 1_000_000
+        rest = [piece async for piece in reader.iter_bytes(None)]
+        assert b"".join(rest) == data[position:]
+        assert await reader.read(1) == b""
+
+    async with repo.objects.get("big.bin", cache=False) as reader:
+        sizes = [len(piece) async for piece in reader.iter_bytes(1024 * 1024)]
+    assert sizes == [1024 * 1024] * 3 + [7]
+
+    async with repo.objects.get("big.bin") as reader:
+        with pytest.raises(ValueError, match="chunk_size"):
+            async for _ in reader.iter_bytes(0):
+                pass
+        assert await reader.read() == data
+
+
+_TRUNCATED = os.urandom(1024 * 1024)
+
+
+class _Truncating(BaseHTTPRequestHandler):
+    """Promises twice the bytes it sends, then drops the connection."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", str(2 * len(_TRUNCATED)))
+        self.end_headers()
+        self.wfile.write(_TRUNCATED)
+        self.wfile.flush()
+        self.close_connection = True
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def truncating_server() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Truncating)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+async def test_a_failed_read_loses_none_of_the_bytes_received(truncating_server: str) -> None:
+    async with AsyncClient(api_key="k", endpoint_url=truncating_server, max_retries=0) as client:
+        reader = AsyncObjectReader(client, "/blob", {"path": "blob"}, cache=False)
+        assert await reader.read(10) == _TRUNCATED[:10]
+        with pytest.raises(TransportError):
+            await reader.read(len(_TRUNCATED) + 10)  # more than will ever arrive
+        assert await reader.read(len(_TRUNCATED)) == _TRUNCATED[10:]
+        await reader.close()
+
+
 async def test_head_returns_metadata(repo: AsyncRepository) -> None:
     async with repo.session() as session:
         await session.objects.put(
@@ -225,3 +310,52 @@ async def test_missing_object_and_bad_paths_raise_typed_errors(repo: AsyncReposi
         with pytest.raises(NotFoundError):
             await session.objects.copy("nope", "elsewhere")
         assert [record async for record in session.uncommitted()] == []
+
+
+class _KeyLog(httpx.AsyncBaseTransport):
+    """The client's real default transport, recording (not changing) each request it sends:
+    its method, its path, and whether it carries the API key."""
+
+    def __init__(self) -> None:
+        self._real = create_async_transport(8)
+        self.sent: list[tuple[str, str, bool]] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.sent.append((request.method, request.url.path, "authorization" in request.headers))
+        return await self._real.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._real.aclose()
+
+
+async def test_the_api_key_is_never_sent_to_a_signed_url(
+    local_server: LocalServer, repository: str
+) -> None:
+    """The signed upload, part and download URLs are on the API's own origin here; the key
+    must still stay off them (redirect to the download URL included)."""
+    log = _KeyLog()
+    data = os.urandom(300_000)
+    async with (
+        httpx.AsyncClient(transport=log) as http,
+        AsyncClient(
+            api_key=local_server.api_key, endpoint_url=local_server.endpoint_url, http_client=http
+        ) as client,
+    ):
+        repo = client.repository(repository)
+        async with repo.session() as session:
+            await session.objects.put("single.bin", data)
+            await session.objects.put("parts.bin", data, part_size=128 * 1024)
+            await session.commit("signed urls")
+        async with repo.objects.get("single.bin") as reader:
+            assert await reader.read() == data
+        async with repo.objects.get("parts.bin", byte_range=(10, 19)) as reader:
+            assert await reader.read() == data[10:20]
+    signed = [sent for sent in log.sent if sent[1].startswith("/api/v1/blobs/")]
+    assert sorted({(method, path) for method, path, _ in signed}) == [
+        ("GET", "/api/v1/blobs/download"),
+        ("PUT", "/api/v1/blobs/part"),
+        ("PUT", "/api/v1/blobs/upload"),
+    ]
+    assert [sent for sent in signed if sent[2]] == []
+    api_calls = [sent for sent in log.sent if sent not in signed]
+    assert api_calls and all(with_key for _, _, with_key in api_calls)

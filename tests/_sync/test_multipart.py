@@ -26,11 +26,13 @@ class _Recorder:
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, str, int]] = []
+        self.urls: list[httpx.URL] = []
 
     def on_response(self, response: httpx.Response) -> None:
         self.calls.append(
             (response.request.method, response.request.url.path, response.status_code)
         )
+        self.urls.append(response.request.url)
 
     def count(self, method: str, path_suffix: str) -> int:
         return sum(1 for m, p, _ in self.calls if m == method and p.endswith(path_suffix))
@@ -118,18 +120,37 @@ def test_multipart_from_iterables_of_unknown_size(repo: Repository) -> None:
 
 
 def test_failed_multipart_is_aborted(repo: Repository, recorder: _Recorder) -> None:
+    first = os.urandom(PART)
+
     def failing() -> Iterator[bytes]:
-        yield os.urandom(PART)
+        yield first
         yield os.urandom(PART)
         raise OSError("disk went away")
 
     with repo.session() as session:
         with pytest.raises(OSError, match="disk went away"):
             session.objects.put("broken.bin", failing(), part_size=PART)
-        aborts = [call for call in recorder.calls if call[0] == "DELETE"]
-        assert len(aborts) == 1
-        assert aborts[0][1].endswith("/object/multipart")
-        assert aborts[0][2] == 204
+        aborts = [
+            index
+            for index, (method, path, _) in enumerate(recorder.calls)
+            if method == "DELETE" and path.endswith("/object/multipart")
+        ]
+        assert aborts, recorder.calls
+        assert recorder.calls[aborts[-1]][2] == 204
+        # the parts are gone from the server: the upload can no longer be completed
+        aborted = recorder.urls[aborts[-1]].params
+        with pytest.raises(NotFoundError, match="not in progress"):
+            repo.client.request(
+                "POST",
+                f"{repo.api_path}/object/multipart/complete",
+                params={"session_id": session.session_id, "path": "broken.bin"},
+                json={
+                    "upload_id": aborted["upload_id"],
+                    "upload_token": aborted["upload_token"],
+                    "parts": [{"part_number": 1, "etag": hashlib.md5(first).hexdigest()}],
+                    "size_bytes": PART,
+                },
+            )
         with pytest.raises(NotFoundError):
             session.objects.head("broken.bin")
         assert [record for record in session.uncommitted()] == []
@@ -162,6 +183,41 @@ def test_failed_part_upload_raises_typed_error_and_aborts(
         "DELETE",
         f"/api/v1/organizations/{repository.replace('/', '/repositories/')}/object/multipart",
     ) in seen
+    real.close()
+
+
+def test_an_abort_that_meets_a_transient_failure_is_retried(
+    local_server: LocalServer, repository: str
+) -> None:
+    """Fault injection: the first abort gets a 503 (a server restarting, say); the parts must
+    not be left behind for it."""
+    aborts: list[int] = []
+    real = httpx.HTTPTransport()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "DELETE" and request.url.path.endswith("/object/multipart"):
+            if not aborts:
+                aborts.append(503)
+                return httpx.Response(503, json={"message": "busy", "code": "x", "request_id": "r"})
+            response = real.handle_request(request)
+            aborts.append(response.status_code)
+            return response
+        return real.handle_request(request)
+
+    def failing() -> Iterator[bytes]:
+        yield os.urandom(PART)
+        raise OSError("disk went away")
+
+    with (
+        httpx.Client(transport=httpx.MockTransport(handler)) as http,
+        Client(
+            api_key=local_server.api_key, endpoint_url=local_server.endpoint_url, http_client=http
+        ) as client,
+        client.repository(repository).session() as session,
+    ):
+        with pytest.raises(OSError, match="disk went away"):
+            session.objects.put("x.bin", failing(), part_size=PART)
+    assert aborts == [503, 204]
     real.close()
 
 

@@ -7,13 +7,24 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import httpx
 import pytest
 
-from lamina import BadRequestError, Client, NotFoundError, Repository
+from lamina import (
+    BadRequestError,
+    Client,
+    NotFoundError,
+    ObjectReader,
+    Repository,
+    TransportError,
+)
 from lamina._sync._object_writer import PutData
+from lamina._transport import create_transport
 from lamina.testing import LocalServer
 
 pytestmark = pytest.mark.sync
@@ -133,6 +144,80 @@ def test_reader_read_n_iter_bytes_range_and_cache(repo: Repository) -> None:
         reader.read()
 
 
+def test_reads_of_every_size_cross_the_received_pieces(repo: Repository) -> None:
+    data = os.urandom(3 * 1024 * 1024 + 7)  # streamed in many pieces, not read at once
+    with repo.session() as session:
+        session.objects.put("big.bin", data)
+        session.commit("big")
+
+    with repo.objects.get("big.bin", cache=False) as reader:
+        assert reader.content_length == len(data)
+        assert reader.read(0) == b""
+        assert reader.read(1) == data[:1]
+        assert reader.read(70_000) == data[1:70_001]
+        position = 70_001
+        pieces = reader.iter_bytes(100_003)
+        for _ in range(5):
+            piece = pieces.__next__()
+            assert piece == data[position : position + 100_003]
+            position += len(piece)
+        assert reader.read(1_000_000) == data[position : position + 1_000_000]
+        position += 1_000_000
+        rest = [piece for piece in reader.iter_bytes(None)]
+        assert b"".join(rest) == data[position:]
+        assert reader.read(1) == b""
+
+    with repo.objects.get("big.bin", cache=False) as reader:
+        sizes = [len(piece) for piece in reader.iter_bytes(1024 * 1024)]
+    assert sizes == [1024 * 1024] * 3 + [7]
+
+    with repo.objects.get("big.bin") as reader:
+        with pytest.raises(ValueError, match="chunk_size"):
+            for _ in reader.iter_bytes(0):
+                pass
+        assert reader.read() == data
+
+
+_TRUNCATED = os.urandom(1024 * 1024)
+
+
+class _Truncating(BaseHTTPRequestHandler):
+    """Promises twice the bytes it sends, then drops the connection."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", str(2 * len(_TRUNCATED)))
+        self.end_headers()
+        self.wfile.write(_TRUNCATED)
+        self.wfile.flush()
+        self.close_connection = True
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def truncating_server() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Truncating)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_failed_read_loses_none_of_the_bytes_received(truncating_server: str) -> None:
+    with Client(api_key="k", endpoint_url=truncating_server, max_retries=0) as client:
+        reader = ObjectReader(client, "/blob", {"path": "blob"}, cache=False)
+        assert reader.read(10) == _TRUNCATED[:10]
+        with pytest.raises(TransportError):
+            reader.read(len(_TRUNCATED) + 10)  # more than will ever arrive
+        assert reader.read(len(_TRUNCATED)) == _TRUNCATED[10:]
+        reader.close()
+
+
 def test_head_returns_metadata(repo: Repository) -> None:
     with repo.session() as session:
         session.objects.put(
@@ -225,3 +310,52 @@ def test_missing_object_and_bad_paths_raise_typed_errors(repo: Repository) -> No
         with pytest.raises(NotFoundError):
             session.objects.copy("nope", "elsewhere")
         assert [record for record in session.uncommitted()] == []
+
+
+class _KeyLog(httpx.BaseTransport):
+    """The client's real default transport, recording (not changing) each request it sends:
+    its method, its path, and whether it carries the API key."""
+
+    def __init__(self) -> None:
+        self._real = create_transport(8)
+        self.sent: list[tuple[str, str, bool]] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.sent.append((request.method, request.url.path, "authorization" in request.headers))
+        return self._real.handle_request(request)
+
+    def close(self) -> None:
+        self._real.close()
+
+
+def test_the_api_key_is_never_sent_to_a_signed_url(
+    local_server: LocalServer, repository: str
+) -> None:
+    """The signed upload, part and download URLs are on the API's own origin here; the key
+    must still stay off them (redirect to the download URL included)."""
+    log = _KeyLog()
+    data = os.urandom(300_000)
+    with (
+        httpx.Client(transport=log) as http,
+        Client(
+            api_key=local_server.api_key, endpoint_url=local_server.endpoint_url, http_client=http
+        ) as client,
+    ):
+        repo = client.repository(repository)
+        with repo.session() as session:
+            session.objects.put("single.bin", data)
+            session.objects.put("parts.bin", data, part_size=128 * 1024)
+            session.commit("signed urls")
+        with repo.objects.get("single.bin") as reader:
+            assert reader.read() == data
+        with repo.objects.get("parts.bin", byte_range=(10, 19)) as reader:
+            assert reader.read() == data[10:20]
+    signed = [sent for sent in log.sent if sent[1].startswith("/api/v1/blobs/")]
+    assert sorted({(method, path) for method, path, _ in signed}) == [
+        ("GET", "/api/v1/blobs/download"),
+        ("PUT", "/api/v1/blobs/part"),
+        ("PUT", "/api/v1/blobs/upload"),
+    ]
+    assert [sent for sent in signed if sent[2]] == []
+    api_calls = [sent for sent in log.sent if sent not in signed]
+    assert api_calls and all(with_key for _, _, with_key in api_calls)

@@ -86,6 +86,31 @@ def test_bad_data_raises_serialization_error_with_the_path(data: object, where: 
         structure(make_converter(), data, Item)
 
 
+@frozen
+class Commit:
+    id: str
+    parents: tuple[str, ...] = ()
+    tags: list[str] = field(factory=list)
+
+
+@pytest.mark.parametrize(
+    ("data", "where"),
+    [
+        ({"id": "c1", "parents": "c0"}, r"@ \$\.parents"),
+        ({"id": "c1", "tags": "ab"}, r"@ \$\.tags"),
+        ({"id": "c1", "parents": {"c0": 1}}, r"@ \$\.parents"),
+        ({"id": "c1", "tags": ["a", 1]}, r"@ \$\.tags\[1\]"),
+    ],
+)
+def test_sequences_are_built_only_from_arrays(data: object, where: str) -> None:
+    with pytest.raises(SerializationError, match=where):
+        structure(make_converter(), data, Commit)
+    with pytest.raises(SerializationError, match=r"expected an array, got str 'c0' @ \$"):
+        structure(make_converter(), "c0", tuple[str, ...])
+    commit = structure(make_converter(), {"id": "c1", "parents": ["c0"], "tags": ["t"]}, Commit)
+    assert (commit.parents, commit.tags) == (("c0",), ["t"])
+
+
 def test_ints_are_accepted_as_floats() -> None:
     assert structure(make_converter(), {**WIRE, "ratio": 1}, Item).ratio == 1.0
 

@@ -124,6 +124,13 @@ def test_command_error_carries_result_and_command() -> None:
     assert (error.result, error.command, str(error)) == ({"exit_code": 2}, ["ls"], "exit 2")
 
 
+def test_approval_timeout_error_carries_the_session_and_its_approval_page() -> None:
+    error = lamina.ApprovalTimeoutError("waited", session_id="s1", web_url="http://x/approve")
+    assert isinstance(error, lamina.LaminaError)
+    assert not isinstance(error, lamina.APIError)
+    assert (error.session_id, error.web_url, str(error)) == ("s1", "http://x/approve", "waited")
+
+
 def test_the_docstring_tree_matches_the_class_hierarchy() -> None:
     classes = {
         name: value

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -22,7 +22,12 @@ from lamina.models import (
     ResultList,
     TransferProgress,
 )
-from lamina.models.objects import object_metadata_from_headers, range_header, unquote_etag
+from lamina.models.objects import (
+    object_metadata_from_headers,
+    parse_http_date,
+    range_header,
+    unquote_etag,
+)
 
 STRICT = make_converter(strict=True)
 
@@ -158,6 +163,25 @@ def test_object_metadata_from_headers() -> None:
         metadata={"owner": "ana", "tier": "2"},
     )
     assert object_metadata_from_headers([("Last-Modified", "garbage")]) == ObjectMetadata()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Sun, 06 Nov 1994 08:49:37 GMT",  # IMF-fixdate, the form servers send
+        "Sunday, 06-Nov-94 08:49:37 GMT",  # obsolete RFC 850 form
+        "Sun Nov  6 08:49:37 1994",  # obsolete asctime form
+    ],
+)
+def test_http_dates_in_every_form_parse_to_aware_utc(text: str) -> None:
+    assert parse_http_date(text) == datetime(1994, 11, 6, 8, 49, 37, tzinfo=timezone.utc)
+    parsed = parse_http_date(text)
+    assert parsed is not None and parsed.utcoffset() == timedelta(0)
+
+
+@pytest.mark.parametrize("text", ["", "garbage", "Sun, 31 Feb 1994 08:49:37 GMT"])
+def test_what_is_not_an_http_date_parses_to_none(text: str) -> None:
+    assert parse_http_date(text) is None
 
 
 def test_etag_and_range_helpers() -> None:

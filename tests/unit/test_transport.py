@@ -1,14 +1,20 @@
-"""The default transports over real loopback sockets: which transport is chosen, and how
+"""The default transports over real loopback sockets: which transport is chosen, how
 connection failures surface (connect-phase failures must stay distinguishable, as the retry
-policy resends a POST only when the connection was never made)."""
+policy resends a POST only when the connection was never made), and how bodies are read and
+streamed; and the requests the client builds, which must be the ones httpx builds."""
 
 from __future__ import annotations
 
+import gzip
+import itertools
+import json
 import socket
 import socketserver
 import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import anyio
 import httpx
@@ -16,6 +22,8 @@ import pytest
 import sniffio
 
 import lamina
+from lamina import _transport
+from lamina._requests import build_request
 from lamina._transport import AiohttpTransport, create_async_transport
 
 
@@ -128,3 +136,136 @@ async def test_failure_after_sending_is_retried_for_get_but_not_for_post(
             await client.get("/organizations")
         assert isinstance(caught.value.__cause__, expected)
         assert len(sleeps.seconds) == 1
+
+
+_PAYLOAD = {"message": "héllo", "items": list(range(50))}
+_BIG = bytes(range(256)) * 8192  # 2 MiB: streamed, not read at once
+
+
+class _BodyHandler(BaseHTTPRequestHandler):
+    """``/plain`` and ``/gzip``: the same JSON, the second gzip-encoded; ``/big``: 2 MiB."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        body = json.dumps(_PAYLOAD).encode()
+        headers = {"Content-Type": "application/json"}
+        if self.path == "/api/v1/gzip":
+            body = gzip.compress(body)
+            headers["Content-Encoding"] = "gzip"
+        elif self.path == "/api/v1/big":
+            body, headers = _BIG, {"Content-Type": "application/octet-stream"}
+        self.send_response(200)
+        for name, value in {**headers, "Content-Length": str(len(body))}.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_PUT(self) -> None:
+        """Answers with the Content-Type the request came with (``null`` for none)."""
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        body = json.dumps(self.headers.get("Content-Type")).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def body_server() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _BodyHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.anyio
+async def test_a_body_goes_with_the_content_type_it_was_given_or_none(body_server: str) -> None:
+    async with lamina.AsyncClient(api_key="k", endpoint_url=body_server) as client:
+        assert await client.request_json("PUT", "/put", content=b"raw") is None
+        typed = {"Content-Type": "text/plain"}
+        assert await client.request_json("PUT", "/put", content=b"x", headers=typed) == "text/plain"
+        assert await client.request_json("PUT", "/put", json={"a": 1}) == "application/json"
+
+
+def test_headers_reach_aiohttp_as_text_as_httpx_decodes_them() -> None:
+    ascii_only = httpx.Headers({"X-Trace": "abc", "authorization": "Bearer k"})
+    assert _transport._header_items(ascii_only) == [
+        ("X-Trace", "abc"),
+        ("authorization", "Bearer k"),
+    ]
+    utf8 = httpx.Headers([(b"X-Name", "ünï".encode())])
+    assert _transport._header_items(utf8) == utf8.multi_items() == [("x-name", "ünï")]
+
+
+def test_the_fast_read_path_is_active_with_the_installed_httpx() -> None:
+    assert _transport._STORE_READ_BODY
+
+
+@pytest.mark.anyio
+async def test_bodies_read_at_once_are_decoded_as_httpx_decodes_them(body_server: str) -> None:
+    async with lamina.AsyncClient(api_key="k", endpoint_url=body_server) as client:
+        plain = await client.get("/plain")
+        encoded = await client.get("/gzip")
+    assert encoded.headers["content-encoding"] == "gzip"
+    assert plain.json() == encoded.json() == _PAYLOAD
+    assert plain.content == encoded.content == json.dumps(_PAYLOAD).encode()
+    for response in (plain, encoded):
+        assert response.is_stream_consumed and response.is_closed
+        assert response.num_bytes_downloaded == int(response.headers["content-length"])
+        assert [chunk async for chunk in response.aiter_bytes()] == [response.content]
+
+
+_URL = httpx.URL("http://127.0.0.1:8710/api/v1/x?a=1")
+_HEADERS: list[dict[str, str]] = [
+    {},
+    {"user-agent": "lamina", "authorization": "Bearer k"},
+    {"Host": "own.test", "user-agent": "lamina"},
+]
+_EXTRA: list[dict[str, str] | None] = [
+    None,
+    {"Content-Type": "text/plain"},
+    {"content-length": "5"},
+    {"Host": "other.test"},
+    {"Transfer-Encoding": "chunked"},
+    {"AUTHORIZATION": "other", "X-A": "1"},
+]
+_BODIES: list[dict[str, Any]] = [
+    {},
+    {"json": {"a": "ü", "b": [1, 2.5, None]}},
+    {"json": []},
+    {"content": b""},
+    {"content": b"abc"},
+    {"content": "tëxt"},
+    {"json": {"x": 1}, "content": b"content wins"},
+]
+
+
+@pytest.mark.parametrize("method", ["GET", "post", "PUT", "PATCH", "DELETE", "HEAD"])
+def test_built_requests_are_the_requests_httpx_builds(method: str) -> None:
+    for headers, extra, body in itertools.product(_HEADERS, _EXTRA, _BODIES):
+        built = build_request(
+            method, _URL, httpx.Headers(headers), extra_headers=extra, extensions={"t": 1}, **body
+        )
+        merged = httpx.Headers(headers)
+        merged.update(extra or {})
+        expected = httpx.Request(method, _URL, headers=merged, extensions={"t": 1}, **body)
+        case = (headers, extra, body)
+        assert (built.method, built.url, built.extensions) == (
+            expected.method,
+            expected.url,
+            expected.extensions,
+        ), case
+        assert built.headers.raw == expected.headers.raw, case
+        assert built.content == expected.content, case
+
+
+def test_a_streamed_body_is_left_to_httpx() -> None:
+    built = build_request("PUT", _URL, httpx.Headers(), content=iter([b"a", b"b"]))
+    assert built.headers["transfer-encoding"] == "chunked"
+    assert b"".join(built.stream) == b"ab"  # type: ignore[union-attr]

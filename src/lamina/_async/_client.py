@@ -22,6 +22,7 @@ from lamina._errors import (
     TransportError,
     api_error_from_response,
 )
+from lamina._requests import build_request
 from lamina._retry import is_idempotent, retry_delay, should_retry
 from lamina._transport import create_async_transport
 from lamina._types import (
@@ -98,12 +99,19 @@ class AsyncClient:
         self._timeout = _timeout_extension(
             DEFAULT_TIMEOUT if isinstance(timeout, NotGiven) else timeout
         )
-        self._headers = {"user-agent": USER_AGENT, **(default_headers or {})}
-        self._auth_headers = (
-            {**self._headers, "authorization": f"Bearer {config.api_key}"}
-            if config.api_key
-            else None
+        # Headers normalized once, each request starting from a copy: for other origins, and
+        # for the client's own (with its Host), without and with the API key.
+        self._headers = httpx.Headers({"user-agent": USER_AGENT})
+        self._headers.update(default_headers or {})
+        self._own_headers = httpx.Headers(
+            self._headers.raw
+            if "host" in self._headers
+            else [(b"Host", self._urls.base.netloc), *self._headers.raw]
         )
+        self._auth_headers: httpx.Headers | None = None
+        if config.api_key:
+            self._auth_headers = httpx.Headers(self._own_headers)
+            self._auth_headers["authorization"] = f"Bearer {config.api_key}"
         self._http_client = http_client
         self._max_concurrency = max_concurrency
         self._transport: httpx.AsyncBaseTransport | None = None
@@ -161,9 +169,11 @@ class AsyncClient:
         """Send a request with auth, retries and error mapping; returns the read response.
 
         ``path`` is relative to :attr:`base_url` (``"/organizations/acme"``) or an absolute
-        URL; the API key is sent only to the client's own origin, and only when
-        ``authenticated``. ``params`` whose value is ``None`` are left out. ``idempotent``
-        overrides what the method and an ``Idempotency-Key`` header say about retrying.
+        URL; the API key is sent only to the client's own origin, only when
+        ``authenticated``, and never to a redirect's target (the API redirects to signed
+        URLs, which carry their own credential). ``params`` whose value is ``None`` are left
+        out. ``idempotent`` overrides what the method and an ``Idempotency-Key`` header say
+        about retrying.
         Any status other than 2xx raises the matching :class:`~lamina.APIError`.
         """
         return await self._send(
@@ -368,11 +378,11 @@ class AsyncClient:
         if self._closed:
             raise LaminaError(f"{self!r} is closed")
         url = self._urls.build(path, params)
-        if authenticated and path.startswith(("http://", "https://")):
-            authenticated = origin(url) == self._origin
-        base_headers: Mapping[str, str]
-        if not authenticated:
+        own_origin = not path.startswith(("http://", "https://")) or origin(url) == self._origin
+        if not own_origin:
             base_headers = self._headers
+        elif not authenticated:
+            base_headers = self._own_headers
         elif self._auth_headers is not None:
             base_headers = self._auth_headers
         else:
@@ -380,14 +390,11 @@ class AsyncClient:
                 "No API key configured: pass api_key= to the client, set LAMINA_API_KEY, "
                 "or run `lamina server` / `lamina auth login` to write ~/.lamina/config.toml."
             )
-        if headers:
-            merged = httpx.Headers(base_headers)
-            merged.update(headers)
-            base_headers = merged
-        return httpx.Request(
+        return build_request(
             method,
             url,
-            headers=base_headers,
+            base_headers,
+            extra_headers=headers,
             json=json,
             content=content,
             extensions={
@@ -450,7 +457,8 @@ def _idempotent(request: httpx.Request, override: bool | None) -> bool:
 
 def _redirect(request: httpx.Request, response: httpx.Response) -> httpx.Request:
     """The request a 3xx response points to: 303 (and 301/302 after a POST) become a GET
-    without a body; the API key is dropped when the redirect leaves the origin."""
+    without a body. The API key is dropped whatever the target's origin: the API redirects
+    only to signed URLs, and a signed URL's token is its one credential."""
     url = request.url.join(response.headers["location"])
     method = request.method
     status = response.status_code
@@ -458,8 +466,7 @@ def _redirect(request: httpx.Request, response: httpx.Response) -> httpx.Request
         method = "GET"
     headers = httpx.Headers(request.headers)
     headers.pop("host", None)
-    if origin(url) != origin(request.url):
-        headers.pop("authorization", None)
+    headers.pop("authorization", None)
     content: bytes | None = None
     if method == request.method:
         content = request.content or None

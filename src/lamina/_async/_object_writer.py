@@ -424,7 +424,8 @@ class AsyncObjectWriter:
         return str(response.headers.get("etag", ""))
 
     async def _abort(self, path: str, upload: MultipartUpload) -> None:
-        """Abort a failed multipart upload; its own failure must not hide the upload's."""
+        """Abort a failed multipart upload, retried like any idempotent request (aborting
+        twice is harmless); its own failure must not hide the upload's."""
         with contextlib.suppress(Exception):
             await self._client.request(
                 "DELETE",
@@ -432,5 +433,4 @@ class AsyncObjectWriter:
                 params=self._params(
                     path, upload_id=upload.upload_id, upload_token=upload.upload_token
                 ),
-                max_retries=0,
             )

@@ -52,7 +52,9 @@ class ObjectReader:
         self._stream: AbstractContextManager[httpx.Response] | None = None
         self._response: httpx.Response | None = None
         self._chunks: Iterator[bytes] | None = None
-        self._buffer = bytearray()
+        # the last piece received and how much of it was read: bytes not yet returned
+        self._pending = b""
+        self._offset = 0
         self._cached: bytes | None = None
         self._eof = False
         self._closed = False
@@ -96,17 +98,18 @@ class ObjectReader:
         return self._header("content-range")
 
     def _next_chunk(self) -> bytes:
-        """The next piece of the body, or ``b""`` at its end."""
-        if self._eof:
-            return b""
-        response = self._open()
-        if self._chunks is None:
+        """The next piece of the body as it was received, or ``b""`` at its end."""
+        chunks = self._chunks
+        if chunks is None:
+            if self._eof:
+                return b""
+            response = self._open()
             # a small body may have been read already by the transport
-            self._chunks = (
+            chunks = self._chunks = (
                 _just(response.content) if response.is_stream_consumed else response.iter_raw()
             )
         try:
-            return self._chunks.__next__()
+            return chunks.__next__()
         except StopIteration:
             self._eof = True
             self._release()
@@ -114,51 +117,71 @@ class ObjectReader:
         except httpx.HTTPError as exc:
             raise TransportError(f"reading {self._params.get('path')!r} failed: {exc}") from exc
 
+    def _take_pending(self) -> list[bytes | memoryview]:
+        """What is left of the last piece received (at most one view), now consumed."""
+        pending, offset = self._pending, self._offset
+        self._pending, self._offset = b"", 0
+        if offset == len(pending):
+            return []
+        return [memoryview(pending)[offset:] if offset else pending]
+
+    def _read_up_to(self, n: int) -> bytes:
+        """``n`` bytes, fewer only at the end. Pieces are copied at most once, and a piece of
+        exactly ``n`` bytes is returned as it was received."""
+        pending, offset = self._pending, self._offset
+        if len(pending) - offset >= n:
+            self._offset = offset + n
+            return pending if offset == 0 and len(pending) == n else pending[offset : offset + n]
+        parts = self._take_pending()
+        size = sum(len(part) for part in parts)
+        try:
+            while size < n:
+                chunk = self._next_chunk()
+                if not chunk:
+                    break
+                wanted = n - size
+                if len(chunk) > wanted:
+                    self._pending, self._offset = chunk, wanted
+                    parts.append(memoryview(chunk)[:wanted])
+                    break
+                parts.append(chunk)
+                size += len(chunk)
+        except BaseException:
+            self._pending = _joined(parts)  # a failed or cancelled read loses no bytes
+            raise
+        return _joined(parts)
+
     def read(self, n: int = -1) -> bytes:
         """Read up to ``n`` bytes (fewer only at the end), or all that is left if ``n < 0``."""
-        if n < 0:
-            if self._cached is not None:
-                return self._cached
-            pieces = [bytes(self._buffer)]
-            self._buffer.clear()
+        if n >= 0:
+            return self._read_up_to(n) if n else b""
+        if self._cached is not None:
+            return self._cached
+        parts = self._take_pending()
+        try:
             while chunk := self._next_chunk():
-                pieces.append(chunk)
-            data = b"".join(pieces)
-            if self._cache:
-                self._cached = data
-            return data
-        while len(self._buffer) < n:
-            chunk = self._next_chunk()
-            if not chunk:
-                break
-            self._buffer += chunk
-        data = bytes(self._buffer[:n])
-        del self._buffer[:n]
+                parts.append(chunk)
+        except BaseException:
+            self._pending = _joined(parts)
+            raise
+        data = _joined(parts)
+        if self._cache:
+            self._cached = data
         return data
 
     def iter_bytes(self, chunk_size: int | None = DEFAULT_CHUNK_SIZE) -> Iterator[bytes]:
         """Stream the rest of the body in pieces of ``chunk_size`` bytes (the last may be
-        shorter); ``chunk_size=None`` yields pieces as they arrive."""
-        buffer = self._buffer
-        while True:
-            if chunk_size is None:
-                if buffer:
-                    yield bytes(buffer)
-                    buffer.clear()
-            else:
-                while len(buffer) >= chunk_size:
-                    yield bytes(buffer[:chunk_size])
-                    del buffer[:chunk_size]
-            chunk = self._next_chunk()
-            if not chunk:
-                if buffer:
-                    yield bytes(buffer)
-                    buffer.clear()
-                return
-            if not buffer and (chunk_size is None or len(chunk) == chunk_size):
+        shorter); ``chunk_size=None`` yields the pieces as they arrive, without copying them."""
+        if chunk_size is not None:
+            if chunk_size < 1:
+                raise ValueError(f"chunk_size must be positive, got {chunk_size}")
+            while chunk := self._read_up_to(chunk_size):
                 yield chunk
-            else:
-                buffer += chunk
+            return
+        for part in self._take_pending():
+            yield bytes(part)
+        while chunk := self._next_chunk():
+            yield chunk
 
     def _release(self) -> None:
         stream, self._stream = self._stream, None
@@ -169,6 +192,7 @@ class ObjectReader:
     def close(self) -> None:
         """Release the connection (idempotent); reads after this raise ``ValueError``."""
         self._closed = True
+        self._pending, self._offset = b"", 0
         self._release()
 
     def __enter__(self) -> ObjectReader:
@@ -186,3 +210,9 @@ class ObjectReader:
 
 def _just(data: bytes) -> Iterator[bytes]:
     yield data
+
+
+def _joined(parts: list[bytes | memoryview]) -> bytes:
+    if len(parts) == 1 and isinstance(parts[0], bytes):
+        return parts[0]
+    return b"".join(parts)

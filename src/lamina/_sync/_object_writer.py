@@ -421,7 +421,8 @@ class ObjectWriter:
         return str(response.headers.get("etag", ""))
 
     def _abort(self, path: str, upload: MultipartUpload) -> None:
-        """Abort a failed multipart upload; its own failure must not hide the upload's."""
+        """Abort a failed multipart upload, retried like any idempotent request (aborting
+        twice is harmless); its own failure must not hide the upload's."""
         with contextlib.suppress(Exception):
             self._client.request(
                 "DELETE",
@@ -429,5 +430,4 @@ class ObjectWriter:
                 params=self._params(
                     path, upload_id=upload.upload_id, upload_token=upload.upload_token
                 ),
-                max_retries=0,
             )

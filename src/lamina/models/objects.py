@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 
 from attrs import field, frozen
 
 #: Prefix of the response headers that carry an object's user metadata.
 META_HEADER_PREFIX = "x-tilde-meta-"
+
+#: An HTTP date in its preferred form (RFC 9110 IMF-fixdate), e.g. "Sun, 06 Nov 1994 08:49:37 GMT".
+_IMF_FIXDATE = re.compile(
+    r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), (\d{2}) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
+    r" (\d{4}) (\d{2}):(\d{2}):(\d{2}) GMT"
+)
+_MONTHS = {
+    name: number
+    for number, name in enumerate(
+        ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1
+    )
+}
 
 
 @frozen
@@ -139,6 +152,31 @@ def range_header(byte_range: tuple[int, int | None]) -> str:
     return f"bytes={start}-" if end is None else f"bytes={start}-{end}"
 
 
+def parse_http_date(value: str) -> datetime | None:
+    """An aware datetime from an HTTP date (any of the forms RFC 9110 allows), or ``None``
+    when it is not one."""
+    match = _IMF_FIXDATE.fullmatch(value)
+    if match is not None:
+        day, month, year, hour, minute, second = match.groups()
+        try:
+            return datetime(
+                int(year),
+                _MONTHS[month],
+                int(day),
+                int(hour),
+                int(minute),
+                int(second),
+                tzinfo=timezone.utc,
+            )
+        except ValueError:
+            return None
+    try:
+        parsed = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=timezone.utc)
+
+
 def object_metadata_from_headers(headers: Iterable[tuple[str, str]]) -> ObjectMetadata:
     """Build :class:`ObjectMetadata` from response header pairs (names in any case).
 
@@ -155,12 +193,7 @@ def object_metadata_from_headers(headers: Iterable[tuple[str, str]]) -> ObjectMe
             fields[lower] = value
     length = fields.get("content-length")
     modified = fields.get("last-modified")
-    last_modified: datetime | None = None
-    if modified:
-        try:
-            last_modified = parsedate_to_datetime(modified)
-        except (TypeError, ValueError):
-            last_modified = None
+    last_modified = parse_http_date(modified) if modified else None
     return ObjectMetadata(
         etag=unquote_etag(fields.get("etag")),
         content_type=fields.get("content-type"),

@@ -6,8 +6,6 @@ from typing import Literal
 
 from attrs import frozen
 
-from lamina._errors import LaminaError
-
 
 @frozen
 class SessionCreated:
@@ -34,13 +32,3 @@ class CommitResult:
     status: Literal["committed", "approval_required"]
     commit_id: str | None = None
     web_url: str | None = None
-
-
-class ApprovalTimeoutError(LaminaError):
-    """``commit(block_for_approval=True, timeout=...)`` waited longer than ``timeout`` for a
-    human to approve the session (approve it at ``web_url``)."""
-
-    def __init__(self, message: str, *, session_id: str, web_url: str) -> None:
-        super().__init__(message)
-        self.session_id = session_id
-        self.web_url = web_url

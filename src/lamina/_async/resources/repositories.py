@@ -34,6 +34,7 @@ class AsyncRepository(AsyncDeferred):
         self._org = org
         self._name = name
         self._data = data
+        self._api_path = repository_path(org, name)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._org}/{self._name})"
@@ -59,7 +60,7 @@ class AsyncRepository(AsyncDeferred):
     @property
     def api_path(self) -> str:
         """The repository's URL path under the API base (``/organizations/o/repositories/r``)."""
-        return repository_path(self._org, self._name)
+        return self._api_path
 
     def _is_ready(self) -> bool:
         return self._data is not None

@@ -14,15 +14,15 @@ from lamina._async.resources.objects import AsyncSessionObjects
 from lamina._concurrency import asleep
 from lamina._converter import structure
 from lamina._deferred import AsyncDeferred
-from lamina._errors import LaminaError, NotFoundError, SerializationError
+from lamina._errors import (
+    ApprovalTimeoutError,
+    LaminaError,
+    NotFoundError,
+    SerializationError,
+)
 from lamina.models.commits import CommitCreated
 from lamina.models.objects import EntryRecord
-from lamina.models.sessions import (
-    ApprovalRequired,
-    ApprovalTimeoutError,
-    CommitResult,
-    SessionCreated,
-)
+from lamina.models.sessions import ApprovalRequired, CommitResult, SessionCreated
 
 if TYPE_CHECKING:
     from lamina._async.resources.repositories import AsyncRepository

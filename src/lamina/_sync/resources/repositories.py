@@ -35,6 +35,7 @@ class Repository(Deferred):
         self._org = org
         self._name = name
         self._data = data
+        self._api_path = repository_path(org, name)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._org}/{self._name})"
@@ -60,7 +61,7 @@ class Repository(Deferred):
     @property
     def api_path(self) -> str:
         """The repository's URL path under the API base (``/organizations/o/repositories/r``)."""
-        return repository_path(self._org, self._name)
+        return self._api_path
 
     def _is_ready(self) -> bool:
         return self._data is not None

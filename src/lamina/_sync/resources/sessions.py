@@ -13,17 +13,17 @@ from typing import TYPE_CHECKING, Any
 from lamina._concurrency import sleep
 from lamina._converter import structure
 from lamina._deferred import Deferred
-from lamina._errors import LaminaError, NotFoundError, SerializationError
+from lamina._errors import (
+    ApprovalTimeoutError,
+    LaminaError,
+    NotFoundError,
+    SerializationError,
+)
 from lamina._sync._pager import Pager
 from lamina._sync.resources.objects import SessionObjects
 from lamina.models.commits import CommitCreated
 from lamina.models.objects import EntryRecord
-from lamina.models.sessions import (
-    ApprovalRequired,
-    ApprovalTimeoutError,
-    CommitResult,
-    SessionCreated,
-)
+from lamina.models.sessions import ApprovalRequired, CommitResult, SessionCreated
 
 if TYPE_CHECKING:
     from lamina._sync.resources.repositories import Repository
