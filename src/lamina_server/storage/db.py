@@ -7,10 +7,10 @@ that PostgreSQL can replace the embedded SQLite default without rewriting them.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import sqlalchemy as sa
@@ -18,6 +18,8 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 metadata = sa.MetaData()
+
+T = TypeVar("T")
 
 
 def sqlite_url(data_dir: Path) -> str:
@@ -55,9 +57,19 @@ class Database:
         # SQLite has one writer; queueing writers in-process is cheaper than busy-waiting on
         # the file lock. Other databases take concurrent writers.
         self._write_lock: anyio.Lock | None = anyio.Lock() if self.is_sqlite else None
+        # Work written as one synchronous function of a connection (the versioning engine's
+        # transactions) runs on SQLite in a single worker-thread hop through a blocking engine,
+        # instead of one event-loop/driver-thread round trip per statement through aiosqlite.
+        self._blocking: sa.Engine | None = None
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_on_connect)
             event.listen(self.engine.sync_engine, "begin", _sqlite_on_begin)
+            blocking_url = self.engine.url.set(drivername="sqlite")
+            self._blocking = sa.create_engine(
+                blocking_url, connect_args={"check_same_thread": False}
+            )
+            event.listen(self._blocking, "connect", _sqlite_on_connect)
+            event.listen(self._blocking, "begin", _sqlite_on_begin)
 
     async def create_all(self) -> None:
         async with self.begin() as conn:
@@ -79,5 +91,34 @@ class Database:
         async with self.engine.connect() as conn:
             yield conn
 
+    async def run_write(self, fn: Callable[[sa.Connection], T]) -> T:
+        """Run ``fn`` in one write transaction (committed on success, rolled back on error)."""
+        if self._blocking is None or self._write_lock is None:
+            async with self.begin() as conn:
+                return await conn.run_sync(fn)
+        blocking = self._blocking.execution_options(lamina_write=True)
+
+        def transaction() -> T:
+            with blocking.begin() as conn:
+                return fn(conn)
+
+        async with self._write_lock:
+            return await anyio.to_thread.run_sync(transaction)
+
+    async def run_read(self, fn: Callable[[sa.Connection], T]) -> T:
+        """Run ``fn`` on a read connection (one consistent snapshot)."""
+        if self._blocking is None:
+            async with self.connect() as conn:
+                return await conn.run_sync(fn)
+        blocking = self._blocking
+
+        def snapshot() -> T:
+            with blocking.connect() as conn, conn.begin():
+                return fn(conn)
+
+        return await anyio.to_thread.run_sync(snapshot)
+
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self._blocking is not None:
+            self._blocking.dispose()

@@ -96,12 +96,10 @@ class VersionStore:
     # --- plumbing ----------------------------------------------------------------------------
 
     async def _read(self, fn: Callable[[sa.Connection], T]) -> T:
-        async with self.db.connect() as conn:
-            return await conn.run_sync(fn)
+        return await self.db.run_read(fn)
 
     async def _write(self, fn: Callable[[sa.Connection], T]) -> T:
-        async with self.db.begin() as conn:
-            return await conn.run_sync(fn)
+        return await self.db.run_write(fn)
 
     def _tree(self, conn: sa.Connection) -> Tree:
         return Tree(SqlNodes(conn), size_of=value_size, cache=self.node_cache)

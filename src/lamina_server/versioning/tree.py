@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from bisect import bisect_left, bisect_right
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -124,20 +125,23 @@ class NodeCache:
     def __init__(self, capacity: int = 2048) -> None:
         self.capacity = capacity
         self._nodes: OrderedDict[str, Node] = OrderedDict()
+        self._lock = threading.Lock()  # trees are read from worker threads concurrently
         self.reads = 0
         self.fetches = 0
 
     def get(self, key: str) -> Node | None:
-        node = self._nodes.get(key)
-        if node is not None:
-            self._nodes.move_to_end(key)
-        return node
+        with self._lock:
+            node = self._nodes.get(key)
+            if node is not None:
+                self._nodes.move_to_end(key)
+            return node
 
     def put(self, key: str, node: Node) -> None:
-        self._nodes[key] = node
-        self._nodes.move_to_end(key)
-        if len(self._nodes) > self.capacity:
-            self._nodes.popitem(last=False)
+        with self._lock:
+            self._nodes[key] = node
+            self._nodes.move_to_end(key)
+            if len(self._nodes) > self.capacity:
+                self._nodes.popitem(last=False)
 
 
 class Rewrite(NamedTuple):
