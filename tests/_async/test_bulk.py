@@ -3,28 +3,13 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from lamina import AsyncClient, AsyncRepository, LaminaError, TransferProgress
-from lamina.testing import LocalServer
+from lamina import AsyncRepository, LaminaError, TransferProgress
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-async def client(local_server: LocalServer) -> AsyncIterator[AsyncClient]:
-    async with AsyncClient(
-        api_key=local_server.api_key, endpoint_url=local_server.endpoint_url
-    ) as client:
-        yield client
-
-
-@pytest.fixture
-def repo(client: AsyncClient, repository: str) -> AsyncRepository:
-    return client.repository(repository)
 
 
 def make_tree(root: Path) -> dict[str, bytes]:

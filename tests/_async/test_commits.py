@@ -2,27 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
-from lamina import AsyncClient, AsyncCommit, AsyncRepository, ConflictError, NotFoundError
-from lamina.testing import LocalServer
+from lamina import AsyncCommit, AsyncRepository, ConflictError, NotFoundError
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-async def client(local_server: LocalServer) -> AsyncIterator[AsyncClient]:
-    async with AsyncClient(
-        api_key=local_server.api_key, endpoint_url=local_server.endpoint_url
-    ) as client:
-        yield client
-
-
-@pytest.fixture
-def repo(client: AsyncClient, repository: str) -> AsyncRepository:
-    return client.repository(repository)
 
 
 async def commit_files(repo: AsyncRepository, message: str, **files: bytes | None) -> str:

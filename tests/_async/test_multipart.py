@@ -52,11 +52,6 @@ async def client(local_server: LocalServer, recorder: _Recorder) -> AsyncIterato
         yield client
 
 
-@pytest.fixture
-def repo(client: AsyncClient, repository: str) -> AsyncRepository:
-    return client.repository(repository)
-
-
 def multipart_etag(data: bytes, part_size: int) -> str:
     digests = [
         hashlib.md5(data[offset : offset + part_size]).digest()

@@ -28,19 +28,6 @@ from lamina.testing import LocalServer
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-async def client(local_server: LocalServer) -> AsyncIterator[AsyncClient]:
-    async with AsyncClient(
-        api_key=local_server.api_key, endpoint_url=local_server.endpoint_url
-    ) as client:
-        yield client
-
-
-@pytest.fixture
-def repo(client: AsyncClient, repository: str) -> AsyncRepository:
-    return client.repository(repository)
-
-
 def md5(data: bytes) -> str:
     return hashlib.md5(data).hexdigest()
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import pytest
 
@@ -17,14 +17,6 @@ from lamina import (
 from lamina.testing import LocalServer
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-async def client(local_server: LocalServer) -> AsyncIterator[AsyncClient]:
-    async with AsyncClient(
-        api_key=local_server.api_key, endpoint_url=local_server.endpoint_url
-    ) as client:
-        yield client
 
 
 async def test_organizations_list_get_create(

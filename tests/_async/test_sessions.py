@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import httpx
 import pytest
 
@@ -20,19 +18,6 @@ from lamina import (
 from lamina.testing import LocalServer
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-async def client(local_server: LocalServer) -> AsyncIterator[AsyncClient]:
-    async with AsyncClient(
-        api_key=local_server.api_key, endpoint_url=local_server.endpoint_url
-    ) as client:
-        yield client
-
-
-@pytest.fixture
-def repo(client: AsyncClient, repository: str) -> AsyncRepository:
-    return client.repository(repository)
 
 
 async def paths_at_head(repo: AsyncRepository) -> list[str]:

@@ -4,26 +4,13 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from lamina import Client, LaminaError, Repository, TransferProgress
-from lamina.testing import LocalServer
+from lamina import LaminaError, Repository, TransferProgress
 
 pytestmark = pytest.mark.sync
-
-
-@pytest.fixture
-def client(local_server: LocalServer) -> Iterator[Client]:
-    with Client(api_key=local_server.api_key, endpoint_url=local_server.endpoint_url) as client:
-        yield client
-
-
-@pytest.fixture
-def repo(client: Client, repository: str) -> Repository:
-    return client.repository(repository)
 
 
 def make_tree(root: Path) -> dict[str, bytes]:

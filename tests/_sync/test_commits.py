@@ -3,25 +3,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
-from lamina import Client, Commit, ConflictError, NotFoundError, Repository
-from lamina.testing import LocalServer
+from lamina import Commit, ConflictError, NotFoundError, Repository
 
 pytestmark = pytest.mark.sync
-
-
-@pytest.fixture
-def client(local_server: LocalServer) -> Iterator[Client]:
-    with Client(api_key=local_server.api_key, endpoint_url=local_server.endpoint_url) as client:
-        yield client
-
-
-@pytest.fixture
-def repo(client: Client, repository: str) -> Repository:
-    return client.repository(repository)
 
 
 def commit_files(repo: Repository, message: str, **files: bytes | None) -> str:

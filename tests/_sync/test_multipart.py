@@ -54,11 +54,6 @@ def client(local_server: LocalServer, recorder: _Recorder) -> Iterator[Client]:
         yield client
 
 
-@pytest.fixture
-def repo(client: Client, repository: str) -> Repository:
-    return client.repository(repository)
-
-
 def multipart_etag(data: bytes, part_size: int) -> str:
     digests = [
         hashlib.md5(data[offset : offset + part_size]).digest()

@@ -30,17 +30,6 @@ from lamina.testing import LocalServer
 pytestmark = pytest.mark.sync
 
 
-@pytest.fixture
-def client(local_server: LocalServer) -> Iterator[Client]:
-    with Client(api_key=local_server.api_key, endpoint_url=local_server.endpoint_url) as client:
-        yield client
-
-
-@pytest.fixture
-def repo(client: Client, repository: str) -> Repository:
-    return client.repository(repository)
-
-
 def md5(data: bytes) -> str:
     return hashlib.md5(data).hexdigest()
 

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
@@ -18,12 +18,6 @@ from lamina import (
 from lamina.testing import LocalServer
 
 pytestmark = pytest.mark.sync
-
-
-@pytest.fixture
-def client(local_server: LocalServer) -> Iterator[Client]:
-    with Client(api_key=local_server.api_key, endpoint_url=local_server.endpoint_url) as client:
-        yield client
 
 
 def test_organizations_list_get_create(

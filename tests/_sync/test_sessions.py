@@ -4,8 +4,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
 import pytest
 
@@ -22,17 +20,6 @@ from lamina import (
 from lamina.testing import LocalServer
 
 pytestmark = pytest.mark.sync
-
-
-@pytest.fixture
-def client(local_server: LocalServer) -> Iterator[Client]:
-    with Client(api_key=local_server.api_key, endpoint_url=local_server.endpoint_url) as client:
-        yield client
-
-
-@pytest.fixture
-def repo(client: Client, repository: str) -> Repository:
-    return client.repository(repository)
 
 
 def paths_at_head(repo: Repository) -> list[str]:
