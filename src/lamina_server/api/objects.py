@@ -240,6 +240,22 @@ async def _stage_written(
 # --- reads ----------------------------------------------------------------------------------
 
 
+async def _read_entry(
+    services: Services,
+    caller: Principal,
+    organization: str,
+    repository: str,
+    path: str,
+    session_id: str | None,
+    ref: str | None,
+) -> Entry:
+    """The entry at ``path`` in the view a read names: a session, a commit, or HEAD."""
+    validate_path(path)
+    session, commit = _view(session_id, ref)
+    repo = await resolve_repository(services, caller, organization, repository)
+    return await services.versions.get_entry(repo.id, path, session_id=session, ref=commit)
+
+
 @router.get(
     f"{R}/object",
     status_code=307,
@@ -259,10 +275,7 @@ async def get_object(
     session_id: ReadSession = None,
     ref: Ref = None,
 ) -> Response:
-    validate_path(path)
-    session, commit = _view(session_id, ref)
-    repo = await resolve_repository(services, caller, organization, repository)
-    entry = await services.versions.get_entry(repo.id, path, session_id=session, ref=commit)
+    entry = await _read_entry(services, caller, organization, repository, path, session_id, ref)
     location = data.download_url(request, services, entry)
     return Response(
         status_code=307, headers={"Location": location, "Cache-Control": "private, no-store"}
@@ -283,10 +296,7 @@ async def head_object(
     session_id: ReadSession = None,
     ref: Ref = None,
 ) -> Response:
-    validate_path(path)
-    session, commit = _view(session_id, ref)
-    repo = await resolve_repository(services, caller, organization, repository)
-    entry = await services.versions.get_entry(repo.id, path, session_id=session, ref=commit)
+    entry = await _read_entry(services, caller, organization, repository, path, session_id, ref)
     response = Response(
         headers={
             "ETag": f'"{entry.etag}"',
