@@ -11,6 +11,7 @@ with one URL per part. Reads redirect (307) to a presigned download URL.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Annotated, Any
@@ -90,12 +91,17 @@ class UploadTarget(BaseModel):
     upload_token: str
 
 
-class FinalizeRequest(_Request):
-    upload_token: str
+class _ObjectAttributes(_Request):
+    """What finalize and multipart complete both say about the object they register."""
+
     checksum: str | None = Field(None, description="Hex MD5 of the bytes (quotes tolerated)")
     content_type: str | None = None
     size_bytes: int | None = None
     metadata: dict[str, str] | None = None
+
+
+class FinalizeRequest(_ObjectAttributes):
+    upload_token: str
 
 
 class ObjectWritten(BaseModel):
@@ -117,14 +123,10 @@ class CompletedPart(_Request):
     etag: str
 
 
-class CompleteRequest(_Request):
+class CompleteRequest(_ObjectAttributes):
     upload_id: str
     upload_token: str
     parts: list[CompletedPart]
-    checksum: str | None = None
-    content_type: str | None = None
-    size_bytes: int | None = None
-    metadata: dict[str, str] | None = None
 
 
 class CopyResult(BaseModel):
@@ -192,6 +194,20 @@ def _token_claims(
         if claims.get(key) != expected:
             raise bad_request(f"upload token was issued for another {name}", "invalid_upload_token")
     return claims
+
+
+def _object_attributes(
+    body: Mapping[str, Any],
+) -> tuple[str | None, int | None, str, dict[str, str]]:
+    """The validated checksum, size_bytes, content_type and metadata of a finalize or
+    multipart-complete body."""
+    checksum = body.get("checksum")
+    return (
+        None if checksum is None else normalize_etag(checksum, "checksum"),
+        validate_size(body.get("size_bytes")),
+        validate_content_type(body.get("content_type")),
+        validate_metadata(body.get("metadata")),
+    )
 
 
 def _check_written(info: BlobInfo, size_bytes: int | None, checksum: str | None) -> None:
@@ -464,11 +480,7 @@ async def finalize_object(request: Request) -> JSONResponse:
     token = body.get("upload_token")
     if not isinstance(token, str) or not token:
         raise bad_request("upload_token is required (the token from PUT /object)")
-    checksum = body.get("checksum")
-    checksum = None if checksum is None else normalize_etag(checksum, "checksum")
-    size_bytes = validate_size(body.get("size_bytes"))
-    content_type = validate_content_type(body.get("content_type"))
-    metadata = validate_metadata(body.get("metadata"))
+    checksum, size_bytes, content_type, metadata = _object_attributes(body)
     claims = _token_claims(services, UPLOAD_TOKEN, token, repo, session_id, path)
     address = str(claims["a"])
     try:
@@ -604,10 +616,7 @@ async def complete_multipart(
                 "invalid_part",
             )
         parts.append((part.part_number, normalize_etag(part.etag, f"parts[{index}].etag")))
-    checksum = None if body.checksum is None else normalize_etag(body.checksum, "checksum")
-    size_bytes = validate_size(body.size_bytes)
-    content_type = validate_content_type(body.content_type)
-    metadata = validate_metadata(body.metadata)
+    checksum, size_bytes, content_type, metadata = _object_attributes(body.model_dump())
     repo, address = await _multipart_claims(
         services,
         caller,
