@@ -8,30 +8,14 @@ import importlib
 import importlib.util
 import inspect
 import re
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
 import lamina._async
+from tests.generator import generator as _generator
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _load_generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "lamina_unasync_script", ROOT / "scripts/unasync.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-_generator = _load_generator()
 _rule = _generator.Unasync(_generator.RENAMES)
 #: Special methods that are part of a class's public behaviour.
 _DUNDERS = frozenset(

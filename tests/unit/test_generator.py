@@ -3,29 +3,12 @@ failure modes, and the tree operations behind ``--check``."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections import Counter
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _load_generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "lamina_unasync_script", ROOT / "scripts/unasync.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-gen = _load_generator()
+from tests.generator import generator as gen
 
 
 def convert(source: str, renames: dict[str, str] | None = None) -> tuple[str, list[str]]:
