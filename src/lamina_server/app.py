@@ -6,10 +6,9 @@ versioning-engine errors, request validation, unknown routes and methods, and â€
 their request id â€” unexpected exceptions.
 
 The few routes every upload and download goes through (``FAST_LANE`` in the objects and data
-modules) take the bare request, and :class:`FastLane` serves them ahead of FastAPI's routing,
-exception middleware and dependency machinery, with the same error envelopes. They stay
-registered as ordinary routes too: that is what documents them, and what serves anything the
-lane passes on.
+modules) take the bare request, and :class:`LaminaApp` serves them ahead of all of FastAPI
+(its telemetry, middleware stack, routing and dependency machinery), with the same request ids
+and error envelopes. They stay registered as ordinary routes too: that is what documents them.
 """
 
 from __future__ import annotations
@@ -87,13 +86,29 @@ def error_response(
     )
 
 
-class RequestIdMiddleware:
-    """Tags each request with an id, echoes it as ``X-Request-Id`` and turns any exception that
-    escaped the handlers into a logged 500 envelope (unless the response had already begun)."""
+def _log_unhandled(scope: Scope, request_id: str) -> None:
+    """Logs the exception being handled, with its request."""
+    logger.exception(
+        "unhandled error in %s %s (request id %s)",
+        scope.get("method"),
+        scope.get("path"),
+        request_id,
+    )
 
-    def __init__(self, app: ASGIApp) -> None:
+
+def _internal_error(request_id: str) -> JSONResponse:
+    """The last-resort 500 envelope: what went wrong stays in the log."""
+    return error_response(500, "internal_error", "internal server error", request_id)
+
+
+class RequestIdMiddleware:
+    """Tags each request with an id (from ``ids``), echoes it as ``X-Request-Id`` and turns any
+    exception that escaped the handlers into a logged 500 envelope (unless the response had
+    already begun)."""
+
+    def __init__(self, app: ASGIApp, ids: Iterator[str]) -> None:
         self.app = app
-        self._ids = _request_ids()
+        self._ids = ids
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -114,16 +129,10 @@ class RequestIdMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         except Exception:
-            logger.exception(
-                "unhandled error in %s %s (request id %s)",
-                scope.get("method"),
-                scope.get("path"),
-                request_id,
-            )
+            _log_unhandled(scope, request_id)
             if started:
                 raise
-            response = error_response(500, "internal_error", "internal server error", request_id)
-            await response(scope, receive, send_with_id)
+            await _internal_error(request_id)(scope, receive, send_with_id)
 
 
 def request_id_of(request: Request) -> str:
@@ -238,30 +247,37 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 LaneRoute = tuple[frozenset[str], re.Pattern[str], Endpoint]
 
 
-class FastLane:
-    """Serves the bare-request endpoints of ``routes`` (methods, path pattern, endpoint) straight
-    from the middleware stack; every other request goes on to ``app`` (FastAPI's routing).
+class LaminaApp(FastAPI):
+    """FastAPI with the fast lane in front: a request for one of the ``lane`` routes (methods,
+    path pattern, endpoint) is served straight from here, ahead of FastAPI's telemetry, its
+    middleware stack and its routing; every other request goes the ordinary way.
 
-    An endpoint sees what FastAPI would give it (path parameters included), and its
-    :class:`ApiError` and versioning errors become the same envelopes as anywhere else.
+    A lane endpoint sees what FastAPI would give it (path parameters included); its responses
+    carry the request id, and its :class:`ApiError` and versioning errors become the same
+    envelopes as anywhere else, and anything else the logged 500 envelope.
     """
 
-    def __init__(self, app: ASGIApp, routes: Sequence[LaneRoute]) -> None:
-        self.app = app
-        self.routes = tuple(routes)
+    lane: tuple[LaneRoute, ...] = ()
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.request_ids = _request_ids()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             method, path = scope["method"], scope["path"]
-            for methods, pattern, endpoint in self.routes:
+            for methods, pattern, endpoint in self.lane:
                 match = pattern.match(path) if method in methods else None
                 if match is not None:
+                    scope["app"] = self
                     scope["path_params"] = match.groupdict()
                     await self._serve(endpoint, scope, receive, send)
                     return
-        await self.app(scope, receive, send)
+        await super().__call__(scope, receive, send)
 
     async def _serve(self, endpoint: Endpoint, scope: Scope, receive: Receive, send: Send) -> None:
+        request_id = _incoming_request_id(scope) or next(self.request_ids)
+        scope.setdefault("state", {})["request_id"] = request_id
         request = Request(scope, receive)
         try:
             response = await endpoint(request)
@@ -269,7 +285,15 @@ class FastLane:
             response = await _api_error(request, exc)
         except versioning.VersioningError as exc:
             response = await _engine_error(request, exc)
-        await response(scope, receive, send)
+        except Exception:
+            _log_unhandled(scope, request_id)
+            response = _internal_error(request_id)
+        response.raw_headers.append((b"x-request-id", request_id.encode("ascii")))
+        try:
+            await response(scope, receive, send)
+        except Exception:
+            _log_unhandled(scope, request_id)
+            raise
 
 
 def lane_routes(prefix: str, router: APIRouter, endpoints: Sequence[Endpoint]) -> list[LaneRoute]:
@@ -377,7 +401,7 @@ async def _bootstrap(config: ServerConfig, identity: Identity) -> None:
         print(f"Wrote {config.config_path} (api_key, endpoint_url).", file=sys.stdout, flush=True)
 
 
-def create_app(config: ServerConfig) -> FastAPI:
+def create_app(config: ServerConfig) -> LaminaApp:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -387,21 +411,22 @@ def create_app(config: ServerConfig) -> FastAPI:
             identity = Identity(db)
             await _bootstrap(config, identity)
             versions = CachingVersionStore(db)
+            blobs = LocalBlobStore(config.data_dir / "blobs")
             app.state.services = Services(
                 config=config,
                 db=db,
                 versions=versions,
-                blobs=LocalBlobStore(config.data_dir / "blobs"),
+                blobs=blobs,
                 identity=identity,
                 signer=UrlSigner(load_or_create_secret(config.data_dir / "signing.key")),
                 repositories=Repositories(db),
-                staging=Staging(versions),
+                staging=Staging(versions, blobs),
             )
             yield
         finally:
             await db.dispose()
 
-    app = FastAPI(
+    app = LaminaApp(
         title="Lamina",
         version=__version__,
         description="The Lamina reference server: the Tilde API (/api/v1) and its extensions.",
@@ -413,8 +438,8 @@ def create_app(config: ServerConfig) -> FastAPI:
     )
     lane = lane_routes(API_PREFIX, objects.router, objects.FAST_LANE)
     lane += lane_routes("", data.router, data.FAST_LANE)
-    app.add_middleware(FastLane, routes=lane)
-    app.add_middleware(RequestIdMiddleware)  # added last: outermost, around the fast lane too
+    app.lane = tuple(lane)
+    app.add_middleware(RequestIdMiddleware, ids=app.request_ids)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(versioning.VersioningError, _engine_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

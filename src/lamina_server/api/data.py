@@ -25,7 +25,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 
-from lamina_server.api.deps import Services, get_services
+from lamina_server.api.deps import Services, get_services, query, request_base
 from lamina_server.api.schemas import error_responses
 from lamina_server.api.signing import TokenError, UrlSigner
 from lamina_server.errors import ApiError, bad_request, conflict, forbidden, not_found
@@ -62,7 +62,7 @@ def public_base(request: Request, services: Services) -> str:
     """Scheme, host and port clients reach this server at: configured, or the request's."""
     if services.config.public_url:
         return services.config.public_url.rstrip("/")
-    return str(request.base_url).rstrip("/")
+    return request_base(request)
 
 
 def upload_url(request: Request, services: Services, claims: Mapping[str, str]) -> str:
@@ -97,7 +97,7 @@ def http_date(moment: datetime) -> str:
 
 
 def _verify(request: Request, signer: UrlSigner, kind: str) -> dict[str, Any]:
-    token = request.query_params.get("token")
+    token = query(request).get("token")
     if not token:
         raise bad_request("token is required (use the URL exactly as it was handed out)")
     try:

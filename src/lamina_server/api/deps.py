@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
 
 from fastapi import Request
 
@@ -23,6 +24,8 @@ __all__ = [
     "Services",
     "current_principal",
     "get_services",
+    "query",
+    "request_base",
     "resolve_repository",
 ]
 
@@ -73,3 +76,32 @@ async def resolve_repository(
     """The live repository ``org/repo`` visible to ``principal``; 404 envelope otherwise."""
     organization = await services.identity.organization_for(principal, org)
     return await services.repositories.get(organization, repo)
+
+
+def query(request: Request) -> dict[str, str]:
+    """The query parameters of a bare request, as Starlette's ``query_params`` reads them (the
+    last value of a repeated name), without its multi-dict: the upload routes read two."""
+    text = request.scope["query_string"].decode("latin-1")
+    if "%" in text or "+" in text:
+        return dict(parse_qsl(text, keep_blank_values=True))
+    return dict(part.partition("=")[::2] for part in text.split("&") if part)
+
+
+_BASES: dict[tuple[Any, ...], str] = {}
+_MAX_BASES = 64
+
+
+def request_base(request: Request) -> str:
+    """Scheme, host and port the request was sent to: Starlette's ``base_url`` (which checks the
+    Host header) without the trailing slash, remembered for the few hosts a server is reached
+    at."""
+    scope = request.scope
+    host = next((value for name, value in scope["headers"] if name == b"host"), None)
+    root = scope.get("app_root_path", scope.get("root_path", ""))
+    key = (scope["scheme"], host, scope.get("server"), root)
+    base = _BASES.get(key)
+    if base is None:
+        base = str(request.base_url).rstrip("/")
+        if len(_BASES) < _MAX_BASES:
+            _BASES[key] = base
+    return base

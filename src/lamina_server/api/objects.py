@@ -21,7 +21,13 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from lamina_server.api import data
-from lamina_server.api.deps import Services, current_principal, get_services, resolve_repository
+from lamina_server.api.deps import (
+    Services,
+    current_principal,
+    get_services,
+    query,
+    resolve_repository,
+)
 from lamina_server.api.pagination import PageParams, page_envelope, page_params
 from lamina_server.api.schemas import (
     EntryBody,
@@ -426,9 +432,9 @@ def _documented(body: type[BaseModel] | None = None) -> dict[str, Any]:
 async def _session_write(request: Request) -> tuple[Services, RepositoryRecord, str, str]:
     """Services, repository, session id and path of a bare-request session write."""
     caller = await current_principal(request)
-    query = request.query_params
-    path = validate_path(query.get("path"))
-    session_id = _required(query.get("session_id", ""), "session_id")
+    params = query(request)
+    path = validate_path(params.get("path"))
+    session_id = _required(params.get("session_id", ""), "session_id")
     services = await get_services(request)
     repo = await resolve_repository(
         services, caller, request.path_params["organization"], request.path_params["repository"]

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 MIN_KEY_BYTES = 16
+_COMPACT = json.JSONEncoder(separators=(",", ":"))  # built once: json.dumps builds one a call
 
 
 class TokenError(Exception):
@@ -59,7 +60,7 @@ class UrlSigner:
         """A token of ``kind`` carrying ``claims``, valid for ``ttl`` seconds from ``now``."""
         issued = time.time() if now is None else now
         body = {"k": kind, "x": int(issued + ttl), **claims}
-        payload = _b64encode(json.dumps(body, separators=(",", ":")).encode("utf-8"))
+        payload = _b64encode(_COMPACT.encode(body).encode("ascii"))
         return f"{payload}.{self._mac(payload)}"
 
     def verify(self, kind: str, token: str, *, now: float | None = None) -> dict[str, Any]:
@@ -70,7 +71,7 @@ class UrlSigner:
         if not hmac.compare_digest(signature, self._mac(payload)):
             raise TokenError("has an invalid signature")
         try:
-            body = json.loads(_b64decode(payload))
+            body = json.loads(_b64decode(payload).decode("ascii"))
         except (binascii.Error, ValueError):
             raise TokenError("is malformed") from None
         if not isinstance(body, dict) or not isinstance(body.get("x"), int):
