@@ -61,6 +61,7 @@ class Database:
         # transactions) runs on SQLite in a single worker-thread hop through a blocking engine,
         # instead of one event-loop/driver-thread round trip per statement through aiosqlite.
         self._blocking: sa.Engine | None = None
+        self._blocking_write: sa.Engine | None = None
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_on_connect)
             event.listen(self.engine.sync_engine, "begin", _sqlite_on_begin)
@@ -70,6 +71,7 @@ class Database:
             )
             event.listen(self._blocking, "connect", _sqlite_on_connect)
             event.listen(self._blocking, "begin", _sqlite_on_begin)
+            self._blocking_write = self._blocking.execution_options(lamina_write=True)
 
     async def create_all(self) -> None:
         async with self.begin() as conn:
@@ -93,10 +95,10 @@ class Database:
 
     async def run_write(self, fn: Callable[[sa.Connection], T]) -> T:
         """Run ``fn`` in one write transaction (committed on success, rolled back on error)."""
-        if self._blocking is None or self._write_lock is None:
+        blocking = self._blocking_write
+        if blocking is None or self._write_lock is None:
             async with self.begin() as conn:
                 return await conn.run_sync(fn)
-        blocking = self._blocking.execution_options(lamina_write=True)
 
         def transaction() -> T:
             with blocking.begin() as conn:

@@ -802,10 +802,21 @@ def _log_matches(
     return True
 
 
+# Built once: the staging path runs these in every transaction.
+_SESSION_ROW = sa.select(repo_sessions).where(repo_sessions.c.id == sa.bindparam("session"))
+_BUMP_OPEN_SESSION = (
+    sa.update(repo_sessions)
+    .where(
+        repo_sessions.c.id == sa.bindparam("session"),
+        repo_sessions.c.repository_id == sa.bindparam("repository"),
+        repo_sessions.c.state == "open",
+    )
+    .values(change_seq=repo_sessions.c.change_seq + 1)
+)
+
+
 def _session_row(conn: sa.Connection, repository_id: str, session_id: str) -> Any:
-    row = conn.execute(
-        sa.select(repo_sessions).where(repo_sessions.c.id == session_id)
-    ).one_or_none()
+    row = conn.execute(_SESSION_ROW, {"session": session_id}).one_or_none()
     if row is None or row.repository_id != repository_id:
         raise SessionNotFound(session_id)
     return row
@@ -824,15 +835,7 @@ def _lock_open_session(conn: sa.Connection, repository_id: str, session_id: str)
     The update comes first so that, on databases with row locks, it serializes against a
     concurrent commit of the same session.
     """
-    bumped = conn.execute(
-        sa.update(repo_sessions)
-        .where(
-            repo_sessions.c.id == session_id,
-            repo_sessions.c.repository_id == repository_id,
-            repo_sessions.c.state == "open",
-        )
-        .values(change_seq=repo_sessions.c.change_seq + 1)
-    )
+    bumped = conn.execute(_BUMP_OPEN_SESSION, {"session": session_id, "repository": repository_id})
     row = _session_row(conn, repository_id, session_id)
     if bumped.rowcount != 1:
         raise SessionClosed(session_id, row.state)
