@@ -188,39 +188,58 @@ def _content(index: int) -> bytes:
     return tag * (SMALL_BLOB // len(tag) + 1) if index % 3 == 0 else tag
 
 
-async def test_concurrent_claims_share_batches_and_get_their_own_outcome(tmp_path: Path) -> None:
+async def test_a_batch_of_claims_takes_one_hop_and_gives_each_its_own_outcome(
+    tmp_path: Path,
+) -> None:
     store = CountingStore(tmp_path)
     written = [store.new_address() for _ in range(30)]
     for index, address in enumerate(written):
         await store.write(address, _chunks(_content(index)))
     claimed, missing = written.pop(), store.new_address()
     await store.claim(claimed)
-    outcomes: dict[str, list[str]] = {}
-    finals: dict[str, str] = {}
-
-    async def claim(address: str) -> None:
-        try:
-            finals[address] = await store.claim(address)
-        except BlobError as exc:
-            outcomes.setdefault(address, []).append(type(exc).__name__)
-        else:
-            outcomes.setdefault(address, []).append("claimed")
-
     batches = store.batches
-    async with anyio.create_task_group() as group:
-        for address in [*written, claimed, missing, written[0], "not-an-address"]:
-            group.start_soon(claim, address)
-    assert store.batches - batches < 10  # far fewer batches than claims
-    assert outcomes.pop(claimed) == ["BlobClaimed"]
-    assert outcomes.pop(missing) == ["BlobNotFound"]
-    assert outcomes.pop("not-an-address") == ["BlobNotFound"]
-    assert sorted(outcomes.pop(written[0])) == ["BlobClaimed", "claimed"]  # claimed once
-    assert all(outcome == ["claimed"] for outcome in outcomes.values())
-    assert len(outcomes) == len(written) - 1
-    for index, address in enumerate(written):
+    outcomes = await store.claim_many([*written, claimed, missing, written[0], "not-an-address"])
+    assert store.batches == batches + 1
+    finals, tail = outcomes[: len(written)], outcomes[len(written) :]
+    assert [type(outcome).__name__ for outcome in tail] == [
+        "BlobClaimed",
+        "BlobNotFound",
+        "BlobClaimed",  # an address given twice is claimed once
+        "BlobNotFound",
+    ]
+    for index, final in enumerate(finals):
+        assert isinstance(final, str)
         data = _content(index)
-        assert await _read(store, finals[address], 0, len(data)) == data
+        assert await _read(store, final, 0, len(data)) == data
     assert os.listdir(tmp_path / "incoming") == []
+
+
+async def test_concurrent_batches_each_take_their_own_stretch_of_the_pack(
+    tmp_path: Path,
+) -> None:
+    store = LocalBlobStore(tmp_path)
+    batches: list[list[tuple[str, bytes]]] = []
+    for batch in range(6):
+        uploads = []
+        for index in range(10):
+            address, data = store.new_address(), f"batch {batch} blob {index}".encode()
+            await store.write(address, _chunks(data))
+            uploads.append((address, data))
+        batches.append(uploads)
+    finals: dict[int, list[str | BlobError]] = {}
+
+    async def claim(batch: int) -> None:
+        finals[batch] = await store.claim_many([address for address, _ in batches[batch]])
+
+    async with anyio.create_task_group() as group:
+        for batch in range(len(batches)):
+            group.start_soon(claim, batch)
+    seen: set[str] = set()
+    for batch, uploads in enumerate(batches):
+        for (_, data), final in zip(uploads, finals[batch], strict=True):
+            assert isinstance(final, str) and final not in seen
+            seen.add(final)
+            assert await _read(store, final, 0, len(data)) == data
 
 
 async def test_large_writes_hash_and_write_every_block_in_order(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ over SQLite."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import anyio
 import pytest
 
 from lamina_server.api.staging import CachingVersionStore, Staging
+from lamina_server.storage.blobs import BlobClaimed, BlobNotFound, LocalBlobStore
 from lamina_server.storage.db import Database, sqlite_url
 from lamina_server.versioning import (
     Committer,
@@ -56,6 +58,11 @@ async def store(tmp_path: Path) -> AsyncIterator[CountingStore]:
         await db.dispose()
 
 
+@pytest.fixture
+def blobs(tmp_path: Path) -> LocalBlobStore:
+    return LocalBlobStore(tmp_path / "blobs")
+
+
 def entry(tag: str) -> Entry:
     return Entry(
         address=tag.ljust(32, "0"),
@@ -67,9 +74,11 @@ def entry(tag: str) -> Entry:
     )
 
 
-async def test_concurrent_puts_share_transactions(store: CountingStore) -> None:
+async def test_concurrent_puts_share_transactions(
+    store: CountingStore, blobs: LocalBlobStore
+) -> None:
     session = await store.create_session(REPO, created_by=COMMITTER)
-    staging = Staging(store)
+    staging = Staging(store, blobs)
     async with anyio.create_task_group() as group:
         for index in range(40):
             group.start_soon(staging.put, REPO, session.id, f"p/{index:02d}", entry(f"{index}"))
@@ -79,16 +88,16 @@ async def test_concurrent_puts_share_transactions(store: CountingStore) -> None:
     assert store.transactions < 10  # batched: far fewer transactions than puts
 
 
-async def test_a_lone_put_is_staged_at_once(store: CountingStore) -> None:
+async def test_a_lone_put_is_staged_at_once(store: CountingStore, blobs: LocalBlobStore) -> None:
     session = await store.create_session(REPO, created_by=COMMITTER)
-    await Staging(store).put(REPO, session.id, "only", entry("a"))
+    await Staging(store, blobs).put(REPO, session.id, "only", entry("a"))
     assert (await store.get_entry(REPO, "only", session_id=session.id)).etag == "a"
     assert store.transactions == 1
 
 
-async def test_the_later_put_to_a_path_wins(store: CountingStore) -> None:
+async def test_the_later_put_to_a_path_wins(store: CountingStore, blobs: LocalBlobStore) -> None:
     session = await store.create_session(REPO, created_by=COMMITTER)
-    staging = Staging(store)
+    staging = Staging(store, blobs)
     async with anyio.create_task_group() as group:
         group.start_soon(staging.put, REPO, session.id, "blocker", entry("x"))
         await anyio.sleep(0)
@@ -97,10 +106,12 @@ async def test_the_later_put_to_a_path_wins(store: CountingStore) -> None:
     assert (await store.get_entry(REPO, "same", session_id=session.id)).etag == "second"
 
 
-async def test_a_failed_batch_fails_every_put_in_it(store: CountingStore) -> None:
+async def test_a_failed_batch_fails_every_put_in_it(
+    store: CountingStore, blobs: LocalBlobStore
+) -> None:
     session = await store.create_session(REPO, created_by=COMMITTER)
     await store.rollback_session(REPO, session.id)
-    staging = Staging(store)
+    staging = Staging(store, blobs)
     failures: list[Exception] = []
 
     async def put(index: int) -> None:
@@ -114,6 +125,47 @@ async def test_a_failed_batch_fails_every_put_in_it(store: CountingStore) -> Non
             group.start_soon(put, index)
     assert len(failures) == 10
     assert staging._puts == {}  # nothing left behind
+
+
+async def test_uploads_are_claimed_with_their_batch_and_staged_where_claimed(
+    store: CountingStore, blobs: LocalBlobStore
+) -> None:
+    session = await store.create_session(REPO, created_by=COMMITTER)
+    uploads = {}
+    for index in range(6):
+        address = blobs.new_address()
+        uploads[f"up/{index}"] = (await blobs.write(address, _one(f"bytes {index}"))).address
+    used = uploads.pop("up/5")
+    size = len("bytes 0")
+    await blobs.claim(used)
+    staging = Staging(store, blobs)
+    outcomes: dict[str, object] = {}
+
+    async def put(path: str, address: str) -> None:
+        try:
+            outcomes[path] = await staging.put(
+                REPO, session.id, path, replace(entry(path), address=address, size=size), claim=True
+            )
+        except (BlobClaimed, BlobNotFound) as exc:
+            outcomes[path] = exc
+
+    async with anyio.create_task_group() as group:
+        for path, address in [*uploads.items(), ("used", used), ("never", blobs.new_address())]:
+            group.start_soon(put, path, address)
+    assert isinstance(outcomes.pop("used"), BlobClaimed)
+    assert isinstance(outcomes.pop("never"), BlobNotFound)
+    assert store.transactions < 4  # the claims went with their batches
+    for path, staged in outcomes.items():
+        assert isinstance(staged, Entry) and staged.address != uploads[path]  # packed
+        assert (await store.get_entry(REPO, path, session_id=session.id)) == staged
+        data = b"".join([chunk async for chunk in blobs.read(staged.address, 0, staged.size)])
+        assert data == f"bytes {path.removeprefix('up/')}".encode()
+    changes = await store.list_changes(REPO, session.id, amount=100)
+    assert sorted(change.path for change in changes.items) == sorted(outcomes)
+
+
+async def _one(text: str) -> AsyncIterator[bytes]:
+    yield text.encode()
 
 
 async def test_session_checks_coalesce_and_report_errors(
@@ -191,7 +243,7 @@ async def test_a_failed_commit_forgets_too(caching: CountingCachingStore) -> Non
 
 
 async def test_a_session_closed_elsewhere_is_forgotten_when_staging_finds_it(
-    caching: CountingCachingStore, tmp_path: Path
+    caching: CountingCachingStore, blobs: LocalBlobStore, tmp_path: Path
 ) -> None:
     session = await caching.create_session(REPO, created_by=COMMITTER)
     await caching.open_session(REPO, session.id)
@@ -203,7 +255,7 @@ async def test_a_session_closed_elsewhere_is_forgotten_when_staging_finds_it(
         await other.db.dispose()
     assert (await caching.open_session(REPO, session.id)).state == "open"  # not known here yet
     with pytest.raises(SessionClosed):
-        await Staging(caching).put(REPO, session.id, "late", entry("late"))
+        await Staging(caching, blobs).put(REPO, session.id, "late", entry("late"))
     with pytest.raises(SessionClosed):
         await caching.open_session(REPO, session.id)
 

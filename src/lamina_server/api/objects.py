@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Annotated, Any
 
@@ -245,8 +244,11 @@ async def _stage_written(
     info: BlobInfo,
     content_type: str,
     metadata: dict[str, str],
+    *,
+    claim: bool,
 ) -> JSONResponse:
-    """Stages the verified, claimed blob as the object at ``path``: 201 ``{path, etag}``."""
+    """Stages the verified blob as the object at ``path`` — claiming it first, with ``claim``
+    (:class:`BlobError` if that fails) — and answers 201 ``{path, etag}``."""
     entry = Entry(
         address=info.address,
         size=info.size,
@@ -255,7 +257,7 @@ async def _stage_written(
         last_modified=datetime.now(timezone.utc),
         metadata=metadata,
     )
-    await services.staging.put(repo.id, session_id, path, entry)
+    await services.staging.put(repo.id, session_id, path, entry, claim=claim)
     return JSONResponse({"path": path, "etag": info.etag}, status_code=201)
 
 
@@ -492,7 +494,9 @@ async def finalize_object(request: Request) -> JSONResponse:
     try:
         info = await services.blobs.pending(address)
         _check_written(info, size_bytes, checksum)
-        info = replace(info, address=await services.blobs.claim(address))
+        return await _stage_written(
+            services, repo, session_id, path, info, content_type, metadata, claim=True
+        )
     except BlobNotFound:
         raise bad_request(
             "no bytes were uploaded for this upload token (PUT them to the upload_url first)",
@@ -503,7 +507,6 @@ async def finalize_object(request: Request) -> JSONResponse:
         raise _blob_error(exc) from None
     except BlobError as exc:
         raise _blob_error(exc) from None
-    return await _stage_written(services, repo, session_id, path, info, content_type, metadata)
 
 
 # Served by the app's fast lane.
@@ -648,7 +651,9 @@ async def complete_multipart(
         )
     except BlobError as exc:
         raise _blob_error(exc) from None
-    return await _stage_written(services, repo, session_id, path, info, content_type, metadata)
+    return await _stage_written(
+        services, repo, session_id, path, info, content_type, metadata, claim=False
+    )
 
 
 @router.delete(

@@ -21,18 +21,18 @@ step.
 
 A small upload (the whole body within :data:`SMALL_BLOB` bytes) is kept in memory until it is
 claimed, within a budget; past it, and for larger uploads, the bytes are written to a file and
-fsynced, then linked into ``incoming/``. Claims are group-committed: claims that arrive while a
-batch is being claimed wait for it, then one worker-thread hop claims them all. It appends the
-small blobs to the current pack and fdatasyncs it once; then each claim links a name at
+fsynced, then linked into ``incoming/``. Claims come in batches (:meth:`~BlobStore.claim_many`:
+the API claims each session's group-committed finalizes together), one worker-thread hop a
+batch. It appends the small blobs to the current pack, and each claim links a name at
 ``objects/<aa>/<address>`` — to the pending file, or to the pack for a small blob, so that no
-blob costs an inode of its own and a claim is a durable fact either way — and fsyncs each
-directory that gained one. Addresses put consecutive uploads in the same ``objects/`` directory
-(the leading byte moves on every 64 addresses), so a batch costs a few fsyncs whatever its
-size. A claimed blob survives a crash. A pending upload may not (one kept in memory is gone
-after any restart): finalizing it then fails, and the client sends it again. A crash mid-write
-leaves only ``tmp/`` debris, or unreferenced bytes at the end of a pack, which a restarted store
-never appends to. A multipart blob is never copied: its parts are moved into place with one
-directory rename and reads stream across them.
+blob costs an inode of its own and a claim is a durable fact either way; then it fdatasyncs the
+pack once and fsyncs each directory that gained a name. Addresses put consecutive uploads in
+the same ``objects/`` directory (the leading byte moves on every 64 addresses), so a batch costs
+a few fsyncs whatever its size. A claimed blob survives a crash. A pending upload may not (one
+kept in memory is gone after any restart): finalizing it then fails, and the client sends it
+again. A crash mid-write leaves only ``tmp/`` debris, or unreferenced bytes at the end of a
+pack, which a restarted store never appends to. A multipart blob is never copied: its parts are
+moved into place with one directory rename and reads stream across them.
 
 Blocking file I/O runs in worker threads: a large upload is written and hashed in 1 MiB blocks,
 in two threads at once, while the next block is received. Downloads are read in 4 MiB chunks.
@@ -49,6 +49,7 @@ import os
 import random
 import re
 import shutil
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
@@ -59,8 +60,6 @@ from typing import Any, Protocol
 import anyio
 from anyio import to_thread
 from anyio.abc import TaskGroup
-
-from lamina_server.storage.group_commit import GroupCommit
 
 CHUNK_SIZE = 1024 * 1024  # uploads are written and hashed in blocks of this size (or more)
 READ_SIZE = 4 * 1024 * 1024  # downloads are read in chunks of this size
@@ -135,13 +134,16 @@ class BlobStore(Protocol):
         """
         ...
 
-    async def claim(self, address: str) -> str:
-        """Makes the pending blob at ``address`` durable, permanent and readable, exactly once;
-        returns the address to read it at from then on.
-
+    async def claim_many(self, addresses: Sequence[str]) -> list[str | BlobError]:
+        """Makes the pending blob at each address durable, permanent and readable, exactly once,
+        all in one batch; per address, the address to read it at from then on, or its error:
         :class:`BlobClaimed` if it was claimed already, :class:`BlobNotFound` if nothing was
-        uploaded.
+        uploaded. Batches may run concurrently.
         """
+        ...
+
+    async def claim(self, address: str) -> str:
+        """:meth:`claim_many` of one address, raising its error."""
         ...
 
     async def discard(self, address: str) -> None:
@@ -376,7 +378,6 @@ class LocalBlobStore:
         self._pending_info: OrderedDict[str, BlobInfo] = OrderedDict()
         self._manifests: OrderedDict[str, list[tuple[str, int, int]]] = OrderedDict()
         self._max_cached = max_cached
-        self._claims: GroupCommit[str, str | BlobError] = GroupCommit(self._claim_batch)
         self._small: OrderedDict[str, _Small] = OrderedDict()  # in expiry order
         self._small_bytes = 0
         self._small_budget = small_budget
@@ -387,6 +388,7 @@ class LocalBlobStore:
         packs = [int(m[1], 16) for m in map(_PACK_FILE.fullmatch, os.listdir(self._packs)) if m]
         self._pack = max(packs, default=-1)
         self._pack_size, self._pack_links = PACK_LIMIT, 0
+        self._pack_lock = threading.Lock()
         self._clean()
 
     # --- layout ---------------------------------------------------------------------------
@@ -522,13 +524,13 @@ class LocalBlobStore:
         return await to_thread.run_sync(scan)
 
     async def claim(self, address: str) -> str:
-        outcome = await self._claims.submit(address)
+        (outcome,) = await self.claim_many([address])
         if isinstance(outcome, BlobError):
             raise outcome
         return outcome
 
-    async def _claim_batch(self, addresses: Sequence[str]) -> list[str | BlobError]:
-        """Claims a batch in one worker-thread hop (:meth:`_claim_many`); small uploads leave
+    async def claim_many(self, addresses: Sequence[str]) -> list[str | BlobError]:
+        """One worker-thread hop claims the batch (:meth:`_claim_many`); small uploads leave
         memory for the pack, and come back if the hop fails."""
         outcomes: dict[int, str | BlobError] = {}
         jobs: list[tuple[int, str, _Small | None]] = []
@@ -560,28 +562,37 @@ class LocalBlobStore:
         """Claims each ``(address, bytes of a small upload or None)``: the address to read it
         at, or its error (blocking).
 
-        Small blobs go to the pack first (one fdatasync). Then each claim links a name at the
-        blob's ``objects/`` address — to its pending file, or to the pack (so that a claim is a
+        Small blobs are appended to the pack. Each claim links a name at the blob's
+        ``objects/`` address — to its pending file, or to the pack (so that a claim is a
         durable fact either way) — and fails if there is one already (so a claim happens once,
-        also for an address given twice). Each directory that gained a name is fsynced, then the
-        pending names of the files are dropped.
+        also for an address given twice). Then the pack is fdatasynced and each directory that
+        gained a name fsynced — the links go first, so that the pack's sync commits them too
+        and the directories' syncs find little left to do — and the pending names of the files
+        are dropped. Nothing is answered before both syncs.
         """
-        packed = iter(self._pack_blobs([data for _, data in jobs if data is not None]))
-        pack = self._pack_path()
-        outcomes: list[str | BlobError] = []
-        folders: set[str] = set()
-        for address, data in jobs:
-            try:
-                final = self._stored(address)
-                if data is None:
-                    self._link_pending(address)
+        small = [data for _, data in jobs if data is not None]
+        fd, pack, finals = self._append_to_pack(small) if small else (-1, "", [])
+        try:
+            packed = iter(finals)
+            outcomes: list[str | BlobError] = []
+            folders: set[str] = set()
+            for address, data in jobs:
+                try:
+                    final = self._stored(address)
+                    if data is None:
+                        self._link_pending(address)
+                    else:
+                        _link_once(pack, final)
+                except BlobError as exc:
+                    outcomes.append(exc)
                 else:
-                    _link_once(pack, final)
-            except BlobError as exc:
-                outcomes.append(exc)
-            else:
-                outcomes.append(address if data is None else next(packed))
-                folders.add(os.path.dirname(final))
+                    outcomes.append(address if data is None else next(packed))
+                    folders.add(os.path.dirname(final))
+            if fd >= 0:
+                os.fdatasync(fd)
+        finally:
+            if fd >= 0:
+                os.close(fd)
         for folder in sorted(folders):
             _fsync_dir(folder)
         for (address, data), outcome in zip(jobs, outcomes, strict=True):
@@ -590,27 +601,27 @@ class LocalBlobStore:
                     os.unlink(self._pending_path(address))
         return outcomes
 
-    def _pack_blobs(self, blobs: Sequence[bytes]) -> list[str]:
-        """Appends ``blobs`` to the current pack (a new one when it is full) and fdatasyncs it;
-        their addresses (blocking)."""
-        if not blobs:
-            return []
-        fd = self._open_pack(len(blobs))
+    def _append_to_pack(self, blobs: Sequence[bytes]) -> tuple[int, str, list[str]]:
+        """Appends ``blobs`` to the current pack (a new one when it is full): a descriptor on
+        the pack, to sync, its path, and the blobs' addresses in order (blocking)."""
+        with self._pack_lock:  # batches claim concurrently; each takes its own stretch
+            fd = self._open_pack(len(blobs))
+            offset = self._pack_size
+            finals = []
+            for blob in blobs:
+                finals.append(_packed_address(self._pack, self._pack_size, len(blob)))
+                self._pack_size += len(blob)
+            self._pack_links += len(blobs)
+            pack = self._pack_path()
         try:
             data = memoryview(b"".join(blobs))
-            offset = self._pack_size
             while data:
                 written = os.pwrite(fd, data, offset)
                 data, offset = data[written:], offset + written
-            os.fdatasync(fd)
-        finally:
+        except BaseException:
             os.close(fd)
-        finals = []
-        for blob in blobs:
-            finals.append(_packed_address(self._pack, self._pack_size, len(blob)))
-            self._pack_size += len(blob)
-        self._pack_links += len(blobs)
-        return finals
+            raise
+        return fd, pack, finals
 
     def _open_pack(self, count: int) -> int:
         """A descriptor on the pack that takes the next ``count`` blobs (blocking)."""
