@@ -1,9 +1,10 @@
 """Durable small-object puts: Lamina's full upload protocol vs a bare fsync-per-PUT app.
 
 Both servers run under uvicorn with the same settings (uvloop, httptools, no access log,
-warning log level) in their own subprocess on loopback, started once, warmed up, then measured
-in alternating rounds on the same machine. The client is aiohttp with a fixed number of puts in
-flight.
+warning log level) in their own subprocess on loopback, started once, warmed up with one
+unmeasured round each (a first round on an idle machine meets cold caches and an idle disk, which
+favour neither app evenly), then measured in alternating rounds on the same machine. The client
+is aiohttp with a fixed number of puts in flight.
 
 - Lamina: per object ``PUT /object`` (upload URL + token), ``PUT <upload_url>`` (the bytes),
   ``POST /object/finalize`` (durable and staged when it answers), all in one session, then one
@@ -12,12 +13,13 @@ flight.
 
 Prints, per app, the median objects/s and the server process's CPU time per object (user +
 system, from ``/proc/<pid>/stat``: robust to other load on the machine, which the wall clock is
-not; the client shares the machine's cores), and the objects/s ratio (goal: >= 0.5). Both
+not; the client shares the machine's cores), and the objects/s ratio (goal: >= 0.5), the
+median of the rounds' ratios. Both
 servers keep their files in a scratch folder under the current directory, so that fsync meets
 a real disk rather than a tmpfs.
 
     python scripts/bench/put_throughput.py [--objects 2000] [--size 4096] [--concurrency 32]
-                                           [--rounds 3]
+                                           [--rounds 5] [--warmup 2000]
 """
 
 from __future__ import annotations
@@ -248,7 +250,7 @@ async def compare(bare: Server, lamina: Server, args: argparse.Namespace) -> Non
             lamina.name: await lamina_bench(lamina, args.size, args.concurrency, stack),
         }
         for server in (bare, lamina):
-            await benches[server.name]("warm", min(200, args.objects))
+            await benches[server.name]("warm", args.warmup)
         for round_ in range(args.rounds):
             order = (bare, lamina) if round_ % 2 == 0 else (lamina, bare)
             for server in order:
@@ -260,7 +262,10 @@ def main() -> None:
     parser.add_argument("--objects", type=int, default=2000)
     parser.add_argument("--size", type=int, default=4096)
     parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--warmup", type=int, default=2000, help="unmeasured puts per app before the rounds"
+    )
     parser.add_argument("--serve-bare", nargs=2, metavar=("PORT", "DIR"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_bare:
