@@ -7,6 +7,7 @@ raises, under uvicorn on a loopback socket in this process.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -15,6 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
+from starlette.requests import Request
+from starlette.responses import Response
 
 from lamina.testing import _free_port
 from lamina_server.app import create_app
@@ -28,6 +31,12 @@ def failing_server(tmp_path: Path) -> Iterator[str]:
     @app.get("/boom")
     async def boom() -> None:
         raise RuntimeError("kaboom")
+
+    async def lane_boom(request: Request) -> Response:
+        raise RuntimeError("kaboom in the lane")
+
+    # A fast-lane route that fails the same way: served ahead of FastAPI, it must end the same.
+    app.lane = (*app.lane, (frozenset({"GET"}), re.compile("^/lane-boom$"), lane_boom))
 
     port = _free_port()
     server = uvicorn.Server(
@@ -65,3 +74,18 @@ def test_unexpected_exception_is_a_logged_500_envelope(
 
     # The server keeps serving.
     assert httpx.get(f"{failing_server}/healthz").status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/boom", "/lane-boom"])
+def test_unexpected_exception_in_either_lane_is_the_same_logged_envelope(
+    failing_server: str, caplog: pytest.LogCaptureFixture, path: str
+) -> None:
+    with caplog.at_level(logging.ERROR, logger="lamina_server"):
+        response = httpx.get(f"{failing_server}{path}")
+    assert response.status_code == 500
+    body = response.json()
+    assert body["code"] == "internal_error" and "kaboom" not in response.text
+    assert body["request_id"] == response.headers["x-request-id"]
+    logged = [r for r in caplog.records if r.name == "lamina_server"]
+    assert logged and body["request_id"] in logged[0].getMessage()
+    assert logged[0].exc_info is not None and "kaboom" in str(logged[0].exc_info[1])
