@@ -188,13 +188,10 @@ class DiffCursor:
         a, b = left[-1], right[-1]
         if not a.node.is_leaf and not b.node.is_leaf:
             # both wait at a child: step over the run of children the two parents share
-            ids_a, ids_b = a.node.ids, b.node.ids
-            i, j = a.idx, b.idx
-            while i < len(ids_a) and j < len(ids_b) and ids_a[i] == ids_b[j]:
-                i += 1
-                j += 1
-            if i != a.idx:
-                a.idx, b.idx = i, j
+            run = _common_run(a.node.ids, a.idx, b.node.ids, b.idx)
+            if run:
+                a.idx += run
+                b.idx += run
                 self.left._settle()
                 self.right._settle()
                 return True
@@ -211,17 +208,10 @@ class DiffCursor:
     def _skip_equal_entries(self) -> None:
         """Both sides stand on equal entries: step over the run of equal entries in the leaves."""
         a, b = self.left.frames[-1], self.right.frames[-1]
-        keys_a, keys_b, values_a, values_b = a.node.keys, b.node.keys, a.node.values, b.node.values
-        i, j = a.idx, b.idx
-        while (
-            i < len(keys_a)
-            and j < len(keys_b)
-            and keys_a[i] == keys_b[j]
-            and values_a[i] == values_b[j]
-        ):
-            i += 1
-            j += 1
-        a.idx, b.idx = i, j
+        run = _common_run(a.node.keys, a.idx, b.node.keys, b.idx)
+        run = _common_run(a.node.values, a.idx, b.node.values, b.idx, run)
+        a.idx += run
+        b.idx += run
         self.left._settle()
         self.right._settle()
 
@@ -324,3 +314,24 @@ class ChangesCursor:
 
     def seek(self, key: str) -> None:
         self.staged.seek(key)
+
+
+def _common_run(xs: list[Any], i: int, ys: list[Any], j: int, limit: int | None = None) -> int:
+    """How many items from ``xs[i]`` and ``ys[j]`` on are equal pairwise (at most ``limit``).
+
+    Found by bisection over slice comparisons, which run in C: a node's children or entries
+    are compared a few dozen at a time rather than one by one in Python.
+    """
+    n = min(len(xs) - i, len(ys) - j)
+    if limit is not None:
+        n = min(n, limit)
+    if xs[i : i + n] == ys[j : j + n]:
+        return n
+    low, high = 0, n  # xs[i:i+low] == ys[j:j+low]; the first ``high`` items differ somewhere
+    while high - low > 1:
+        mid = (low + high) // 2
+        if xs[i : i + mid] == ys[j : j + mid]:
+            low = mid
+        else:
+            high = mid
+    return low
