@@ -6,10 +6,12 @@ arrays to tell modified entries from unchanged ones and reads ``size`` for its b
 
 from __future__ import annotations
 
-import json
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
+from operator import itemgetter
 from typing import Any
 
+from lamina_server.versioning import canonical
 from lamina_server.versioning.models import Entry
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -53,10 +55,8 @@ def value_entry(value: list[Any]) -> Entry:
     )
 
 
-def value_size(value: list[Any]) -> int:
-    size: int = value[1]
-    return size
+value_size: Callable[[list[Any]], int] = itemgetter(1)  # a value's byte size (C-level)
 
 
 def dump_json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+    return canonical.dumps(value).decode()

@@ -7,7 +7,6 @@ connection of the surrounding read snapshot or write transaction.
 from __future__ import annotations
 
 import functools
-import json
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from lamina_server.versioning import canonical
 from lamina_server.versioning.tables import staged_changes, tree_nodes
 
 _WRITE_BATCH = 500
@@ -109,7 +109,7 @@ class StagedCursor:
         if self.high is not None:
             query = query.where(c.path < self.high)
         rows = self.conn.execute(query.order_by(c.path).limit(self.chunk)).all()
-        self.rows = [(p, None if e is None else json.loads(e)) for p, e in rows]
+        self.rows = [(p, None if e is None else canonical.loads(e)) for p, e in rows]
         self.keys = [p for p, _ in self.rows]
         self.pos = 0
         self.complete = len(rows) < self.chunk

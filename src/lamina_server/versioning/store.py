@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 
 from lamina_server.storage.db import Database
+from lamina_server.versioning import canonical
 from lamina_server.versioning.codec import (
     dump_json,
     entry_value,
@@ -865,7 +866,7 @@ def _staged_values(conn: sa.Connection, session_id: str, paths: Sequence[str]) -
             )
         )
         for path, entry in rows:
-            found[path] = None if entry is None else json.loads(entry)
+            found[path] = None if entry is None else canonical.loads(entry)
     return found
 
 

@@ -7,7 +7,8 @@ keys, the shape of the tree is a pure function of the set of keys: the same cont
 the same root id whatever order they were written in (history independence), and unchanged
 regions of two versions are the very same nodes (structural sharing).
 
-Nodes are JSON arrays, identified by the SHA-256 of their encoded bytes:
+Nodes are JSON arrays (:mod:`~lamina_server.versioning.canonical` form), identified by the
+SHA-256 of their encoded bytes:
 
 * leaf (height 0): ``[0, [key, ...], [value, ...]]``
 * internal: ``[height, [last_key, ...], [child_id, ...], [count, ...], [size, ...]]`` — one
@@ -23,12 +24,13 @@ the paths to the changed keys are re-chunked, so a batch of ``k`` changes writes
 from __future__ import annotations
 
 import hashlib
-import json
 import threading
 from bisect import bisect_left, bisect_right
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, NamedTuple, Protocol
+
+from lamina_server.versioning import canonical
 
 RANK_BITS = 6  # a key ends a node with probability 2**-6: ~64 entries per node
 _MAX_RANK = 64 // RANK_BITS
@@ -87,11 +89,11 @@ class Node:
             body: list[Any] = [0, self.keys, self.values]
         else:
             body = [self.height, self.keys, self.ids, self.counts, self.sizes]
-        return json.dumps(body, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode()
+        return canonical.dumps(body)
 
     @classmethod
     def decode(cls, body: bytes, size_of: SizeOf) -> Node:
-        raw = json.loads(body)
+        raw = canonical.loads(body)
         if raw[0] == 0:
             return cls(0, raw[1], values=raw[2], size_of=size_of)
         return cls(raw[0], raw[1], ids=raw[2], counts=raw[3], sizes=raw[4])
