@@ -73,6 +73,14 @@ def _incoming_request_id(scope: Scope) -> str | None:
     return None
 
 
+def _assign_request_id(scope: Scope, ids: Iterator[str]) -> str:
+    """The request's id — the caller's, when it sent a sane one, else the next of ``ids`` —
+    recorded in the scope's state, where ``request_id_of`` finds it."""
+    request_id = _incoming_request_id(scope) or next(ids)
+    scope.setdefault("state", {})["request_id"] = request_id
+    return request_id
+
+
 def error_response(
     status_code: int,
     code: str,
@@ -115,8 +123,7 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = _incoming_request_id(scope) or next(self._ids)
-        scope.setdefault("state", {})["request_id"] = request_id
+        request_id = _assign_request_id(scope, self._ids)
         id_header = (b"x-request-id", request_id.encode("ascii"))
         started = False
 
@@ -277,8 +284,7 @@ class LaminaApp(FastAPI):
         await super().__call__(scope, receive, send)
 
     async def _serve(self, endpoint: Endpoint, scope: Scope, receive: Receive, send: Send) -> None:
-        request_id = _incoming_request_id(scope) or next(self.request_ids)
-        scope.setdefault("state", {})["request_id"] = request_id
+        request_id = _assign_request_id(scope, self.request_ids)
         request = Request(scope, receive)
         try:
             response = await endpoint(request)
