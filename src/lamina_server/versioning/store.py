@@ -14,7 +14,6 @@ that did not land are unreferenced and harmless.
 from __future__ import annotations
 
 import hashlib
-import json
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -726,9 +725,9 @@ def _root(conn: sa.Connection, repository_id: str, commit_id: str) -> str:
 def _commit_info(row: Any) -> CommitInfo:
     return CommitInfo(
         id=row.id,
-        parents=tuple(json.loads(row.parents)),
+        parents=tuple(canonical.loads(row.parents)),
         message=row.message,
-        metadata=json.loads(row.metadata),
+        metadata=canonical.loads(row.metadata),
         committer=Committer(row.committer_type, row.committer_id, row.committer_name),
         creation_date=from_micros(row.created_at),
         meta_range_id=row.meta_range_id,
