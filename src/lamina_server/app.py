@@ -41,12 +41,12 @@ from lamina_server.api import commits, data, health, objects, organizations, rep
 from lamina_server.api.deps import Services
 from lamina_server.api.schemas import ErrorBody
 from lamina_server.api.signing import UrlSigner
-from lamina_server.api.staging import CachingVersionStore, Staging
 from lamina_server.config import ServerConfig, write_client_config
 from lamina_server.errors import ApiError, merge_conflict
 from lamina_server.identity import Identity, Repositories
 from lamina_server.storage.blobs import LocalBlobStore
 from lamina_server.storage.db import Database, sqlite_url
+from lamina_server.versioning import CachingVersionStore, Staging
 
 logger = logging.getLogger("lamina_server")
 

@@ -13,11 +13,10 @@ from lamina_server.identity import Identity, Principal, Repositories, Repository
 
 if TYPE_CHECKING:
     from lamina_server.api.signing import UrlSigner
-    from lamina_server.api.staging import Staging
     from lamina_server.config import ServerConfig
     from lamina_server.storage.blobs import BlobStore
     from lamina_server.storage.db import Database
-    from lamina_server.versioning import VersionStore
+    from lamina_server.versioning import Staging, VersionStore
 
 __all__ = [
     "RepositoryRecord",

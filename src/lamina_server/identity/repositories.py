@@ -15,8 +15,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from lamina_server.cache import TtlCache
 from lamina_server.errors import conflict, not_found
-from lamina_server.identity.cache import TtlCache
 from lamina_server.identity.principal import Principal
 from lamina_server.identity.service import OrganizationRecord
 from lamina_server.identity.tables import repositories, utcnow

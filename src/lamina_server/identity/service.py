@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from lamina_server.cache import TtlCache
 from lamina_server.errors import conflict, not_found
-from lamina_server.identity.cache import TtlCache
 from lamina_server.identity.keys import generate_key, hash_key
 from lamina_server.identity.principal import Principal
 from lamina_server.identity.tables import api_keys, memberships, organizations, users, utcnow

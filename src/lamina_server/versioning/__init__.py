@@ -9,6 +9,7 @@ HEAD (:mod:`.store`).
 
 from __future__ import annotations
 
+from lamina_server.versioning.caching import CachingVersionStore
 from lamina_server.versioning.errors import (
     InvalidCursor,
     MergeConflict,
@@ -28,10 +29,12 @@ from lamina_server.versioning.models import (
     Page,
     SessionInfo,
 )
+from lamina_server.versioning.staging import Staging
 from lamina_server.versioning.store import INITIAL_MESSAGE, VersionStore
 
 __all__ = [
     "INITIAL_MESSAGE",
+    "CachingVersionStore",
     "ChangeRecord",
     "CommitInfo",
     "Committer",
@@ -46,6 +49,7 @@ __all__ = [
     "SessionClosed",
     "SessionInfo",
     "SessionNotFound",
+    "Staging",
     "VersionStore",
     "VersioningError",
 ]
