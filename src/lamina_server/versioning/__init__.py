@@ -6,7 +6,8 @@ listing cost follows the size of the change or page, not of the repository. Sess
 changes in SQL (:mod:`.sql`, :mod:`.sessions`) and land them with a three-way merge
 (:mod:`.merge`) and a compare-and-swap of HEAD (:mod:`.commits`). :class:`VersionStore`
 (:mod:`.store`) is the async face over those transactions and the reads (:mod:`.reads`);
-:class:`CachingVersionStore` (:mod:`.caching`) remembers open sessions,
+every change it makes is told to its :class:`Recorder` in the same transaction
+(:mod:`.recorder`). :class:`CachingVersionStore` (:mod:`.caching`) remembers open sessions,
 and :class:`Staging` (:mod:`.staging`) group-commits the puts of concurrent uploads.
 """
 
@@ -33,12 +34,15 @@ from lamina_server.versioning.models import (
     Page,
     SessionInfo,
 )
+from lamina_server.versioning.recorder import NO_RECORDER, ChangeEvent, Recorder
 from lamina_server.versioning.staging import Staging
 from lamina_server.versioning.store import VersionStore
 
 __all__ = [
     "INITIAL_MESSAGE",
+    "NO_RECORDER",
     "CachingVersionStore",
+    "ChangeEvent",
     "ChangeRecord",
     "CommitInfo",
     "Committer",
@@ -48,6 +52,7 @@ __all__ = [
     "MergeConflict",
     "ObjectNotFound",
     "Page",
+    "Recorder",
     "RefNotFound",
     "RevertNotSupported",
     "SessionClosed",

@@ -16,6 +16,7 @@ from lamina_server.cache import TtlCache
 from lamina_server.storage.db import Database
 from lamina_server.versioning.errors import SessionClosed, SessionNotFound
 from lamina_server.versioning.models import Committer, Entry, SessionInfo
+from lamina_server.versioning.recorder import NO_RECORDER, Recorder
 from lamina_server.versioning.store import VersionStore
 
 _Key = tuple[str, str]
@@ -38,8 +39,15 @@ class CachingVersionStore(VersionStore):
     in it; finalizing the upload stages in a transaction that checks the session, and fails.
     """
 
-    def __init__(self, db: Database, *, ttl: float = 10.0, node_cache_size: int = 2048) -> None:
-        super().__init__(db, node_cache_size=node_cache_size)
+    def __init__(
+        self,
+        db: Database,
+        *,
+        ttl: float = 10.0,
+        node_cache_size: int = 2048,
+        recorder: Recorder = NO_RECORDER,
+    ) -> None:
+        super().__init__(db, node_cache_size=node_cache_size, recorder=recorder)
         self._open: TtlCache[_Key, SessionInfo] = TtlCache(ttl)
         self._checks: dict[_Key, _Check] = {}
         self._closings = 0  # sessions forgotten so far: a read that overlaps one is not kept

@@ -2,7 +2,8 @@
 
 The async face of the engine. Each method runs one synchronous function of a connection — a
 read snapshot (:mod:`.reads`) or a write transaction (:mod:`.sessions`, :mod:`.commits`) — in
-one hop through :class:`~lamina_server.storage.db.Database`.
+one hop through :class:`~lamina_server.storage.db.Database`, and every write transaction tells
+the store's :class:`~lamina_server.versioning.recorder.Recorder` what it changed.
 
 A session reads its base commit's tree with its staged changes laid over it. A commit is
 planned on a read snapshot — the staged changes three-way merged onto the current HEAD into a
@@ -34,6 +35,7 @@ from lamina_server.versioning.models import (
     Page,
     SessionInfo,
 )
+from lamina_server.versioning.recorder import NO_RECORDER, Action, ChangeEvent, Recorder
 from lamina_server.versioning.sql import SqlNodes
 from lamina_server.versioning.tree import NodeCache, Tree
 
@@ -44,12 +46,16 @@ class VersionStore:
     """The versioning engine. Repositories are known by id; all ids are strings.
 
     ``node_cache_size`` bounds the decoded tree nodes kept in memory (about 40 KB each at
-    most), shared by every read and commit.
+    most), shared by every read and commit. ``recorder`` is told of every change, in its
+    transaction (:mod:`lamina_server.versioning.recorder`).
     """
 
-    def __init__(self, db: Database, *, node_cache_size: int = 2048) -> None:
+    def __init__(
+        self, db: Database, *, node_cache_size: int = 2048, recorder: Recorder = NO_RECORDER
+    ) -> None:
         self.db = db
         self.node_cache = NodeCache(node_cache_size)
+        self.recorder = recorder
 
     # --- plumbing ----------------------------------------------------------------------------
 
@@ -67,9 +73,17 @@ class VersionStore:
     async def init_repository(self, repository_id: str, *, committer: Committer) -> str:
         """Creates the initial empty commit ("Repository created") and HEAD; returns its id."""
 
-        return await self._write(
-            lambda conn: commits.init_repository(conn, repository_id, committer)
-        )
+        def run(conn: sa.Connection) -> str:
+            commit_id = commits.init_repository(conn, repository_id, committer)
+            self.recorder.record(
+                conn,
+                ChangeEvent(
+                    "init_repository", repository_id, commit_id=commit_id, principal=committer
+                ),
+            )
+            return commit_id
+
+        return await self._write(run)
 
     async def head(self, repository_id: str) -> str:
         return await self._read(lambda conn: rows.head(conn, repository_id))
@@ -115,9 +129,15 @@ class VersionStore:
     async def create_session(self, repository_id: str, *, created_by: Committer) -> SessionInfo:
         session_id = str(uuid.uuid4())
 
-        return await self._write(
-            lambda conn: sessions.create(conn, repository_id, session_id, created_by)
-        )
+        def run(conn: sa.Connection) -> SessionInfo:
+            info = sessions.create(conn, repository_id, session_id, created_by)
+            self.recorder.record(
+                conn,
+                ChangeEvent("create_session", repository_id, session_id, principal=created_by),
+            )
+            return info
+
+        return await self._write(run)
 
     async def get_session(self, repository_id: str, session_id: str) -> SessionInfo:
         return await self._read(
@@ -130,9 +150,23 @@ class VersionStore:
         )
 
     async def rollback_session(self, repository_id: str, session_id: str) -> None:
-        await self._write(lambda conn: sessions.roll_back(conn, repository_id, session_id))
+        def run(conn: sa.Connection) -> None:
+            sessions.roll_back(conn, repository_id, session_id)
+            self._record_staging(conn, "rollback_session", repository_id, session_id, ())
+
+        await self._write(run)
 
     # --- staging -----------------------------------------------------------------------------
+
+    def _record_staging(
+        self,
+        conn: sa.Connection,
+        action: Action,
+        repository_id: str,
+        session_id: str,
+        paths: tuple[str, ...],
+    ) -> None:
+        self.recorder.record(conn, ChangeEvent(action, repository_id, session_id, paths))
 
     async def stage_put(self, repository_id: str, session_id: str, path: str, entry: Entry) -> None:
         await self.stage_put_many(repository_id, session_id, [(path, entry)])
@@ -143,7 +177,11 @@ class VersionStore:
         """Stage many puts in one transaction (bulk loads, imports, grouped uploads)."""
         latest = dict(items)  # a path given twice: the last entry wins
 
-        await self._write(lambda conn: sessions.stage_puts(conn, repository_id, session_id, latest))
+        def run(conn: sa.Connection) -> None:
+            sessions.stage_puts(conn, repository_id, session_id, latest)
+            self._record_staging(conn, "stage_put", repository_id, session_id, tuple(latest))
+
+        await self._write(run)
 
     async def stage_delete(self, repository_id: str, session_id: str, path: str) -> bool:
         """Stage a delete; True if the path existed in the session's view."""
@@ -152,13 +190,20 @@ class VersionStore:
     async def stage_delete_many(
         self, repository_id: str, session_id: str, paths: Sequence[str]
     ) -> int:
-        """Stage deletes; returns how many of the (distinct) paths existed."""
+        """Stage deletes; returns how many of the (distinct) paths existed.
+
+        Recorded only when one did: deleting nothing changes nothing.
+        """
         unique = sorted(set(paths))
 
         def run(conn: sa.Connection) -> int:
             existed = sessions.stage_deletes(
                 conn, self._tree(conn), repository_id, session_id, unique
             )
+            if existed:
+                self._record_staging(
+                    conn, "stage_delete", repository_id, session_id, tuple(existed)
+                )
             return len(existed)
 
         return await self._write(run)
@@ -169,9 +214,11 @@ class VersionStore:
         """Stage ``destination`` as a copy of ``source`` (same address; fresh last_modified)."""
 
         def run(conn: sa.Connection) -> Entry:
-            return sessions.stage_copy(
+            copied = sessions.stage_copy(
                 conn, self._tree(conn), repository_id, session_id, source, destination
             )
+            self._record_staging(conn, "stage_copy", repository_id, session_id, (destination,))
+            return copied
 
         return await self._write(run)
 
@@ -280,7 +327,7 @@ class VersionStore:
             return commits.plan_commit(conn, self._tree(conn), repository_id, session_id)
 
         def land(conn: sa.Connection, planned: Plan) -> str:
-            return commits.land(
+            commit_id = commits.land(
                 conn,
                 repository_id,
                 planned,
@@ -289,6 +336,13 @@ class VersionStore:
                 committer=committer,
                 session_id=session_id,
             )
+            self.recorder.record(
+                conn,
+                ChangeEvent(
+                    "commit", repository_id, session_id, commit_id=commit_id, principal=committer
+                ),
+            )
+            return commit_id
 
         return await self._land(repository_id, plan, land)
 
@@ -312,7 +366,7 @@ class VersionStore:
             return commits.plan_revert(conn, self._tree(conn), repository_id, target)
 
         def land(conn: sa.Connection, planned: Plan) -> str:
-            return commits.land(
+            new_id = commits.land(
                 conn,
                 repository_id,
                 planned,
@@ -321,6 +375,17 @@ class VersionStore:
                 committer=committer,
                 session_id=None,
             )
+            self.recorder.record(
+                conn,
+                ChangeEvent(
+                    "revert",
+                    repository_id,
+                    commit_id=new_id,
+                    reverted=commit_id,
+                    principal=committer,
+                ),
+            )
+            return new_id
 
         return await self._land(repository_id, plan, land)
 
