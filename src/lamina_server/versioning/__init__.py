@@ -16,6 +16,7 @@ from __future__ import annotations
 from lamina_server.versioning.caching import CachingVersionStore
 from lamina_server.versioning.commits import INITIAL_MESSAGE
 from lamina_server.versioning.errors import (
+    ConcurrentUpdate,
     InvalidCursor,
     MergeConflict,
     ObjectNotFound,
@@ -46,6 +47,7 @@ __all__ = [
     "ChangeRecord",
     "CommitInfo",
     "Committer",
+    "ConcurrentUpdate",
     "Entry",
     "InvalidCursor",
     "ListingItem",

@@ -10,22 +10,26 @@ planned on a read snapshot — the staged changes three-way merged onto the curr
 new tree — and lands in one write transaction: the new tree nodes, HEAD moved by
 compare-and-swap, the session marked committed and its staging cleared, the commit row. If
 HEAD moved or the session was written to in between, nothing lands and the commit is planned
-again, this time inside the write transaction.
+again, this time inside the write transaction; after :data:`LAND_ATTEMPTS` such attempts, with
+a short random backoff between them, it fails with
+:class:`~lamina_server.versioning.errors.ConcurrentUpdate`.
 """
 
 from __future__ import annotations
 
+import random
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
 
+import anyio
 import sqlalchemy as sa
 
 from lamina_server.storage.db import Database
 from lamina_server.versioning import commits, reads, rows, sessions
 from lamina_server.versioning.codec import value_size
 from lamina_server.versioning.commits import HeadMoved, Plan
-from lamina_server.versioning.errors import RevertNotSupported
+from lamina_server.versioning.errors import ConcurrentUpdate, RevertNotSupported
 from lamina_server.versioning.models import (
     ChangeRecord,
     CommitInfo,
@@ -40,6 +44,10 @@ from lamina_server.versioning.sql import SqlNodes
 from lamina_server.versioning.tree import NodeCache, Tree
 
 T = TypeVar("T")
+
+LAND_ATTEMPTS = 8  # attempts to land a commit inside the write transaction, after the first
+_BACKOFF = 0.001  # seconds: the first backoff's ceiling, doubling on each attempt
+_BACKOFF_CAP = 0.05
 
 
 class VersionStore:
@@ -397,14 +405,18 @@ class VersionStore:
     ) -> str:
         # First optimistically: plan on a snapshot, hold the write lock only to land. When
         # that loses the race, plan again inside the write transaction, where on SQLite
-        # (one writer) nothing can move under it; elsewhere the compare-and-swap still guards.
+        # (one writer) nothing can move under it; elsewhere the compare-and-swap still guards,
+        # and a HEAD that keeps moving fails the commit after a bounded number of attempts.
         planned = await self._read(plan)
         try:
             return await self._write(lambda conn: land(conn, planned))
         except HeadMoved:
             pass
-        while True:
+        for attempt in range(LAND_ATTEMPTS):
+            if attempt:
+                await anyio.sleep(random.uniform(0, min(_BACKOFF * 2**attempt, _BACKOFF_CAP)))
             try:
                 return await self._write(lambda conn: land(conn, plan(conn)))
             except HeadMoved:
                 continue
+        raise ConcurrentUpdate(repository_id, 1 + LAND_ATTEMPTS)
