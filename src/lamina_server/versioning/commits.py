@@ -28,8 +28,9 @@ from lamina_server.versioning.tree import EMPTY_LEAF, EMPTY_ROOT, Rewrite, Tree
 INITIAL_MESSAGE = "Repository created"
 
 
-class HeadMoved(Exception):
-    """HEAD or the session moved between planning a commit and landing it."""
+class HeadMoved(VersioningError):
+    """HEAD or the session moved between planning a commit and landing it (caught by the
+    store, which plans again; never raised to its callers)."""
 
 
 @dataclass(frozen=True, slots=True)
