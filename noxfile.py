@@ -37,7 +37,7 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    """mypy --strict on src/lamina (settings in pyproject.toml)."""
+    """mypy --strict on src/lamina and src/lamina_server (settings in pyproject.toml)."""
     session.run(PYTHON, "-m", "mypy", external=True)
 
 

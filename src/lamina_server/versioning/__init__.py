@@ -9,6 +9,7 @@ HEAD (:mod:`.store`).
 
 from __future__ import annotations
 
+from lamina_server.principals import Committer
 from lamina_server.versioning.errors import (
     InvalidCursor,
     MergeConflict,
@@ -22,7 +23,6 @@ from lamina_server.versioning.errors import (
 from lamina_server.versioning.models import (
     ChangeRecord,
     CommitInfo,
-    Committer,
     Entry,
     ListingItem,
     Page,
