@@ -22,7 +22,7 @@ from lamina._errors import (
     TransportError,
     api_error_from_response,
 )
-from lamina._requests import build_request
+from lamina._httpx_compat import build_request
 from lamina._retry import is_idempotent, retry_delay, should_retry
 from lamina._sync._pager import Pager
 from lamina._transport import create_transport
