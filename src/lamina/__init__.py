@@ -1,4 +1,4 @@
-"""Lamina: versioned object storage, transactional sessions and sandboxed compute.
+"""Lamina: versioned object storage with transactional sessions.
 
 Blocking::
 
@@ -31,10 +31,13 @@ from lamina._errors import (
     ConflictError,
     ForbiddenError,
     GoneError,
+    InvalidArgumentError,
+    InvalidArgumentTypeError,
     LaminaError,
     LockedError,
     NotFoundError,
     PreconditionFailedError,
+    RangeNotSatisfiableError,
     RateLimitError,
     SandboxError,
     SerializationError,
@@ -107,6 +110,8 @@ __all__ = [
     "EntryRecord",
     "ForbiddenError",
     "GoneError",
+    "InvalidArgumentError",
+    "InvalidArgumentTypeError",
     "LaminaError",
     "ListingEntry",
     "LockedError",
@@ -121,6 +126,7 @@ __all__ = [
     "Pager",
     "PreconditionFailedError",
     "PutObjectResult",
+    "RangeNotSatisfiableError",
     "RateLimitError",
     "Repository",
     "RepositoryData",

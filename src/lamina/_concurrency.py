@@ -18,6 +18,8 @@ from typing import TypeVar
 import anyio
 from anyio.abc import TaskGroup
 
+from lamina._errors import InvalidArgumentError
+
 __all__ = ["AsyncLimiter", "Limiter", "agather_bounded", "asleep", "gather_bounded", "sleep"]
 
 T = TypeVar("T")
@@ -38,7 +40,9 @@ class AsyncLimiter:
 
     def __init__(self, total: int) -> None:
         if total < 1:
-            raise ValueError(f"a limiter needs a total of at least 1, got {total}")
+            raise InvalidArgumentError(
+                f"max_concurrency must be at least 1 (requests in flight), got {total!r}"
+            )
         self.total = total
         self._semaphore = anyio.Semaphore(total, fast_acquire=True)
 
@@ -59,7 +63,9 @@ class Limiter:
 
     def __init__(self, total: int) -> None:
         if total < 1:
-            raise ValueError(f"a limiter needs a total of at least 1, got {total}")
+            raise InvalidArgumentError(
+                f"max_concurrency must be at least 1 (requests in flight), got {total!r}"
+            )
         self.total = total
         self._semaphore = threading.Semaphore(total)
 
@@ -82,7 +88,9 @@ async def agather_bounded(funcs: Sequence[Callable[[], Awaitable[T]]], limit: in
     itself (not wrapped in an exception group).
     """
     if limit < 1:
-        raise ValueError(f"limit must be at least 1, got {limit}")
+        raise InvalidArgumentError(
+            f"concurrency must be at least 1 (transfers at once), got {limit!r}"
+        )
     results: dict[int, T] = {}
     next_index = itertools.count()
     failure: list[BaseException] = []
@@ -113,7 +121,9 @@ def gather_bounded(funcs: Sequence[Callable[[], T]], limit: int) -> list[T]:
     for the running ones, and is re-raised as itself.
     """
     if limit < 1:
-        raise ValueError(f"limit must be at least 1, got {limit}")
+        raise InvalidArgumentError(
+            f"concurrency must be at least 1 (transfers at once), got {limit!r}"
+        )
     if not funcs:
         return []
     with ThreadPoolExecutor(max_workers=min(limit, len(funcs))) as pool:
