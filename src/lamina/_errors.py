@@ -7,7 +7,7 @@
     ├── TransportError              the request did not complete (connect, read, timeout)
     ├── SerializationError          the response is not the JSON the API promises
     ├── ApprovalTimeoutError        a commit waited longer than its timeout for approval
-    ├── SandboxError                a sandbox failed or timed out
+    ├── SandboxError                a sandbox failed or timed out (sandboxes are planned)
     │   └── CommandError            a command exited non-zero
     └── APIError                    the server answered with an error status
         ├── BadRequestError              400
