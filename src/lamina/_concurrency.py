@@ -1,7 +1,8 @@
 """Hand-written async/blocking pairs, so that code generated from ``_async`` never imports anyio.
 
 The generator renames the async half to the blocking half: ``asleep`` -> ``sleep``,
-``AsyncLimiter`` -> ``Limiter``, ``agather_bounded`` -> ``gather_bounded``. The async half runs
+``AsyncLimiter`` -> ``Limiter``, ``agather_bounded`` -> ``gather_bounded``, ``aiterate`` ->
+``iterate``. The async half runs
 on any event loop anyio supports (asyncio, trio); the blocking half uses threads.
 """
 
@@ -10,7 +11,15 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Sequence,
+)
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from types import TracebackType
 from typing import TypeVar
@@ -20,7 +29,16 @@ from anyio.abc import TaskGroup
 
 from lamina._errors import InvalidArgumentError
 
-__all__ = ["AsyncLimiter", "Limiter", "agather_bounded", "asleep", "gather_bounded", "sleep"]
+__all__ = [
+    "AsyncLimiter",
+    "Limiter",
+    "agather_bounded",
+    "aiterate",
+    "asleep",
+    "gather_bounded",
+    "iterate",
+    "sleep",
+]
 
 T = TypeVar("T")
 
@@ -33,6 +51,21 @@ async def asleep(seconds: float) -> None:
 def sleep(seconds: float) -> None:
     """Sleep (blocking twin of :func:`asleep`)."""
     time.sleep(seconds)
+
+
+async def aiterate(items: Iterable[T] | AsyncIterable[T]) -> AsyncIterator[T]:
+    """The items of an iterable or an async iterable, as an async iterator."""
+    if isinstance(items, AsyncIterable):
+        async for item in items:
+            yield item
+    else:
+        for item in items:
+            yield item
+
+
+def iterate(items: Iterable[T]) -> Iterator[T]:
+    """The items of an iterable (blocking twin of :func:`aiterate`)."""
+    return iter(items)
 
 
 class AsyncLimiter:

@@ -8,13 +8,13 @@ multipart, one part in memory at a time.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
 import httpx
 
-from lamina._concurrency import agather_bounded
+from lamina._concurrency import agather_bounded, aiterate
 from lamina._converter import structure
 from lamina._errors import APIError, InvalidArgumentError
 from lamina._sources import (
@@ -62,13 +62,7 @@ class AsyncBody:
 async def _stream_chunks(source: StreamSource) -> AsyncIterator[bytes]:
     """The pieces of a stream input, as bytes (empty pieces skipped), read once."""
     source.started = True
-    chunks = source.chunks
-    if isinstance(chunks, AsyncIterable):
-        async for chunk in chunks:
-            if chunk:
-                yield put_chunk(chunk)
-        return
-    for chunk in cast("Iterable[Any]", chunks):
+    async for chunk in aiterate(cast("AsyncIterable[Any]", source.chunks)):
         if chunk:
             yield put_chunk(chunk)
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import httpx
 
-from lamina._concurrency import gather_bounded
+from lamina._concurrency import gather_bounded, iterate
 from lamina._converter import structure
 from lamina._errors import APIError, InvalidArgumentError
 from lamina._sources import (
@@ -64,13 +64,7 @@ class Body:
 def _stream_chunks(source: StreamSource) -> Iterator[bytes]:
     """The pieces of a stream input, as bytes (empty pieces skipped), read once."""
     source.started = True
-    chunks = source.chunks
-    if isinstance(chunks, Iterable):
-        for chunk in chunks:
-            if chunk:
-                yield put_chunk(chunk)
-        return
-    for chunk in cast("Iterable[Any]", chunks):
+    for chunk in iterate(cast("Iterable[Any]", source.chunks)):
         if chunk:
             yield put_chunk(chunk)
 
