@@ -1,8 +1,10 @@
-"""Developer sessions: ``nox -s tests``, ``lint``, ``typecheck``, ``generate``, ``bench``.
+"""Developer sessions: ``nox -s tests``, ``lint``, ``typecheck``, ``generate``, ``bench``,
+``tests_newest_httpx``.
 
 The sessions run in the project's own virtualenv (``.venv``, which ``bash scripts/test.sh``
 creates with the dev extra) instead of building one per session, so they work offline and use
 the pinned tools. ``tests`` is exactly the README's test command (what CI runs).
+``tests_newest_httpx`` is the exception: it builds its own virtualenv (it needs the network).
 """
 
 from __future__ import annotations
@@ -25,6 +27,18 @@ nox.options.sessions = ["lint", "typecheck", "tests"]
 def tests(session: nox.Session) -> None:
     """The README's test command: mirror check, lint, type check and the whole suite."""
     session.run("bash", "scripts/test.sh", *session.posargs, external=True)
+
+
+@nox.session(venv_backend="venv")
+def tests_newest_httpx(session: nox.Session) -> None:
+    """The suite against the newest httpx, past the pin in pyproject.toml: the SDK relies on
+    private parts of httpx (``lamina._httpx_compat``), and this is where a new release that
+    changes them shows up (as ``HttpxCompatibilityError`` or a failing test) before the pin
+    is raised."""
+    session.install("-e", ".[dev]")
+    session.install("--upgrade", "httpx")
+    session.run("python", "-c", "import httpx; print('httpx', httpx.__version__)")
+    session.run("python", "-m", "pytest", "-q", *session.posargs)
 
 
 @nox.session
