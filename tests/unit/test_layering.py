@@ -1,5 +1,5 @@
-"""The engine's domains stay below the HTTP layer: no web framework, no HTTP errors, and one
-error root per domain."""
+"""The engine's domains stay below the HTTP layer: no web framework, nothing of the API
+layer, and one error root per domain."""
 
 from __future__ import annotations
 
@@ -17,13 +17,7 @@ from lamina_server.versioning import VersioningError
 
 SERVER = Path(lamina_server.__file__).parent
 DOMAINS = {"versioning": VersioningError, "storage": BlobError}
-FORBIDDEN = (
-    "fastapi",
-    "starlette",
-    "lamina_server.api",
-    "lamina_server.errors",
-    "lamina_server.app",
-)
+FORBIDDEN = ("fastapi", "starlette", "lamina_server.api", "lamina_server.app")
 
 
 def _imports(path: Path) -> set[str]:

@@ -13,6 +13,7 @@ and :class:`Staging` (:mod:`.staging`) group-commits the puts of concurrent uplo
 
 from __future__ import annotations
 
+from lamina_server.principals import Committer
 from lamina_server.versioning.caching import CachingVersionStore
 from lamina_server.versioning.commits import INITIAL_MESSAGE
 from lamina_server.versioning.errors import (
@@ -29,7 +30,6 @@ from lamina_server.versioning.errors import (
 from lamina_server.versioning.models import (
     ChangeRecord,
     CommitInfo,
-    Committer,
     Entry,
     ListingItem,
     Page,

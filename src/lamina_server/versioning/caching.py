@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 import anyio
 
 from lamina_server.cache import TtlCache
+from lamina_server.principals import Committer
 from lamina_server.storage.db import Database
 from lamina_server.versioning.errors import SessionClosed, SessionNotFound
-from lamina_server.versioning.models import Committer, Entry, SessionInfo
+from lamina_server.versioning.models import Entry, SessionInfo
 from lamina_server.versioning.recorder import NO_RECORDER, Recorder
 from lamina_server.versioning.store import VersionStore
 

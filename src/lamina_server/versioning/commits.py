@@ -16,11 +16,12 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from lamina_server.principals import Committer
 from lamina_server.versioning import rows
 from lamina_server.versioning.cursors import DiffCursor, TreeCursor
 from lamina_server.versioning.errors import MergeConflict, VersioningError
 from lamina_server.versioning.merge import inverse, merge
-from lamina_server.versioning.models import CommitInfo, Committer
+from lamina_server.versioning.models import CommitInfo
 from lamina_server.versioning.sql import StagedCursor, write_nodes
 from lamina_server.versioning.tables import commits, refs, repo_sessions
 from lamina_server.versioning.tree import EMPTY_LEAF, EMPTY_ROOT, Rewrite, Tree

@@ -19,7 +19,7 @@ from typing import Literal, Protocol
 
 import sqlalchemy as sa
 
-from lamina_server.versioning.models import Committer
+from lamina_server.principals import Committer
 
 Action = Literal[
     "init_repository",

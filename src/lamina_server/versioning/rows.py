@@ -13,10 +13,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from lamina_server.principals import Committer
 from lamina_server.versioning import canonical
 from lamina_server.versioning.codec import dump_json, from_micros, now_micros
 from lamina_server.versioning.errors import RefNotFound, SessionClosed, SessionNotFound
-from lamina_server.versioning.models import CommitInfo, Committer, SessionInfo
+from lamina_server.versioning.models import CommitInfo, SessionInfo
 from lamina_server.versioning.tables import commits, refs, repo_sessions, staged_changes
 
 LOOKUP_BATCH = 500  # paths per IN (...) lookup

@@ -12,11 +12,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from lamina_server.principals import Committer
 from lamina_server.versioning import rows
 from lamina_server.versioning.codec import dump_json, entry_value, now_micros, value_entry
 from lamina_server.versioning.errors import ObjectNotFound
 from lamina_server.versioning.merge import values_at
-from lamina_server.versioning.models import Committer, Entry, SessionInfo
+from lamina_server.versioning.models import Entry, SessionInfo
 from lamina_server.versioning.reads import session_value
 from lamina_server.versioning.sql import upsert_staged
 from lamina_server.versioning.tables import repo_sessions, staged_changes

@@ -25,6 +25,7 @@ from typing import TypeVar
 import anyio
 import sqlalchemy as sa
 
+from lamina_server.principals import Committer
 from lamina_server.storage.db import Database
 from lamina_server.versioning import commits, reads, rows, sessions
 from lamina_server.versioning.codec import value_size
@@ -33,7 +34,6 @@ from lamina_server.versioning.errors import ConcurrentUpdate, RevertNotSupported
 from lamina_server.versioning.models import (
     ChangeRecord,
     CommitInfo,
-    Committer,
     Entry,
     ListingItem,
     Page,
