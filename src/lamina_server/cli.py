@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import re
 import sys
 from collections.abc import Sequence
@@ -24,6 +25,16 @@ def _slug(value: str) -> str:
             f"{value!r} must match {SLUG.pattern} (lowercase letters, digits and '-')"
         )
     return value
+
+
+def _positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a positive whole number")
+    return number
 
 
 def _serve_parser(prog: str) -> argparse.ArgumentParser:
@@ -57,6 +68,12 @@ def _serve_parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument(
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
     )
+    parser.add_argument(
+        "--backlog",
+        type=_positive,
+        default=ServerConfig.backlog,
+        help="connections waiting to be accepted (%(default)s)",
+    )
     return parser
 
 
@@ -73,9 +90,10 @@ def _create_user_parser(prog: str) -> argparse.ArgumentParser:
 
 
 def serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from lamina_server.app import create_app
+    """Listen first, then start: a server that cannot listen, or whose first start would take
+    over another server's config file, exits having created nothing."""
+    from lamina_server import serving
+    from lamina_server.bootstrap import first_start_conflict
 
     config = ServerConfig(
         data_dir=(args.data_dir or default_data_dir()).expanduser(),
@@ -86,16 +104,23 @@ def serve(args: argparse.Namespace) -> int:
         config_path=(args.config_path or default_config_path()).expanduser(),
         write_config=not args.no_write_config,
         access_log=args.access_log,
+        backlog=args.backlog,
     )
-    uvicorn.run(
-        create_app(config),
-        host=config.host,
-        port=config.port,
-        access_log=config.access_log,
-        log_level=args.log_level,
-        server_header=False,
-    )
-    return 0
+    try:
+        sock = serving.listen(config.host, config.port, config.backlog)
+    except serving.CannotListen as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    config = dataclasses.replace(config, port=sock.getsockname()[1])  # the port of --port 0
+    conflict = first_start_conflict(config)
+    if conflict is not None:
+        sock.close()
+        print(f"error: {conflict}", file=sys.stderr)
+        return 1
+
+    from lamina_server.app import create_app
+
+    return serving.run(create_app(config), config, sock, log_level=args.log_level)
 
 
 async def _create_user(args: argparse.Namespace) -> int:

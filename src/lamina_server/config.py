@@ -20,7 +20,7 @@ class ServerConfig:
 
     ``public_url`` is the externally visible base URL (scheme, host and port) used for absolute
     signed URLs; when unset, routes derive it from the request. ``database_url`` overrides the
-    embedded SQLite database in ``data_dir``.
+    embedded SQLite database in ``data_dir``. ``backlog`` connections may wait to be accepted.
     """
 
     data_dir: Path = field(default_factory=default_data_dir)
@@ -32,6 +32,7 @@ class ServerConfig:
     config_path: Path | None = field(default_factory=default_config_path)
     write_config: bool = True
     access_log: bool = False
+    backlog: int = 2048
 
     @property
     def endpoint_url(self) -> str:
