@@ -68,7 +68,34 @@ def _serve_parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument(
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
     )
-    parser.add_argument(
+    limits = parser.add_argument_group("connection limits")
+    limits.add_argument(
+        "--max-header-bytes",
+        type=_positive,
+        default=ServerConfig.max_header_bytes,
+        help="size allowed for a request's line and headers; larger ones get 431 (%(default)s)",
+    )
+    limits.add_argument(
+        "--header-timeout",
+        type=_positive,
+        default=ServerConfig.header_timeout,
+        metavar="SECONDS",
+        help="time for a request's line and headers to arrive (%(default)s)",
+    )
+    limits.add_argument(
+        "--keep-alive-timeout",
+        type=_positive,
+        default=ServerConfig.keep_alive_timeout,
+        metavar="SECONDS",
+        help="an idle connection is closed after this long (%(default)s)",
+    )
+    limits.add_argument(
+        "--max-connections",
+        type=_positive,
+        default=ServerConfig.max_connections,
+        help="open connections; past it, new ones are answered 503 (%(default)s)",
+    )
+    limits.add_argument(
         "--backlog",
         type=_positive,
         default=ServerConfig.backlog,
@@ -104,6 +131,10 @@ def serve(args: argparse.Namespace) -> int:
         config_path=(args.config_path or default_config_path()).expanduser(),
         write_config=not args.no_write_config,
         access_log=args.access_log,
+        max_header_bytes=args.max_header_bytes,
+        header_timeout=args.header_timeout,
+        keep_alive_timeout=args.keep_alive_timeout,
+        max_connections=args.max_connections,
         backlog=args.backlog,
     )
     try:

@@ -20,7 +20,13 @@ class ServerConfig:
 
     ``public_url`` is the externally visible base URL (scheme, host and port) used for absolute
     signed URLs; when unset, routes derive it from the request. ``database_url`` overrides the
-    embedded SQLite database in ``data_dir``. ``backlog`` connections may wait to be accepted.
+    embedded SQLite database in ``data_dir``.
+
+    The connection limits (applied by :mod:`lamina_server.serving`): a request's line and
+    headers may take ``max_header_bytes`` and must arrive within ``header_timeout`` seconds (of
+    the connection opening, or of the request's first byte); a connection idle between requests
+    is closed after ``keep_alive_timeout`` seconds; past ``max_connections`` open connections, a
+    new connection's request is answered 503; ``backlog`` connections may wait to be accepted.
     """
 
     data_dir: Path = field(default_factory=default_data_dir)
@@ -32,6 +38,10 @@ class ServerConfig:
     config_path: Path | None = field(default_factory=default_config_path)
     write_config: bool = True
     access_log: bool = False
+    max_header_bytes: int = 64 * 1024
+    header_timeout: int = 10
+    keep_alive_timeout: int = 5
+    max_connections: int = 1000
     backlog: int = 2048
 
     @property

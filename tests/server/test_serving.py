@@ -1,14 +1,18 @@
-"""``lamina server`` as a new user meets it: it listens before it creates anything, and never
-takes over another server's config file.
+"""``lamina server`` as a new user meets it, and as an abusive client does: it listens before it
+creates anything, never takes over another server's config file, caps and times the reading
+of request headers, closes idle connections and limits open connections.
 
 Every test runs its own server subprocess (``python -m lamina_server``) on real sockets.
 """
 
 from __future__ import annotations
 
+import http.client
+import json
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.parse
 from collections.abc import Iterator
@@ -125,6 +129,35 @@ def _healthy(endpoint: str) -> bool:
         return False
 
 
+def read_response(sock: socket.socket, timeout: float = 10.0) -> bytes:
+    """Everything the server sends until it closes the connection."""
+    sock.settimeout(timeout)
+    received = b""
+    try:
+        while chunk := sock.recv(65536):
+            received += chunk
+    except ConnectionResetError:
+        pass
+    return received
+
+
+def envelope(response: bytes) -> dict[str, str]:
+    body: dict[str, str] = json.loads(response.split(b"\r\n\r\n", 1)[1])
+    return body
+
+
+def upload_ticket(server: Server, path: str) -> urllib.parse.SplitResult:
+    """The signed upload URL of a new object ``path`` in a fresh repository's session."""
+    with server.api() as api:
+        repos = "/organizations/local/repositories"
+        name = f"r{time.monotonic_ns()}"
+        assert api.post(repos, json={"name": name}).status_code == 201
+        session = api.post(f"{repos}/{name}/sessions").json()["session_id"]
+        ticket = api.put(f"{repos}/{name}/object", params={"session_id": session, "path": path})
+        assert ticket.status_code == 200, ticket.text
+    return urllib.parse.urlsplit(ticket.json()["upload_url"])
+
+
 # --- listening first, and the config file -------------------------------------------------
 
 
@@ -232,3 +265,134 @@ def test_a_config_file_of_a_vanished_data_dir_is_taken_over(tmp_path: Path) -> N
     assert config["api_key"].startswith("tuk-") and config["api_key"] != "tuk-old"
     assert config["server_data_dir"] == str(tmp_path / "data")
     assert config["timeout"] == 3
+
+
+# --- connection limits ----------------------------------------------------------------------
+
+
+def test_slow_and_idle_connections_are_closed(tmp_path: Path) -> None:
+    with running_server(tmp_path, "--header-timeout", "1", "--keep-alive-timeout", "1") as server:
+        address = (server.host, server.port)
+        head = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"z" * 60 + b"\r\n\r\n"
+        slow = socket.create_connection(address)
+        idle = socket.create_connection(address)
+        results: dict[str, object] = {}
+
+        def trickle() -> None:
+            started = time.monotonic()
+            try:
+                for byte in head:  # 80 bytes, one every 50 ms: 4 s in all
+                    slow.send(bytes([byte]))
+                    time.sleep(0.05)
+            except OSError:
+                pass
+            results["cut_after"] = time.monotonic() - started
+
+        sender = threading.Thread(target=trickle)
+        sender.start()
+        # Others are served meanwhile.
+        with httpx.Client() as other:
+            for _ in range(10):
+                assert other.get(f"{server.endpoint}/healthz").status_code == 200
+                time.sleep(0.1)
+        answer = read_response(slow)
+        sender.join()
+        assert answer.startswith(b"HTTP/1.1 408 "), answer
+        assert envelope(answer)["code"] == "request_timeout"
+        assert float(str(results["cut_after"])) < 3.5
+        # A connection that never sent a byte is closed too, without an answer.
+        assert read_response(idle, timeout=5) == b""
+        # So is one left idle after a response.
+        kept = http.client.HTTPConnection(server.host, server.port)
+        kept.request("GET", "/healthz")
+        assert kept.getresponse().read() == b'{"status":"ok"}'
+        time.sleep(1.5)
+        assert kept.sock is not None and read_response(kept.sock, timeout=5) == b""
+        slow.close()
+        idle.close()
+        assert _healthy(server.endpoint)
+
+
+def test_oversized_headers_are_refused_without_buffering_them(tmp_path: Path) -> None:
+    with running_server(tmp_path) as server:
+        address = (server.host, server.port)
+        # Just under the default cap (64 KiB): served.
+        with socket.create_connection(address) as sock:
+            sock.sendall(
+                b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Big: "
+                + b"a" * 60_000
+                + b"\r\n\r\n"
+            )
+            assert read_response(sock).startswith(b"HTTP/1.1 200 ")
+
+        # 64 MiB of one header: refused with 431, and not held in memory.
+        peak = server.peak_rss_bytes()
+        with socket.create_connection(address) as sock:
+
+            def send_big_header() -> None:
+                try:
+                    sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ")
+                    chunk = b"a" * (1 << 20)
+                    for _ in range(64):
+                        sock.sendall(chunk)
+                except OSError:
+                    pass
+
+            sender = threading.Thread(target=send_big_header)
+            sender.start()
+            answer = read_response(sock)
+            sender.join()
+        assert answer.startswith(b"HTTP/1.1 431 "), answer[:200]
+        body = envelope(answer)
+        assert body["code"] == "request_header_too_large"
+        assert "65536 bytes" in body["message"]
+        assert server.peak_rss_bytes() - peak < 16 << 20
+        assert _healthy(server.endpoint)
+
+        # A request whose first read holds far more body than the cap is not mistaken for one.
+        url = upload_ticket(server, "big.bin")
+        body_bytes = b"b" * (1 << 20)
+        with socket.create_connection(address) as sock:
+            sock.sendall(
+                f"PUT {url.path}?{url.query} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                f"Content-Length: {len(body_bytes)}\r\n\r\n".encode()
+                + body_bytes
+            )
+            assert read_response(sock).startswith(b"HTTP/1.1 200 ")
+
+
+def test_connections_past_the_limit_are_answered_503(tmp_path: Path) -> None:
+    with running_server(tmp_path, "--max-connections", "3") as server:
+        open_ = [http.client.HTTPConnection(server.host, server.port) for _ in range(3)]
+        for connection in open_:
+            connection.request("GET", "/healthz")
+            assert connection.getresponse().read() == b'{"status":"ok"}'
+
+        extra = http.client.HTTPConnection(server.host, server.port)
+        extra.request("GET", "/healthz")
+        response = extra.getresponse()
+        assert response.status == 503
+        assert response.getheader("connection") == "close"
+        assert response.getheader("retry-after") == "1"
+        assert json.loads(response.read())["code"] == "server_busy"
+        extra.close()
+
+        # The open connections keep working.
+        for connection in open_:
+            connection.request("GET", "/healthz")
+            assert connection.getresponse().status == 200
+
+        # Once one closes, a new connection is served.
+        open_.pop().close()
+        deadline = time.monotonic() + 5
+        while True:
+            fresh = http.client.HTTPConnection(server.host, server.port)
+            fresh.request("GET", "/healthz")
+            status = fresh.getresponse().status
+            fresh.close()
+            if status == 200:
+                break
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        for connection in open_:
+            connection.close()
