@@ -29,6 +29,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute, APIRouter
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -290,6 +291,14 @@ class LaminaApp(FastAPI):
             response = await _api_error(request, exc)
         except versioning.VersioningError as exc:
             response = await _engine_error(request, exc)
+        except ClientDisconnect:  # no one is left to answer
+            logger.warning(
+                "client disconnected before the end of its request: %s %s (request id %s)",
+                scope["method"],
+                scope["path"],
+                request_id,
+            )
+            return
         except Exception:
             _log_unhandled(scope, request_id)
             response = _internal_error(request_id)

@@ -1,6 +1,7 @@
 """``lamina server`` as a new user meets it, and as an abusive client does: it listens before it
 creates anything, never takes over another server's config file, caps and times the reading
-of request headers, closes idle connections and limits open connections.
+of request headers, closes idle connections, limits open connections, and logs a client that
+disconnects mid-upload as just that.
 
 Every test runs its own server subprocess (``python -m lamina_server``) on real sockets.
 """
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import pytest
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -396,3 +398,33 @@ def test_connections_past_the_limit_are_answered_503(tmp_path: Path) -> None:
             time.sleep(0.05)
         for connection in open_:
             connection.close()
+
+
+# --- a client gone mid-upload ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [1000, 8 << 20], ids=["small", "large"])
+def test_a_client_gone_mid_upload_is_logged_without_a_traceback(tmp_path: Path, size: int) -> None:
+    with running_server(tmp_path) as server:
+        url = upload_ticket(server, "half.bin")
+        with socket.create_connection((server.host, server.port)) as sock:
+            sock.sendall(
+                f"PUT {url.path}?{url.query} HTTP/1.1\r\nHost: x\r\n"
+                f"Content-Length: {size}\r\n\r\n".encode()
+                + b"h" * (size // 2)
+            )
+            time.sleep(0.3)
+        deadline = time.monotonic() + 10
+        while "client disconnected" not in server.log():
+            assert time.monotonic() < deadline, server.log()
+            time.sleep(0.05)
+
+        # The server goes on serving, uploads included.
+        again = upload_ticket(server, "whole.bin")
+        response = httpx.put(urllib.parse.urlunsplit(again), content=b"w" * size, timeout=30)
+        assert response.status_code == 200, response.text
+        log = server.log()
+    assert "client disconnected before the end of its request: PUT /api/v1/blobs/upload" in log
+    assert "Traceback" not in log
+    assert "unhandled error" not in log
+    assert "Exception in ASGI application" not in log
