@@ -24,6 +24,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from lamina_server.bootstrap import bootstrap, config_conflict
+from lamina_server.config import ServerConfig
+from lamina_server.identity import Identity
+from lamina_server.storage.db import Database, sqlite_url
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:
@@ -267,6 +272,66 @@ def test_a_config_file_of_a_vanished_data_dir_is_taken_over(tmp_path: Path) -> N
     assert config["api_key"].startswith("tuk-") and config["api_key"] != "tuk-old"
     assert config["server_data_dir"] == str(tmp_path / "data")
     assert config["timeout"] == 3
+
+
+def test_config_conflict_rules(tmp_path: Path) -> None:
+    endpoint, data_dir = "http://127.0.0.1:8711", tmp_path / "data"
+    other_dir = tmp_path / "other"
+    other_dir.mkdir()
+    (other_dir / "metadata.db").touch()
+    path = tmp_path / "config.toml"
+
+    def conflict(text: str | None) -> str | None:
+        if text is None:
+            path.unlink(missing_ok=True)
+        else:
+            path.write_text(text)
+        return config_conflict(path, endpoint, data_dir)
+
+    assert conflict(None) is None
+    assert conflict('timeout = 3\nendpoint_url = "http://elsewhere"\n') is None  # no key
+    assert conflict(f'api_key = "k"\nendpoint_url = "{endpoint}/"\n') is None
+    assert (
+        conflict(f'api_key = "k"\nendpoint_url = "{endpoint}"\nserver_data_dir = "{data_dir}"\n')
+        is None
+    )
+    gone = tmp_path / "gone"
+    assert (
+        conflict(f'api_key = "k"\nendpoint_url = "{endpoint}"\nserver_data_dir = "{gone}"\n')
+        is None
+    )
+    assert (
+        conflict(f'api_key = "k"\nendpoint_url = "{endpoint}"\nserver_data_dir = "{other_dir}"\n')
+        == f"it holds the API key of the server with data directory {other_dir}"
+    )
+    assert conflict('api_key = "k"\nendpoint_url = "http://elsewhere:1"\n') == (
+        "it holds the API key of the server at http://elsewhere:1"
+    )
+    # No endpoint_url: the key is for the SDK's default address.
+    assert conflict('api_key = "k"\n') == (
+        "it holds the API key of the server at http://127.0.0.1:8710"
+    )
+
+
+@pytest.mark.anyio
+async def test_bootstrap_without_the_cli_leaves_another_servers_config_alone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config_path = tmp_path / "config.toml"
+    config_path.write_text('api_key = "tuk-theirs"\nendpoint_url = "http://127.0.0.1:1"\n')
+    before = config_path.read_bytes()
+    config = ServerConfig(data_dir=tmp_path, port=8799, config_path=config_path)
+    db = Database(sqlite_url(tmp_path))
+    try:
+        await db.create_all()
+        await bootstrap(config, Identity(db))
+    finally:
+        await db.dispose()
+    out = capsys.readouterr().out
+    assert "API key (shown only once): tuk-" in out
+    assert f"Did not write {config_path}: it holds the API key of the server at " in out
+    assert "LAMINA_ENDPOINT_URL=http://127.0.0.1:8799" in out
+    assert config_path.read_bytes() == before
 
 
 # --- connection limits ----------------------------------------------------------------------
