@@ -6,8 +6,9 @@ has created nothing; :func:`run` serves the app on it under uvicorn.
 :class:`LimitedHttpProtocol` is uvicorn's httptools protocol (which caps neither the size of a
 request's headers nor the time they take) with the limits of a :class:`ServerConfig`:
 
-- the request line and headers may take ``max_header_bytes``; the parser never sees more, and
-  the request is answered 431;
+- the request line and headers may take ``max_header_bytes``, and the request is answered 431
+  when they take more; the parser is not fed more of them (except, for a request pipelined
+  behind another, what arrived in the same read as the end of the previous one);
 - they must arrive within ``header_timeout`` seconds of the connection opening (or of the
   request's first byte, on a kept-alive connection): past it, the connection is closed (after
   a 408 when part of a request had arrived);
