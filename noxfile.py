@@ -1,8 +1,10 @@
-"""Developer sessions: ``nox -s tests``, ``lint``, ``typecheck``, ``generate``, ``bench``.
+"""Developer sessions: ``nox -s tests``, ``lint``, ``typecheck``, ``generate``, ``bench``,
+``tests_newest_httpx``.
 
 The sessions run in the project's own virtualenv (``.venv``, which ``bash scripts/test.sh``
 creates with the dev extra) instead of building one per session, so they work offline and use
 the pinned tools. ``tests`` is exactly the README's test command (what CI runs).
+``tests_newest_httpx`` is the exception: it builds its own virtualenv (it needs the network).
 """
 
 from __future__ import annotations
@@ -27,6 +29,18 @@ def tests(session: nox.Session) -> None:
     session.run("bash", "scripts/test.sh", *session.posargs, external=True)
 
 
+@nox.session(venv_backend="venv")
+def tests_newest_httpx(session: nox.Session) -> None:
+    """The suite against the newest httpx, past the pin in pyproject.toml: the SDK relies on
+    private parts of httpx (``lamina._httpx_compat``), and this is where a new release that
+    changes them shows up (as ``HttpxCompatibilityError`` or a failing test) before the pin
+    is raised."""
+    session.install("-e", ".[dev]")
+    session.install("--upgrade", "httpx")
+    session.run("python", "-c", "import httpx; print('httpx', httpx.__version__)")
+    session.run("python", "-m", "pytest", "-q", *session.posargs)
+
+
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff check, ruff format --check, and the generated mirror is up to date."""
@@ -37,7 +51,7 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    """mypy --strict on src/lamina (settings in pyproject.toml)."""
+    """mypy --strict on src/lamina and src/lamina_server (settings in pyproject.toml)."""
     session.run(PYTHON, "-m", "mypy", external=True)
 
 

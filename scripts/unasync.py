@@ -71,6 +71,7 @@ RENAMES: dict[str, str] = {
     "aiter_raw": "iter_raw",
     "asleep": "sleep",
     "agather_bounded": "gather_bounded",
+    "aiterate": "iterate",
     "create_async_transport": "create_transport",
     "_async": "_sync",
 }
@@ -110,6 +111,7 @@ RESIDUE = frozenset(
         "aiter_raw",
         "asleep",
         "agather_bounded",
+        "aiterate",
         "handle_async_request",
         "create_async_transport",
     }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import pkgutil
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -148,3 +149,27 @@ def test_default_client_is_created_on_first_use_from_the_environment(
     orgs = [org.name for org in lamina.organizations.list()]
     assert local_server.org in orgs
     assert _module_api.default_client().endpoint_url == local_server.endpoint_url
+
+
+def test_the_collections_public_properties_return_are_exported() -> None:
+    """``repo.objects``, ``repo.commits``, ``org.repositories``, ``client.organizations``...:
+    every resource class a public property or method returns can be named from ``lamina``."""
+    from lamina._async import resources as async_resources
+    from lamina._sync import resources as sync_resources
+
+    resource_names = {*async_resources.__all__, *sync_resources.__all__}
+    assert resource_names <= set(lamina.__all__), sorted(resource_names - set(lamina.__all__))
+    returned: set[str] = set()
+    for name in lamina.__all__:
+        value = getattr(lamina, name)
+        if not isinstance(value, type):
+            continue
+        for member in vars(value).values():
+            function = member.fget if isinstance(member, property) else member
+            annotation = getattr(function, "__annotations__", {}).get("return")
+            if isinstance(annotation, str):
+                returned.update(
+                    word for word in re.findall(r"\w+", annotation) if word in resource_names
+                )
+    assert {"AsyncReadOnlyObjects", "AsyncCommits", "Repositories", "Organizations"} <= returned
+    assert returned <= set(lamina.__all__)

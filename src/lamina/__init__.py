@@ -1,4 +1,4 @@
-"""Lamina: versioned object storage, transactional sessions and sandboxed compute.
+"""Lamina: versioned object storage with transactional sessions.
 
 Blocking::
 
@@ -20,7 +20,18 @@ from lamina import _module_api
 from lamina._async._client import AsyncClient
 from lamina._async._object_reader import AsyncObjectReader
 from lamina._async._pager import AsyncPager
-from lamina._async.resources import AsyncCommit, AsyncOrganization, AsyncRepository, AsyncSession
+from lamina._async.resources import (
+    AsyncCommit,
+    AsyncCommits,
+    AsyncMembers,
+    AsyncOrganization,
+    AsyncOrganizations,
+    AsyncReadOnlyObjects,
+    AsyncRepositories,
+    AsyncRepository,
+    AsyncSession,
+    AsyncSessionObjects,
+)
 from lamina._errors import (
     APIError,
     ApprovalTimeoutError,
@@ -31,10 +42,13 @@ from lamina._errors import (
     ConflictError,
     ForbiddenError,
     GoneError,
+    InvalidArgumentError,
+    InvalidArgumentTypeError,
     LaminaError,
     LockedError,
     NotFoundError,
     PreconditionFailedError,
+    RangeNotSatisfiableError,
     RateLimitError,
     SandboxError,
     SerializationError,
@@ -46,7 +60,18 @@ from lamina._module_api import configure, organization, repository
 from lamina._sync._client import Client
 from lamina._sync._object_reader import ObjectReader
 from lamina._sync._pager import Pager
-from lamina._sync.resources import Commit, Organization, Repository, Session
+from lamina._sync.resources import (
+    Commit,
+    Commits,
+    Members,
+    Organization,
+    Organizations,
+    ReadOnlyObjects,
+    Repositories,
+    Repository,
+    Session,
+    SessionObjects,
+)
 from lamina._types import NOT_GIVEN, NotGiven, Page
 from lamina._version import __version__
 from lamina.models import (
@@ -66,8 +91,6 @@ from lamina.models import (
 )
 
 if TYPE_CHECKING:
-    from lamina._sync.resources import Organizations
-
     #: The organizations of the default client's caller (a live attribute).
     organizations: Organizations
 else:
@@ -88,11 +111,17 @@ __all__ = [
     "ApprovalTimeoutError",
     "AsyncClient",
     "AsyncCommit",
+    "AsyncCommits",
+    "AsyncMembers",
     "AsyncObjectReader",
     "AsyncOrganization",
+    "AsyncOrganizations",
     "AsyncPager",
+    "AsyncReadOnlyObjects",
+    "AsyncRepositories",
     "AsyncRepository",
     "AsyncSession",
+    "AsyncSessionObjects",
     "AuthenticationError",
     "BadRequestError",
     "Client",
@@ -100,6 +129,7 @@ __all__ = [
     "Commit",
     "CommitData",
     "CommitResult",
+    "Commits",
     "ConfigurationError",
     "ConflictError",
     "CopyObjectResult",
@@ -107,9 +137,12 @@ __all__ = [
     "EntryRecord",
     "ForbiddenError",
     "GoneError",
+    "InvalidArgumentError",
+    "InvalidArgumentTypeError",
     "LaminaError",
     "ListingEntry",
     "LockedError",
+    "Members",
     "Membership",
     "NotFoundError",
     "NotGiven",
@@ -117,17 +150,22 @@ __all__ = [
     "ObjectReader",
     "Organization",
     "OrganizationData",
+    "Organizations",
     "Page",
     "Pager",
     "PreconditionFailedError",
     "PutObjectResult",
+    "RangeNotSatisfiableError",
     "RateLimitError",
+    "ReadOnlyObjects",
+    "Repositories",
     "Repository",
     "RepositoryData",
     "SandboxError",
     "SerializationError",
     "ServerError",
     "Session",
+    "SessionObjects",
     "SourceMetadata",
     "TransferProgress",
     "TransportError",

@@ -1,7 +1,8 @@
 """Hand-written async/blocking pairs, so that code generated from ``_async`` never imports anyio.
 
 The generator renames the async half to the blocking half: ``asleep`` -> ``sleep``,
-``AsyncLimiter`` -> ``Limiter``, ``agather_bounded`` -> ``gather_bounded``. The async half runs
+``AsyncLimiter`` -> ``Limiter``, ``agather_bounded`` -> ``gather_bounded``, ``aiterate`` ->
+``iterate``. The async half runs
 on any event loop anyio supports (asyncio, trio); the blocking half uses threads.
 """
 
@@ -10,7 +11,15 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Sequence,
+)
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from types import TracebackType
 from typing import TypeVar
@@ -18,7 +27,18 @@ from typing import TypeVar
 import anyio
 from anyio.abc import TaskGroup
 
-__all__ = ["AsyncLimiter", "Limiter", "agather_bounded", "asleep", "gather_bounded", "sleep"]
+from lamina._errors import InvalidArgumentError
+
+__all__ = [
+    "AsyncLimiter",
+    "Limiter",
+    "agather_bounded",
+    "aiterate",
+    "asleep",
+    "gather_bounded",
+    "iterate",
+    "sleep",
+]
 
 T = TypeVar("T")
 
@@ -33,12 +53,29 @@ def sleep(seconds: float) -> None:
     time.sleep(seconds)
 
 
+async def aiterate(items: Iterable[T] | AsyncIterable[T]) -> AsyncIterator[T]:
+    """The items of an iterable or an async iterable, as an async iterator."""
+    if isinstance(items, AsyncIterable):
+        async for item in items:
+            yield item
+    else:
+        for item in items:
+            yield item
+
+
+def iterate(items: Iterable[T]) -> Iterator[T]:
+    """The items of an iterable (blocking twin of :func:`aiterate`)."""
+    return iter(items)
+
+
 class AsyncLimiter:
     """At most ``total`` holders at once: ``async with limiter: ...``."""
 
     def __init__(self, total: int) -> None:
         if total < 1:
-            raise ValueError(f"a limiter needs a total of at least 1, got {total}")
+            raise InvalidArgumentError(
+                f"max_concurrency must be at least 1 (requests in flight), got {total!r}"
+            )
         self.total = total
         self._semaphore = anyio.Semaphore(total, fast_acquire=True)
 
@@ -59,7 +96,9 @@ class Limiter:
 
     def __init__(self, total: int) -> None:
         if total < 1:
-            raise ValueError(f"a limiter needs a total of at least 1, got {total}")
+            raise InvalidArgumentError(
+                f"max_concurrency must be at least 1 (requests in flight), got {total!r}"
+            )
         self.total = total
         self._semaphore = threading.Semaphore(total)
 
@@ -82,7 +121,9 @@ async def agather_bounded(funcs: Sequence[Callable[[], Awaitable[T]]], limit: in
     itself (not wrapped in an exception group).
     """
     if limit < 1:
-        raise ValueError(f"limit must be at least 1, got {limit}")
+        raise InvalidArgumentError(
+            f"concurrency must be at least 1 (transfers at once), got {limit!r}"
+        )
     results: dict[int, T] = {}
     next_index = itertools.count()
     failure: list[BaseException] = []
@@ -113,7 +154,9 @@ def gather_bounded(funcs: Sequence[Callable[[], T]], limit: int) -> list[T]:
     for the running ones, and is re-raised as itself.
     """
     if limit < 1:
-        raise ValueError(f"limit must be at least 1, got {limit}")
+        raise InvalidArgumentError(
+            f"concurrency must be at least 1 (transfers at once), got {limit!r}"
+        )
     if not funcs:
         return []
     with ThreadPoolExecutor(max_workers=min(limit, len(funcs))) as pool:

@@ -2,20 +2,26 @@
 
 Each setting resolves as: explicit argument > environment (``LAMINA_API_KEY``,
 ``LAMINA_ENDPOINT_URL``) > the config file ``~/.lamina/config.toml`` (keys ``api_key`` and
-``endpoint_url``, as written by ``lamina server`` and ``lamina auth login``) > the default
-(no key; endpoint :data:`DEFAULT_ENDPOINT_URL`). Empty strings count as unset. The file's
-location is resolved at call time; a missing, unreadable or malformed file is ignored.
-A missing key is not an error here: the client raises ``ConfigurationError`` at its first request.
+``endpoint_url``, as written by ``lamina server``) > the default (no key; endpoint
+:data:`DEFAULT_ENDPOINT_URL`). An explicit empty string (``api_key=""``) is a
+``ConfigurationError``, never a silent fall-back; an empty environment variable counts as unset.
+The file's location is resolved at call time; a missing file is skipped, and a file that
+cannot be read or is not valid TOML with string values is a ``ConfigurationError`` naming the
+file and the line. A missing key is not an error here: the client raises ``ConfigurationError``
+at its first request.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 
 from attrs import frozen
+
+from lamina._errors import ConfigurationError, InvalidArgumentTypeError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -39,16 +45,45 @@ def default_config_path() -> Path:
 
 
 def read_config_file(path: Path) -> dict[str, str]:
-    """The non-empty string settings ``api_key``/``endpoint_url`` of a config file, if any."""
+    """The non-empty settings ``api_key``/``endpoint_url`` of a config file (``{}`` when there
+    is no file); :class:`~lamina.ConfigurationError` for a file that is broken."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        raw = path.read_bytes()
+    except FileNotFoundError:
         return {}
-    return {
-        key: value
-        for key in ("api_key", "endpoint_url")
-        if isinstance(value := data.get(key), str) and value
-    }
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read the config file {path}: {exc}") from exc
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigurationError(f"{path}, line {line}: the config file is not UTF-8") from exc
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigurationError(f"{path}: the config file is not valid TOML: {exc}") from exc
+    settings: dict[str, str] = {}
+    for key in ("api_key", "endpoint_url"):
+        value = data.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            raise ConfigurationError(
+                f"{path}, line {_line_of(text, key)}: {key} must be a string "
+                f'(e.g. {key} = "..."), got {type(value).__name__}'
+            )
+        if value:
+            settings[key] = value
+    return settings
+
+
+def _line_of(text: str, key: str) -> int | str:
+    """The line where ``key`` is first set or opened as a table (``"?"`` if not found)."""
+    pattern = re.compile(rf"^\s*(?:\[\s*)?[\"']?{re.escape(key)}\b")
+    for number, line in enumerate(text.splitlines(), start=1):
+        if pattern.match(line):
+            return number
+    return "?"
 
 
 def resolve_config(
@@ -59,6 +94,16 @@ def resolve_config(
     config_path: Path | None = None,
 ) -> Config:
     """Resolve both settings; the file is read only when an explicit value or env var is missing."""
+    for name, value in (("api_key", api_key), ("endpoint_url", endpoint_url)):
+        if value is not None and not isinstance(value, str):
+            raise InvalidArgumentTypeError(f"{name} must be a str, got {type(value).__name__}")
+        if value is not None and not value.strip():
+            raise ConfigurationError(
+                f"{name}={value!r} was passed explicitly but is empty: pass the "
+                f"{name.replace('_', ' ')} itself, or leave {name} out to read "
+                f"{API_KEY_ENV if name == 'api_key' else ENDPOINT_URL_ENV} and "
+                "~/.lamina/config.toml"
+            )
     env = os.environ if environ is None else environ
     api_key = api_key or env.get(API_KEY_ENV) or None
     endpoint_url = endpoint_url or env.get(ENDPOINT_URL_ENV) or None

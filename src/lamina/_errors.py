@@ -2,10 +2,12 @@
 
     LaminaError
     ├── ConfigurationError          no API key, bad configuration
+    ├── InvalidArgumentError        an argument has a bad value (also a ValueError)
+    ├── InvalidArgumentTypeError    an argument has the wrong type (also a TypeError)
     ├── TransportError              the request did not complete (connect, read, timeout)
     ├── SerializationError          the response is not the JSON the API promises
     ├── ApprovalTimeoutError        a commit waited longer than its timeout for approval
-    ├── SandboxError                a sandbox failed or timed out
+    ├── SandboxError                a sandbox failed or timed out (sandboxes are planned)
     │   └── CommandError            a command exited non-zero
     └── APIError                    the server answered with an error status
         ├── BadRequestError              400
@@ -15,21 +17,27 @@
         ├── ConflictError                409
         ├── GoneError                    410
         ├── PreconditionFailedError      412
+        ├── RangeNotSatisfiableError     416  (a byte_range past the end of the object)
         ├── UnprocessableEntityError     422
         ├── LockedError                  423
         ├── RateLimitError               429  (retry_after)
         └── ServerError                  5xx
 
 Other statuses (e.g. 405, 418, an unfollowed 3xx) raise a plain :class:`APIError`.
+
+Messages never show a credential: the tokens of signed URLs are redacted
+(:func:`lamina._redact.redact`) from an error's message, URL and response text.
 """
 
 from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import unquote
 
 import httpx
 
+from lamina._redact import redact
 from lamina._retry import parse_retry_after
 
 __all__ = [
@@ -42,10 +50,13 @@ __all__ = [
     "ConflictError",
     "ForbiddenError",
     "GoneError",
+    "InvalidArgumentError",
+    "InvalidArgumentTypeError",
     "LaminaError",
     "LockedError",
     "NotFoundError",
     "PreconditionFailedError",
+    "RangeNotSatisfiableError",
     "RateLimitError",
     "SandboxError",
     "SerializationError",
@@ -66,6 +77,16 @@ class LaminaError(Exception):
 
 class ConfigurationError(LaminaError):
     """The client is not configured to make the request (e.g. no API key was found)."""
+
+
+class InvalidArgumentError(LaminaError, ValueError):
+    """An argument has a value the call cannot take (e.g. ``part_size=0``, a repository
+    path without ``/``). Also a ``ValueError``; the message says what to pass."""
+
+
+class InvalidArgumentTypeError(LaminaError, TypeError):
+    """An argument has a type the call cannot take (e.g. ``put(path, "text")``). Also a
+    ``TypeError``; the message says what to pass."""
 
 
 class TransportError(LaminaError):
@@ -110,7 +131,8 @@ class APIError(LaminaError):
 
     ``message``, ``code`` and ``request_id`` come from the error envelope the API returns
     (``request_id`` falls back to the ``X-Request-Id`` header); ``response_text`` is the start
-    of the raw body.
+    of the raw body. The tokens of signed URLs are redacted from ``message``, ``url`` and
+    ``response_text``.
     """
 
     def __init__(
@@ -125,12 +147,12 @@ class APIError(LaminaError):
         response_text: str = "",
     ) -> None:
         self.status_code = status_code
-        self.message = message
+        self.message = redact(message)
         self.code = code
         self.request_id = request_id
         self.method = method
-        self.url = url
-        self.response_text = response_text[:RESPONSE_TEXT_LIMIT]
+        self.url = redact(url)
+        self.response_text = redact(response_text[:RESPONSE_TEXT_LIMIT])
         super().__init__(self._describe())
 
     def _describe(self) -> str:
@@ -172,6 +194,10 @@ class PreconditionFailedError(APIError):
     """412: a precondition (``If-Match``, expected ETag) did not hold."""
 
 
+class RangeNotSatisfiableError(APIError):
+    """416: the requested byte range starts past the end of the object."""
+
+
 class UnprocessableEntityError(APIError):
     """422: the request is well-formed but cannot be processed."""
 
@@ -200,6 +226,7 @@ _STATUS_ERRORS: dict[int, type[APIError]] = {
     409: ConflictError,
     410: GoneError,
     412: PreconditionFailedError,
+    416: RangeNotSatisfiableError,
     422: UnprocessableEntityError,
     423: LockedError,
     429: RateLimitError,
@@ -214,19 +241,34 @@ def error_class_for_status(status_code: int) -> type[APIError]:
 
 
 def api_error_from_response(response: httpx.Response) -> APIError:
-    """The typed error for a read error response (its ``request`` names the method and URL)."""
+    """The typed error for a read error response (its ``request`` names the method and URL).
+
+    The message and code come from the JSON envelope; a response without one (a HEAD has no
+    body) gives them in the ``X-Error-Message`` (percent-encoded UTF-8) and ``X-Error-Code``
+    headers; failing both, the message is the start of the body, or says which request got
+    which status.
+    """
     content = response.content
     text = content.decode("utf-8", "replace")
     envelope = _json_object(content)
+    request = response.request
     message = envelope.get("message")
     if not isinstance(message, str) or not message:
-        message = text[:_MESSAGE_LIMIT] or response.reason_phrase or "no message"
+        header = response.headers.get("x-error-message")
+        message = unquote(header) if header else text[:_MESSAGE_LIMIT]
+    if not message:
+        reason = f" {response.reason_phrase}" if response.reason_phrase else ""
+        message = (
+            f"{request.method} {request.url} answered {response.status_code}{reason} "
+            "with no error message"
+        )
     code = envelope.get("code")
+    if not isinstance(code, str) or not code:
+        code = response.headers.get("x-error-code")
     request_id = envelope.get("request_id") or response.headers.get("x-request-id")
-    request = response.request
     fields: dict[str, Any] = {
         "message": message,
-        "code": code if isinstance(code, str) and code else None,
+        "code": code or None,
         "request_id": request_id if isinstance(request_id, str) else None,
         "method": request.method,
         "url": str(request.url),

@@ -20,6 +20,8 @@ import httpx
 import sniffio
 from yarl import URL
 
+from lamina._httpx_compat import read_response
+
 __all__ = ["AiohttpTransport", "create_async_transport", "create_transport"]
 
 #: Idle keep-alive connections are dropped after this many seconds: sooner than servers
@@ -131,7 +133,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             finally:
                 response.release()
             decoded = "Content-Encoding" not in response.headers
-            return _read_response(response.status, response.raw_headers, body, request, decoded)
+            return read_response(response.status, response.raw_headers, body, request, decoded)
         return httpx.Response(
             response.status,
             headers=response.raw_headers,
@@ -168,45 +170,6 @@ def _header_items(headers: httpx.Headers) -> list[tuple[str, str]]:
         return [(name.decode("ascii"), value.decode("ascii")) for name, value in headers.raw]
     except UnicodeDecodeError:
         return headers.multi_items()
-
-
-def _read_response(
-    status: int, headers: Any, body: bytes, request: httpx.Request, decoded: bool
-) -> httpx.Response:
-    """An ``httpx.Response`` whose body is read. ``read()`` passes a body through httpx's
-    decoder pipeline, a tenth of what the SDK adds to a small request; a ``decoded`` body
-    (one without a ``Content-Encoding``) is stored as ``read()`` would store it (a self-check
-    at import proves the outcome is the same, else ``read()`` is used)."""
-    response = httpx.Response(
-        status, headers=headers, stream=httpx.ByteStream(body), request=request
-    )
-    if decoded and _STORE_READ_BODY:
-        response._content = body
-        response._num_bytes_downloaded = len(body)
-        response.is_stream_consumed = response.is_closed = True
-    else:
-        response.read()
-    return response
-
-
-def _storing_matches_reading() -> bool:
-    body = b'{"ok": true}'
-    read = httpx.Response(200, stream=httpx.ByteStream(body))
-    read.read()
-    stored = httpx.Response(200, stream=httpx.ByteStream(body))
-    try:
-        stored._content = body
-        stored._num_bytes_downloaded = len(body)
-        stored.is_stream_consumed = stored.is_closed = True
-        return all(
-            getattr(stored, name) == getattr(read, name)
-            for name in ("content", "text", "is_stream_consumed", "is_closed")
-        ) and (stored.num_bytes_downloaded, stored.json()) == (len(body), {"ok": True})
-    except (AttributeError, httpx.HTTPError):
-        return False
-
-
-_STORE_READ_BODY = _storing_matches_reading()
 
 
 def _serve_reads_from_the_heap() -> None:

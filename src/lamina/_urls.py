@@ -3,10 +3,9 @@
 Parsing a URL string is a large share of an ``httpx`` request's client-side cost, so
 :class:`ApiUrls` parses the base URL once and builds each API URL by replacing the path and
 query of the parsed base; an absolute URL (a signed upload or download URL) is built the same
-way on its parsed origin, which is parsed once and remembered. That uses httpx's parsed form
-(``URL._uri_reference``, a named tuple); a self-check at import proves it gives exactly what
-parsing gives, and any path or query that would need escaping or normalizing goes through
-``httpx.URL`` as usual.
+way on its parsed origin, which is parsed once and remembered. The replacing is
+:func:`lamina._httpx_compat.replace_url` (httpx's parsed form, checked at import); any path or
+query that would need escaping or normalizing goes through ``httpx.URL`` as usual.
 """
 
 from __future__ import annotations
@@ -17,6 +16,8 @@ from typing import Any
 from urllib.parse import quote_plus
 
 import httpx
+
+from lamina._httpx_compat import replace_url
 
 __all__ = ["ApiUrls", "encode_query", "origin"]
 
@@ -65,12 +66,6 @@ def origin(url: httpx.URL) -> tuple[str, str, int | None]:
     return url.scheme, url.host, url.port or {"http": 80, "https": 443}.get(url.scheme)
 
 
-def _replace(base: httpx.URL, path: str, query: str | None) -> httpx.URL:
-    url = httpx.URL.__new__(httpx.URL)
-    url._uri_reference = base._uri_reference._replace(path=path, query=query)
-    return url
-
-
 def _plain_path(path: str) -> bool:
     """True for a path httpx would neither escape nor normalize (no "." or ".." segment)."""
     return _PLAIN_PATH.fullmatch(path) is not None and "/." not in path and _escapes_only(path)
@@ -79,24 +74,6 @@ def _plain_path(path: str) -> bool:
 def _escapes_only(text: str) -> bool:
     """True when every "%" in ``text`` starts a %XX escape."""
     return "%" not in text or _NOT_AN_ESCAPE.search(text) is None
-
-
-def _replacing_matches_parsing() -> bool:
-    base = httpx.URL("http://example.test:8710/api/v1")
-    try:
-        built = _replace(base, "/api/v1/a/b%2Fc", "path=x%2Fy&n=1")
-        signed = _replace(httpx.URL("https://blobs.test"), "/b/1", "token=aZ09-_.~%2F:@!$'()*+,;=")
-    except (AttributeError, TypeError, ValueError):
-        return False
-    parsed = httpx.URL("http://example.test:8710/api/v1/a/b%2Fc?path=x%2Fy&n=1")
-    parsed_signed = httpx.URL("https://blobs.test/b/1?token=aZ09-_.~%2F:@!$'()*+,;=")
-    return all(
-        one == other and str(one) == str(other) and one.raw_path == other.raw_path
-        for one, other in ((built, parsed), (signed, parsed_signed))
-    )
-
-
-_FAST = _replacing_matches_parsing()
 
 
 class ApiUrls:
@@ -114,17 +91,17 @@ class ApiUrls:
             return self._absolute(path, query)
         if not path.startswith("/"):
             path = f"/{path}"
-        if _FAST and _plain_path(path):
-            return _replace(self.base, self._prefix + path, query or None)
+        if _plain_path(path):
+            return replace_url(self.base, self._prefix + path, query or None)
         if query:
             path = f"{path}&{query}" if "?" in path else f"{path}?{query}"
         return httpx.URL(self._base_text + path)
 
     def _absolute(self, text: str, query: str) -> httpx.URL:
-        match = _PLAIN_ABSOLUTE.fullmatch(text) if _FAST and not query else None
+        match = None if query else _PLAIN_ABSOLUTE.fullmatch(text)
         if match is not None and "/." not in match[2] and _escapes_only(text):
             prefix, path, own_query = match.groups()
-            return _replace(self._origin(prefix), path, own_query)
+            return replace_url(self._origin(prefix), path, own_query)
         url = httpx.URL(text)
         return url.copy_merge_params(httpx.QueryParams(query)) if query else url
 

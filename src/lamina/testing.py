@@ -87,6 +87,11 @@ class LocalServer:
         return f"LocalServer({self.endpoint_url!r}, data_dir={str(self.data_dir)!r}, {state})"
 
     @property
+    def pid(self) -> int | None:
+        """The server process's id while it runs (for tests that watch its resources)."""
+        return self._process.pid if self._process is not None and self.running else None
+
+    @property
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 

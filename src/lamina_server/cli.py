@@ -155,8 +155,7 @@ def serve(args: argparse.Namespace) -> int:
 
 
 async def _create_user(args: argparse.Namespace) -> int:
-    from lamina_server.errors import ApiError
-    from lamina_server.identity import Identity
+    from lamina_server.identity import Identity, IdentityError
     from lamina_server.storage.db import Database, sqlite_url
 
     data_dir = (args.data_dir or default_data_dir()).expanduser()
@@ -168,8 +167,8 @@ async def _create_user(args: argparse.Namespace) -> int:
         created = await Identity(db).create_user(
             args.username, full_name=args.full_name, email=args.email, org_name=args.org
         )
-    except ApiError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
+    except IdentityError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 1
     finally:
         await db.dispose()

@@ -1,7 +1,8 @@
 """Serving the app: the listening socket, and uvicorn's httptools protocol with connection limits.
 
 :func:`listen` binds the socket before anything else happens, so a server that cannot listen
-has created nothing; :func:`run` serves the app on it under uvicorn.
+has created nothing; :func:`run` serves the app on it under uvicorn, with the server's own log
+(``lamina_server``) printed like uvicorn's.
 
 :class:`LimitedHttpProtocol` is uvicorn's httptools protocol (which caps neither the size of a
 request's headers nor the time they take) with the limits of a :class:`ServerConfig`:
@@ -25,6 +26,7 @@ the answer rather than have its connection reset, and then it is closed.
 from __future__ import annotations
 
 import asyncio
+import copy
 import errno
 import json
 import logging
@@ -33,7 +35,7 @@ import socket
 from typing import Any, ClassVar
 
 import uvicorn
-from uvicorn.config import Config
+from uvicorn.config import LOGGING_CONFIG, Config
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
@@ -80,6 +82,7 @@ def run(app: Any, config: ServerConfig, sock: socket.socket, *, log_level: str) 
             http=limited_protocol(config),
             access_log=config.access_log,
             log_level=log_level,
+            log_config=_log_config(log_level),
             server_header=False,
             backlog=config.backlog,
             timeout_keep_alive=config.keep_alive_timeout,
@@ -92,6 +95,18 @@ def run(app: Any, config: ServerConfig, sock: socket.socket, *, log_level: str) 
     finally:
         sock.close()
     return 0 if server.started else STARTUP_FAILURE
+
+
+def _log_config(log_level: str) -> dict[str, Any]:
+    """uvicorn's logging, with the server's own log (``lamina_server``: unexpected errors,
+    clients gone mid-request) on the same handler, at the same level."""
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["lamina_server"] = {
+        "handlers": ["default"],
+        "level": log_level.upper(),
+        "propagate": False,
+    }
+    return config
 
 
 class _Server(uvicorn.Server):

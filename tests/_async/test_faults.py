@@ -291,3 +291,54 @@ async def test_per_call_timeout_reaches_the_transport() -> None:
         "pool": 7.0,
     }
     assert script.requests[1].extensions["timeout"]["read"] == 2.0
+
+
+async def test_a_head_error_reads_its_message_and_code_from_the_headers() -> None:
+    """What the server sends on every error response: a HEAD has no body, so the message
+    and code also travel as headers (the message percent-encoded UTF-8)."""
+    script = Script(
+        httpx.Response(
+            404,
+            headers={
+                "X-Error-Code": "not_found",
+                "X-Error-Message": "object %27caf%C3%A9.txt%27 not found",
+                "X-Request-Id": "req-head",
+            },
+        ),
+        httpx.Response(404),
+    )
+    async with scripted(script) as client:
+        with pytest.raises(lamina.NotFoundError) as caught:
+            await client.request("HEAD", "/object", params={"path": "café.txt"})
+        assert caught.value.message == "object 'café.txt' not found"
+        assert (caught.value.code, caught.value.request_id) == ("not_found", "req-head")
+        with pytest.raises(lamina.NotFoundError) as bare:
+            await client.request("HEAD", "/object", params={"path": "x"})
+    assert (
+        bare.value.message
+        == f"HEAD {API}/object?path=x answered 404 Not Found with no error message"
+    )
+
+
+async def test_transport_and_serialization_errors_show_no_token() -> None:
+    signed = "http://blobs.test/api/v1/blobs/upload?token=eyJzZWNyZXQ.c2ln"
+    script = Script(httpx.ReadError, httpx.Response(200, content=b"<html>"))
+    async with scripted(script, max_retries=0) as client:
+        with pytest.raises(lamina.TransportError) as failed:
+            await client.put(signed, content=b"x")
+        with pytest.raises(lamina.SerializationError) as garbled:
+            await client.request_json("GET", signed)
+    for error in (failed.value, garbled.value):
+        assert "token=[REDACTED]" in str(error)
+        assert "eyJzZWNyZXQ" not in str(error) and "eyJzZWNyZXQ" not in repr(error)
+
+
+async def test_argument_mistakes_are_typed_errors_that_say_what_to_pass() -> None:
+    async with scripted(Script()) as client:
+        with pytest.raises(lamina.InvalidArgumentError, match="'org/repo'") as caught:
+            client.repository("no-slash")
+        assert isinstance(caught.value, ValueError)
+        with pytest.raises(lamina.InvalidArgumentTypeError, match="names are str"):
+            client.organization(42)  # type: ignore[arg-type]
+        with pytest.raises(lamina.InvalidArgumentError, match="page_size"):
+            client.paginate("/organizations", Org, page_size=0)

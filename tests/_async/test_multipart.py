@@ -245,6 +245,14 @@ async def test_multipart_501_falls_back_to_single_upload(
         assert first.etag == second.etag == hashlib.md5(data).hexdigest()
         assert initiates == 1  # sticky: the second put went straight to a single upload
         assert await read_all(repo, "b.bin") == data
+        assert client._multipart_supported is False
+        async with AsyncClient(
+            api_key=local_server.api_key, endpoint_url=local_server.endpoint_url, http_client=http
+        ) as other:
+            assert other._multipart_supported  # what one client learned is its own
+            async with other.repository(repository).session() as session:
+                await session.objects.put("c.bin", data, part_size=PART)
+        assert initiates == 2
     await real.aclose()
 
 

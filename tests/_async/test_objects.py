@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 import threading
 from collections.abc import AsyncIterator, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -14,14 +15,18 @@ import httpx
 import pytest
 
 from lamina import (
+    APIError,
     AsyncClient,
     AsyncObjectReader,
     AsyncRepository,
     BadRequestError,
+    InvalidArgumentError,
+    InvalidArgumentTypeError,
     NotFoundError,
+    RangeNotSatisfiableError,
     TransportError,
 )
-from lamina._async._object_writer import PutData
+from lamina._sources import PutData
 from lamina._transport import create_async_transport
 from lamina.testing import LocalServer
 
@@ -107,7 +112,7 @@ async def test_reader_read_n_iter_bytes_range_and_cache(repo: AsyncRepository) -
         assert await reader.read(5) == data[10:15]
         rest = await reader.read()
         assert rest == data[15:]
-        assert await reader.read() == rest  # cached
+        assert await reader.read() == b""  # file semantics: the body is consumed
         assert await reader.read(1) == b""
 
     async with repo.objects.get("blob.bin", byte_range=(0, 1023)) as reader:
@@ -127,8 +132,39 @@ async def test_reader_read_n_iter_bytes_range_and_cache(repo: AsyncRepository) -
     reader = repo.objects.get("blob.bin", cache=False)
     assert await reader.read(3) == data[:3]
     await reader.close()
-    with pytest.raises(ValueError):
+    with pytest.raises(InvalidArgumentError, match="closed"):
         await reader.read()
+
+
+async def test_a_range_past_the_end_is_typed_and_its_error_shows_no_token(
+    repo: AsyncRepository,
+) -> None:
+    async with repo.session() as session:
+        await session.objects.put("short.txt", b"0123456789")
+        await session.commit("short")
+    with pytest.raises(RangeNotSatisfiableError) as caught:
+        async with repo.objects.get("short.txt", byte_range=(100, None)):
+            pass
+    error = caught.value
+    assert isinstance(error, APIError) and error.status_code == 416
+    assert "/blobs/download?token=[REDACTED]" in error.url
+    shown = f"{error} {error!r} {error.url} {error.message} {error.response_text}"
+    assert "token=[REDACTED]" in shown
+    assert not re.search(r"token=(?!\[REDACTED\])", shown)
+
+
+async def test_a_second_read_after_the_end_returns_nothing(repo: AsyncRepository) -> None:
+    async with repo.session() as session:
+        await session.objects.put("twice.txt", b"abc")
+        await session.commit("twice")
+    async with repo.objects.get("twice.txt") as reader:
+        assert await reader.read() == b"abc"
+        assert await reader.read() == b""
+    reader = repo.objects.get("twice.txt")
+    assert await reader.read(2) == b"ab"
+    assert await reader.read() == b"c"
+    assert await reader.read() == b""
+    await reader.close()
 
 
 async def test_reads_of_every_size_cross_the_received_pieces(repo: AsyncRepository) -> None:
@@ -159,7 +195,7 @@ async def test_reads_of_every_size_cross_the_received_pieces(repo: AsyncReposito
     assert sizes == [1024 * 1024] * 3 + [7]
 
     async with repo.objects.get("big.bin") as reader:
-        with pytest.raises(ValueError, match="chunk_size"):
+        with pytest.raises(InvalidArgumentError, match="chunk_size"):
             async for _ in reader.iter_bytes(0):
                 pass
         assert await reader.read() == data
@@ -197,7 +233,7 @@ def truncating_server() -> Iterator[str]:
 
 async def test_a_failed_read_loses_none_of_the_bytes_received(truncating_server: str) -> None:
     async with AsyncClient(api_key="k", endpoint_url=truncating_server, max_retries=0) as client:
-        reader = AsyncObjectReader(client, "/blob", {"path": "blob"}, cache=False)
+        reader = AsyncObjectReader(client, "/blob", {"path": "blob"})
         assert await reader.read(10) == _TRUNCATED[:10]
         with pytest.raises(TransportError):
             await reader.read(len(_TRUNCATED) + 10)  # more than will ever arrive
@@ -281,8 +317,10 @@ async def test_delete_many_batches_over_a_thousand(repo: AsyncRepository) -> Non
 
 
 async def test_missing_object_and_bad_paths_raise_typed_errors(repo: AsyncRepository) -> None:
-    with pytest.raises(NotFoundError):
+    with pytest.raises(NotFoundError) as caught:
         await repo.objects.head("nope")
+    assert caught.value.message  # a HEAD has no body: the message comes from elsewhere
+    assert caught.value.method == "HEAD"
     with pytest.raises(NotFoundError):
         async with repo.objects.get("nope"):
             pass
@@ -296,6 +334,16 @@ async def test_missing_object_and_bad_paths_raise_typed_errors(repo: AsyncReposi
             await session.objects.put("/leading-slash", b"x")
         with pytest.raises(NotFoundError):
             await session.objects.copy("nope", "elsewhere")
+        with pytest.raises(InvalidArgumentTypeError, match=r"str.*encode") as wrong:
+            await session.objects.put("text.txt", "a str")  # type: ignore[arg-type]
+        assert isinstance(wrong.value, TypeError)
+        with pytest.raises(InvalidArgumentTypeError, match="yields int"):
+            await session.objects.put("ints.bin", [1, 2, 3])  # type: ignore[list-item]
+        with pytest.raises(InvalidArgumentError, match="part_size") as bad:
+            await session.objects.put("zero.bin", b"x", part_size=0)
+        assert isinstance(bad.value, ValueError)
+        with pytest.raises(InvalidArgumentError, match="byte_range"):
+            repo.objects.get("x", byte_range=(5, 1))
         assert [record async for record in session.uncommitted()] == []
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,14 +17,18 @@ import httpx
 import pytest
 
 from lamina import (
+    APIError,
     BadRequestError,
     Client,
+    InvalidArgumentError,
+    InvalidArgumentTypeError,
     NotFoundError,
     ObjectReader,
+    RangeNotSatisfiableError,
     Repository,
     TransportError,
 )
-from lamina._sync._object_writer import PutData
+from lamina._sources import PutData
 from lamina._transport import create_transport
 from lamina.testing import LocalServer
 
@@ -109,7 +114,7 @@ def test_reader_read_n_iter_bytes_range_and_cache(repo: Repository) -> None:
         assert reader.read(5) == data[10:15]
         rest = reader.read()
         assert rest == data[15:]
-        assert reader.read() == rest  # cached
+        assert reader.read() == b""  # file semantics: the body is consumed
         assert reader.read(1) == b""
 
     with repo.objects.get("blob.bin", byte_range=(0, 1023)) as reader:
@@ -129,8 +134,39 @@ def test_reader_read_n_iter_bytes_range_and_cache(repo: Repository) -> None:
     reader = repo.objects.get("blob.bin", cache=False)
     assert reader.read(3) == data[:3]
     reader.close()
-    with pytest.raises(ValueError):
+    with pytest.raises(InvalidArgumentError, match="closed"):
         reader.read()
+
+
+def test_a_range_past_the_end_is_typed_and_its_error_shows_no_token(
+    repo: Repository,
+) -> None:
+    with repo.session() as session:
+        session.objects.put("short.txt", b"0123456789")
+        session.commit("short")
+    with pytest.raises(RangeNotSatisfiableError) as caught:
+        with repo.objects.get("short.txt", byte_range=(100, None)):
+            pass
+    error = caught.value
+    assert isinstance(error, APIError) and error.status_code == 416
+    assert "/blobs/download?token=[REDACTED]" in error.url
+    shown = f"{error} {error!r} {error.url} {error.message} {error.response_text}"
+    assert "token=[REDACTED]" in shown
+    assert not re.search(r"token=(?!\[REDACTED\])", shown)
+
+
+def test_a_second_read_after_the_end_returns_nothing(repo: Repository) -> None:
+    with repo.session() as session:
+        session.objects.put("twice.txt", b"abc")
+        session.commit("twice")
+    with repo.objects.get("twice.txt") as reader:
+        assert reader.read() == b"abc"
+        assert reader.read() == b""
+    reader = repo.objects.get("twice.txt")
+    assert reader.read(2) == b"ab"
+    assert reader.read() == b"c"
+    assert reader.read() == b""
+    reader.close()
 
 
 def test_reads_of_every_size_cross_the_received_pieces(repo: Repository) -> None:
@@ -161,7 +197,7 @@ def test_reads_of_every_size_cross_the_received_pieces(repo: Repository) -> None
     assert sizes == [1024 * 1024] * 3 + [7]
 
     with repo.objects.get("big.bin") as reader:
-        with pytest.raises(ValueError, match="chunk_size"):
+        with pytest.raises(InvalidArgumentError, match="chunk_size"):
             for _ in reader.iter_bytes(0):
                 pass
         assert reader.read() == data
@@ -199,7 +235,7 @@ def truncating_server() -> Iterator[str]:
 
 def test_a_failed_read_loses_none_of_the_bytes_received(truncating_server: str) -> None:
     with Client(api_key="k", endpoint_url=truncating_server, max_retries=0) as client:
-        reader = ObjectReader(client, "/blob", {"path": "blob"}, cache=False)
+        reader = ObjectReader(client, "/blob", {"path": "blob"})
         assert reader.read(10) == _TRUNCATED[:10]
         with pytest.raises(TransportError):
             reader.read(len(_TRUNCATED) + 10)  # more than will ever arrive
@@ -283,8 +319,10 @@ def test_delete_many_batches_over_a_thousand(repo: Repository) -> None:
 
 
 def test_missing_object_and_bad_paths_raise_typed_errors(repo: Repository) -> None:
-    with pytest.raises(NotFoundError):
+    with pytest.raises(NotFoundError) as caught:
         repo.objects.head("nope")
+    assert caught.value.message  # a HEAD has no body: the message comes from elsewhere
+    assert caught.value.method == "HEAD"
     with pytest.raises(NotFoundError):
         with repo.objects.get("nope"):
             pass
@@ -298,6 +336,16 @@ def test_missing_object_and_bad_paths_raise_typed_errors(repo: Repository) -> No
             session.objects.put("/leading-slash", b"x")
         with pytest.raises(NotFoundError):
             session.objects.copy("nope", "elsewhere")
+        with pytest.raises(InvalidArgumentTypeError, match=r"str.*encode") as wrong:
+            session.objects.put("text.txt", "a str")  # type: ignore[arg-type]
+        assert isinstance(wrong.value, TypeError)
+        with pytest.raises(InvalidArgumentTypeError, match="yields int"):
+            session.objects.put("ints.bin", [1, 2, 3])  # type: ignore[list-item]
+        with pytest.raises(InvalidArgumentError, match="part_size") as bad:
+            session.objects.put("zero.bin", b"x", part_size=0)
+        assert isinstance(bad.value, ValueError)
+        with pytest.raises(InvalidArgumentError, match="byte_range"):
+            repo.objects.get("x", byte_range=(5, 1))
         assert [record for record in session.uncommitted()] == []
 
 

@@ -7,7 +7,6 @@ raises, under uvicorn on a loopback socket in this process.
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 from collections.abc import Iterator
@@ -16,10 +15,13 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
+from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
 from lamina.testing import _free_port
+from lamina_server.api.access import LaminaRoute, public
+from lamina_server.api.lane import lane_routes
 from lamina_server.app import create_app
 from lamina_server.config import ServerConfig
 
@@ -28,15 +30,19 @@ from lamina_server.config import ServerConfig
 def failing_server(tmp_path: Path) -> Iterator[str]:
     app = create_app(ServerConfig(data_dir=tmp_path, config_path=None, write_config=False))
 
-    @app.get("/boom")
+    router = APIRouter(route_class=LaminaRoute)
+
+    @router.get("/boom", dependencies=[public()])
     async def boom() -> None:
         raise RuntimeError("kaboom")
 
+    @router.get("/lane-boom", dependencies=[public()])
     async def lane_boom(request: Request) -> Response:
         raise RuntimeError("kaboom in the lane")
 
+    app.include_router(router)
     # A fast-lane route that fails the same way: served ahead of FastAPI, it must end the same.
-    app.lane = (*app.lane, (frozenset({"GET"}), re.compile("^/lane-boom$"), lane_boom))
+    app.lane = (*app.lane, *lane_routes("", router, (lane_boom,)))
 
     port = _free_port()
     server = uvicorn.Server(

@@ -12,8 +12,9 @@ import pytest
 from fastapi.routing import APIRoute
 
 from lamina.testing import LocalServer
-from lamina_server.api import data, objects
-from lamina_server.app import API_PREFIX, lane_routes
+from lamina_server.api import data, uploads
+from lamina_server.api.lane import lane_routes
+from lamina_server.app import API_PREFIX
 from lamina_server.config import ServerConfig
 
 
@@ -31,18 +32,14 @@ def documented_operations() -> set[tuple[str, str]]:
 
 
 def test_every_lane_route_is_a_documented_route_of_its_router() -> None:
-    lane = lane_routes(API_PREFIX, objects.router, objects.FAST_LANE)
+    lane = lane_routes(API_PREFIX, uploads.router, uploads.FAST_LANE)
     lane += lane_routes("", data.router, data.FAST_LANE)
-    endpoints = {endpoint for _, _, endpoint in lane}
-    assert endpoints == {*objects.FAST_LANE, *data.FAST_LANE}
+    endpoints = {entry.route.endpoint for entry in lane}
+    assert endpoints == {*uploads.FAST_LANE, *data.FAST_LANE}
     documented = documented_operations()
-    for methods, pattern, endpoint in lane:
-        route = next(
-            route
-            for router in (objects.router, data.router)
-            for route in router.routes
-            if isinstance(route, APIRoute) and route.endpoint is endpoint
-        )
+    for entry in lane:
+        methods, pattern, route = entry.methods, entry.pattern, entry.route
+        assert isinstance(route, APIRoute)
         path = route.path if route.path.startswith(API_PREFIX) else f"{API_PREFIX}{route.path}"
         assert methods == frozenset(route.methods or ())
         assert all((path, method) in documented for method in methods), (path, methods)

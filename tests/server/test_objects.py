@@ -285,7 +285,7 @@ def test_ref_and_session_are_exclusive_and_checked(api: httpx.Client, stored: st
 
 def test_listing_with_delimiter_across_pages(api: httpx.Client, repository: str) -> None:
     sid = session(api, repository)
-    paths = ["a/1", "a/2", "a/sub/3", "b/x", "c.txt", "d/e/f", "e.txt", "f/"]
+    paths = ["a/1", "a/2", "a/sub/3", "b/x", "c.txt", "d/e/f", "e.txt", "f/g"]
     for path in paths:
         put(api, repository, sid, path, path.encode())
     commit(api, repository, sid)

@@ -1,15 +1,22 @@
-"""The hand-written async/blocking pairs: bounded gathering and limiters."""
+"""The hand-written async/blocking pairs: bounded gathering, limiters, iteration."""
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import anyio
 import pytest
 
-from lamina._concurrency import AsyncLimiter, Limiter, agather_bounded, gather_bounded
+from lamina._concurrency import (
+    AsyncLimiter,
+    Limiter,
+    agather_bounded,
+    aiterate,
+    gather_bounded,
+    iterate,
+)
 
 
 class Peak:
@@ -145,3 +152,14 @@ def test_limits_must_be_positive(bad: int) -> None:
         AsyncLimiter(bad)
     with pytest.raises(ValueError):
         gather_bounded([lambda: 1], bad)
+
+
+@pytest.mark.anyio
+async def test_aiterate_takes_iterables_and_async_iterables() -> None:
+    async def agen() -> AsyncIterator[int]:
+        for item in (1, 2):
+            yield item
+
+    assert [item async for item in aiterate(agen())] == [1, 2]
+    assert [item async for item in aiterate([3, 4])] == [3, 4]
+    assert list(iterate((5, 6))) == [5, 6]

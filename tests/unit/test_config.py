@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from lamina import ConfigurationError, InvalidArgumentTypeError
 from lamina._config import (
     API_KEY_ENV,
     DEFAULT_ENDPOINT_URL,
@@ -61,11 +62,29 @@ def test_explicit_beats_environment(home: Path, monkeypatch: pytest.MonkeyPatch)
     assert (config.api_key, config.endpoint_url) == ("tuk-arg", "http://arg:3")
 
 
-def test_empty_strings_count_as_unset(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_empty_environment_variables_count_as_unset(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     write_config(home, 'api_key = "tuk-file"\nendpoint_url = ""\n')
     monkeypatch.setenv(API_KEY_ENV, "")
-    config = resolve_config(api_key="", endpoint_url="")
+    monkeypatch.setenv(ENDPOINT_URL_ENV, "")
+    config = resolve_config()
     assert (config.api_key, config.endpoint_url) == ("tuk-file", DEFAULT_ENDPOINT_URL)
+
+
+@pytest.mark.parametrize("name", ["api_key", "endpoint_url"])
+@pytest.mark.parametrize("value", ["", "  "])
+def test_an_explicit_empty_setting_is_an_error_not_a_fall_back(
+    home: Path, monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    monkeypatch.setenv(API_KEY_ENV, "tuk-env")
+    with pytest.raises(ConfigurationError, match=f"{name}=.*empty"):
+        resolve_config(**{name: value})
+
+
+def test_an_explicit_setting_of_the_wrong_type_is_a_type_error(home: Path) -> None:
+    with pytest.raises(InvalidArgumentTypeError, match="api_key must be a str, got int"):
+        resolve_config(api_key=42)  # type: ignore[arg-type]
 
 
 def test_environ_and_path_can_be_passed(tmp_path: Path) -> None:
@@ -76,25 +95,40 @@ def test_environ_and_path_can_be_passed(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "text",
+    ("text", "where"),
     [
-        "api_key = [unterminated",
-        "api_key = 42\nendpoint_url = true\n",
-        "[api_key]\nnested = 'x'\n",
-        "\xff\xfe not utf-8",
+        ('endpoint_url = "http://x"\napi_key = [unterminated', "line 2"),
+        ('api_key = "ok"\n\nendpoint_url = true\n', "line 3: endpoint_url must be a string"),
+        ("[api_key]\nnested = 'x'\n", "line 1: api_key must be a string"),
+        ('# comment\napi_key = "\xff\xfe not utf-8"', "line 2: the config file is not UTF-8"),
     ],
 )
-def test_malformed_or_mistyped_files_are_ignored(home: Path, text: str) -> None:
+def test_a_broken_file_is_an_error_naming_the_file_and_line(
+    home: Path, text: str, where: str
+) -> None:
     path = home / ".lamina" / "config.toml"
-    path.parent.mkdir(parents=True)
+    path.parent.mkdir()
     path.write_bytes(text.encode("latin-1"))
-    assert read_config_file(path) == {}
-    assert resolve_config().api_key is None
+    for call in (lambda: read_config_file(path), resolve_config):
+        with pytest.raises(ConfigurationError) as caught:
+            call()
+        assert str(path) in str(caught.value)
+        assert where in str(caught.value)
 
 
-def test_missing_file_and_directory_path_are_ignored(home: Path) -> None:
+def test_a_broken_file_is_not_read_when_both_settings_are_given(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_config(home, "api_key = [unterminated")
+    monkeypatch.setenv(API_KEY_ENV, "tuk-env")
+    config = resolve_config(endpoint_url="http://arg:3")
+    assert (config.api_key, config.endpoint_url) == ("tuk-env", "http://arg:3")
+
+
+def test_a_missing_file_is_skipped_and_an_unreadable_path_is_an_error(home: Path) -> None:
     assert read_config_file(home / "nope.toml") == {}
-    assert read_config_file(home) == {}
+    with pytest.raises(ConfigurationError, match="cannot read the config file"):
+        read_config_file(home)  # a directory
 
 
 def test_other_keys_are_ignored(home: Path) -> None:

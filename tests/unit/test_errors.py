@@ -43,6 +43,7 @@ ENVELOPE = {"message": "organization 'acme' not found", "code": "not_found", "re
         (409, lamina.ConflictError),
         (410, lamina.GoneError),
         (412, lamina.PreconditionFailedError),
+        (416, lamina.RangeNotSatisfiableError),
         (422, lamina.UnprocessableEntityError),
         (423, lamina.LockedError),
         (429, lamina.RateLimitError),
@@ -104,9 +105,64 @@ def test_json_that_is_not_an_envelope() -> None:
     assert api_error_from_response(response(400, {"message": 7})).message == '{"message": 7}'
 
 
-def test_empty_body_uses_the_reason_phrase() -> None:
+def test_empty_body_says_which_request_got_which_status() -> None:
     error = api_error_from_response(response(404, text=""))
-    assert error.message == "Not Found"
+    assert error.message == f"GET {URL} answered 404 Not Found with no error message"
+
+
+def test_a_body_less_error_reads_message_and_code_from_the_headers() -> None:
+    head = httpx.Response(
+        404,
+        headers={
+            "X-Error-Code": "not_found",
+            "X-Error-Message": "object %E2%80%9Cd%C3%A9j%C3%A0.txt%E2%80%9D not found",
+            "X-Request-Id": "r7",
+        },
+        request=httpx.Request("HEAD", URL),
+    )
+    error = api_error_from_response(head)
+    assert type(error) is lamina.NotFoundError
+    assert (error.message, error.code, error.request_id) == (
+        "object \u201cd\u00e9j\u00e0.txt\u201d not found",
+        "not_found",
+        "r7",
+    )
+    assert str(error).startswith(f"HEAD {URL} -> 404: object")
+
+
+def test_the_envelope_wins_over_the_headers() -> None:
+    both = response(409, ENVELOPE, headers={"X-Error-Code": "other", "X-Error-Message": "other"})
+    error = api_error_from_response(both)
+    assert (error.message, error.code) == (ENVELOPE["message"], ENVELOPE["code"])
+
+
+SIGNED = "http://127.0.0.1:8710/api/v1/blobs/download?token=eyJrIjoiZCJ9.c2lnbmF0dXJl&x=1"
+
+
+def test_signed_tokens_never_show_in_an_error() -> None:
+    body = {"message": f"cannot serve {SIGNED}", "upload_token": "secret-upload-token"}
+    ranged = httpx.Response(
+        416,
+        content=json.dumps(body).encode(),
+        request=httpx.Request("GET", SIGNED, headers={"Range": "bytes=100-"}),
+    )
+    error = api_error_from_response(ranged)
+    assert isinstance(error, lamina.RangeNotSatisfiableError)
+    redacted = "http://127.0.0.1:8710/api/v1/blobs/download?token=[REDACTED]&x=1"
+    assert error.url == redacted
+    assert error.message == f"cannot serve {redacted}"
+    for shown in (str(error), repr(error), error.response_text, error.message, error.url):
+        assert "eyJrIjoiZCJ9" not in shown and "secret-upload-token" not in shown
+    empty = httpx.Response(416, request=httpx.Request("GET", SIGNED))
+    assert "eyJrIjoiZCJ9" not in str(api_error_from_response(empty))
+    assert "eyJrIjoiZCJ9" not in str(APIError(416, message="m", url=SIGNED))
+
+
+def test_invalid_argument_errors_are_also_the_builtin_errors() -> None:
+    assert issubclass(lamina.InvalidArgumentError, ValueError)
+    assert issubclass(lamina.InvalidArgumentTypeError, TypeError)
+    for cls in (lamina.InvalidArgumentError, lamina.InvalidArgumentTypeError):
+        assert issubclass(cls, lamina.LaminaError) and not issubclass(cls, APIError)
 
 
 def test_rate_limit_error_carries_retry_after() -> None:

@@ -1,12 +1,11 @@
 """The default transports over real loopback sockets: which transport is chosen, how
 connection failures surface (connect-phase failures must stay distinguishable, as the retry
 policy resends a POST only when the connection was never made), and how bodies are read and
-streamed; and the requests the client builds, which must be the ones httpx builds."""
+streamed."""
 
 from __future__ import annotations
 
 import gzip
-import itertools
 import json
 import socket
 import socketserver
@@ -14,7 +13,6 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import anyio
 import httpx
@@ -23,7 +21,6 @@ import sniffio
 
 import lamina
 from lamina import _transport
-from lamina._requests import build_request
 from lamina._transport import AiohttpTransport, create_async_transport
 
 
@@ -203,10 +200,6 @@ def test_headers_reach_aiohttp_as_text_as_httpx_decodes_them() -> None:
     assert _transport._header_items(utf8) == utf8.multi_items() == [("x-name", "ünï")]
 
 
-def test_the_fast_read_path_is_active_with_the_installed_httpx() -> None:
-    assert _transport._STORE_READ_BODY
-
-
 @pytest.mark.anyio
 async def test_bodies_read_at_once_are_decoded_as_httpx_decodes_them(body_server: str) -> None:
     async with lamina.AsyncClient(api_key="k", endpoint_url=body_server) as client:
@@ -219,53 +212,3 @@ async def test_bodies_read_at_once_are_decoded_as_httpx_decodes_them(body_server
         assert response.is_stream_consumed and response.is_closed
         assert response.num_bytes_downloaded == int(response.headers["content-length"])
         assert [chunk async for chunk in response.aiter_bytes()] == [response.content]
-
-
-_URL = httpx.URL("http://127.0.0.1:8710/api/v1/x?a=1")
-_HEADERS: list[dict[str, str]] = [
-    {},
-    {"user-agent": "lamina", "authorization": "Bearer k"},
-    {"Host": "own.test", "user-agent": "lamina"},
-]
-_EXTRA: list[dict[str, str] | None] = [
-    None,
-    {"Content-Type": "text/plain"},
-    {"content-length": "5"},
-    {"Host": "other.test"},
-    {"Transfer-Encoding": "chunked"},
-    {"AUTHORIZATION": "other", "X-A": "1"},
-]
-_BODIES: list[dict[str, Any]] = [
-    {},
-    {"json": {"a": "ü", "b": [1, 2.5, None]}},
-    {"json": []},
-    {"content": b""},
-    {"content": b"abc"},
-    {"content": "tëxt"},
-    {"json": {"x": 1}, "content": b"content wins"},
-]
-
-
-@pytest.mark.parametrize("method", ["GET", "post", "PUT", "PATCH", "DELETE", "HEAD"])
-def test_built_requests_are_the_requests_httpx_builds(method: str) -> None:
-    for headers, extra, body in itertools.product(_HEADERS, _EXTRA, _BODIES):
-        built = build_request(
-            method, _URL, httpx.Headers(headers), extra_headers=extra, extensions={"t": 1}, **body
-        )
-        merged = httpx.Headers(headers)
-        merged.update(extra or {})
-        expected = httpx.Request(method, _URL, headers=merged, extensions={"t": 1}, **body)
-        case = (headers, extra, body)
-        assert (built.method, built.url, built.extensions) == (
-            expected.method,
-            expected.url,
-            expected.extensions,
-        ), case
-        assert built.headers.raw == expected.headers.raw, case
-        assert built.content == expected.content, case
-
-
-def test_a_streamed_body_is_left_to_httpx() -> None:
-    built = build_request("PUT", _URL, httpx.Headers(), content=iter([b"a", b"b"]))
-    assert built.headers["transfer-encoding"] == "chunked"
-    assert b"".join(built.stream) == b"ab"  # type: ignore[union-attr]

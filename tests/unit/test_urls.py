@@ -13,10 +13,6 @@ from lamina._urls import ApiUrls, encode_query, origin
 BASE = "http://127.0.0.1:8710/api/v1"
 
 
-def test_the_fast_path_is_active_with_the_installed_httpx() -> None:
-    assert _urls._FAST
-
-
 @pytest.mark.parametrize(
     "path",
     [

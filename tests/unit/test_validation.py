@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from lamina_server.api.errors import ApiError
 from lamina_server.api.validation import (
     DEFAULT_CONTENT_TYPE,
     normalize_etag,
@@ -15,7 +16,6 @@ from lamina_server.api.validation import (
     validate_prefix,
     validate_size,
 )
-from lamina_server.errors import ApiError
 
 
 @pytest.mark.parametrize(
@@ -23,8 +23,6 @@ from lamina_server.errors import ApiError
     [
         "a",
         "a/b/c.txt",
-        "dir/",
-        "a/./b",
         "..a/b..",
         "a/...",
         "ünïcödé/路径/🙂",
@@ -47,6 +45,12 @@ def test_valid_paths_pass_through(path: str) -> None:
         ("..", "'..' segment"),
         ("a/..", "'..' segment"),
         ("../a", "'..' segment"),
+        ("a/./b", "'.' segment"),
+        ("./a", "'.' segment"),
+        ("a/.", "'.' segment"),
+        (".", "'.' segment"),
+        ("a//b", "an empty segment"),
+        ("dir/", "an empty segment"),
         ("a\x00b", "NUL"),
         ("x" * 1025, "1025 bytes of UTF-8; the limit is 1024"),
         ("é" * 513, "1026 bytes"),

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from lamina._errors import TransportError
+from lamina._errors import InvalidArgumentError, TransportError
+from lamina._redact import redact
 from lamina.models.objects import range_header, unquote_etag
 
 if TYPE_CHECKING:
@@ -26,9 +27,9 @@ class AsyncObjectReader:
     The request goes out when the reader is entered (``with`` / ``async with``) or first read:
     the API answers with a redirect to a signed download URL, which is followed. An error (the
     object does not exist, a bad path) is raised then, as a typed :class:`~lamina.APIError`.
-    Memory stays constant while streaming with :meth:`iter_bytes` or ``read(n)``; ``read()``
-    with no size returns everything (and keeps it when ``cache=True``, so later ``read()``
-    calls return the same bytes without a request).
+    Memory stays constant while streaming with :meth:`iter_bytes` or ``read(n)``. Reads
+    consume the body as a file's do: ``read()`` returns all that is left, and a read at the
+    end returns ``b""``.
 
     Header values (``etag``, ``content_type``, ``content_length``, ``content_range``) are those
     of the download response and are set once the reader is open.
@@ -40,13 +41,11 @@ class AsyncObjectReader:
         path: str,
         params: dict[str, str],
         *,
-        cache: bool = True,
         byte_range: tuple[int, int | None] | None = None,
     ) -> None:
         self._client = client
         self._path = path
         self._params = params
-        self._cache = cache
         self._headers = {"Range": range_header(byte_range)} if byte_range is not None else {}
         self._stream: AbstractAsyncContextManager[httpx.Response] | None = None
         self._response: httpx.Response | None = None
@@ -54,7 +53,6 @@ class AsyncObjectReader:
         # the last piece received and how much of it was read: bytes not yet returned
         self._pending = b""
         self._offset = 0
-        self._cached: bytes | None = None
         self._eof = False
         self._closed = False
 
@@ -65,7 +63,9 @@ class AsyncObjectReader:
         if self._response is not None and not self._closed:
             return self._response
         if self._closed:
-            raise ValueError("I/O operation on a closed object reader")
+            raise InvalidArgumentError(
+                f"{self!r} is closed: open the object again with objects.get(path)"
+            )
         stream = self._client.stream(
             "GET", self._path, params=self._params, headers=self._headers, follow_redirects=True
         )
@@ -114,7 +114,9 @@ class AsyncObjectReader:
             await self._release()
             return b""
         except httpx.HTTPError as exc:
-            raise TransportError(f"reading {self._params.get('path')!r} failed: {exc}") from exc
+            raise TransportError(
+                redact(f"reading {self._params.get('path')!r} failed: {exc}")
+            ) from exc
 
     def _take_pending(self) -> list[bytes | memoryview]:
         """What is left of the last piece received (at most one view), now consumed."""
@@ -151,11 +153,10 @@ class AsyncObjectReader:
         return _joined(parts)
 
     async def read(self, n: int = -1) -> bytes:
-        """Read up to ``n`` bytes (fewer only at the end), or all that is left if ``n < 0``."""
+        """Read up to ``n`` bytes (fewer only at the end), or all that is left if ``n < 0``;
+        ``b""`` at the end of the body."""
         if n >= 0:
             return await self._read_up_to(n) if n else b""
-        if self._cached is not None:
-            return self._cached
         parts = self._take_pending()
         try:
             while chunk := await self._next_chunk():
@@ -163,17 +164,17 @@ class AsyncObjectReader:
         except BaseException:
             self._pending = _joined(parts)
             raise
-        data = _joined(parts)
-        if self._cache:
-            self._cached = data
-        return data
+        return _joined(parts)
 
     async def iter_bytes(self, chunk_size: int | None = DEFAULT_CHUNK_SIZE) -> AsyncIterator[bytes]:
         """Stream the rest of the body in pieces of ``chunk_size`` bytes (the last may be
         shorter); ``chunk_size=None`` yields the pieces as they arrive, without copying them."""
         if chunk_size is not None:
             if chunk_size < 1:
-                raise ValueError(f"chunk_size must be positive, got {chunk_size}")
+                raise InvalidArgumentError(
+                    f"chunk_size must be a positive number of bytes (or None for the pieces "
+                    f"as they arrive), got {chunk_size!r}"
+                )
             while chunk := await self._read_up_to(chunk_size):
                 yield chunk
             return
@@ -189,7 +190,8 @@ class AsyncObjectReader:
             await stream.__aexit__(None, None, None)
 
     async def close(self) -> None:
-        """Release the connection (idempotent); reads after this raise ``ValueError``."""
+        """Release the connection (idempotent); reads after this raise
+        :class:`~lamina.InvalidArgumentError` (a ``ValueError``, as for a closed file)."""
         self._closed = True
         self._pending, self._offset = b"", 0
         await self._release()

@@ -1,27 +1,31 @@
 """Object uploads: one presigned PUT below the part size, concurrent multipart at or above it.
 
-Bytes are never read whole into memory for file and ``Path`` inputs: every request body is a
-re-iterable view that reads its slice of the file in ``CHUNK_SIZE`` pieces (seek and read under
-a lock, so concurrent parts share one file safely). Inputs of unknown size (iterables,
-non-seekable files) go multipart, one part in memory at a time.
+The input is wrapped by :func:`lamina._sources.open_source`: files and ``Path`` inputs are
+read in slices, never whole; inputs of unknown size (iterables, non-seekable files) go
+multipart, one part in memory at a time.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
-import threading
-import weakref
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from functools import partial
-from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, TypeGuard, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import httpx
 
-from lamina._concurrency import agather_bounded
+from lamina._concurrency import agather_bounded, aiterate
 from lamina._converter import structure
-from lamina._errors import APIError
+from lamina._errors import APIError, InvalidArgumentError
+from lamina._sources import (
+    ProgressHook,
+    PutData,
+    Slice,
+    Source,
+    StreamSource,
+    open_source,
+    put_chunk,
+)
 from lamina.models.objects import (
     FinalizedObject,
     MultipartUpload,
@@ -36,188 +40,51 @@ if TYPE_CHECKING:
 
 #: Objects of this size or more go multipart, in parts of this size (the last may be shorter).
 MULTIPART_PART_SIZE = 64 * 1024 * 1024
-#: Size of the pieces request bodies are read and sent in.
-CHUNK_SIZE = 1024 * 1024
 #: Parts of one object in flight at once (each also holds a slot of the client's limiter).
 PART_CONCURRENCY = 8
-#: Bodies this small are sent as one ``bytes`` object.
-_SMALL_BODY = 256 * 1024
 
 # Presigned PUTs send large bodies: no write timeout, bounded connect and read.
 _UPLOAD_TIMEOUT = httpx.Timeout(connect=30.0, read=120.0, write=None, pool=30.0)
 _OCTET_STREAM = "application/octet-stream"
 
-PutData = bytes | bytearray | memoryview | IO[bytes] | Path | Iterable[bytes] | AsyncIterable[bytes]
-ProgressHook = Callable[[int], None]
 
-# Clients whose server answered 501 to a multipart initiate: single uploads from then on.
-_MULTIPART_UNSUPPORTED: weakref.WeakSet[Any] = weakref.WeakSet()
+class AsyncBody:
+    """A :class:`~lamina._sources.Slice` as a request body the client can send (re-iterable)."""
 
+    def __init__(self, part: Slice) -> None:
+        self.part = part
 
-class _Body:
-    """A re-iterable request body over one slice of a source, reporting bytes as they go."""
-
-    def __init__(
-        self, read: Callable[[int, int], bytes], offset: int, length: int, hook: ProgressHook | None
-    ) -> None:
-        self._read = read
-        self._offset = offset
-        self.length = length
-        self._hook = hook
-        self._reported = 0
-
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        return self._chunks()
-
-    async def _chunks(self) -> AsyncIterator[bytes]:
-        if self._hook is not None and self._reported:
-            self._hook(-self._reported)
-            self._reported = 0
-        position = self._offset
-        end = self._offset + self.length
-        while position < end:
-            chunk = self._read(position, min(CHUNK_SIZE, end - position))
-            if not chunk:
-                raise OSError(f"source ended {end - position} bytes early")
-            position += len(chunk)
-            if self._hook is not None:
-                self._reported += len(chunk)
-                self._hook(len(chunk))
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for chunk in self.part.chunks():
             yield chunk
 
 
-class _Source:
-    """What ``put()`` reads from: random access when ``size`` is known and slices can be read."""
-
-    size: int | None = None
-
-    def body(self, offset: int, length: int, hook: ProgressHook | None) -> bytes | _Body:
-        raise NotImplementedError
-
-    def close(self) -> None:
-        """Release what the source opened itself."""
-
-
-class _MemorySource(_Source):
-    def __init__(self, data: bytes | bytearray | memoryview) -> None:
-        self._data = data
-        self._view = memoryview(data).cast("B")
-        self.size = self._view.nbytes
-
-    def _read(self, offset: int, length: int) -> bytes:
-        return bytes(self._view[offset : offset + length])
-
-    def body(self, offset: int, length: int, hook: ProgressHook | None) -> bytes | _Body:
-        if isinstance(self._data, bytes) and offset == 0 and length == self.size:
-            return self._data
-        if length <= _SMALL_BODY:
-            return self._read(offset, length)
-        return _Body(self._read, offset, length, hook)
-
-
-class _SeekableSource(_Source):
-    """A seekable file read by position under a lock, so parts can be read concurrently."""
-
-    def __init__(self, file: IO[bytes], start: int, size: int, owned: bool) -> None:
-        self._file = file
-        self._start = start
-        self.size = size
-        self._owned = owned
-        self._lock = threading.Lock()
-
-    def _read(self, offset: int, length: int) -> bytes:
-        with self._lock:
-            self._file.seek(self._start + offset)
-            return self._file.read(length)
-
-    def body(self, offset: int, length: int, hook: ProgressHook | None) -> bytes | _Body:
-        if length <= _SMALL_BODY:
-            return self._read(offset, length)
-        return _Body(self._read, offset, length, hook)
-
-    def close(self) -> None:
-        if self._owned:
-            self._file.close()
-
-
-class _StreamSource(_Source):
-    """Bytes of unknown size that can only be read once, front to back."""
-
-    def __init__(self, chunks: AsyncIterator[bytes], owned: IO[bytes] | None = None) -> None:
-        self._chunks = chunks
-        self._owned = owned
-        self.started = False
-
-    async def parts(self, part_size: int) -> AsyncIterator[bytes]:
-        """Yield parts of ``part_size`` bytes; the last may be shorter (one empty part if no data)."""
-        self.started = True
-        buffer = bytearray()
-        sent = False
-        async for chunk in self._chunks:
-            buffer += chunk
-            while len(buffer) >= part_size:
-                yield bytes(buffer[:part_size])
-                del buffer[:part_size]
-                sent = True
-        if buffer or not sent:
-            yield bytes(buffer)
-
-    def stream(self) -> AsyncIterator[bytes]:
-        self.started = True
-        return self._chunks
-
-    def close(self) -> None:
-        if self._owned is not None:
-            self._owned.close()
-
-
-async def _iterate(data: object) -> AsyncIterator[bytes]:
-    if isinstance(data, AsyncIterable):
-        async for chunk in data:
-            if chunk:
-                yield bytes(chunk)
-        return
-    for chunk in cast("Iterable[Any]", data):
+async def _stream_chunks(source: StreamSource) -> AsyncIterator[bytes]:
+    """The pieces of a stream input, as bytes (empty pieces skipped), read once."""
+    source.started = True
+    async for chunk in aiterate(cast("AsyncIterable[Any]", source.chunks)):
         if chunk:
-            yield bytes(chunk)
+            yield put_chunk(chunk)
 
 
-async def _read_file(file: IO[bytes]) -> AsyncIterator[bytes]:
-    while True:
-        chunk = file.read(CHUNK_SIZE)
-        if not chunk:
-            return
-        yield chunk
+async def _parts(source: StreamSource, part_size: int) -> AsyncIterator[bytes]:
+    """A stream input in parts of ``part_size`` bytes; the last may be shorter (one empty
+    part if there is no data)."""
+    buffer = bytearray()
+    sent = False
+    async for chunk in _stream_chunks(source):
+        buffer += chunk
+        while len(buffer) >= part_size:
+            yield bytes(buffer[:part_size])
+            del buffer[:part_size]
+            sent = True
+    if buffer or not sent:
+        yield bytes(buffer)
 
 
-def _file_source(file: IO[bytes], owned: bool) -> _Source:
-    try:
-        seekable = file.seekable()
-    except (OSError, ValueError):
-        seekable = False
-    if not seekable:
-        return _StreamSource(_read_file(file), owned=file if owned else None)
-    start = file.tell()
-    size = file.seek(0, os.SEEK_END) - start
-    file.seek(start)
-    return _SeekableSource(file, start, max(size, 0), owned)
-
-
-def _is_file(data: object) -> TypeGuard[IO[bytes]]:
-    return hasattr(data, "read")
-
-
-def open_source(data: PutData) -> _Source:
-    """Wrap ``put()`` input in a source; ``Path`` inputs are opened here and closed by ``close()``."""
-    if isinstance(data, (bytes, bytearray, memoryview)):
-        return _MemorySource(data)
-    if isinstance(data, Path):
-        return _file_source(data.open("rb", buffering=0), owned=True)
-    if _is_file(data):
-        return _file_source(data, owned=False)
-    if not isinstance(data, (AsyncIterable, Iterable)):
-        raise TypeError(f"put() cannot upload {type(data).__name__}")
-    return _StreamSource(_iterate(data))
+def _body(source: Source, offset: int, length: int, hook: ProgressHook | None) -> bytes | AsyncBody:
+    body = source.body(offset, length, hook)
+    return body if isinstance(body, bytes) else AsyncBody(body)
 
 
 class AsyncObjectWriter:
@@ -238,24 +105,28 @@ class AsyncObjectWriter:
         part_size: int | None = None,
         progress: ProgressHook | None = None,
     ) -> PutObjectResult:
-        part_size = part_size or MULTIPART_PART_SIZE
-        if part_size < 1:
-            raise ValueError("part_size must be positive")
-        source = open_source(data)
+        if part_size is None:
+            part_size = MULTIPART_PART_SIZE
+        if isinstance(part_size, bool) or not isinstance(part_size, int) or part_size < 1:
+            raise InvalidArgumentError(
+                f"part_size must be a positive number of bytes (or None for 64 MiB), "
+                f"got {part_size!r}"
+            )
+        source = open_source(data, AsyncIterable)
         try:
             single = (
-                source.size is not None and source.size < part_size
-            ) or self._client in _MULTIPART_UNSUPPORTED
+                isinstance(source, Source) and source.size < part_size
+            ) or not self._client._multipart_supported
             if not single:
                 try:
                     return await self._put_multipart(
                         path, source, part_size, content_type, metadata, progress
                     )
                 except APIError as exc:
-                    restartable = not isinstance(source, _StreamSource) or not source.started
+                    restartable = not isinstance(source, StreamSource) or not source.started
                     if exc.status_code != 501 or not restartable:
                         raise
-                    _MULTIPART_UNSUPPORTED.add(self._client)
+                    self._client._multipart_supported = False
             return await self._put_single(path, source, content_type, metadata, progress)
         finally:
             source.close()
@@ -266,7 +137,7 @@ class AsyncObjectWriter:
     async def _send(
         self,
         url: str,
-        body: bytes | _Body | AsyncIterator[bytes],
+        body: bytes | AsyncBody | AsyncIterator[bytes],
         length: int | None,
         progress: ProgressHook | None,
     ) -> httpx.Response:
@@ -290,7 +161,7 @@ class AsyncObjectWriter:
     async def _put_single(
         self,
         path: str,
-        source: _Source,
+        source: Source | StreamSource,
         content_type: str | None,
         metadata: Mapping[str, str] | None,
         progress: ProgressHook | None,
@@ -302,13 +173,13 @@ class AsyncObjectWriter:
             ),
             UploadTicket,
         )
-        size = source.size
-        body: bytes | _Body | AsyncIterator[bytes]
-        if isinstance(source, _StreamSource):
-            body = source.stream()
+        size: int | None = None
+        body: bytes | AsyncBody | AsyncIterator[bytes]
+        if isinstance(source, StreamSource):
+            body = _stream_chunks(source)
         else:
-            assert size is not None
-            body = source.body(0, size, progress)
+            size = source.size
+            body = _body(source, 0, size, progress)
         response = await self._send(ticket.upload_url, body, size, progress)
         etag = unquote_etag(response.headers.get("etag")) or ""
         request: dict[str, Any] = {
@@ -333,7 +204,7 @@ class AsyncObjectWriter:
     async def _put_multipart(
         self,
         path: str,
-        source: _Source,
+        source: Source | StreamSource,
         part_size: int,
         content_type: str | None,
         metadata: Mapping[str, str] | None,
@@ -347,16 +218,15 @@ class AsyncObjectWriter:
             MultipartUpload,
         )
         try:
-            if isinstance(source, _StreamSource):
+            if isinstance(source, StreamSource):
                 etags: list[str] = []
                 total = 0
-                async for chunk in source.parts(part_size):
+                async for chunk in _parts(source, part_size):
                     etags.append(
                         await self._upload_part(path, upload, len(etags) + 1, chunk, progress)
                     )
                     total += len(chunk)
             else:
-                assert source.size is not None
                 total = source.size
                 funcs = [
                     partial(
@@ -364,7 +234,7 @@ class AsyncObjectWriter:
                         path,
                         upload,
                         number,
-                        source.body(offset, min(part_size, total - offset), progress),
+                        _body(source, offset, min(part_size, total - offset), progress),
                         progress,
                     )
                     for number, offset in enumerate(range(0, max(total, 1), part_size), start=1)
@@ -402,7 +272,7 @@ class AsyncObjectWriter:
         path: str,
         upload: MultipartUpload,
         number: int,
-        body: bytes | _Body,
+        body: bytes | AsyncBody,
         progress: ProgressHook | None,
     ) -> str:
         ticket = structure(
@@ -419,7 +289,7 @@ class AsyncObjectWriter:
             ),
             PartTicket,
         )
-        length = len(body) if isinstance(body, bytes) else body.length
+        length = len(body) if isinstance(body, bytes) else body.part.length
         response = await self._send(ticket.upload_url, body, length, progress)
         return str(response.headers.get("etag", ""))
 

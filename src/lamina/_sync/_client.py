@@ -16,14 +16,26 @@ from lamina._concurrency import Limiter, sleep
 from lamina._config import resolve_config
 from lamina._converter import make_converter, structure
 from lamina._errors import (
-    ConfigurationError,
+    InvalidArgumentError,
+    InvalidArgumentTypeError,
     LaminaError,
     SerializationError,
     TransportError,
     api_error_from_response,
 )
-from lamina._requests import build_request
-from lamina._retry import is_idempotent, retry_delay, should_retry
+from lamina._http import (
+    CONNECT_ERRORS,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_TIMEOUT,
+    MAX_REDIRECTS,
+    HeaderSets,
+    is_request_idempotent,
+    redirect_request,
+    timeout_extension,
+)
+from lamina._httpx_compat import build_request
+from lamina._redact import redact
+from lamina._retry import retry_delay, should_retry
 from lamina._sync._pager import Pager
 from lamina._transport import create_transport
 from lamina._types import (
@@ -35,8 +47,7 @@ from lamina._types import (
     RequestOptions,
     TimeoutTypes,
 )
-from lamina._urls import ApiUrls, origin
-from lamina._version import __version__
+from lamina._urls import ApiUrls
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -47,14 +58,6 @@ if TYPE_CHECKING:
 __all__ = ["Client"]
 
 T = TypeVar("T")
-
-USER_AGENT = f"lamina-python/{__version__}"
-#: Seconds for each phase of a request; waiting for a free pooled connection is not limited.
-DEFAULT_TIMEOUT = httpx.Timeout(30.0, pool=None)
-DEFAULT_MAX_RETRIES = 2
-MAX_REDIRECTS = 20
-#: Failures where the connection was never made, so the server cannot have seen the request.
-_CONNECT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
 class Client:
@@ -96,29 +99,18 @@ class Client:
         self.converter = make_converter()
         self.limiter = Limiter(max_concurrency)
         self._urls = ApiUrls(self.base_url)
-        self._origin = origin(self._urls.base)
-        self._timeout = _timeout_extension(
+        self._timeout = timeout_extension(
             DEFAULT_TIMEOUT if isinstance(timeout, NotGiven) else timeout
         )
-        # Headers normalized once, each request starting from a copy: for other origins, and
-        # for the client's own (with its Host), without and with the API key.
-        self._headers = httpx.Headers({"user-agent": USER_AGENT})
-        self._headers.update(default_headers or {})
-        self._own_headers = httpx.Headers(
-            self._headers.raw
-            if "host" in self._headers
-            else [(b"Host", self._urls.base.netloc), *self._headers.raw]
-        )
-        self._auth_headers: httpx.Headers | None = None
-        if config.api_key:
-            self._auth_headers = httpx.Headers(self._own_headers)
-            self._auth_headers["authorization"] = f"Bearer {config.api_key}"
+        self._headers = HeaderSets(self._urls.base, config.api_key, default_headers)
         self._http_client = http_client
         self._max_concurrency = max_concurrency
         self._transport: httpx.BaseTransport | None = None
         self._transport_lock = threading.Lock()
         self._closed = False
         self._organizations: Organizations | None = None
+        # False once the server answered 501 to a multipart upload: single uploads from then on
+        self._multipart_supported = True
         self._sleep = sleep
 
     def __repr__(self) -> str:
@@ -130,15 +122,24 @@ class Client:
         """A handle on the repository ``"org/repo"`` (no request is made)."""
         from lamina._sync.resources.repositories import Repository
 
+        if not isinstance(path, str):
+            raise InvalidArgumentTypeError(
+                f"repository() takes the repository's path as a str 'org/repo', "
+                f"got {type(path).__name__}"
+            )
         org, _, name = path.partition("/")
         if not org or not name or "/" in name:
-            raise ValueError(f"a repository is named 'org/repo', got {path!r}")
+            raise InvalidArgumentError(
+                f"repository() takes a path 'org/repo' (e.g. 'acme/datasets'), got {path!r}"
+            )
         return Repository(self, org, name)
 
     def organization(self, name: str) -> Organization:
         """A handle on the organization ``name`` (no request is made)."""
+        from lamina._sync.resources._paths import segment
         from lamina._sync.resources.organizations import Organization
 
+        segment(name)  # a name that cannot be one fails here, not at the first request
         return Organization(self, name)
 
     @property
@@ -224,8 +225,10 @@ class Client:
             return jsonlib.loads(response.content)
         except ValueError as exc:
             raise SerializationError(
-                f"{response.request.method} {response.request.url} -> {response.status_code}: "
-                f"the body is not JSON: {response.text[:200]!r}"
+                redact(
+                    f"{response.request.method} {response.request.url} -> "
+                    f"{response.status_code}: the body is not JSON: {response.text[:200]!r}"
+                )
             ) from exc
 
     @contextmanager
@@ -342,7 +345,7 @@ class Client:
                 retry = should_retry(
                     attempt=attempt,
                     max_retries=retries,
-                    idempotent=_idempotent(request, idempotent),
+                    idempotent=is_request_idempotent(request, idempotent),
                     status_code=response.status_code,
                 )
                 if not retry:
@@ -354,12 +357,14 @@ class Client:
                 retry = isinstance(exc, httpx.TransportError) and should_retry(
                     attempt=attempt,
                     max_retries=retries,
-                    idempotent=_idempotent(request, idempotent),
-                    connect_failed=isinstance(exc, _CONNECT_ERRORS),
+                    idempotent=is_request_idempotent(request, idempotent),
+                    connect_failed=isinstance(exc, CONNECT_ERRORS),
                 )
                 if not retry:
                     raise TransportError(
-                        f"{request.method} {request.url} failed: {type(exc).__name__}: {exc}"
+                        redact(
+                            f"{request.method} {request.url} failed: {type(exc).__name__}: {exc}"
+                        )
                     ) from exc
                 delay = retry_delay(attempt)
             attempt += 1
@@ -379,18 +384,9 @@ class Client:
         if self._closed:
             raise LaminaError(f"{self!r} is closed")
         url = self._urls.build(path, params)
-        own_origin = not path.startswith(("http://", "https://")) or origin(url) == self._origin
-        if not own_origin:
-            base_headers = self._headers
-        elif not authenticated:
-            base_headers = self._own_headers
-        elif self._auth_headers is not None:
-            base_headers = self._auth_headers
-        else:
-            raise ConfigurationError(
-                "No API key configured: pass api_key= to the client, set LAMINA_API_KEY, "
-                "or run `lamina server` / `lamina auth login` to write ~/.lamina/config.toml."
-            )
+        base_headers = self._headers.select(
+            url, absolute=path.startswith(("http://", "https://")), authenticated=authenticated
+        )
         return build_request(
             method,
             url,
@@ -401,7 +397,7 @@ class Client:
             extensions={
                 "timeout": self._timeout
                 if isinstance(timeout, NotGiven)
-                else _timeout_extension(timeout)
+                else timeout_extension(timeout)
             },
         )
 
@@ -417,7 +413,7 @@ class Client:
                     f"more than {MAX_REDIRECTS} redirects", request=request
                 )
             response.close()
-            request = _redirect(request, response)
+            request = redirect_request(request, response)
             response = self._send_once(request, stream)
             redirects += 1
         return response
@@ -444,36 +440,3 @@ class Client:
             if self._transport is None:
                 self._transport = create_transport(self._max_concurrency)
             return self._transport
-
-
-def _timeout_extension(timeout: TimeoutTypes) -> dict[str, float | None]:
-    return httpx.Timeout(timeout).as_dict()
-
-
-def _idempotent(request: httpx.Request, override: bool | None) -> bool:
-    if override is not None:
-        return override
-    return is_idempotent(request.method, request.headers)
-
-
-def _redirect(request: httpx.Request, response: httpx.Response) -> httpx.Request:
-    """The request a 3xx response points to: 303 (and 301/302 after a POST) become a GET
-    without a body. The API key is dropped whatever the target's origin: the API redirects
-    only to signed URLs, and a signed URL's token is its one credential."""
-    url = request.url.join(response.headers["location"])
-    method = request.method
-    status = response.status_code
-    if (status == 303 and method != "HEAD") or (status in (301, 302) and method == "POST"):
-        method = "GET"
-    headers = httpx.Headers(request.headers)
-    headers.pop("host", None)
-    headers.pop("authorization", None)
-    content: bytes | None = None
-    if method == request.method:
-        content = request.content or None
-    else:
-        for name in ("content-length", "content-type", "transfer-encoding"):
-            headers.pop(name, None)
-    return httpx.Request(
-        method, url, headers=headers, content=content, extensions=request.extensions
-    )

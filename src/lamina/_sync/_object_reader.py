@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from lamina._errors import TransportError
+from lamina._errors import InvalidArgumentError, TransportError
+from lamina._redact import redact
 from lamina.models.objects import range_header, unquote_etag
 
 if TYPE_CHECKING:
@@ -27,9 +28,9 @@ class ObjectReader:
     The request goes out when the reader is entered (``with`` / ``async with``) or first read:
     the API answers with a redirect to a signed download URL, which is followed. An error (the
     object does not exist, a bad path) is raised then, as a typed :class:`~lamina.APIError`.
-    Memory stays constant while streaming with :meth:`iter_bytes` or ``read(n)``; ``read()``
-    with no size returns everything (and keeps it when ``cache=True``, so later ``read()``
-    calls return the same bytes without a request).
+    Memory stays constant while streaming with :meth:`iter_bytes` or ``read(n)``. Reads
+    consume the body as a file's do: ``read()`` returns all that is left, and a read at the
+    end returns ``b""``.
 
     Header values (``etag``, ``content_type``, ``content_length``, ``content_range``) are those
     of the download response and are set once the reader is open.
@@ -41,13 +42,11 @@ class ObjectReader:
         path: str,
         params: dict[str, str],
         *,
-        cache: bool = True,
         byte_range: tuple[int, int | None] | None = None,
     ) -> None:
         self._client = client
         self._path = path
         self._params = params
-        self._cache = cache
         self._headers = {"Range": range_header(byte_range)} if byte_range is not None else {}
         self._stream: AbstractContextManager[httpx.Response] | None = None
         self._response: httpx.Response | None = None
@@ -55,7 +54,6 @@ class ObjectReader:
         # the last piece received and how much of it was read: bytes not yet returned
         self._pending = b""
         self._offset = 0
-        self._cached: bytes | None = None
         self._eof = False
         self._closed = False
 
@@ -66,7 +64,9 @@ class ObjectReader:
         if self._response is not None and not self._closed:
             return self._response
         if self._closed:
-            raise ValueError("I/O operation on a closed object reader")
+            raise InvalidArgumentError(
+                f"{self!r} is closed: open the object again with objects.get(path)"
+            )
         stream = self._client.stream(
             "GET", self._path, params=self._params, headers=self._headers, follow_redirects=True
         )
@@ -115,7 +115,9 @@ class ObjectReader:
             self._release()
             return b""
         except httpx.HTTPError as exc:
-            raise TransportError(f"reading {self._params.get('path')!r} failed: {exc}") from exc
+            raise TransportError(
+                redact(f"reading {self._params.get('path')!r} failed: {exc}")
+            ) from exc
 
     def _take_pending(self) -> list[bytes | memoryview]:
         """What is left of the last piece received (at most one view), now consumed."""
@@ -152,11 +154,10 @@ class ObjectReader:
         return _joined(parts)
 
     def read(self, n: int = -1) -> bytes:
-        """Read up to ``n`` bytes (fewer only at the end), or all that is left if ``n < 0``."""
+        """Read up to ``n`` bytes (fewer only at the end), or all that is left if ``n < 0``;
+        ``b""`` at the end of the body."""
         if n >= 0:
             return self._read_up_to(n) if n else b""
-        if self._cached is not None:
-            return self._cached
         parts = self._take_pending()
         try:
             while chunk := self._next_chunk():
@@ -164,17 +165,17 @@ class ObjectReader:
         except BaseException:
             self._pending = _joined(parts)
             raise
-        data = _joined(parts)
-        if self._cache:
-            self._cached = data
-        return data
+        return _joined(parts)
 
     def iter_bytes(self, chunk_size: int | None = DEFAULT_CHUNK_SIZE) -> Iterator[bytes]:
         """Stream the rest of the body in pieces of ``chunk_size`` bytes (the last may be
         shorter); ``chunk_size=None`` yields the pieces as they arrive, without copying them."""
         if chunk_size is not None:
             if chunk_size < 1:
-                raise ValueError(f"chunk_size must be positive, got {chunk_size}")
+                raise InvalidArgumentError(
+                    f"chunk_size must be a positive number of bytes (or None for the pieces "
+                    f"as they arrive), got {chunk_size!r}"
+                )
             while chunk := self._read_up_to(chunk_size):
                 yield chunk
             return
@@ -190,7 +191,8 @@ class ObjectReader:
             stream.__exit__(None, None, None)
 
     def close(self) -> None:
-        """Release the connection (idempotent); reads after this raise ``ValueError``."""
+        """Release the connection (idempotent); reads after this raise
+        :class:`~lamina.InvalidArgumentError` (a ``ValueError``, as for a closed file)."""
         self._closed = True
         self._pending, self._offset = b"", 0
         self._release()

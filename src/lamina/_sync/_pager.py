@@ -9,7 +9,7 @@ from typing import Generic, TypeVar
 
 from attrs import evolve
 
-from lamina._errors import SerializationError
+from lamina._errors import InvalidArgumentError, SerializationError
 from lamina._types import FetchPage, Page
 
 __all__ = ["Pager"]
@@ -41,10 +41,17 @@ class Pager(Generic[T]):
         page_size: int = 100,
         after: str | None = None,
     ) -> None:
-        if page_size < 1:
-            raise ValueError(f"page_size must be at least 1, got {page_size}")
-        if amount is not None and amount < 0:
-            raise ValueError(f"amount must not be negative, got {amount}")
+        if isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 1:
+            raise InvalidArgumentError(
+                f"page_size must be a whole number of items, at least 1, got {page_size!r}"
+            )
+        if amount is not None and (
+            isinstance(amount, bool) or not isinstance(amount, int) or amount < 0
+        ):
+            raise InvalidArgumentError(
+                f"amount must be a whole number of items, 0 or more (or None for all), "
+                f"got {amount!r}"
+            )
         self._fetch_page = fetch_page
         self._amount = amount
         self._page_size = page_size

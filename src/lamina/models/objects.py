@@ -9,6 +9,8 @@ from email.utils import parsedate_to_datetime
 
 from attrs import field, frozen
 
+from lamina._errors import InvalidArgumentError, InvalidArgumentTypeError
+
 #: Prefix of the response headers that carry an object's user metadata.
 META_HEADER_PREFIX = "x-tilde-meta-"
 
@@ -146,10 +148,24 @@ def unquote_etag(value: str | None) -> str | None:
 
 def range_header(byte_range: tuple[int, int | None]) -> str:
     """The ``Range`` header for an inclusive ``(start, end)``; ``end=None`` reads to the end."""
-    start, end = byte_range
+    pair: tuple[object, ...] = byte_range if isinstance(byte_range, tuple) else ()
+    start, end = pair if len(pair) == 2 else (None, None)
+    if not _is_count(start) or not (end is None or _is_count(end)):
+        raise InvalidArgumentTypeError(
+            f"byte_range takes a pair (start, end) of whole numbers, end inclusive, or "
+            f"(start, None) to read to the end; got {byte_range!r}"
+        )
+    assert isinstance(start, int) and (end is None or isinstance(end, int))
     if start < 0 or (end is not None and end < start):
-        raise ValueError(f"invalid byte_range {byte_range!r}: need 0 <= start <= end")
+        raise InvalidArgumentError(
+            f"byte_range {byte_range!r} selects no bytes: pass (start, end) with "
+            "0 <= start <= end (end inclusive), or (start, None)"
+        )
     return f"bytes={start}-" if end is None else f"bytes={start}-{end}"
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def parse_http_date(value: str) -> datetime | None:

@@ -5,12 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Depends, Path, Query
+from fastapi import APIRouter, Body, Depends, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from lamina_server.api.deps import Services, current_principal, get_services, resolve_repository
-from lamina_server.api.pagination import PageParams, diff_page_params, page_envelope, page_params
+from lamina_server.api.access import AccessDep, LaminaRoute, repository_action
+from lamina_server.api.deps import Services, get_services
+from lamina_server.api.errors import bad_request
+from lamina_server.api.pagination import PageParams, diff_page_params, page_envelope
+from lamina_server.api.params import REPO, CommitId, Pages
 from lamina_server.api.schemas import (
     ListingEntryBody,
     PaginationBody,
@@ -19,18 +22,11 @@ from lamina_server.api.schemas import (
     rfc3339,
 )
 from lamina_server.api.validation import validate_delimiter, validate_path, validate_prefix
-from lamina_server.errors import bad_request
-from lamina_server.identity import Principal
+from lamina_server.authz import Action
 from lamina_server.versioning import CommitInfo
 
-# Authentication runs first, before any parameter is validated.
-router = APIRouter(tags=["Commits"], dependencies=[Depends(current_principal)])
+router = APIRouter(tags=["Commits"], route_class=LaminaRoute)
 
-R = "/organizations/{organization}/repositories/{repository}"
-OrgName = Annotated[str, Path(description="Organization slug")]
-RepoName = Annotated[str, Path(description="Repository name")]
-CommitId = Annotated[str, Path(description="Commit ID")]
-Caller = Annotated[Principal, Depends(current_principal)]
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
@@ -90,16 +86,15 @@ def commit_json(commit: CommitInfo) -> dict[str, Any]:
 
 
 @router.get(
-    f"{R}/log",
+    f"{REPO}/log",
     summary="The commit log, newest first",
     responses={200: {"model": CommitLogList}, **error_responses(400, 404)},
+    dependencies=[repository_action(Action.LIST_COMMITS)],
 )
 async def get_log(
-    organization: OrgName,
-    repository: RepoName,
-    page: Annotated[PageParams, Depends(page_params)],
+    page: Pages,
     services: ServicesDep,
-    caller: Caller,
+    access: AccessDep,
     ref: Annotated[str | None, Query(description="Start from this commit (default HEAD)")] = None,
     prefix: Annotated[
         str | None, Query(description="Only commits that changed a path under this prefix")
@@ -109,9 +104,8 @@ async def get_log(
         Query(alias="object", description="Only commits that changed this exact path"),
     ] = None,
 ) -> JSONResponse:
-    repo = await resolve_repository(services, caller, organization, repository)
     result = await services.versions.log(
-        repo.id,
+        access.repo.id,
         ref=ref or None,
         after=page.after,
         amount=page.amount,
@@ -124,33 +118,26 @@ async def get_log(
 
 
 @router.get(
-    f"{R}/commits/{{commit_id}}",
+    f"{REPO}/commits/{{commit_id}}",
     summary="Get a commit",
     responses={200: {"model": CommitLog}, **error_responses(404)},
+    dependencies=[repository_action(Action.GET_COMMIT)],
 )
-async def get_commit(
-    organization: OrgName,
-    repository: RepoName,
-    commit_id: CommitId,
-    services: ServicesDep,
-    caller: Caller,
-) -> JSONResponse:
-    repo = await resolve_repository(services, caller, organization, repository)
-    commit = await services.versions.get_commit(repo.id, commit_id)
+async def get_commit(commit_id: CommitId, services: ServicesDep, access: AccessDep) -> JSONResponse:
+    commit = await services.versions.get_commit(access.repo.id, commit_id)
     return JSONResponse(commit_json(commit))
 
 
 @router.get(
-    f"{R}/diff",
+    f"{REPO}/diff",
     summary="Changes between two commits (left omitted: the empty tree), or of a session",
     responses={200: {"model": DiffList}, **error_responses(400, 404)},
+    dependencies=[repository_action(Action.GET_COMMIT)],
 )
 async def diff(
-    organization: OrgName,
-    repository: RepoName,
     page: Annotated[PageParams, Depends(diff_page_params)],
     services: ServicesDep,
-    caller: Caller,
+    access: AccessDep,
     left: Annotated[str | None, Query(description="Left commit ID")] = None,
     right: Annotated[
         str | None, Query(description="Right commit ID; required unless session_id is given")
@@ -161,14 +148,13 @@ async def diff(
     prefix: Annotated[str | None, Query()] = None,
     delimiter: Annotated[str | None, Query()] = None,
 ) -> JSONResponse:
-    repo = await resolve_repository(services, caller, organization, repository)
     if session_id:
         if left or right:
             raise bad_request("session_id: cannot be combined with left/right")
     elif not right:
         raise bad_request("right: is required unless session_id is given")
     result = await services.versions.diff(
-        repo.id,
+        access.repo.id,
         left=left or None,
         right=right or None,
         session_id=session_id or None,
@@ -183,26 +169,24 @@ async def diff(
 
 
 @router.post(
-    f"{R}/commits/{{commit_id}}/revert",
+    f"{REPO}/commits/{{commit_id}}/revert",
     status_code=201,
     summary="Revert a single-parent commit with a new commit on HEAD",
     responses={201: {"model": RevertResponse}, **error_responses(400, 404, 409)},
+    dependencies=[repository_action(Action.REVERT_COMMIT)],
 )
 async def revert_commit(
-    organization: OrgName,
-    repository: RepoName,
     commit_id: CommitId,
     services: ServicesDep,
-    caller: Caller,
+    access: AccessDep,
     body: Annotated[RevertRequest | None, Body()] = None,
 ) -> JSONResponse:
-    repo = await resolve_repository(services, caller, organization, repository)
-    request = body or RevertRequest()
+    request = body or RevertRequest(message=None)
     new_id = await services.versions.revert(
-        repo.id,
+        access.repo.id,
         commit_id,
         message=request.message,
         metadata=request.metadata,
-        committer=caller.committer,
+        committer=access.caller.committer,
     )
     return JSONResponse({"commit_id": new_id}, status_code=201)

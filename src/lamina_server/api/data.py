@@ -8,9 +8,10 @@ session and path it was issued for)::
     PUT      /api/v1/blobs/part?token=…       bytes of one multipart part → 200, ETag "<md5>"
     GET|HEAD /api/v1/blobs/download?token=…   an object's bytes: 200, or 206 for a Range
 
-Handlers take the raw request (no parameter or body models: the ``token`` query parameter is
-documented through ``openapi_extra``), the app's fast lane serves them (see ``FAST_LANE``), and
-they stream: uploads go to the blob store block by block, downloads come back in 4 MiB chunks,
+Each route declares its action on a signed URL: the prelude verifies the token (of the route's
+kind) before the handler runs. Handlers take the raw request (no parameter or body models: the
+``token`` query parameter is documented through ``openapi_extra``), the app's fast lane serves
+them (see ``FAST_LANE``), and they stream: uploads go to the blob store block by block, downloads come back in 4 MiB chunks,
 so memory stays flat whatever the size.
 """
 
@@ -20,19 +21,18 @@ import email.utils
 import re
 from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
-from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 
-from lamina_server.api.deps import Services, get_services, query, request_base
+from lamina_server.api.access import LaminaRoute, access_of, signed
+from lamina_server.api.deps import Services, get_services, request_base
+from lamina_server.api.errors import ApiError, bad_request
 from lamina_server.api.schemas import error_responses
-from lamina_server.api.signing import TokenError, UrlSigner
-from lamina_server.errors import ApiError, bad_request, conflict, forbidden, not_found
-from lamina_server.storage.blobs import BlobError, BlobExists, BlobNotFound
+from lamina_server.authz import Action
 from lamina_server.versioning import Entry
 
-router = APIRouter(tags=["Data plane"])
+router = APIRouter(tags=["Data plane"], route_class=LaminaRoute)
 
 BLOBS = "/api/v1/blobs"
 UPLOAD_TTL = 3600.0
@@ -96,24 +96,6 @@ def http_date(moment: datetime) -> str:
     return email.utils.formatdate(int(moment.timestamp()), usegmt=True)
 
 
-def _verify(request: Request, signer: UrlSigner, kind: str) -> dict[str, Any]:
-    token = query(request).get("token")
-    if not token:
-        raise bad_request("token is required (use the URL exactly as it was handed out)")
-    try:
-        return signer.verify(kind, token)
-    except TokenError as exc:
-        raise forbidden(f"this URL's token {exc}") from None
-
-
-def _blob_error(exc: BlobError) -> ApiError:
-    if isinstance(exc, BlobExists):
-        return conflict(str(exc), "blob_exists")
-    if isinstance(exc, BlobNotFound):
-        return not_found(str(exc), "upload_not_found")
-    return bad_request(str(exc))
-
-
 async def _body(request: Request) -> AsyncIterator[bytes]:
     async for chunk in request.stream():
         if chunk:
@@ -155,17 +137,15 @@ def parse_range(header: str, size: int) -> tuple[int, int]:
     summary="Upload the bytes of a single-part object (presigned URL from PUT /object)",
     responses={
         200: {"description": 'Received (durable once finalized); ETag: "<md5>"'},
-        **error_responses(403, 409),
+        **error_responses(400, 403, 409, authenticated=False),
     },
     openapi_extra=_TOKEN_PARAMETER,
+    dependencies=[signed(Action.PUT_OBJECT, UPLOAD_URL)],
 )
 async def upload_blob(request: Request) -> Response:
     services = await get_services(request)
-    claims = _verify(request, services.signer, UPLOAD_URL)
-    try:
-        info = await services.blobs.write(claims["a"], _body(request))
-    except BlobError as exc:
-        raise _blob_error(exc) from None
+    claims = access_of(request).token
+    info = await services.blobs.write(claims["a"], _body(request))
     return Response(headers={"ETag": f'"{info.etag}"'})
 
 
@@ -174,19 +154,15 @@ async def upload_blob(request: Request) -> Response:
     summary="Upload one part of a multipart object (URL from GET /object/multipart/part)",
     responses={
         200: {"description": 'Received and fsynced (durable once completed); ETag: "<md5>"'},
-        **error_responses(403, 404),
+        **error_responses(400, 403, 404, authenticated=False),
     },
     openapi_extra=_TOKEN_PARAMETER,
+    dependencies=[signed(Action.PUT_OBJECT, PART_URL)],
 )
 async def upload_part(request: Request) -> Response:
     services = await get_services(request)
-    claims = _verify(request, services.signer, PART_URL)
-    try:
-        info = await services.blobs.write_part(
-            claims["a"], claims["u"], claims["n"], _body(request)
-        )
-    except BlobError as exc:
-        raise _blob_error(exc) from None
+    claims = access_of(request).token
+    info = await services.blobs.write_part(claims["a"], claims["u"], claims["n"], _body(request))
     return Response(headers={"ETag": f'"{info.etag}"'})
 
 
@@ -197,14 +173,14 @@ async def upload_part(request: Request) -> Response:
     responses={
         200: {"description": "The whole object"},
         206: {"description": "The requested byte range"},
-        416: {"description": "Range not satisfiable"},
-        **error_responses(400, 403),
+        **error_responses(400, 403, 416, authenticated=False),
     },
     openapi_extra=_TOKEN_PARAMETER,
+    dependencies=[signed(Action.GET_OBJECT, DOWNLOAD_URL)],
 )
 async def download_blob(request: Request) -> Response:
     services = await get_services(request)
-    claims = _verify(request, services.signer, DOWNLOAD_URL)
+    claims = access_of(request).token
     address, size, etag = claims["a"], claims["z"], claims["e"]
     headers = {
         "ETag": f'"{etag}"',

@@ -1,4 +1,4 @@
-"""What every route needs: the services, the calling principal, the repository it names."""
+"""What every route needs: the services, and readings of the bare request."""
 
 from __future__ import annotations
 
@@ -8,26 +8,18 @@ from urllib.parse import parse_qsl
 
 from fastapi import Request
 
-from lamina_server.errors import unauthorized
-from lamina_server.identity import Identity, Principal, Repositories, RepositoryRecord
-
 if TYPE_CHECKING:
     from lamina_server.api.signing import UrlSigner
-    from lamina_server.api.staging import Staging
+    from lamina_server.audit import AuditHook
+    from lamina_server.authz import Authorizer
     from lamina_server.config import ServerConfig
+    from lamina_server.identity import Identity
+    from lamina_server.repositories import Repositories
     from lamina_server.storage.blobs import BlobStore
     from lamina_server.storage.db import Database
-    from lamina_server.versioning import VersionStore
+    from lamina_server.versioning import Staging, VersionStore
 
-__all__ = [
-    "RepositoryRecord",
-    "Services",
-    "current_principal",
-    "get_services",
-    "query",
-    "request_base",
-    "resolve_repository",
-]
+__all__ = ["Services", "get_services", "query", "request_base"]
 
 
 @dataclass
@@ -40,6 +32,8 @@ class Services:
     signer: UrlSigner
     repositories: Repositories
     staging: Staging
+    authorizer: Authorizer
+    audit: AuditHook
 
 
 async def get_services(request: Request) -> Services:
@@ -47,35 +41,6 @@ async def get_services(request: Request) -> Services:
     loop: FastAPI runs plain-function dependencies in a worker thread, a hop per request."""
     services: Services = request.app.state.services
     return services
-
-
-async def current_principal(request: Request) -> Principal:
-    """The principal behind ``Authorization: Bearer <key>``; 401 envelope otherwise."""
-    state = request.scope.setdefault("state", {})  # request.state's own dict
-    cached: Principal | None = state.get("principal")
-    if cached is not None:
-        return cached
-    header = request.headers.get("authorization")
-    if not header:
-        raise unauthorized("missing Authorization header (expected 'Bearer <api key>')")
-    scheme, _, key = header.partition(" ")
-    key = key.strip()
-    if scheme.lower() != "bearer" or not key:
-        raise unauthorized("malformed Authorization header (expected 'Bearer <api key>')")
-    services = await get_services(request)
-    principal = await services.identity.authenticate(key)
-    if principal is None:
-        raise unauthorized("invalid API key")
-    state["principal"] = principal
-    return principal
-
-
-async def resolve_repository(
-    services: Services, principal: Principal, org: str, repo: str
-) -> RepositoryRecord:
-    """The live repository ``org/repo`` visible to ``principal``; 404 envelope otherwise."""
-    organization = await services.identity.organization_for(principal, org)
-    return await services.repositories.get(organization, repo)
 
 
 def query(request: Request) -> dict[str, str]:

@@ -9,16 +9,16 @@ from fastapi import APIRouter, Depends, Path, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from lamina_server.api.deps import Services, current_principal, get_services
+from lamina_server.api.access import AccessDep, LaminaRoute, account_action, organization_action
+from lamina_server.api.deps import Services, get_services
+from lamina_server.api.errors import bad_request
+from lamina_server.api.params import ORG
 from lamina_server.api.schemas import SLUG_PATTERN, error_responses, rfc3339
-from lamina_server.errors import bad_request
-from lamina_server.identity import MembershipRecord, OrganizationRecord, Principal
+from lamina_server.authz import Action
+from lamina_server.identity import MembershipRecord, OrganizationRecord
 
-# Authentication runs first, before any parameter is validated.
-router = APIRouter(tags=["Organizations"], dependencies=[Depends(current_principal)])
+router = APIRouter(tags=["Organizations"], route_class=LaminaRoute)
 
-OrgName = Annotated[str, Path(description="Organization slug")]
-Caller = Annotated[Principal, Depends(current_principal)]
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
@@ -87,11 +87,12 @@ def membership_json(member: MembershipRecord) -> dict[str, Any]:
     status_code=201,
     summary="Create an organization (the caller becomes a member)",
     responses={201: {"model": Organization}, **error_responses(400, 409)},
+    dependencies=[account_action(Action.CREATE_ORGANIZATION)],
 )
 async def create_organization(
-    body: CreateOrgRequest, services: ServicesDep, caller: Caller
+    body: CreateOrgRequest, services: ServicesDep, access: AccessDep
 ) -> JSONResponse:
-    org = await services.identity.create_organization(body.name, body.display_name, caller)
+    org = await services.identity.create_organization(body.name, body.display_name, access.caller)
     return JSONResponse(organization_json(org), status_code=201)
 
 
@@ -99,65 +100,63 @@ async def create_organization(
     "/organizations",
     summary="List the caller's organizations",
     responses={200: {"model": OrganizationList}, **error_responses()},
+    dependencies=[account_action(Action.LIST_ORGANIZATIONS)],
 )
-async def list_organizations(services: ServicesDep, caller: Caller) -> JSONResponse:
-    orgs = await services.identity.list_organizations(caller)
+async def list_organizations(services: ServicesDep, access: AccessDep) -> JSONResponse:
+    orgs = await services.identity.list_organizations(access.caller)
     return JSONResponse({"results": [organization_json(org) for org in orgs]})
 
 
 @router.get(
-    "/organizations/{organization}",
+    ORG,
     summary="Get an organization",
     responses={200: {"model": Organization}, **error_responses(404)},
+    dependencies=[organization_action(Action.GET_ORGANIZATION)],
 )
-async def get_organization(
-    organization: OrgName, services: ServicesDep, caller: Caller
-) -> JSONResponse:
-    org = await services.identity.organization_for(caller, organization)
-    return JSONResponse(organization_json(org))
+async def get_organization(access: AccessDep) -> JSONResponse:
+    return JSONResponse(organization_json(access.org))
 
 
 @router.get(
-    "/organizations/{organization}/members",
+    f"{ORG}/members",
     summary="List an organization's members",
     responses={200: {"model": MembershipList}, **error_responses(404)},
+    dependencies=[organization_action(Action.LIST_MEMBERS)],
 )
-async def list_members(
-    organization: OrgName, services: ServicesDep, caller: Caller
-) -> JSONResponse:
-    org = await services.identity.organization_for(caller, organization)
-    members = await services.identity.list_members(org)
+async def list_members(services: ServicesDep, access: AccessDep) -> JSONResponse:
+    members = await services.identity.list_members(access.org)
     return JSONResponse({"results": [membership_json(member) for member in members]})
 
 
 @router.post(
-    "/organizations/{organization}/members",
+    f"{ORG}/members",
     status_code=201,
     summary="Add an existing user to the organization (by username or user_id)",
     responses={201: {"model": Membership}, **error_responses(400, 404, 409)},
+    dependencies=[organization_action(Action.MANAGE_MEMBERS)],
 )
 async def add_member(
-    organization: OrgName, body: AddMemberRequest, services: ServicesDep, caller: Caller
+    body: AddMemberRequest, services: ServicesDep, access: AccessDep
 ) -> JSONResponse:
     if not (body.username or body.user_id):
         raise bad_request("username: is required (or user_id)")
-    org = await services.identity.organization_for(caller, organization)
-    member = await services.identity.add_member(org, username=body.username, user_id=body.user_id)
+    member = await services.identity.add_member(
+        access.org, username=body.username, user_id=body.user_id
+    )
     return JSONResponse(membership_json(member), status_code=201)
 
 
 @router.delete(
-    "/organizations/{organization}/members/{user_id}",
+    f"{ORG}/members/{{user_id}}",
     status_code=204,
     summary="Remove a member from the organization",
     responses=error_responses(404, 409),
+    dependencies=[organization_action(Action.MANAGE_MEMBERS)],
 )
 async def remove_member(
-    organization: OrgName,
     user_id: Annotated[str, Path(description="The member's user ID")],
     services: ServicesDep,
-    caller: Caller,
+    access: AccessDep,
 ) -> Response:
-    org = await services.identity.organization_for(caller, organization)
-    await services.identity.remove_member(org, user_id)
+    await services.identity.remove_member(access.org, user_id)
     return Response(status_code=204)

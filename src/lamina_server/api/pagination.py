@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Query
 
-from lamina_server.errors import bad_request
+from lamina_server.api.errors import bad_request
 
 if TYPE_CHECKING:
     from lamina_server.versioning import Page

@@ -5,24 +5,21 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Response
+from fastapi import APIRouter, Depends, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from lamina_server.api.deps import Services, current_principal, get_services, resolve_repository
-from lamina_server.api.pagination import PageParams, envelope, page_params
+from lamina_server.api.access import AccessDep, LaminaRoute, organization_action, repository_action
+from lamina_server.api.deps import Services, get_services
+from lamina_server.api.pagination import envelope
+from lamina_server.api.params import ORG, REPO, Pages
 from lamina_server.api.schemas import SLUG_PATTERN, PaginationBody, error_responses, rfc3339
-from lamina_server.identity import Principal, RepositoryRecord
-from lamina_server.identity.repositories import DEFAULT_RETENTION_DAYS
+from lamina_server.authz import Action
+from lamina_server.repositories import DEFAULT_RETENTION_DAYS, RepositoryRecord
 
-# Authentication runs first, before any parameter is validated.
-router = APIRouter(tags=["Repositories"], dependencies=[Depends(current_principal)])
+router = APIRouter(tags=["Repositories"], route_class=LaminaRoute)
 
-OrgName = Annotated[str, Path(description="Organization slug")]
-RepoName = Annotated[str, Path(description="Repository name")]
-Caller = Annotated[Principal, Depends(current_principal)]
 ServicesDep = Annotated[Services, Depends(get_services)]
-Page = Annotated[PageParams, Depends(page_params)]
 
 MAX_RETENTION_DAYS = 36500
 Visibility = Literal["private", "public"]
@@ -81,26 +78,26 @@ def repository_json(repo: RepositoryRecord) -> dict[str, Any]:
 
 
 @router.post(
-    "/organizations/{organization}/repositories",
+    f"{ORG}/repositories",
     status_code=201,
     summary="Create a repository (with its initial empty commit)",
     responses={201: {"model": Repository}, **error_responses(400, 404, 409)},
+    dependencies=[organization_action(Action.CREATE_REPOSITORY)],
 )
 async def create_repository(
-    organization: OrgName, body: CreateRepositoryRequest, services: ServicesDep, caller: Caller
+    body: CreateRepositoryRequest, services: ServicesDep, access: AccessDep
 ) -> JSONResponse:
-    org = await services.identity.organization_for(caller, organization)
     record = await services.repositories.create(
-        org,
+        access.org,
         body.name,
-        creator=caller,
+        creator=access.caller,
         description=body.description,
         visibility=body.visibility,
         retention_days=body.retention_days,
         session_max_duration_days=body.session_max_duration_days,
     )
     try:
-        await services.versions.init_repository(record.id, committer=caller.committer)
+        await services.versions.init_repository(record.id, committer=access.caller.committer)
     except Exception:
         await services.repositories.purge(record)
         raise
@@ -108,15 +105,15 @@ async def create_repository(
 
 
 @router.get(
-    "/organizations/{organization}/repositories",
+    f"{ORG}/repositories",
     summary="List repositories (by name)",
     responses={200: {"model": RepositoryList}, **error_responses(400, 404)},
+    dependencies=[organization_action(Action.LIST_REPOSITORIES)],
 )
-async def list_repositories(
-    organization: OrgName, page: Page, services: ServicesDep, caller: Caller
-) -> JSONResponse:
-    org = await services.identity.organization_for(caller, organization)
-    records, has_more = await services.repositories.list(org, after=page.after, amount=page.amount)
+async def list_repositories(page: Pages, services: ServicesDep, access: AccessDep) -> JSONResponse:
+    records, has_more = await services.repositories.list(
+        access.org, after=page.after, amount=page.amount
+    )
     return JSONResponse(
         envelope(
             [repository_json(record) for record in records],
@@ -128,30 +125,24 @@ async def list_repositories(
 
 
 @router.get(
-    "/organizations/{organization}/repositories/{repository}",
+    REPO,
     summary="Get a repository",
     responses={200: {"model": Repository}, **error_responses(404)},
+    dependencies=[repository_action(Action.GET_REPOSITORY)],
 )
-async def get_repository(
-    organization: OrgName, repository: RepoName, services: ServicesDep, caller: Caller
-) -> JSONResponse:
-    record = await resolve_repository(services, caller, organization, repository)
-    return JSONResponse(repository_json(record))
+async def get_repository(access: AccessDep) -> JSONResponse:
+    return JSONResponse(repository_json(access.repo))
 
 
 @router.put(
-    "/organizations/{organization}/repositories/{repository}",
+    REPO,
     summary="Update a repository's settings (fields left out keep their value)",
     responses={200: {"model": Repository}, **error_responses(400, 404)},
+    dependencies=[repository_action(Action.UPDATE_REPOSITORY)],
 )
 async def update_repository(
-    organization: OrgName,
-    repository: RepoName,
-    body: UpdateRepositoryRequest,
-    services: ServicesDep,
-    caller: Caller,
+    body: UpdateRepositoryRequest, services: ServicesDep, access: AccessDep
 ) -> JSONResponse:
-    record = await resolve_repository(services, caller, organization, repository)
     changes = body.model_dump(exclude_unset=True)
     # An explicit null clears the optional session limit; the other settings cannot be null.
     changes = {
@@ -159,19 +150,17 @@ async def update_repository(
         for key, value in changes.items()
         if value is not None or key == "session_max_duration_days"
     }
-    updated = await services.repositories.update(record, changes)
+    updated = await services.repositories.update(access.repo, changes)
     return JSONResponse(repository_json(updated))
 
 
 @router.delete(
-    "/organizations/{organization}/repositories/{repository}",
+    REPO,
     status_code=204,
     summary="Delete a repository (soft delete; the name can be reused)",
     responses=error_responses(404),
+    dependencies=[repository_action(Action.DELETE_REPOSITORY)],
 )
-async def delete_repository(
-    organization: OrgName, repository: RepoName, services: ServicesDep, caller: Caller
-) -> Response:
-    record = await resolve_repository(services, caller, organization, repository)
-    await services.repositories.delete(record)
+async def delete_repository(services: ServicesDep, access: AccessDep) -> Response:
+    await services.repositories.delete(access.repo)
     return Response(status_code=204)

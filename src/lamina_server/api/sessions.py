@@ -1,29 +1,25 @@
-"""Sessions: create, commit (three-way merge onto HEAD), roll back, approval polling.
-
-A session's staged changes are listed by ``GET {R}/changes`` (objects router).
-"""
+"""Sessions: create, list changes, commit (three-way merge onto HEAD), roll back, approval
+polling."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Response
+from fastapi import APIRouter, Depends, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from lamina_server.api.deps import Services, current_principal, get_services, resolve_repository
-from lamina_server.api.schemas import error_responses
-from lamina_server.errors import not_found
-from lamina_server.identity import Principal
+from lamina_server.api.access import AccessDep, LaminaRoute, repository_action
+from lamina_server.api.deps import Services, get_services
+from lamina_server.api.errors import bad_request, not_found
+from lamina_server.api.pagination import page_envelope
+from lamina_server.api.params import REPO, Pages, Prefix, SessionId, SessionPathId
+from lamina_server.api.schemas import EntryBody, PaginationBody, entry_json, error_responses
+from lamina_server.api.validation import validate_prefix
+from lamina_server.authz import Action
 
-# Authentication runs first, before any parameter is validated.
-router = APIRouter(tags=["Sessions"], dependencies=[Depends(current_principal)])
+router = APIRouter(tags=["Sessions"], route_class=LaminaRoute)
 
-R = "/organizations/{organization}/repositories/{repository}"
-OrgName = Annotated[str, Path(description="Organization slug")]
-RepoName = Annotated[str, Path(description="Repository name")]
-SessionId = Annotated[str, Path(description="Session ID")]
-Caller = Annotated[Principal, Depends(current_principal)]
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
@@ -43,79 +39,109 @@ class CommitSessionResponse(BaseModel):
     commit_id: str
 
 
+class EntryRecordBody(BaseModel):
+    path: str
+    entry: EntryBody | None = Field(None, description="null for a staged delete")
+
+
+class ChangeList(BaseModel):
+    results: list[EntryRecordBody]
+    pagination: PaginationBody
+
+
 @router.post(
-    f"{R}/sessions",
+    f"{REPO}/sessions",
     status_code=201,
     summary="Open a session on the repository's current HEAD",
     responses={201: {"model": CreateSessionResponse}, **error_responses(403, 404)},
+    dependencies=[repository_action(Action.CREATE_SESSION)],
 )
-async def create_session(
-    organization: OrgName, repository: RepoName, services: ServicesDep, caller: Caller
-) -> JSONResponse:
-    repo = await resolve_repository(services, caller, organization, repository)
-    session = await services.versions.create_session(repo.id, created_by=caller.committer)
+async def create_session(services: ServicesDep, access: AccessDep) -> JSONResponse:
+    session = await services.versions.create_session(
+        access.repo.id, created_by=access.caller.committer
+    )
     return JSONResponse({"session_id": session.id}, status_code=201)
 
 
+@router.get(
+    f"{REPO}/changes",
+    summary="A session's uncommitted changes (entry null = staged delete)",
+    response_model=ChangeList,
+    responses=error_responses(400, 404),
+    dependencies=[repository_action(Action.LIST_OBJECTS)],
+)
+async def list_changes(
+    session_id: SessionId,
+    services: ServicesDep,
+    access: AccessDep,
+    pages: Pages,
+    prefix: Prefix = None,
+) -> JSONResponse:
+    if not session_id:
+        raise bad_request("session_id is required")
+    page = await services.versions.list_changes(
+        access.repo.id,
+        session_id,
+        prefix=validate_prefix(prefix),
+        after=pages.after,
+        amount=pages.amount,
+    )
+    results = [
+        {"path": change.path, "entry": None if change.entry is None else entry_json(change.entry)}
+        for change in page.items
+    ]
+    return JSONResponse(page_envelope(results, page, pages.amount))
+
+
 @router.post(
-    f"{R}/sessions/{{session_id}}",
+    f"{REPO}/sessions/{{session_id}}",
     summary="Commit a session: its changes land whole on HEAD, or not at all (409 conflict)",
     responses={
         200: {"model": CommitSessionResponse},
         **error_responses(400, 404, 409),
     },
+    dependencies=[repository_action(Action.COMMIT_SESSION)],
 )
 async def commit_session(
-    organization: OrgName,
-    repository: RepoName,
-    session_id: SessionId,
+    session_id: SessionPathId,
     body: CommitSessionRequest,
     services: ServicesDep,
-    caller: Caller,
+    access: AccessDep,
 ) -> JSONResponse:
-    repo = await resolve_repository(services, caller, organization, repository)
     commit_id = await services.versions.commit_session(
-        repo.id,
+        access.repo.id,
         session_id,
         message=body.message,
         metadata=body.metadata or {},
-        committer=caller.committer,
+        committer=access.caller.committer,
     )
     return JSONResponse({"commit_id": commit_id})
 
 
 @router.delete(
-    f"{R}/sessions/{{session_id}}",
+    f"{REPO}/sessions/{{session_id}}",
     status_code=204,
     summary="Roll a session back (discard its staged changes)",
     responses=error_responses(400, 404),
+    dependencies=[repository_action(Action.ROLLBACK_SESSION)],
 )
 async def rollback_session(
-    organization: OrgName,
-    repository: RepoName,
-    session_id: SessionId,
-    services: ServicesDep,
-    caller: Caller,
+    session_id: SessionPathId, services: ServicesDep, access: AccessDep
 ) -> Response:
-    repo = await resolve_repository(services, caller, organization, repository)
-    await services.versions.rollback_session(repo.id, session_id)
+    await services.versions.rollback_session(access.repo.id, session_id)
     return Response(status_code=204)
 
 
 @router.head(
-    f"{R}/sessions/{{session_id}}/approve",
+    f"{REPO}/sessions/{{session_id}}/approve",
     summary="Is the session pending approval? (200 pending; 404 otherwise)",
     responses={200: {"description": "Pending approval"}, **error_responses(404)},
+    dependencies=[repository_action(Action.GET_SESSION)],
 )
 async def session_approval_pending(
-    organization: OrgName,
-    repository: RepoName,
-    session_id: SessionId,
-    services: ServicesDep,
-    caller: Caller,
+    session_id: SessionPathId, services: ServicesDep, access: AccessDep
 ) -> Response:
-    repo = await resolve_repository(services, caller, organization, repository)
-    session = await services.versions.get_session(repo.id, session_id)
+    session = await services.versions.get_session(access.repo.id, session_id)
     # No approval policies exist yet, so no session is ever pending: open, committed and
     # rolled-back sessions all answer 404, which ends a client's approval polling.
     raise not_found(f"session {session.id!r} is not pending approval", "not_pending_approval")

@@ -1,6 +1,6 @@
 """Input checks shared by the object routes: paths, user metadata, content types, checksums.
 
-Every check raises :class:`~lamina_server.errors.ApiError` 400 with a message that names the
+Every check raises :class:`~lamina_server.api.errors.ApiError` 400 with a message that names the
 field and what is wrong with it, so bad input never reaches the engine or the blob store.
 """
 
@@ -10,7 +10,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from lamina_server.errors import bad_request
+from lamina_server.api.errors import bad_request
 
 MAX_PATH_BYTES = 1024
 MAX_METADATA_BYTES = 8192
@@ -28,7 +28,9 @@ _MULTIPART_ETAG = re.compile(r"[0-9a-f]{32}-[1-9][0-9]{0,4}")
 def validate_path(path: str | None, field: str = "path") -> str:
     """Returns ``path`` if it is a valid object path, else raises a 400 naming ``field``.
 
-    Valid: non-empty, at most 1024 bytes of UTF-8, no NUL, no leading ``/``, no ``..`` segment.
+    Valid: at most 1024 bytes of UTF-8 and no NUL; ``/``-separated segments, none of them
+    empty (so no leading, trailing or doubled ``/``), ``.`` or ``..``. One rule everywhere, so
+    every stored path is one a download can write back as a relative file path.
     """
     if path is None:
         raise bad_request(f"{field} is required", "invalid_path")
@@ -46,8 +48,12 @@ def validate_path(path: str | None, field: str = "path") -> str:
         )
     if path.startswith("/"):
         raise bad_request(f"{field} must not start with '/'", "invalid_path")
-    if ".." in path.split("/"):
-        raise bad_request(f"{field} must not contain a '..' segment", "invalid_path")
+    for segment in path.split("/"):
+        if segment in ("", ".", ".."):
+            shown = repr(segment) if segment else "an empty"
+            raise bad_request(
+                f"{field} must not contain {shown} segment (got {path!r})", "invalid_path"
+            )
     return path
 
 

@@ -1,15 +1,28 @@
-"""Identity: users, organizations, memberships, API keys, and the repository directory."""
+"""Identity: users, organizations, memberships and API keys."""
 
-from lamina_server.identity.principal import Principal
-from lamina_server.identity.repositories import Repositories, RepositoryRecord
+from lamina_server.identity.errors import (
+    AlreadyMember,
+    IdentityError,
+    LastMember,
+    NotAMember,
+    OrganizationExists,
+    OrganizationNotFound,
+    UserExists,
+    UserNotFound,
+)
 from lamina_server.identity.service import Identity, MembershipRecord, NewUser, OrganizationRecord
 
 __all__ = [
+    "AlreadyMember",
     "Identity",
+    "IdentityError",
+    "LastMember",
     "MembershipRecord",
     "NewUser",
+    "NotAMember",
+    "OrganizationExists",
+    "OrganizationNotFound",
     "OrganizationRecord",
-    "Principal",
-    "Repositories",
-    "RepositoryRecord",
+    "UserExists",
+    "UserNotFound",
 ]

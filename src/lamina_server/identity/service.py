@@ -12,11 +12,20 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from lamina_server.errors import conflict, not_found
-from lamina_server.identity.cache import TtlCache
+from lamina_server.cache import TtlCache
+from lamina_server.identity.errors import (
+    AlreadyMember,
+    LastMember,
+    NotAMember,
+    OrganizationExists,
+    OrganizationNotFound,
+    UserExists,
+    UserNotFound,
+)
 from lamina_server.identity.keys import generate_key, hash_key
-from lamina_server.identity.principal import Principal
-from lamina_server.identity.tables import api_keys, memberships, organizations, users, utcnow
+from lamina_server.identity.tables import api_keys, memberships, organizations, users
+from lamina_server.principals import Principal
+from lamina_server.storage.columns import utcnow
 from lamina_server.storage.db import Database
 
 BOOTSTRAP_USERNAME = "admin"
@@ -97,11 +106,11 @@ class Identity:
                     sa.select(organizations.c.id).where(organizations.c.name == org_name)
                 )
                 if org_id is None:
-                    raise not_found(f"organization {org_name!r} not found")
+                    raise OrganizationNotFound(org_name)
             try:
                 user_id = await self._insert_user(conn, username, full_name, email)
             except IntegrityError:
-                raise conflict(f"user {username!r} already exists") from None
+                raise UserExists(username) from None
             if org_id is not None:
                 await conn.execute(
                     memberships.insert().values(
@@ -191,12 +200,11 @@ class Identity:
                         )
                     )
         except IntegrityError:
-            raise conflict(f"organization {name!r} already exists", "organization_exists") from None
+            raise OrganizationExists(name) from None
         return record
 
-    async def organization_for(self, principal: Principal, name: str) -> OrganizationRecord:
-        """The named organization if the principal belongs to it; 404 otherwise (a
-        non-member cannot tell an organization it may not see from one that does not exist)."""
+    async def organization(self, name: str) -> OrganizationRecord:
+        """The named organization; :class:`OrganizationNotFound` otherwise."""
         org = self._orgs.get(name)
         if org is None:
             async with self._db.connect() as conn:
@@ -204,14 +212,12 @@ class Identity:
                     await conn.execute(sa.select(organizations).where(organizations.c.name == name))
                 ).first()
             if row is None:
-                raise not_found(f"organization {name!r} not found", "organization_not_found")
+                raise OrganizationNotFound(name)
             org = _organization(row)
             self._orgs.put(name, org)
-        if not await self._is_member(org.id, principal):
-            raise not_found(f"organization {name!r} not found", "organization_not_found")
         return org
 
-    async def _is_member(self, org_id: str, principal: Principal) -> bool:
+    async def is_member(self, org_id: str, principal: Principal) -> bool:
         if principal.type != "user":
             return False
         if self._members.get((org_id, principal.id)):
@@ -244,18 +250,17 @@ class Identity:
     ) -> MembershipRecord:
         """Join an existing user (by username or id) to ``org``; 404 unknown, 409 already in."""
         condition = users.c.username == username if username else users.c.id == user_id
-        who = repr(username) if username else repr(user_id)
         async with self._db.begin() as conn:
             user = (await conn.execute(sa.select(users).where(condition))).first()
             if user is None:
-                raise not_found(f"user {who} not found", "user_not_found")
+                raise UserNotFound(str(username or user_id))
             existing = await conn.scalar(
                 sa.select(memberships.c.user_id).where(
                     memberships.c.organization_id == org.id, memberships.c.user_id == user.id
                 )
             )
             if existing is not None:
-                raise conflict(f"user {who} is already a member of {org.name!r}")
+                raise AlreadyMember(str(username or user_id), org.name)
             joined_at = utcnow()
             await conn.execute(
                 memberships.insert().values(
@@ -280,9 +285,9 @@ class Identity:
                 )
             )
             if result.rowcount == 0:
-                raise not_found(f"user {user_id!r} is not a member of {org.name!r}")
+                raise NotAMember(user_id, org.name)
             if count == 1:
-                raise conflict(f"cannot remove the last member of {org.name!r}", "last_member")
+                raise LastMember(org.name)
         self._members.discard((org.id, user_id))
 
     async def list_members(self, org: OrganizationRecord) -> list[MembershipRecord]:

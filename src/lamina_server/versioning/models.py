@@ -7,14 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, TypeVar
 
+from lamina_server.principals import Committer as Committer  # recorded by commits and sessions
+
 T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class Committer:
-    type: str  # "user" | "role" | "agent"
-    id: str  # principal uuid
-    name: str  # display name / username
 
 
 @dataclass(frozen=True, slots=True)

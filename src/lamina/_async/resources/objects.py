@@ -9,9 +9,10 @@ from typing import TYPE_CHECKING, Any
 
 from lamina._async._bulk import download_dir, upload_dir
 from lamina._async._object_reader import AsyncObjectReader
-from lamina._async._object_writer import AsyncObjectWriter, PutData
+from lamina._async._object_writer import AsyncObjectWriter
 from lamina._async._pager import AsyncPager
 from lamina._converter import structure
+from lamina._sources import PutData
 from lamina.models.objects import (
     CopyObjectResult,
     DeletedObjects,
@@ -82,7 +83,10 @@ class AsyncReadOnlyObjects:
         """A streaming reader of the object's bytes (the request goes out on first use).
 
         ``byte_range=(start, end)`` reads bytes ``start`` to ``end`` inclusive
-        (``end=None``: to the end of the object)::
+        (``end=None``: to the end of the object); a start past the end raises
+        :class:`~lamina.RangeNotSatisfiableError`. ``cache`` is accepted for ``tilde-sdk``
+        compatibility and changes nothing: reads consume the body as a file's do (a second
+        ``read()`` returns ``b""``)::
 
             with objects.get("logs/app.log", byte_range=(0, 1023)) as f:
                 head = f.read()
@@ -91,7 +95,6 @@ class AsyncReadOnlyObjects:
             self._client,
             self._object_path,
             self._params(path=path),
-            cache=cache,
             byte_range=byte_range,
         )
 

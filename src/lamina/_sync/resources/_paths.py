@@ -5,9 +5,17 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
+from lamina._errors import InvalidArgumentError, InvalidArgumentTypeError
+
 
 def segment(name: str) -> str:
     """``name`` as one path segment (slashes and other reserved characters escaped)."""
+    if not isinstance(name, str):
+        raise InvalidArgumentTypeError(
+            f"organization and repository names are str, got {type(name).__name__} {name!r:.40}"
+        )
+    if not name:
+        raise InvalidArgumentError("organization and repository names must not be empty")
     return quote(name, safe="")
 
 

@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lamina._converter import structure
+from lamina._sources import PutData
 from lamina._sync._bulk import download_dir, upload_dir
 from lamina._sync._object_reader import ObjectReader
-from lamina._sync._object_writer import ObjectWriter, PutData
+from lamina._sync._object_writer import ObjectWriter
 from lamina._sync._pager import Pager
 from lamina.models.objects import (
     CopyObjectResult,
@@ -83,7 +84,10 @@ class ReadOnlyObjects:
         """A streaming reader of the object's bytes (the request goes out on first use).
 
         ``byte_range=(start, end)`` reads bytes ``start`` to ``end`` inclusive
-        (``end=None``: to the end of the object)::
+        (``end=None``: to the end of the object); a start past the end raises
+        :class:`~lamina.RangeNotSatisfiableError`. ``cache`` is accepted for ``tilde-sdk``
+        compatibility and changes nothing: reads consume the body as a file's do (a second
+        ``read()`` returns ``b""``)::
 
             with objects.get("logs/app.log", byte_range=(0, 1023)) as f:
                 head = f.read()
@@ -92,7 +96,6 @@ class ReadOnlyObjects:
             self._client,
             self._object_path,
             self._params(path=path),
-            cache=cache,
             byte_range=byte_range,
         )
 

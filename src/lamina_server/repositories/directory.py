@@ -1,7 +1,6 @@
-"""Repository records: which repositories an organization has, and their settings.
+"""The repository directory: records of an organization's repositories, and their settings.
 
-The versioning engine knows a repository only by ``id``; names, settings and soft deletion live
-here. A deleted repository keeps its row (``deleted_at`` set) and frees its name for reuse.
+A deleted repository keeps its row (``deleted_at`` set) and frees its name for reuse.
 """
 
 from __future__ import annotations
@@ -15,11 +14,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from lamina_server.errors import conflict, not_found
-from lamina_server.identity.cache import TtlCache
-from lamina_server.identity.principal import Principal
-from lamina_server.identity.service import OrganizationRecord
-from lamina_server.identity.tables import repositories, utcnow
+from lamina_server.cache import TtlCache
+from lamina_server.identity import OrganizationRecord
+from lamina_server.principals import Principal
+from lamina_server.repositories.errors import RepositoryExists, RepositoryNotFound
+from lamina_server.repositories.tables import repositories
+from lamina_server.storage.columns import utcnow
 from lamina_server.storage.db import Database
 
 DEFAULT_RETENTION_DAYS = 14
@@ -107,9 +107,7 @@ class Repositories:
             async with self._db.begin() as conn:
                 await conn.execute(repositories.insert().values(**values))
         except IntegrityError:
-            raise conflict(
-                f"repository {org.name}/{name} already exists", "repository_exists"
-            ) from None
+            raise RepositoryExists(org.name, name) from None
         return record
 
     async def get(self, org: OrganizationRecord, name: str) -> RepositoryRecord:
@@ -123,7 +121,7 @@ class Repositories:
                 )
             ).first()
         if row is None:
-            raise not_found(f"repository {org.name}/{name} not found", "repository_not_found")
+            raise RepositoryNotFound(org.name, name)
         record = _record(row, org)
         self._cache.put((org.id, name), record)
         return record
@@ -155,9 +153,7 @@ class Repositories:
             )
         self._cache.discard((record.organization_id, record.name))
         if result.rowcount == 0:
-            raise not_found(
-                f"repository {record.org_name}/{record.name} not found", "repository_not_found"
-            )
+            raise RepositoryNotFound(record.org_name, record.name)
         return replace(record, **values)
 
     async def delete(self, record: RepositoryRecord) -> None:
@@ -170,9 +166,7 @@ class Repositories:
             )
         self._cache.discard((record.organization_id, record.name))
         if result.rowcount == 0:
-            raise not_found(
-                f"repository {record.org_name}/{record.name} not found", "repository_not_found"
-            )
+            raise RepositoryNotFound(record.org_name, record.name)
 
     async def purge(self, record: RepositoryRecord) -> None:
         """Remove a record whose creation could not be completed (no soft-delete trail)."""

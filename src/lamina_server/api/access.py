@@ -1,0 +1,337 @@
+"""The authorization seam: every route declares what it does, and one prelude checks it.
+
+A route names its action(s) and resource where it is registered::
+
+    @router.get(f"{R}/object", dependencies=[repository_action(Action.GET_OBJECT)])
+
+and :func:`prelude` runs before anything else of the request — before FastAPI reads a body
+or validates a parameter — for ordinary routes (:class:`LaminaRoute`) and for the app's fast
+lane alike. It:
+
+1. gives the request its id (:mod:`lamina_server.api.request_ids`);
+2. refuses a query string that is not UTF-8 (two different raw keys must never read as one);
+3. authenticates the API key (or, on the token-only data plane, verifies the URL's token);
+4. resolves the organization, asks :meth:`Authorizer.authorize` about every declared action,
+   and tells the audit hook about a denial (404 when the caller may not learn that the
+   resource exists, else a 403 naming action, resource and reason);
+5. resolves the repository,
+
+and leaves the outcome, an :class:`Access`, where handlers find it (:data:`AccessDep`). A
+request body is read only after that, and no more than :data:`MAX_JSON_BODY` bytes of it.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Coroutine, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any
+from urllib.parse import unquote_to_bytes
+
+from fastapi import Depends, Request
+from fastapi.params import Depends as DependsParam
+from fastapi.routing import APIRoute
+from starlette.responses import Response
+from starlette.routing import BaseRoute
+from starlette.types import Message
+
+from lamina_server.api.deps import Services, get_services, query
+from lamina_server.api.errors import ApiError, bad_request, forbidden, not_found, unauthorized
+from lamina_server.api.params import OrgName, RepoName
+from lamina_server.api.request_ids import ensure_request_id
+from lamina_server.api.signing import TokenError
+from lamina_server.authz import Action, Resource
+from lamina_server.identity import OrganizationRecord
+from lamina_server.principals import Principal
+from lamina_server.repositories import RepositoryRecord
+
+MAX_JSON_BODY = 4 * 1024 * 1024
+
+
+class Scope(enum.Enum):
+    """What a route acts on, and so what the prelude resolves and authorizes."""
+
+    PUBLIC = "public"  # no credential at all (liveness)
+    SIGNED = "signed"  # a presigned URL: its token is the only credential and names the blob
+    ACCOUNT = "account"  # the caller's own organizations
+    ORGANIZATION = "organization"  # /organizations/{organization}/...
+    REPOSITORY = "repository"  # /organizations/{organization}/repositories/{repository}/...
+
+
+class Declaration:
+    """A route's declared actions and scope (for :attr:`Scope.SIGNED`, the token kind).
+
+    As a FastAPI dependency it hands the handler the request's :class:`Access` (the prelude
+    ran already); the scoped subclasses also document the path parameters they resolve.
+    """
+
+    def __init__(
+        self, actions: tuple[Action, ...], scope: Scope, token_kind: str | None = None
+    ) -> None:
+        self.actions = actions
+        self.scope = scope
+        self.token_kind = token_kind
+
+    def __repr__(self) -> str:
+        names = ", ".join(str(action) for action in self.actions)
+        return f"Declaration({names or '-'} on {self.scope.value})"
+
+
+class _PlainDeclaration(Declaration):
+    async def __call__(self, request: Request) -> Access:
+        return access_of(request)
+
+
+class _OrganizationDeclaration(Declaration):
+    async def __call__(self, request: Request, organization: OrgName) -> Access:
+        return access_of(request)
+
+
+class _RepositoryDeclaration(Declaration):
+    async def __call__(
+        self, request: Request, organization: OrgName, repository: RepoName
+    ) -> Access:
+        return access_of(request)
+
+
+@dataclass(frozen=True, slots=True)
+class Access:
+    """Who is calling, and what the declared scope resolved to."""
+
+    principal: Principal | None
+    organization: OrganizationRecord | None = None
+    repository: RepositoryRecord | None = None
+    claims: dict[str, Any] | None = None  # a signed URL's verified claims
+
+    @property
+    def caller(self) -> Principal:
+        assert self.principal is not None, "an unauthenticated route has no caller"
+        return self.principal
+
+    @property
+    def org(self) -> OrganizationRecord:
+        assert self.organization is not None, "the route's scope names no organization"
+        return self.organization
+
+    @property
+    def repo(self) -> RepositoryRecord:
+        assert self.repository is not None, "the route's scope names no repository"
+        return self.repository
+
+    @property
+    def token(self) -> dict[str, Any]:
+        assert self.claims is not None, "the route is not a signed URL"
+        return self.claims
+
+
+def public() -> Any:
+    return Depends(_PlainDeclaration((), Scope.PUBLIC))
+
+
+def signed(action: Action, token_kind: str) -> Any:
+    return Depends(_PlainDeclaration((action,), Scope.SIGNED, token_kind))
+
+
+def account_action(action: Action) -> Any:
+    return Depends(_PlainDeclaration((action,), Scope.ACCOUNT))
+
+
+def organization_action(action: Action) -> Any:
+    return Depends(_OrganizationDeclaration((action,), Scope.ORGANIZATION))
+
+
+def repository_action(*actions: Action) -> Any:
+    return Depends(_RepositoryDeclaration(actions, Scope.REPOSITORY))
+
+
+def _declared(dependencies: Sequence[Any]) -> Declaration | None:
+    for dependency in dependencies:
+        if isinstance(dependency, DependsParam) and isinstance(dependency.dependency, Declaration):
+            return dependency.dependency
+    return None
+
+
+def declaration_of(route: APIRoute) -> Declaration | None:
+    """The declaration a route was registered with, if any."""
+    return _declared(route.dependencies)
+
+
+def walk_routes(routes: Sequence[BaseRoute]) -> Iterator[BaseRoute]:
+    """Every route an app serves, including those of included routers (which newer FastAPI
+    versions keep as one entry that holds the router)."""
+    for route in routes:
+        router = getattr(route, "original_router", None)
+        if router is not None:
+            yield from walk_routes(router.routes)
+        else:
+            yield route
+
+
+# --- the prelude ------------------------------------------------------------------------------
+
+_STATE = "access"
+
+
+def access_of(request: Request) -> Access:
+    access: Access | None = request.scope.get("state", {}).get(_STATE)
+    if access is None:
+        raise RuntimeError("the route declares no action: the prelude never ran")
+    return access
+
+
+AccessDep = Annotated[Access, Depends(access_of)]
+
+
+def _check_query_encoding(raw: bytes) -> None:
+    """Refuses a query that does not read as one string: raw non-ASCII bytes, or
+    percent-escapes that are not UTF-8 (decoding them leniently would make two different raw
+    keys one)."""
+    if not raw.isascii():
+        raise bad_request("the query string must be percent-encoded ASCII")
+    if b"%" in raw:
+        try:
+            unquote_to_bytes(raw).decode("utf-8")
+        except UnicodeDecodeError:
+            raise bad_request("the query string's percent-escapes are not valid UTF-8") from None
+
+
+async def authenticate(request: Request, services: Services) -> Principal:
+    """The principal behind ``Authorization: Bearer <key>``; 401 envelope otherwise."""
+    header = request.headers.get("authorization")
+    if not header:
+        raise unauthorized("missing Authorization header (expected 'Bearer <api key>')")
+    scheme, _, key = header.partition(" ")
+    key = key.strip()
+    if scheme.lower() != "bearer" or not key:
+        raise unauthorized("malformed Authorization header (expected 'Bearer <api key>')")
+    principal = await services.identity.authenticate(key)
+    if principal is None:
+        raise unauthorized("invalid API key")
+    return principal
+
+
+def _verify_token(request: Request, services: Services, kind: str) -> dict[str, Any]:
+    token = query(request).get("token")
+    if not token:
+        raise bad_request("token is required (use the URL exactly as it was handed out)")
+    try:
+        return services.signer.verify(kind, token)
+    except TokenError as exc:
+        raise forbidden(f"this URL's token {exc}") from None
+
+
+async def prelude(request: Request, declaration: Declaration) -> Access:
+    """Everything a request passes before its handler runs; see the module docstring."""
+    state = request.scope.setdefault("state", {})
+    done: Access | None = state.get(_STATE)
+    if done is not None:
+        return done
+    ensure_request_id(request.scope)
+    _check_query_encoding(request.scope["query_string"])
+    services = await get_services(request)
+    scope = declaration.scope
+    if scope is Scope.PUBLIC:
+        access = Access(None)
+    elif scope is Scope.SIGNED:
+        assert declaration.token_kind is not None
+        access = Access(None, claims=_verify_token(request, services, declaration.token_kind))
+    else:
+        access = await _authorize(request, services, declaration)
+    state[_STATE] = access
+    return access
+
+
+async def _authorize(request: Request, services: Services, declaration: Declaration) -> Access:
+    principal = await authenticate(request, services)
+    if declaration.scope is Scope.ACCOUNT:
+        resource = Resource()
+    else:
+        params = request.path_params
+        org = await services.identity.organization(params["organization"])
+        repo_name = params["repository"] if declaration.scope is Scope.REPOSITORY else None
+        resource = Resource(org, repo_name)
+    for action in declaration.actions:
+        decision = await services.authorizer.authorize(principal, action, resource)
+        if not decision.allowed:
+            await services.audit.denied(principal, action, str(resource), decision.reason)
+            if decision.conceal and resource.organization is not None:
+                raise not_found(
+                    f"organization {resource.organization.name!r} not found",
+                    "organization_not_found",
+                )
+            raise forbidden(f"{action} on {resource} is not allowed: {decision.reason}")
+    if resource.organization is None:
+        return Access(principal)
+    if resource.repository is None:
+        return Access(principal, resource.organization)
+    record = await services.repositories.get(resource.organization, resource.repository)
+    return Access(principal, resource.organization, record)
+
+
+# --- request bodies ---------------------------------------------------------------------------
+
+
+def too_large(limit: int) -> ApiError:
+    return ApiError(
+        413, "request_too_large", f"the request body is larger than the {limit}-byte limit"
+    )
+
+
+async def read_body(request: Request, limit: int = MAX_JSON_BODY) -> bytes:
+    """The request's body, at most ``limit`` bytes of it: 413 past that (at once, when the
+    declared ``Content-Length`` says so, before a byte is read)."""
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise too_large(limit)
+    chunks: list[bytes] = []
+    received = 0
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received > limit:
+            raise too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _replaying(request: Request, body: bytes) -> Request:
+    """A request over the same scope whose body is ``body`` (already read)."""
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if sent:
+            return await request.receive()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return Request(request.scope, receive)
+
+
+# --- routes -----------------------------------------------------------------------------------
+
+
+class LaminaRoute(APIRoute):
+    """A FastAPI route whose handler runs the :func:`prelude` of its declaration first, then
+    lets FastAPI read (a bounded) body and solve the parameters. A route without a
+    declaration is refused when it is registered."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **options: Any) -> None:
+        # Known before the base class builds the handler, which runs the prelude.
+        declaration = _declared(options.get("dependencies") or ())
+        if declaration is None:
+            raise TypeError(f"route {path} declares no action (dependencies=[...])")
+        self.declaration = declaration
+        super().__init__(path, endpoint, **options)
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handle = super().get_route_handler()
+        declaration = self.declaration
+        reads_body = self.body_field is not None
+
+        async def handler(request: Request) -> Response:
+            await prelude(request, declaration)
+            if reads_body:
+                request = _replaying(request, await read_body(request))
+            return await handle(request)
+
+        return handler

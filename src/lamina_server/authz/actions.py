@@ -1,0 +1,39 @@
+"""The actions a request can perform. Every route names one (or, for a copy, two)."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class Action(str, Enum):
+    """An action's value is its name in policies (``GetObject()``) and in 403 messages."""
+
+    # Organizations and their members
+    CREATE_ORGANIZATION = "CreateOrganization"
+    LIST_ORGANIZATIONS = "ListOrganizations"
+    GET_ORGANIZATION = "GetOrganization"
+    LIST_MEMBERS = "ListMembers"
+    MANAGE_MEMBERS = "ManageMembers"
+    # Repositories
+    LIST_REPOSITORIES = "ListRepositories"
+    GET_REPOSITORY = "GetRepository"
+    CREATE_REPOSITORY = "CreateRepository"
+    UPDATE_REPOSITORY = "UpdateRepository"
+    DELETE_REPOSITORY = "DeleteRepository"
+    # Sessions
+    CREATE_SESSION = "CreateSession"
+    GET_SESSION = "GetSession"
+    COMMIT_SESSION = "CommitSession"
+    ROLLBACK_SESSION = "RollbackSession"
+    # Objects
+    LIST_OBJECTS = "ListObjects"
+    GET_OBJECT = "GetObject"
+    PUT_OBJECT = "PutObject"
+    DELETE_OBJECT = "DeleteObject"
+    # Commits
+    LIST_COMMITS = "ListCommits"
+    GET_COMMIT = "GetCommit"
+    REVERT_COMMIT = "RevertCommit"
+
+    def __str__(self) -> str:
+        return self.value

@@ -1,0 +1,197 @@
+"""The authorization seam: every route declares its action, and one prelude — for FastAPI's routes
+and the fast lane alike — authenticates, authorizes and only then lets a body be read."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from fastapi.routing import APIRoute
+from starlette.routing import Route
+
+from lamina.testing import _free_port
+from lamina_server.api.access import LaminaRoute, Scope, declaration_of, public, walk_routes
+from lamina_server.app import API_PREFIX, create_app
+from lamina_server.audit import NoAudit
+from lamina_server.authz import ALLOWED, Action, Authorizer, Decision, Resource
+from lamina_server.config import ServerConfig
+from lamina_server.principals import Principal
+
+
+def _app_routes() -> list[APIRoute]:
+    app = create_app(ServerConfig(data_dir=Path("unused"), config_path=None, write_config=False))
+    routes = list(walk_routes(app.routes))
+    # The OpenAPI document itself is Starlette's plain route, served without credentials.
+    assert all(isinstance(r, APIRoute) or r.path.endswith("openapi.json") for r in routes)
+    return [route for route in routes if isinstance(route, APIRoute)]
+
+
+def test_every_route_declares_its_action_and_scope() -> None:
+    routes = _app_routes()
+    assert len(routes) >= 25
+    for route in routes:
+        declaration = declaration_of(route)
+        assert isinstance(route, LaminaRoute), route.path
+        assert declaration is not None and declaration is route.declaration, route.path
+        if declaration.scope is Scope.PUBLIC:
+            assert route.path == "/healthz"
+            continue
+        assert declaration.actions, route.path
+        assert all(isinstance(action, Action) for action in declaration.actions)
+        if declaration.scope is Scope.REPOSITORY:
+            assert "{organization}/repositories/{repository}" in route.path
+        elif declaration.scope is Scope.ORGANIZATION:
+            assert "{organization}" in route.path and "{repository}" not in route.path
+        elif declaration.scope is Scope.SIGNED:
+            assert route.path.startswith(f"{API_PREFIX}/blobs/") and declaration.token_kind
+
+
+def test_the_routes_name_the_actions_of_the_contract() -> None:
+    declared = {
+        (method, route.path.removeprefix(API_PREFIX)): declaration_of(route)
+        for route in _app_routes()
+        for method in route.methods or ()
+    }
+    repo = "/organizations/{organization}/repositories/{repository}"
+    expected = {
+        ("GET", f"{repo}/object"): (Action.GET_OBJECT,),
+        ("PUT", f"{repo}/object"): (Action.PUT_OBJECT,),
+        ("POST", f"{repo}/object/finalize"): (Action.PUT_OBJECT,),
+        ("DELETE", f"{repo}/object"): (Action.DELETE_OBJECT,),
+        ("POST", f"{repo}/object/copy"): (Action.GET_OBJECT, Action.PUT_OBJECT),
+        ("POST", f"{repo}/sessions"): (Action.CREATE_SESSION,),
+        ("POST", f"{repo}/sessions/{{session_id}}"): (Action.COMMIT_SESSION,),
+        ("GET", f"{repo}/log"): (Action.LIST_COMMITS,),
+        ("DELETE", repo): (Action.DELETE_REPOSITORY,),
+        ("GET", "/organizations/{organization}/repositories"): (Action.LIST_REPOSITORIES,),
+    }
+    for key, actions in expected.items():
+        declaration = declared[key]
+        assert declaration is not None and declaration.actions == actions, key
+
+
+def test_a_route_without_a_declaration_is_refused() -> None:
+    async def handler() -> None:
+        raise AssertionError("never served")
+
+    with pytest.raises(TypeError, match="declares no action"):
+        LaminaRoute("/undeclared", handler, methods=["GET"])
+    assert LaminaRoute("/declared", handler, methods=["GET"], dependencies=[public()])
+
+
+# --- one prelude for both lanes ---------------------------------------------------------------
+
+
+@dataclass
+class RecordingAuthorizer(Authorizer):
+    """Asks the real authorizer, remembers every question, and denies the actions in ``deny``."""
+
+    inner: Authorizer
+    deny: set[Action] = field(default_factory=set)
+    asked: list[tuple[str, Action, str]] = field(default_factory=list)
+
+    async def authorize(self, principal: Principal, action: Action, resource: Resource) -> Decision:
+        self.asked.append((principal.name, action, str(resource)))
+        if action in self.deny:
+            return Decision(False, "denied by the test's policy")
+        decision = await self.inner.authorize(principal, action, resource)
+        assert decision is ALLOWED
+        return decision
+
+
+@dataclass
+class RecordingAudit(NoAudit):
+    denials: list[tuple[Action, str, str]] = field(default_factory=list)
+
+    async def denied(
+        self, principal: Principal, action: Action, resource: str, reason: str
+    ) -> None:
+        self.denials.append((action, resource, reason))
+
+
+@dataclass
+class InProcessServer:
+    url: str
+    authorizer: RecordingAuthorizer
+    audit: RecordingAudit
+    api_key: str
+
+
+@pytest.fixture
+def in_process(tmp_path: Path) -> Iterator[InProcessServer]:
+    """The real app on a loopback socket in this process, with a recording authorizer."""
+    config_path = tmp_path / "config.toml"
+    app = create_app(ServerConfig(data_dir=tmp_path / "data", config_path=config_path))
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline
+        time.sleep(0.02)
+    services = app.state.services
+    authorizer = RecordingAuthorizer(services.authorizer)
+    audit = RecordingAudit()
+    services.authorizer, services.audit = authorizer, audit
+    key = next(
+        line.split('"')[1] for line in config_path.read_text().splitlines() if "api_key" in line
+    )
+    try:
+        yield InProcessServer(f"http://127.0.0.1:{port}{API_PREFIX}", authorizer, audit, key)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+
+
+def test_the_lane_and_the_framework_run_the_same_prelude(in_process: InProcessServer) -> None:
+    headers = {"Authorization": f"Bearer {in_process.api_key}"}
+    with httpx.Client(base_url=in_process.url, headers=headers) as api:
+        assert api.post("/organizations/local/repositories", json={"name": "seam"}).is_success
+        repo = "/organizations/local/repositories/seam"
+        sid = api.post(f"{repo}/sessions").json()["session_id"]
+        in_process.authorizer.asked.clear()
+        lane = api.put(f"{repo}/object", params={"session_id": sid, "path": "a"})
+        framework = api.get(f"{repo}/objects")
+        assert lane.status_code == framework.status_code == 200
+        assert in_process.authorizer.asked == [
+            ("admin", Action.PUT_OBJECT, "local/seam"),
+            ("admin", Action.LIST_OBJECTS, "local/seam"),
+        ]
+
+        # A policy that denies is obeyed, and audited, the same way on both paths.
+        in_process.authorizer.deny = {Action.PUT_OBJECT, Action.LIST_OBJECTS}
+        denied = [
+            api.put(f"{repo}/object", params={"session_id": sid, "path": "a"}),
+            api.post(
+                f"{repo}/object/finalize",
+                params={"session_id": sid, "path": "a"},
+                json={"upload_token": "never-read"},
+            ),
+            api.get(f"{repo}/objects"),
+        ]
+    for response in denied:
+        assert response.status_code == 403, response.text
+        body = response.json()
+        assert body["code"] == "forbidden"
+        assert "on local/seam is not allowed: denied by the test's policy" in body["message"]
+        assert body["request_id"] == response.headers["x-request-id"]
+    assert [action for action, _, _ in in_process.audit.denials] == [
+        Action.PUT_OBJECT,
+        Action.PUT_OBJECT,
+        Action.LIST_OBJECTS,
+    ]
+
+
+def test_openapi_route_is_the_only_undeclared_route() -> None:
+    app = create_app(ServerConfig(data_dir=Path("unused"), config_path=None, write_config=False))
+    plain = [r for r in walk_routes(app.routes) if not isinstance(r, APIRoute)]
+    assert [r.path for r in plain if isinstance(r, Route)] == [f"{API_PREFIX}/openapi.json"]
