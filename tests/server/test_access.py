@@ -3,25 +3,22 @@ and the fast lane alike — authenticates, authorizes and only then lets a body 
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from fastapi.routing import APIRoute
 from starlette.routing import Route
 
-from lamina.testing import _free_port
 from lamina_server.api.access import LaminaRoute, Scope, declaration_of, public, walk_routes
 from lamina_server.app import API_PREFIX, create_app
 from lamina_server.audit import NoAudit
 from lamina_server.authz import ALLOWED, Action, Authorizer, Decision, Resource
 from lamina_server.config import ServerConfig
 from lamina_server.principals import Principal
+from tests.server.in_process import serving
 
 
 def _app_routes() -> list[APIRoute]:
@@ -128,28 +125,17 @@ def in_process(tmp_path: Path) -> Iterator[InProcessServer]:
     """The real app on a loopback socket in this process, with a recording authorizer."""
     config_path = tmp_path / "config.toml"
     app = create_app(ServerConfig(data_dir=tmp_path / "data", config_path=config_path))
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline
-        time.sleep(0.02)
-    services = app.state.services
-    authorizer = RecordingAuthorizer(services.authorizer)
-    audit = RecordingAudit()
-    services.authorizer, services.audit = authorizer, audit
-    key = next(
-        line.split('"')[1] for line in config_path.read_text().splitlines() if "api_key" in line
-    )
-    try:
+    with serving(app) as port:
+        services = app.state.services
+        authorizer = RecordingAuthorizer(services.authorizer)
+        audit = RecordingAudit()
+        services.authorizer, services.audit = authorizer, audit
+        key = next(
+            line.split('"')[1]
+            for line in config_path.read_text().splitlines()
+            if line.startswith("api_key")
+        )
         yield InProcessServer(f"http://127.0.0.1:{port}{API_PREFIX}", authorizer, audit, key)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
 
 
 def test_the_lane_and_the_framework_run_the_same_prelude(in_process: InProcessServer) -> None:

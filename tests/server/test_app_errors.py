@@ -7,23 +7,20 @@ raises, under uvicorn on a loopback socket in this process.
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
-from lamina.testing import _free_port
 from lamina_server.api.access import LaminaRoute, public
 from lamina_server.api.lane import lane_routes
 from lamina_server.app import create_app
 from lamina_server.config import ServerConfig
+from tests.server.in_process import serving
 
 
 @pytest.fixture
@@ -44,21 +41,8 @@ def failing_server(tmp_path: Path) -> Iterator[str]:
     # A fast-lane route that fails the same way: served ahead of FastAPI, it must end the same.
     app.lane = (*app.lane, *lane_routes("", router, (lane_boom,)))
 
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline
-        time.sleep(0.02)
-    try:
+    with serving(app) as port:
         yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
 
 
 def test_unexpected_exception_is_a_logged_500_envelope(

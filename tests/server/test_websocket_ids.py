@@ -4,19 +4,16 @@ to the real app, served on a loopback socket in this process)."""
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 from fastapi import WebSocket
 from websockets.sync.client import connect
 
-from lamina.testing import _free_port
 from lamina_server.app import create_app
 from lamina_server.config import ServerConfig
+from tests.server.in_process import serving
 
 
 @pytest.fixture
@@ -29,21 +26,8 @@ def ws_server(tmp_path: Path) -> Iterator[str]:
         await websocket.send_text(websocket.state.request_id)
         await websocket.close()
 
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline
-        time.sleep(0.02)
-    try:
+    with serving(app) as port:
         yield f"ws://127.0.0.1:{port}/ws-id"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
 
 
 def test_a_websocket_carries_the_callers_request_id(ws_server: str) -> None:
