@@ -45,6 +45,17 @@ PART_URL = "blob-part"
 DOWNLOAD_URL = "blob-download"
 
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+_ETAG = {
+    "ETag": {"description": '"<md5>" of the bytes', "required": True, "schema": {"type": "string"}}
+}
+# The object's own content type: any media type, raw bytes.
+_BYTES = {"*/*": {"schema": {"type": "string", "format": "binary"}}}
+_DOWNLOAD_HEADERS = {
+    **_ETAG,
+    "Content-Length": {"required": True, "schema": {"type": "integer", "minimum": 0}},
+    "Last-Modified": {"required": True, "schema": {"type": "string"}},
+    "Accept-Ranges": {"required": True, "schema": {"type": "string", "enum": ["bytes"]}},
+}
 _TOKEN_PARAMETER = {
     "parameters": [
         {
@@ -52,7 +63,7 @@ _TOKEN_PARAMETER = {
             "in": "query",
             "required": True,
             "description": "The signed token (the URL's only credential)",
-            "schema": {"type": "string"},
+            "schema": {"type": "string", "minLength": 1},
         }
     ]
 }
@@ -135,8 +146,9 @@ def parse_range(header: str, size: int) -> tuple[int, int]:
 @router.put(
     f"{BLOBS}/upload",
     summary="Upload the bytes of a single-part object (presigned URL from PUT /object)",
+    response_class=Response,
     responses={
-        200: {"description": 'Received (durable once finalized); ETag: "<md5>"'},
+        200: {"description": "Received (durable once finalized)", "headers": _ETAG},
         **error_responses(400, 403, 409, authenticated=False),
     },
     openapi_extra=_TOKEN_PARAMETER,
@@ -152,8 +164,9 @@ async def upload_blob(request: Request) -> Response:
 @router.put(
     f"{BLOBS}/part",
     summary="Upload one part of a multipart object (URL from GET /object/multipart/part)",
+    response_class=Response,
     responses={
-        200: {"description": 'Received and fsynced (durable once completed); ETag: "<md5>"'},
+        200: {"description": "Received and fsynced (durable once completed)", "headers": _ETAG},
         **error_responses(400, 403, 404, authenticated=False),
     },
     openapi_extra=_TOKEN_PARAMETER,
@@ -170,9 +183,17 @@ async def upload_part(request: Request) -> Response:
     f"{BLOBS}/download",
     methods=["GET", "HEAD"],
     summary="Download an object's bytes (the redirect target of GET /object)",
+    response_class=Response,
     responses={
-        200: {"description": "The whole object"},
-        206: {"description": "The requested byte range"},
+        200: {"description": "The whole object", "headers": _DOWNLOAD_HEADERS, "content": _BYTES},
+        206: {
+            "description": "The requested byte range",
+            "headers": {
+                **_DOWNLOAD_HEADERS,
+                "Content-Range": {"required": True, "schema": {"type": "string"}},
+            },
+            "content": _BYTES,
+        },
         **error_responses(400, 403, 416, authenticated=False),
     },
     openapi_extra=_TOKEN_PARAMETER,
