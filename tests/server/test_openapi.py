@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 
 from lamina.testing import LocalServer
+from lamina_server.api.params import PATH_PATTERN
 
 ROOT = Path(__file__).resolve().parents[2]
 CHECKED_IN = ROOT / "docs" / "api" / "openapi.json"
@@ -124,7 +125,8 @@ def test_document_tells_what_the_server_does() -> None:
         # Required strings the server refuses when empty say so.
         for name, schema in _query(operation).items():
             if name in {"path", "source_path", "destination_path"}:
-                assert schema["minLength"] == 1 and schema["maxLength"] == 1024, (path, name)
+                assert (schema["minLength"], schema["maxLength"]) == (1, 1024), (path, name)
+                assert schema["pattern"] == PATH_PATTERN, (path, name)
             elif name in {"session_id", "token", "upload_id", "upload_token"} and (
                 schema.get("type") == "string"
             ):

@@ -18,6 +18,7 @@ from lamina_server.api.params import (
     PATH_RULES,
     PATH_SCHEMA,
     REPO,
+    Delimiter,
     ObjectPath,
     Pages,
     Prefix,
@@ -186,9 +187,7 @@ async def list_objects(
     session_id: ReadSession = None,
     ref: Ref = None,
     prefix: Prefix = None,
-    delimiter: Annotated[
-        str | None, Query(description="Group paths by this (e.g. '/') into prefixes")
-    ] = None,
+    delimiter: Delimiter = None,
 ) -> JSONResponse:
     session, commit = _view(session_id, ref)
     prefix, delim = validate_prefix(prefix), validate_delimiter(delimiter)
