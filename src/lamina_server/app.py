@@ -10,12 +10,8 @@ fast lane (:mod:`lamina_server.api.lane`) through the same prelude.
 from __future__ import annotations
 
 import gc
-import os
-import secrets
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
@@ -44,32 +40,20 @@ from lamina_server.api.lane import LaminaApp, lane_routes
 from lamina_server.api.openapi import API_PREFIX, build_openapi, operation_id
 from lamina_server.api.request_ids import RequestIdMiddleware
 from lamina_server.api.signing import UrlSigner
-from lamina_server.api.staging import CachingVersionStore, Staging
 from lamina_server.audit import NoAudit
 from lamina_server.authz import Authorizer
-from lamina_server.config import ServerConfig, write_client_config
+from lamina_server.bootstrap import bootstrap, load_or_create_secret
+from lamina_server.config import ServerConfig
 from lamina_server.identity import Identity
 from lamina_server.repositories import Repositories
 from lamina_server.storage.blobs import LocalBlobStore
 from lamina_server.storage.db import Database, sqlite_url
+from lamina_server.versioning import CachingVersionStore, Staging
 
 __all__ = ["API_PREFIX", "create_app"]
 
 
 # --- services and the app factory -------------------------------------------------------------
-
-
-def load_or_create_secret(path: Path, size: int = 32) -> bytes:
-    """A random secret kept in ``path`` (mode 0600), created on first use."""
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        pass
-    secret = secrets.token_bytes(size)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(secret)
-    return secret
 
 
 def _tune_gc() -> None:
@@ -81,24 +65,6 @@ def _tune_gc() -> None:
     gc.set_threshold(20_000, 20, 20)
 
 
-async def _bootstrap(config: ServerConfig, identity: Identity) -> None:
-    created = await identity.bootstrap(config.org)
-    if created is None:
-        return
-    # The key is shown before the config file is written, so a failed write cannot lose it.
-    print(
-        f"Created organization {config.org!r} and user {created.principal.name!r}.\n"
-        f"API key (shown only once): {created.api_key}",
-        file=sys.stdout,
-        flush=True,
-    )
-    if config.write_config and config.config_path is not None:
-        write_client_config(
-            config.config_path, api_key=created.api_key, endpoint_url=config.endpoint_url
-        )
-        print(f"Wrote {config.config_path} (api_key, endpoint_url).", file=sys.stdout, flush=True)
-
-
 def create_app(config: ServerConfig) -> LaminaApp:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -107,7 +73,7 @@ def create_app(config: ServerConfig) -> LaminaApp:
         try:
             await db.create_all()
             identity = Identity(db)
-            await _bootstrap(config, identity)
+            await bootstrap(config, identity)
             versions = CachingVersionStore(db)
             blobs = LocalBlobStore(config.data_dir / "blobs")
             app.state.services = Services(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import re
 import sys
 from collections.abc import Sequence
@@ -24,6 +25,16 @@ def _slug(value: str) -> str:
             f"{value!r} must match {SLUG.pattern} (lowercase letters, digits and '-')"
         )
     return value
+
+
+def _positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a positive whole number")
+    return number
 
 
 def _serve_parser(prog: str) -> argparse.ArgumentParser:
@@ -57,6 +68,39 @@ def _serve_parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument(
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
     )
+    limits = parser.add_argument_group("connection limits")
+    limits.add_argument(
+        "--max-header-bytes",
+        type=_positive,
+        default=ServerConfig.max_header_bytes,
+        help="size allowed for a request's line and headers; larger ones get 431 (%(default)s)",
+    )
+    limits.add_argument(
+        "--header-timeout",
+        type=_positive,
+        default=ServerConfig.header_timeout,
+        metavar="SECONDS",
+        help="time for a request's line and headers to arrive (%(default)s)",
+    )
+    limits.add_argument(
+        "--keep-alive-timeout",
+        type=_positive,
+        default=ServerConfig.keep_alive_timeout,
+        metavar="SECONDS",
+        help="an idle connection is closed after this long (%(default)s)",
+    )
+    limits.add_argument(
+        "--max-connections",
+        type=_positive,
+        default=ServerConfig.max_connections,
+        help="open connections; past it, new ones are answered 503 (%(default)s)",
+    )
+    limits.add_argument(
+        "--backlog",
+        type=_positive,
+        default=ServerConfig.backlog,
+        help="connections waiting to be accepted (%(default)s)",
+    )
     return parser
 
 
@@ -73,9 +117,10 @@ def _create_user_parser(prog: str) -> argparse.ArgumentParser:
 
 
 def serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from lamina_server.app import create_app
+    """Listen first, then start: a server that cannot listen, or whose first start would take
+    over another server's config file, exits having created nothing."""
+    from lamina_server import serving
+    from lamina_server.bootstrap import first_start_conflict
 
     config = ServerConfig(
         data_dir=(args.data_dir or default_data_dir()).expanduser(),
@@ -86,16 +131,27 @@ def serve(args: argparse.Namespace) -> int:
         config_path=(args.config_path or default_config_path()).expanduser(),
         write_config=not args.no_write_config,
         access_log=args.access_log,
+        max_header_bytes=args.max_header_bytes,
+        header_timeout=args.header_timeout,
+        keep_alive_timeout=args.keep_alive_timeout,
+        max_connections=args.max_connections,
+        backlog=args.backlog,
     )
-    uvicorn.run(
-        create_app(config),
-        host=config.host,
-        port=config.port,
-        access_log=config.access_log,
-        log_level=args.log_level,
-        server_header=False,
-    )
-    return 0
+    try:
+        sock = serving.listen(config.host, config.port, config.backlog)
+    except serving.CannotListen as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    config = dataclasses.replace(config, port=sock.getsockname()[1])  # the port of --port 0
+    conflict = first_start_conflict(config)
+    if conflict is not None:
+        sock.close()
+        print(f"error: {conflict}", file=sys.stderr)
+        return 1
+
+    from lamina_server.app import create_app
+
+    return serving.run(create_app(config), config, sock, log_level=args.log_level)
 
 
 async def _create_user(args: argparse.Namespace) -> int:

@@ -105,7 +105,7 @@ def test_first_start_bootstraps_and_writes_private_config(tmp_path: Path) -> Non
 
 def test_existing_config_settings_are_kept(tmp_path: Path) -> None:
     config_path = tmp_path / "config.toml"
-    config_path.write_text('api_key = "old"\ntimeout = 12.5\n\n[profiles.work]\nregion = "eu"\n')
+    config_path.write_text('timeout = 12.5\n\n[profiles.work]\nregion = "eu"\n')
     with server_process(
         "--data-dir", str(tmp_path / "data"), "--config-path", str(config_path)
     ) as (endpoint, _):

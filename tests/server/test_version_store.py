@@ -8,7 +8,8 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from lamina_server.storage.db import Database, sqlite_url
 from lamina_server.versioning import (
     INITIAL_MESSAGE,
     Committer,
+    ConcurrentUpdate,
     Entry,
     InvalidCursor,
     MergeConflict,
@@ -31,7 +33,10 @@ from lamina_server.versioning import (
     SessionNotFound,
     VersioningError,
     VersionStore,
+    commits,
 )
+from lamina_server.versioning.commits import Plan
+from lamina_server.versioning.store import LAND_ATTEMPTS
 from lamina_server.versioning.tables import repo_sessions, staged_changes
 
 pytestmark = pytest.mark.anyio
@@ -300,6 +305,58 @@ async def test_twenty_concurrent_commits(store: VersionStore) -> None:
         )
         own = {f"own/{i:02d}/{j}" for j in range(3)} | ({"hot"} if i >= 15 else set())
         assert {d.path for d in diff.items} == own
+
+
+class MovingHead:
+    """A test double of HEAD movement: the first ``times`` plans are made on HEAD as it was
+    before ``stale``'s successor landed, so landing them loses the compare-and-swap."""
+
+    def __init__(self, plan: Callable[..., Plan], stale: str, times: int) -> None:
+        self.plan = plan
+        self.stale = stale
+        self.times = times
+        self.calls = 0
+
+    def __call__(self, *args: Any) -> Plan:
+        self.calls += 1
+        plan = self.plan(*args)
+        return replace(plan, head=self.stale) if self.calls <= self.times else plan
+
+
+async def test_a_head_that_keeps_moving_fails_the_commit_after_bounded_attempts(
+    store: VersionStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stale = await store.head(REPO)
+    head = await put_and_commit(store, {"a": entry("a")}, "moved on")
+    session = await store.create_session(REPO, created_by=ALICE)
+    await store.stage_put(REPO, session.id, "b", entry("b"))
+    moving = MovingHead(commits.plan_commit, stale, times=10**6)
+    monkeypatch.setattr(commits, "plan_commit", moving)
+
+    with pytest.raises(ConcurrentUpdate) as caught:
+        await store.commit_session(REPO, session.id, message="m", metadata={}, committer=ALICE)
+
+    assert isinstance(caught.value, VersioningError)
+    assert moving.calls == caught.value.attempts == 1 + LAND_ATTEMPTS
+    assert await store.head(REPO) == head  # nothing landed
+    assert (await store.open_session(REPO, session.id)).state == "open"
+    assert [c.path for c in (await store.list_changes(REPO, session.id)).items] == ["b"]
+
+    moving.times = moving.calls + 3  # HEAD settles after three more attempts
+    landed = await store.commit_session(REPO, session.id, message="m", metadata={}, committer=ALICE)
+    assert await store.head(REPO) == landed
+    assert await all_paths(store) == ["a", "b"]
+
+
+async def test_a_head_that_keeps_moving_fails_a_revert_too(
+    store: VersionStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stale = await store.head(REPO)
+    target = await put_and_commit(store, {"a": entry("a")}, "to undo")
+    monkeypatch.setattr(commits, "plan_revert", MovingHead(commits.plan_revert, stale, 10**6))
+    with pytest.raises(ConcurrentUpdate):
+        await store.revert(REPO, target, committer=ALICE)
+    assert await store.head(REPO) == target
 
 
 # --- staging operations ----------------------------------------------------------------------

@@ -11,15 +11,16 @@ from pathlib import Path
 import anyio
 import pytest
 
-from lamina_server.api.staging import CachingVersionStore, Staging
 from lamina_server.storage.blobs import BlobClaimed, BlobNotFound, LocalBlobStore
 from lamina_server.storage.db import Database, sqlite_url
 from lamina_server.versioning import (
+    CachingVersionStore,
     Committer,
     Entry,
     SessionClosed,
     SessionInfo,
     SessionNotFound,
+    Staging,
     VersionStore,
 )
 

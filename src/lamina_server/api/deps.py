@@ -10,7 +10,6 @@ from fastapi import Request
 
 if TYPE_CHECKING:
     from lamina_server.api.signing import UrlSigner
-    from lamina_server.api.staging import Staging
     from lamina_server.audit import AuditHook
     from lamina_server.authz import Authorizer
     from lamina_server.config import ServerConfig
@@ -18,7 +17,7 @@ if TYPE_CHECKING:
     from lamina_server.repositories import Repositories
     from lamina_server.storage.blobs import BlobStore
     from lamina_server.storage.db import Database
-    from lamina_server.versioning import VersionStore
+    from lamina_server.versioning import Staging, VersionStore
 
 __all__ = ["Services", "get_services", "query", "request_base"]
 

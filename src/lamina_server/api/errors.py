@@ -98,6 +98,7 @@ _DOMAIN_STATUS: tuple[tuple[type[Exception], int, str], ...] = (
     (versioning.SessionClosed, 400, "session_closed"),
     (versioning.RevertNotSupported, 400, "revert_not_supported"),
     (versioning.InvalidCursor, 400, "invalid_cursor"),
+    (versioning.ConcurrentUpdate, 409, "concurrent_update"),
     (versioning.VersioningError, 409, "conflict"),
     (identity.OrganizationNotFound, 404, "organization_not_found"),
     (identity.UserNotFound, 404, "user_not_found"),

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from lamina_server.identity.cache import TtlCache
+from lamina_server.cache import TtlCache
 from lamina_server.identity.errors import (
     AlreadyMember,
     LastMember,

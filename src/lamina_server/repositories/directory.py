@@ -14,8 +14,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from lamina_server.cache import TtlCache
 from lamina_server.identity import OrganizationRecord
-from lamina_server.identity.cache import TtlCache
 from lamina_server.principals import Principal
 from lamina_server.repositories.errors import RepositoryExists, RepositoryNotFound
 from lamina_server.repositories.tables import repositories

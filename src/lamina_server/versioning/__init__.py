@@ -3,14 +3,21 @@
 Repositories are known only by id. Each commit points at the root of a prolly tree
 (:mod:`.tree`) of content-addressed nodes shared between commits, so commit, diff and prefix
 listing cost follows the size of the change or page, not of the repository. Sessions stage
-changes in SQL (:mod:`.sql`) and land them with a three-way merge and a compare-and-swap of
-HEAD (:mod:`.store`).
+changes in SQL (:mod:`.sql`, :mod:`.sessions`) and land them with a three-way merge
+(:mod:`.merge`) and a compare-and-swap of HEAD (:mod:`.commits`). :class:`VersionStore`
+(:mod:`.store`) is the async face over those transactions and the reads (:mod:`.reads`);
+every change it makes is told to its :class:`Recorder` in the same transaction
+(:mod:`.recorder`). :class:`CachingVersionStore` (:mod:`.caching`) remembers open sessions,
+and :class:`Staging` (:mod:`.staging`) group-commits the puts of concurrent uploads.
 """
 
 from __future__ import annotations
 
 from lamina_server.principals import Committer
+from lamina_server.versioning.caching import CachingVersionStore
+from lamina_server.versioning.commits import INITIAL_MESSAGE
 from lamina_server.versioning.errors import (
+    ConcurrentUpdate,
     InvalidCursor,
     MergeConflict,
     ObjectNotFound,
@@ -28,24 +35,32 @@ from lamina_server.versioning.models import (
     Page,
     SessionInfo,
 )
-from lamina_server.versioning.store import INITIAL_MESSAGE, VersionStore
+from lamina_server.versioning.recorder import NO_RECORDER, ChangeEvent, Recorder
+from lamina_server.versioning.staging import Staging
+from lamina_server.versioning.store import VersionStore
 
 __all__ = [
     "INITIAL_MESSAGE",
+    "NO_RECORDER",
+    "CachingVersionStore",
+    "ChangeEvent",
     "ChangeRecord",
     "CommitInfo",
     "Committer",
+    "ConcurrentUpdate",
     "Entry",
     "InvalidCursor",
     "ListingItem",
     "MergeConflict",
     "ObjectNotFound",
     "Page",
+    "Recorder",
     "RefNotFound",
     "RevertNotSupported",
     "SessionClosed",
     "SessionInfo",
     "SessionNotFound",
+    "Staging",
     "VersionStore",
     "VersioningError",
 ]

@@ -9,7 +9,8 @@
     ├── RefNotFound            unknown commit id (``ref``)
     ├── MergeConflict          paths changed on both sides (``paths``, sorted)
     ├── RevertNotSupported     root or merge commit
-    └── InvalidCursor          a malformed ``after``
+    ├── InvalidCursor          a malformed ``after``
+    └── ConcurrentUpdate       HEAD (or the session) kept moving under a commit; nothing landed
 """
 
 from __future__ import annotations
@@ -63,3 +64,15 @@ class InvalidCursor(VersioningError):
     def __init__(self, cursor: str, reason: str) -> None:
         super().__init__(f"invalid cursor {cursor!r}: {reason}")
         self.cursor = cursor
+
+
+class ConcurrentUpdate(VersioningError):
+    """A commit or revert lost the race to move HEAD on every attempt; nothing landed."""
+
+    def __init__(self, repository_id: str, attempts: int) -> None:
+        super().__init__(
+            f"HEAD of repository {repository_id!r} kept moving: the change did not land after "
+            f"{attempts} attempts; try again"
+        )
+        self.repository_id = repository_id
+        self.attempts = attempts

@@ -1,4 +1,4 @@
-"""A small in-process TTL cache for hot lookups (key -> principal, name -> record)."""
+"""A small in-process TTL cache for hot lookups (API keys, names, open sessions)."""
 
 from __future__ import annotations
 

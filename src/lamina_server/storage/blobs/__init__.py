@@ -1,0 +1,48 @@
+"""Blob storage: object bytes at server-chosen addresses, behind a narrow async interface.
+
+:mod:`.base` holds the interface (:class:`BlobStore`), what a write produced
+(:class:`BlobInfo`) and the errors, rooted at :class:`BlobError`. :mod:`.local` is the store
+on a local folder, built from its folder :mod:`.layout`, the receiving of uploads
+(:mod:`.receive`), the packs of small blobs (:mod:`.packs`) and multipart uploads
+(:mod:`.multipart`).
+"""
+
+from __future__ import annotations
+
+from lamina_server.storage.blobs.base import (
+    BlobClaimed,
+    BlobError,
+    BlobExists,
+    BlobInfo,
+    BlobMismatch,
+    BlobNotFound,
+    BlobStore,
+    PartMismatch,
+    multipart_etag,
+)
+from lamina_server.storage.blobs.local import (
+    READ_SIZE,
+    SHARD_RUN,
+    SMALL_BLOB,
+    SMALL_BUDGET,
+    LocalBlobStore,
+)
+from lamina_server.storage.blobs.receive import CHUNK_SIZE
+
+__all__ = [
+    "CHUNK_SIZE",
+    "READ_SIZE",
+    "SHARD_RUN",
+    "SMALL_BLOB",
+    "SMALL_BUDGET",
+    "BlobClaimed",
+    "BlobError",
+    "BlobExists",
+    "BlobInfo",
+    "BlobMismatch",
+    "BlobNotFound",
+    "BlobStore",
+    "LocalBlobStore",
+    "PartMismatch",
+    "multipart_etag",
+]

@@ -1,0 +1,84 @@
+"""Sharing database and disk work between concurrent uploads into the same session.
+
+Many clients upload many small objects into one session at once. :class:`Staging` keeps the
+metadata database and the disk from serialising them one request at a time: :meth:`Staging.put`
+is a group commit (:mod:`lamina_server.storage.group_commit`). Finalizes that arrive while a
+batch for their session is running wait for it, then the first of them takes all of them: it
+claims their uploads in one :meth:`~lamina_server.storage.blobs.BlobStore.claim_many` (one pack
+sync for all their bytes), then stages every entry whose upload was claimed in one
+``stage_put_many`` transaction. Each request still answers only after its own entry is
+committed; a claim that fails (the token was used already) fails only its own request, and a
+failed transaction (the session was closed meanwhile) every request of that batch, as it would
+have one by one. Batches are keyed by (repository id, session id) and forgotten when no request
+uses them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+from lamina_server.storage.blobs import BlobError, BlobStore
+from lamina_server.storage.group_commit import GroupCommit
+from lamina_server.versioning.models import Entry
+from lamina_server.versioning.store import VersionStore
+
+_Key = tuple[str, str]
+_Put = tuple[str, Entry, bool]  # path, entry, whether its address is an upload to claim
+
+
+class Staging:
+    """Group-committed puts, per session, claiming their uploads first."""
+
+    def __init__(self, versions: VersionStore, blobs: BlobStore) -> None:
+        self._versions = versions
+        self._blobs = blobs
+        self._puts: dict[_Key, GroupCommit[_Put, Entry | BlobError]] = {}
+
+    async def put(
+        self, repository_id: str, session_id: str, path: str, entry: Entry, *, claim: bool = False
+    ) -> Entry:
+        """Stages ``entry`` at ``path``; returns it once it is committed to the database.
+
+        With ``claim``, ``entry.address`` is a pending upload, claimed in the same batch: the
+        entry staged and returned carries the address the claim answers, and a failed claim
+        raises its :class:`BlobError` (nothing is staged for it).
+        """
+        key = (repository_id, session_id)
+        puts = self._puts.get(key)
+        if puts is None:
+
+            async def flush(items: Sequence[_Put]) -> list[Entry | BlobError]:
+                return await self._flush(repository_id, session_id, items)
+
+            puts = self._puts[key] = GroupCommit(flush)
+        try:
+            outcome = await puts.submit((path, entry, claim))
+        finally:
+            if puts.idle and self._puts.get(key) is puts:
+                del self._puts[key]
+        if isinstance(outcome, BlobError):
+            raise outcome
+        return outcome
+
+    async def _flush(
+        self, repository_id: str, session_id: str, items: Sequence[_Put]
+    ) -> list[Entry | BlobError]:
+        outcomes: list[Entry | BlobError] = [entry for _, entry, _ in items]
+        claims = [index for index, (_, _, claim) in enumerate(items) if claim]
+        if claims:
+            claimed = await self._blobs.claim_many([items[index][1].address for index in claims])
+            for index, address in zip(claims, claimed, strict=True):
+                entry = items[index][1]
+                outcomes[index] = (
+                    address if isinstance(address, BlobError) else replace(entry, address=address)
+                )
+        # One entry per path: the later of two puts to a path wins, as it would alone.
+        latest = {
+            path: outcome
+            for (path, _, _), outcome in zip(items, outcomes, strict=True)
+            if isinstance(outcome, Entry)
+        }
+        if latest:
+            await self._versions.stage_put_many(repository_id, session_id, list(latest.items()))
+        return outcomes
