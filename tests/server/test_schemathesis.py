@@ -14,6 +14,7 @@ drawn from real values as well as generated ones (see :class:`World`).
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -109,6 +110,7 @@ def _build_world(api: httpx.Client, repo: RepoHttp) -> World:
             "prefix": ["data/"],
             "paths": [paths],
             "username": ["admin"],
+            "If-Range": [f'"{hashlib.md5(b"hello").hexdigest()}"'],
             "token": [
                 _token(read.headers["location"]),
                 _token(unused["upload_url"]),
@@ -130,7 +132,7 @@ def _build_world(api: httpx.Client, repo: RepoHttp) -> World:
 
 def _parts(case: schemathesis.Case) -> list[dict[str, Any]]:
     """The case's parameter and body dictionaries, which the world's values may replace in."""
-    parts = [case.path_parameters, case.query]
+    parts = [case.path_parameters, case.query, case.headers]
     if isinstance(case.body, dict):
         parts.append(case.body)
     return [part for part in parts if part is not None]

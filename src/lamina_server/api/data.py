@@ -67,6 +67,25 @@ _TOKEN_PARAMETER = {
         }
     ]
 }
+_RANGE_PARAMETERS = {
+    "parameters": [
+        *_TOKEN_PARAMETER["parameters"],
+        {
+            "name": "Range",
+            "in": "header",
+            "required": False,
+            "description": "One byte range: 'bytes=start-end', 'bytes=start-' or 'bytes=-n'",
+            "schema": {"type": "string", "pattern": "^bytes=([0-9]+-[0-9]*|-[0-9]+)$"},
+        },
+        {
+            "name": "If-Range",
+            "in": "header",
+            "required": False,
+            "description": 'Honour Range only while the object\'s ETag is still this ("<md5>")',
+            "schema": {"type": "string"},
+        },
+    ]
+}
 
 
 def public_base(request: Request, services: Services) -> str:
@@ -194,9 +213,19 @@ async def upload_part(request: Request) -> Response:
             },
             "content": _BYTES,
         },
-        **error_responses(400, 403, 416, authenticated=False),
+        **error_responses(400, 403, authenticated=False),
+        416: {
+            **error_responses(416, authenticated=False)[416],
+            "headers": {
+                "Content-Range": {
+                    "description": "bytes */<size>",
+                    "required": True,
+                    "schema": {"type": "string"},
+                }
+            },
+        },
     },
-    openapi_extra=_TOKEN_PARAMETER,
+    openapi_extra=_RANGE_PARAMETERS,
     dependencies=[signed(Action.GET_OBJECT, DOWNLOAD_URL)],
 )
 async def download_blob(request: Request) -> Response:
