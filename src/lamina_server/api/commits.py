@@ -16,6 +16,7 @@ from lamina_server.api.pagination import PageParams, diff_page_params, page_enve
 from lamina_server.api.params import PREFIX_SCHEMA, REPO, CommitId, Delimiter, Pages, Prefix
 from lamina_server.api.schemas import (
     ListingEntryBody,
+    Metadata,
     PaginationBody,
     error_responses,
     listing_item_json,
@@ -60,7 +61,7 @@ class RevertRequest(BaseModel):
     message: str | None = Field(
         None, max_length=65536, description='Default: Revert "<original message>"'
     )
-    metadata: dict[str, str] | None = None
+    metadata: Metadata | None = None
 
 
 class RevertResponse(BaseModel):
