@@ -132,6 +132,15 @@ async def _body(request: Request) -> AsyncIterator[bytes]:
             yield chunk
 
 
+def _position(digits: str, size: int) -> int:
+    """A Range position; one with more digits than ``size`` is past the end, ``size + 1``
+    (so no number is parsed that is longer than ``int()`` accepts)."""
+    significant = digits.lstrip("0") or "0"
+    if len(significant) > len(str(size)):
+        return size + 1
+    return int(significant)
+
+
 def parse_range(header: str, size: int) -> tuple[int, int]:
     """``Range: bytes=S-E | S- | -N`` → the ``[start, end)`` it selects of ``size`` bytes.
 
@@ -151,12 +160,12 @@ def parse_range(header: str, size: int) -> tuple[int, int]:
         headers={"Content-Range": f"bytes */{size}"},
     )
     if not match[1]:
-        suffix = int(match[2])
+        suffix = _position(match[2], size)
         if suffix == 0 or size == 0:
             raise unsatisfiable
         return max(size - suffix, 0), size
-    start = int(match[1])
-    end = int(match[2]) + 1 if match[2] else size
+    start = _position(match[1], size)
+    end = _position(match[2], size) + 1 if match[2] else size
     if start >= size or end <= start:
         raise unsatisfiable
     return start, min(end, size)
