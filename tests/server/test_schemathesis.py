@@ -61,6 +61,22 @@ class World:
 
     values: dict[str, list[Any]] = field(default_factory=dict)
     bundles: list[dict[str, Any]] = field(default_factory=list)
+    repo: RepoHttp | None = None
+
+    def fresh(self, case: schemathesis.Case) -> None:
+        """Gives the case a session of its own where it drew :data:`FRESH` (a commit or a
+        rollback closes the session it names)."""
+        assert self.repo is not None
+        for part in _parts(case):
+            for name, value in part.items():
+                if value is FRESH:
+                    session = self.repo.session()
+                    self.repo.put(session, "data/fresh.txt", b"fresh")
+                    part[name] = session
+
+
+# Stands for a new open session with a staged object, made when the case is sent.
+FRESH = object()
 
 
 def _token(url: str) -> str:
@@ -98,8 +114,9 @@ def _build_world(api: httpx.Client, repo: RepoHttp) -> World:
     commits = [head, root]
     paths = ["data/a.txt", "data/b.txt", "data/c.txt"]
     return World(
+        repo=repo,
         values={
-            "session_id": [session],
+            "session_id": [session, FRESH],
             "commit_id": commits,
             "ref": commits,
             "left": commits,
@@ -214,6 +231,7 @@ def test_server_keeps_to_its_document(
     # /healthz is documented at the server's root (its own `servers` entry).
     root = case.operation.path == "/healthz"
     base_url = local_server.endpoint_url if root else f"{local_server.endpoint_url}/api/v1"
+    world.fresh(case)
     case.call_and_validate(
         base_url=base_url,
         headers={"Authorization": f"Bearer {local_server.api_key}"},
