@@ -6,11 +6,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from lamina.testing import LocalServer
+from lamina_server.api.params import PATH_PATTERN
 
 ROOT = Path(__file__).resolve().parents[2]
 CHECKED_IN = ROOT / "docs" / "api" / "openapi.json"
@@ -89,3 +92,66 @@ def test_document_describes_the_contract() -> None:
     assert set(error["required"]) == {"message", "code", "request_id"}
     assert error["additionalProperties"] is False
     assert document["paths"]["/healthz"]["servers"] == [{"url": "/"}]
+
+
+def _operations(document: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            if method != "servers":
+                yield path, method, operation
+
+
+def _query(operation: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {p["name"]: p["schema"] for p in operation.get("parameters", []) if p["in"] == "query"}
+
+
+def test_document_tells_what_the_server_does() -> None:
+    document = json.loads(CHECKED_IN.read_text(encoding="utf-8"))
+    paths = document["paths"]
+    schemas = document["components"]["schemas"]
+    for path, method, operation in _operations(document):
+        responses = operation["responses"]
+        # The prelude refuses a query string that is not UTF-8, everywhere.
+        assert "400" in responses, (path, method)
+        if "security" in operation:
+            assert {"401", "403"} <= set(responses), (path, method)
+        if "requestBody" in operation:
+            assert "413" in responses, (path, method)
+        for status, response in responses.items():
+            if status[0] in "45":
+                assert {"X-Error-Code", "X-Error-Message"} <= set(response["headers"])
+            elif method == "head":
+                assert "content" not in response, (path, method, status)
+        # Required strings the server refuses when empty say so.
+        for name, schema in _query(operation).items():
+            if name in {"path", "source_path", "destination_path"}:
+                assert (schema["minLength"], schema["maxLength"]) == (1, 1024), (path, name)
+                assert schema["pattern"] == PATH_PATTERN, (path, name)
+            elif name in {"session_id", "token", "upload_id", "upload_token"} and (
+                schema.get("type") == "string"
+            ):
+                assert schema["minLength"] == 1, (path, name)
+        assert "/blobs/" not in path or "security" not in operation, path
+    repo = "/organizations/{organization}/repositories/{repository}"
+    read = paths[f"{repo}/object"]["get"]["responses"]["307"]
+    assert "content" not in read and read["headers"]["Location"]["required"] is True
+    assert "ETag" in paths[f"{repo}/object"]["head"]["responses"]["200"]["headers"]
+    for blob in ("/blobs/upload", "/blobs/part"):
+        assert "content" not in paths[blob]["put"]["responses"]["200"], blob
+    download = paths["/blobs/download"]["get"]
+    assert set(download["responses"]["200"]["content"]) == {"*/*"}
+    assert set(download["responses"]["206"]["content"]) == {"*/*"}
+    assert "Content-Range" in download["responses"]["416"]["headers"]
+    assert {p["name"] for p in download["parameters"]} == {"token", "Range", "If-Range"}
+    part = _query(paths[f"{repo}/object/multipart/part"]["get"])["part_number"]
+    assert (part["minimum"], part["maximum"]) == (1, 10000)
+    completed = schemas["CompletedPart"]["properties"]["part_number"]
+    assert (completed["minimum"], completed["maximum"]) == (1, 10000)
+    assert schemas["CompleteRequest"]["properties"]["parts"]["minItems"] == 1
+    deleted = schemas["DeleteObjectsRequest"]["properties"]["paths"]
+    assert (deleted["minItems"], deleted["maxItems"]) == (1, 1000)
+    assert deleted["items"]["minLength"] == 1
+    assert [option["required"] for option in schemas["AddMemberRequest"]["anyOf"]] == [
+        ["username"],
+        ["user_id"],
+    ]

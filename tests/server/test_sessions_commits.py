@@ -41,6 +41,13 @@ def error(response: httpx.Response, status: int, code: str | None = None) -> dic
     return body
 
 
+# Valid JSON whose metadata key is a lone surrogate, which no storage can encode as UTF-8.
+SURROGATE_KEY = {
+    "content": b'{"message": "m", "metadata": {"\\ud800": "v"}}',
+    "headers": {"Content-Type": "application/json"},
+}
+
+
 def md5(data: bytes) -> str:
     return hashlib.md5(data).hexdigest()
 
@@ -166,6 +173,7 @@ def test_approval_polling_is_404_unless_pending(repo_http: RepoHttp) -> None:
         ({"json": {"message": 5}}, "message: "),
         ({"json": {"message": "m", "metadata": {"k": 1}}}, "metadata.k: "),
         ({"json": {"message": "m", "metadata": ["k"]}}, "metadata: "),
+        (SURROGATE_KEY, "keys must be valid UTF-8"),
         ({"content": b"{nope", "headers": {"Content-Type": "application/json"}}, "not valid JSON"),
         ({}, "request body is required"),
     ],
@@ -421,6 +429,8 @@ def test_revert_errors(repo_http: RepoHttp) -> None:
     error(repo_http.api.post(f"{base}/{root}/revert", json={}), 400, "revert_not_supported")
     error(repo_http.api.post(f"{base}/{'0' * 40}/revert", json={}), 404, "commit_not_found")
     error(repo_http.api.post(f"{base}/{root}/revert", json={"message": 3}), 400, "bad_request")
+    surrogate = error(repo_http.api.post(f"{base}/{root}/revert", **SURROGATE_KEY), 400)
+    assert "keys must be valid UTF-8" in surrogate["message"]
 
     s1 = repo_http.session()
     repo_http.put(s1, "p", b"1")

@@ -3,9 +3,14 @@ the field and the problem."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from lamina_server.api.errors import ApiError
+from lamina_server.api.params import PATH_PATTERN
 from lamina_server.api.validation import (
     DEFAULT_CONTENT_TYPE,
     normalize_etag,
@@ -134,3 +139,15 @@ def test_size() -> None:
     for bad in (-1, True, "5", 1.5):
         with pytest.raises(ApiError, match="size_bytes must be a non-negative integer"):
             validate_size(bad)
+
+
+@given(st.text(st.sampled_from("ab./\x00é"), max_size=12))
+def test_the_documented_path_pattern_is_the_rule_paths_are_checked_by(path: str) -> None:
+    # docs/api/openapi.json gives object paths this pattern; the server checks validate_path.
+    documented = re.fullmatch(PATH_PATTERN, path) is not None
+    try:
+        validate_path(path)
+    except ApiError:
+        assert not documented, path
+    else:
+        assert documented, path

@@ -13,9 +13,10 @@ from lamina_server.api.access import AccessDep, LaminaRoute, repository_action
 from lamina_server.api.deps import Services, get_services
 from lamina_server.api.errors import bad_request
 from lamina_server.api.pagination import PageParams, diff_page_params, page_envelope
-from lamina_server.api.params import REPO, CommitId, Pages
+from lamina_server.api.params import PREFIX_SCHEMA, REPO, CommitId, Delimiter, Pages, Prefix
 from lamina_server.api.schemas import (
     ListingEntryBody,
+    Metadata,
     PaginationBody,
     error_responses,
     listing_item_json,
@@ -60,7 +61,7 @@ class RevertRequest(BaseModel):
     message: str | None = Field(
         None, max_length=65536, description='Default: Revert "<original message>"'
     )
-    metadata: dict[str, str] | None = None
+    metadata: Metadata | None = None
 
 
 class RevertResponse(BaseModel):
@@ -97,7 +98,11 @@ async def get_log(
     access: AccessDep,
     ref: Annotated[str | None, Query(description="Start from this commit (default HEAD)")] = None,
     prefix: Annotated[
-        str | None, Query(description="Only commits that changed a path under this prefix")
+        str | None,
+        Query(
+            description="Only commits that changed a path under this prefix",
+            json_schema_extra=PREFIX_SCHEMA,
+        ),
     ] = None,
     object_path: Annotated[
         str | None,
@@ -145,8 +150,8 @@ async def diff(
     session_id: Annotated[
         str | None, Query(description="Diff a session's changes against its base commit")
     ] = None,
-    prefix: Annotated[str | None, Query()] = None,
-    delimiter: Annotated[str | None, Query()] = None,
+    prefix: Prefix = None,
+    delimiter: Delimiter = None,
 ) -> JSONResponse:
     if session_id:
         if left or right:

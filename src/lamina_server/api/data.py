@@ -45,6 +45,17 @@ PART_URL = "blob-part"
 DOWNLOAD_URL = "blob-download"
 
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+_ETAG = {
+    "ETag": {"description": '"<md5>" of the bytes', "required": True, "schema": {"type": "string"}}
+}
+# The object's own content type: any media type, raw bytes.
+_BYTES = {"*/*": {"schema": {"type": "string", "format": "binary"}}}
+_DOWNLOAD_HEADERS = {
+    **_ETAG,
+    "Content-Length": {"required": True, "schema": {"type": "integer", "minimum": 0}},
+    "Last-Modified": {"required": True, "schema": {"type": "string"}},
+    "Accept-Ranges": {"required": True, "schema": {"type": "string", "enum": ["bytes"]}},
+}
 _TOKEN_PARAMETER = {
     "parameters": [
         {
@@ -52,8 +63,27 @@ _TOKEN_PARAMETER = {
             "in": "query",
             "required": True,
             "description": "The signed token (the URL's only credential)",
-            "schema": {"type": "string"},
+            "schema": {"type": "string", "minLength": 1},
         }
+    ]
+}
+_RANGE_PARAMETERS = {
+    "parameters": [
+        *_TOKEN_PARAMETER["parameters"],
+        {
+            "name": "Range",
+            "in": "header",
+            "required": False,
+            "description": "One byte range: 'bytes=start-end', 'bytes=start-' or 'bytes=-n'",
+            "schema": {"type": "string", "pattern": "^bytes=([0-9]+-[0-9]*|-[0-9]+)$"},
+        },
+        {
+            "name": "If-Range",
+            "in": "header",
+            "required": False,
+            "description": 'Honour Range only while the object\'s ETag is still this ("<md5>")',
+            "schema": {"type": "string"},
+        },
     ]
 }
 
@@ -102,6 +132,15 @@ async def _body(request: Request) -> AsyncIterator[bytes]:
             yield chunk
 
 
+def _position(digits: str, size: int) -> int:
+    """A Range position; one with more digits than ``size`` is past the end, ``size + 1``
+    (so no number is parsed that is longer than ``int()`` accepts)."""
+    significant = digits.lstrip("0") or "0"
+    if len(significant) > len(str(size)):
+        return size + 1
+    return int(significant)
+
+
 def parse_range(header: str, size: int) -> tuple[int, int]:
     """``Range: bytes=S-E | S- | -N`` → the ``[start, end)`` it selects of ``size`` bytes.
 
@@ -121,12 +160,12 @@ def parse_range(header: str, size: int) -> tuple[int, int]:
         headers={"Content-Range": f"bytes */{size}"},
     )
     if not match[1]:
-        suffix = int(match[2])
+        suffix = _position(match[2], size)
         if suffix == 0 or size == 0:
             raise unsatisfiable
         return max(size - suffix, 0), size
-    start = int(match[1])
-    end = int(match[2]) + 1 if match[2] else size
+    start = _position(match[1], size)
+    end = _position(match[2], size) + 1 if match[2] else size
     if start >= size or end <= start:
         raise unsatisfiable
     return start, min(end, size)
@@ -135,8 +174,9 @@ def parse_range(header: str, size: int) -> tuple[int, int]:
 @router.put(
     f"{BLOBS}/upload",
     summary="Upload the bytes of a single-part object (presigned URL from PUT /object)",
+    response_class=Response,
     responses={
-        200: {"description": 'Received (durable once finalized); ETag: "<md5>"'},
+        200: {"description": "Received (durable once finalized)", "headers": _ETAG},
         **error_responses(400, 403, 409, authenticated=False),
     },
     openapi_extra=_TOKEN_PARAMETER,
@@ -152,8 +192,9 @@ async def upload_blob(request: Request) -> Response:
 @router.put(
     f"{BLOBS}/part",
     summary="Upload one part of a multipart object (URL from GET /object/multipart/part)",
+    response_class=Response,
     responses={
-        200: {"description": 'Received and fsynced (durable once completed); ETag: "<md5>"'},
+        200: {"description": "Received and fsynced (durable once completed)", "headers": _ETAG},
         **error_responses(400, 403, 404, authenticated=False),
     },
     openapi_extra=_TOKEN_PARAMETER,
@@ -170,12 +211,30 @@ async def upload_part(request: Request) -> Response:
     f"{BLOBS}/download",
     methods=["GET", "HEAD"],
     summary="Download an object's bytes (the redirect target of GET /object)",
+    response_class=Response,
     responses={
-        200: {"description": "The whole object"},
-        206: {"description": "The requested byte range"},
-        **error_responses(400, 403, 416, authenticated=False),
+        200: {"description": "The whole object", "headers": _DOWNLOAD_HEADERS, "content": _BYTES},
+        206: {
+            "description": "The requested byte range",
+            "headers": {
+                **_DOWNLOAD_HEADERS,
+                "Content-Range": {"required": True, "schema": {"type": "string"}},
+            },
+            "content": _BYTES,
+        },
+        **error_responses(400, 403, authenticated=False),
+        416: {
+            **error_responses(416, authenticated=False)[416],
+            "headers": {
+                "Content-Range": {
+                    "description": "bytes */<size>",
+                    "required": True,
+                    "schema": {"type": "string"},
+                }
+            },
+        },
     },
-    openapi_extra=_TOKEN_PARAMETER,
+    openapi_extra=_RANGE_PARAMETERS,
     dependencies=[signed(Action.GET_OBJECT, DOWNLOAD_URL)],
 )
 async def download_blob(request: Request) -> Response:

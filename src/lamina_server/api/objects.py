@@ -14,7 +14,18 @@ from lamina_server.api.access import Access, AccessDep, LaminaRoute, repository_
 from lamina_server.api.deps import Services, get_services
 from lamina_server.api.errors import bad_request, not_found
 from lamina_server.api.pagination import page_envelope
-from lamina_server.api.params import REPO, ObjectPath, Pages, Prefix, ReadSession, Ref, SessionId
+from lamina_server.api.params import (
+    PATH_RULES,
+    PATH_SCHEMA,
+    REPO,
+    Delimiter,
+    ObjectPath,
+    Pages,
+    Prefix,
+    ReadSession,
+    Ref,
+    SessionId,
+)
 from lamina_server.api.schemas import (
     ListingEntryBody,
     PaginationBody,
@@ -29,6 +40,25 @@ router = APIRouter(tags=["Objects"], route_class=LaminaRoute)
 
 ServicesDep = Annotated[Services, Depends(get_services)]
 MAX_DELETE_PATHS = 1000
+# Where a read answers, and the object's metadata, as HEAD /object also answers them.
+_LOCATION = {
+    "Location": {
+        "description": "The presigned download URL (honours Range)",
+        "required": True,
+        "schema": {"type": "string"},
+    }
+}
+_OBJECT_HEADERS = {
+    "ETag": {
+        "description": 'The object\'s "<md5>"',
+        "required": True,
+        "schema": {"type": "string"},
+    },
+    "Content-Type": {"required": True, "schema": {"type": "string"}},
+    "Content-Length": {"required": True, "schema": {"type": "integer", "minimum": 0}},
+    "Last-Modified": {"required": True, "schema": {"type": "string"}},
+    "Accept-Ranges": {"required": True, "schema": {"type": "string", "enum": ["bytes"]}},
+}
 
 
 class CopyResult(BaseModel):
@@ -38,7 +68,11 @@ class CopyResult(BaseModel):
 
 class DeleteObjectsRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    paths: list[str] = Field(description="1-1000 object paths")
+    # The handler checks the count and each path (invalid_path); the schema documents it.
+    paths: list[Annotated[str, Field(json_schema_extra=PATH_SCHEMA)]] = Field(
+        description=f"1-{MAX_DELETE_PATHS} object paths, each {PATH_RULES}",
+        json_schema_extra={"minItems": 1, "maxItems": MAX_DELETE_PATHS},
+    )
 
 
 class DeleteObjectsResult(BaseModel):
@@ -79,8 +113,9 @@ async def _read_entry(
     f"{REPO}/object",
     status_code=307,
     summary="Read an object: 307 redirect to a presigned download URL",
+    response_class=Response,
     responses={
-        307: {"description": "Location: the download URL (honours Range)"},
+        307: {"description": "Redirect to the object's bytes", "headers": _LOCATION},
         **error_responses(400, 404),
     },
     dependencies=[repository_action(Action.GET_OBJECT)],
@@ -103,7 +138,14 @@ async def get_object(
 @router.head(
     f"{REPO}/object",
     summary="An object's metadata as headers (ETag, Content-Type, Content-Length, X-Tilde-Meta-*)",
-    responses={200: {"description": "The object exists"}, **error_responses(400, 404)},
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The object exists; its user metadata as X-Tilde-Meta-<key> headers",
+            "headers": _OBJECT_HEADERS,
+        },
+        **error_responses(400, 404),
+    },
     dependencies=[repository_action(Action.GET_OBJECT)],
 )
 async def head_object(
@@ -145,9 +187,7 @@ async def list_objects(
     session_id: ReadSession = None,
     ref: Ref = None,
     prefix: Prefix = None,
-    delimiter: Annotated[
-        str | None, Query(description="Group paths by this (e.g. '/') into prefixes")
-    ] = None,
+    delimiter: Delimiter = None,
 ) -> JSONResponse:
     session, commit = _view(session_id, ref)
     prefix, delim = validate_prefix(prefix), validate_delimiter(delimiter)
@@ -177,8 +217,12 @@ async def list_objects(
 )
 async def copy_object(
     session_id: SessionId,
-    source_path: Annotated[str, Query(description="Path of the object to copy")],
-    destination_path: Annotated[str, Query(description="Path of the copy")],
+    source_path: Annotated[
+        str, Query(description="Path of the object to copy", json_schema_extra=PATH_SCHEMA)
+    ],
+    destination_path: Annotated[
+        str, Query(description="Path of the copy", json_schema_extra=PATH_SCHEMA)
+    ],
     services: ServicesDep,
     access: AccessDep,
 ) -> JSONResponse:

@@ -3,6 +3,12 @@
 FastAPI's document, corrected where it would not tell the truth: validation failures are 400
 envelopes (not 422s), only routes that take an API key declare the bearer scheme, operation
 ids are unique, methods come in one order, and paths are relative to the ``/api/v1`` server.
+
+It also lists, on every operation, what the prelude of its declaration can answer before the
+handler runs (:func:`prelude_statuses`): 400 for a query string that is not UTF-8, 401 and
+403 where an API key is checked and an action authorized, 404 for an unknown organization or
+repository, 413 for a request body over the limit. Every error response documents the
+``X-Error-Code`` and ``X-Error-Message`` headers, and a ``HEAD`` success has no content.
 """
 
 from __future__ import annotations
@@ -14,8 +20,8 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
-from lamina_server.api.access import Scope, declaration_of, walk_routes
-from lamina_server.api.schemas import ErrorBody
+from lamina_server.api.access import Declaration, Scope, declaration_of, walk_routes
+from lamina_server.api.schemas import ErrorBody, error_responses
 
 API_PREFIX = "/api/v1"
 
@@ -23,22 +29,68 @@ _METHOD_ORDER = {
     method: index for index, method in enumerate(("get", "head", "post", "put", "patch", "delete"))
 }
 _UNAUTHENTICATED = (Scope.PUBLIC, Scope.SIGNED)
+_ERROR_HEADER_COMPONENTS = {
+    "X-Error-Code": {
+        "description": "The error's `code`, also for responses without a body (HEAD)",
+        "required": True,
+        "schema": {"type": "string"},
+    },
+    "X-Error-Message": {
+        "description": "The error's `message`, percent-encoded UTF-8",
+        "required": True,
+        "schema": {"type": "string"},
+    },
+}
+_ERROR_HEADERS = {
+    name: {"$ref": f"#/components/headers/{name}"} for name in _ERROR_HEADER_COMPONENTS
+}
 
 
 def operation_id(route: APIRoute) -> str:
     return route.name
 
 
-def _keyed_operations(app: FastAPI) -> set[str]:
-    """The operation ids of the routes that take an API key."""
-    keyed: set[str] = set()
+def prelude_statuses(declaration: Declaration, *, has_body: bool) -> set[int]:
+    """The error statuses a route's prelude (and its bounded body read) can answer."""
+    statuses = {400}  # a query string that is not percent-encoded UTF-8
+    if declaration.scope is Scope.SIGNED:
+        statuses.add(403)  # a forged or expired token, or one of another kind
+    elif declaration.scope is not Scope.PUBLIC:
+        statuses |= {401, 403}
+        if declaration.scope is not Scope.ACCOUNT:
+            statuses.add(404)
+    if has_body:
+        statuses.add(413)
+    return statuses
+
+
+def _declarations(app: FastAPI) -> dict[str, Declaration]:
+    """Each operation id's declaration."""
+    found: dict[str, Declaration] = {}
     for route in walk_routes(app.routes):
         if not isinstance(route, APIRoute):
             continue
         declaration = declaration_of(route)
-        if declaration is not None and declaration.scope not in _UNAUTHENTICATED:
-            keyed.add(operation_id(route))
-    return keyed
+        if declaration is not None:
+            found[operation_id(route)] = declaration
+    return found
+
+
+def _document_prelude(operation: dict[str, Any], declaration: Declaration) -> None:
+    responses = operation.setdefault("responses", {})
+    statuses = prelude_statuses(declaration, has_body="requestBody" in operation)
+    for status, response in error_responses(*statuses, authenticated=False).items():
+        if str(status) not in responses:
+            model = response.pop("model")
+            schema = {"$ref": f"#/components/schemas/{model.__name__}"}
+            responses[str(status)] = {
+                **response,
+                "content": {"application/json": {"schema": schema}},
+            }
+    # Status order, as FastAPI writes the ones it knows.
+    ordered = sorted(responses.items())
+    responses.clear()
+    responses.update(ordered)
 
 
 def build_openapi(app: FastAPI) -> dict[str, Any]:
@@ -60,11 +112,12 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     for name in ("HTTPValidationError", "ValidationError"):
         schemas.pop(name, None)
     components["securitySchemes"] = {"BearerAuth": {"type": "http", "scheme": "bearer"}}
+    components["headers"] = _ERROR_HEADER_COMPONENTS
     bad_request = {
         "description": "Bad request",
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
     }
-    keyed = _keyed_operations(app)
+    declarations = _declarations(app)
     seen_ids: set[str] = set()
     for operations in schema.get("paths", {}).values():
         # A route serving several methods lists them in set order; fix one order.
@@ -72,14 +125,22 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
         operations.clear()
         operations.update(ordered)
         for method, operation in operations.items():
-            if operation.get("operationId") in keyed:
+            declaration = declarations.get(operation.get("operationId", ""))
+            if declaration is not None and declaration.scope not in _UNAUTHENTICATED:
                 operation["security"] = [{"BearerAuth": []}]
             if operation.get("operationId") in seen_ids:
                 operation["operationId"] = f"{operation['operationId']}_{method}"
             seen_ids.add(operation.get("operationId", ""))
             responses = operation.get("responses", {})
             if responses.pop("422", None) is not None:
-                responses.setdefault("400", bad_request)
+                responses.setdefault("400", {**bad_request})
+            if declaration is not None:
+                _document_prelude(operation, declaration)
+            for status, response in responses.items():
+                if status[0] in "45":
+                    response.setdefault("headers", {}).update(_ERROR_HEADERS)
+                elif method == "head":
+                    response.pop("content", None)  # a HEAD answer has headers only
     # Paths are documented relative to the server URL (the /api/v1 prefix), as in the contract;
     # the few outside it (/healthz) say so with their own server entry.
     paths: dict[str, Any] = {}

@@ -29,9 +29,20 @@ class CreateOrgRequest(BaseModel):
 
 
 class AddMemberRequest(BaseModel):
-    """``username`` (tilde SDK) or ``user_id`` (cerebral SDK); other fields are ignored."""
+    """``username`` (tilde SDK) or ``user_id`` (cerebral SDK); other fields are ignored.
 
-    model_config = ConfigDict(extra="ignore")
+    One of the two is required (400 otherwise).
+    """
+
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["username"], "properties": {"username": {"type": "string"}}},
+                {"required": ["user_id"], "properties": {"user_id": {"type": "string"}}},
+            ]
+        },
+    )
     username: str | None = Field(None, min_length=1, max_length=64)
     user_id: str | None = Field(None, min_length=1, max_length=36)
 

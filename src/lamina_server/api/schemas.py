@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:
     from lamina_server.versioning import Entry, ListingItem
@@ -21,6 +21,19 @@ SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{1,62}$"
 def rfc3339(moment: datetime) -> str:
     """UTC with a ``Z`` suffix, as the contract's date-time fields are written."""
     return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _utf8(text: str) -> str:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("keys must be valid UTF-8") from None
+    return text
+
+
+# pydantic checks that a JSON string is valid UTF-8 but not a JSON object's key, so a lone
+# surrogate escape ("\ud800") in a key would reach storage, which cannot encode it.
+Metadata = dict[Annotated[str, AfterValidator(_utf8)], str]
 
 
 class ErrorBody(BaseModel):

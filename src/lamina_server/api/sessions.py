@@ -14,7 +14,13 @@ from lamina_server.api.deps import Services, get_services
 from lamina_server.api.errors import bad_request, not_found
 from lamina_server.api.pagination import page_envelope
 from lamina_server.api.params import REPO, Pages, Prefix, SessionId, SessionPathId
-from lamina_server.api.schemas import EntryBody, PaginationBody, entry_json, error_responses
+from lamina_server.api.schemas import (
+    EntryBody,
+    Metadata,
+    PaginationBody,
+    entry_json,
+    error_responses,
+)
 from lamina_server.api.validation import validate_prefix
 from lamina_server.authz import Action
 
@@ -31,7 +37,7 @@ class CreateSessionResponse(BaseModel):
 class CommitSessionRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
     message: str = Field(max_length=65536)
-    metadata: dict[str, str] | None = None
+    metadata: Metadata | None = None
 
 
 class CommitSessionResponse(BaseModel):

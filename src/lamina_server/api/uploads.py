@@ -35,7 +35,16 @@ from lamina_server.api.access import (
 )
 from lamina_server.api.deps import Services, get_services, query
 from lamina_server.api.errors import api_error_for, bad_request, body_validation_failed
-from lamina_server.api.params import REPO, ObjectPath, SessionId, UploadId, UploadToken
+from lamina_server.api.params import (
+    NON_EMPTY,
+    PATH_RULES,
+    PATH_SCHEMA,
+    REPO,
+    ObjectPath,
+    SessionId,
+    UploadId,
+    UploadToken,
+)
 from lamina_server.api.schemas import error_responses
 from lamina_server.api.signing import TokenError
 from lamina_server.api.validation import (
@@ -104,9 +113,13 @@ class CompletedPart(_Request):
 
 
 class CompleteRequest(_ObjectAttributes):
-    upload_id: str
-    upload_token: str
-    parts: list[CompletedPart]
+    # The handler checks these (invalid_upload_token, invalid_part); the schema documents it.
+    upload_id: str = Field(json_schema_extra=NON_EMPTY)
+    upload_token: str = Field(json_schema_extra=NON_EMPTY)
+    parts: list[CompletedPart] = Field(
+        description="The parts in ascending part_number order, without duplicates",
+        json_schema_extra={"minItems": 1, "maxItems": MAX_PART_NUMBER},
+    )
 
 
 # --- helpers --------------------------------------------------------------------------------
@@ -193,7 +206,10 @@ async def _stage_written(
 
 # --- single uploads -------------------------------------------------------------------------
 
-_QUERY: Mapping[str, str] = {"session_id": "Session ID", "path": "Object path (no leading /)"}
+_QUERY: Mapping[str, tuple[str, JsonDict]] = {
+    "session_id": ("Session ID", NON_EMPTY),
+    "path": (f"Object path: {PATH_RULES}", PATH_SCHEMA),
+}
 
 
 def _documented(body: type[BaseModel] | None = None) -> dict[str, Any]:
@@ -205,9 +221,9 @@ def _documented(body: type[BaseModel] | None = None) -> dict[str, Any]:
                 "in": "query",
                 "required": True,
                 "description": description,
-                "schema": {"type": "string"},
+                "schema": {"type": "string", **schema},
             }
-            for name, description in _QUERY.items()
+            for name, (description, schema) in _QUERY.items()
         ]
     }
     if body is not None:

@@ -13,6 +13,7 @@ from typing import Any
 from lamina_server.api.errors import bad_request
 
 MAX_PATH_BYTES = 1024
+MAX_DELIMITER_CHARS = 16
 MAX_METADATA_BYTES = 8192
 MAX_CONTENT_TYPE_CHARS = 255
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
@@ -75,8 +76,8 @@ def validate_prefix(prefix: str | None, field: str = "prefix") -> str:
 def validate_delimiter(delimiter: str | None) -> str | None:
     if delimiter is None or delimiter == "":
         return None
-    if "\x00" in delimiter or len(delimiter) > 16:
-        raise bad_request("delimiter must be 1-16 characters without NUL")
+    if "\x00" in delimiter or len(delimiter) > MAX_DELIMITER_CHARS:
+        raise bad_request(f"delimiter must be 1-{MAX_DELIMITER_CHARS} characters without NUL")
     return delimiter
 
 
