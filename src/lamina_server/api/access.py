@@ -179,7 +179,13 @@ def access_of(request: Request) -> Access:
     return access
 
 
-AccessDep = Annotated[Access, Depends(access_of)]
+async def _current_access(request: Request) -> Access:
+    """:func:`access_of` as a dependency: a coroutine, since FastAPI runs a plain function
+    dependency in a worker thread, a hop per request."""
+    return access_of(request)
+
+
+AccessDep = Annotated[Access, Depends(_current_access)]
 
 
 def _check_query_encoding(raw: bytes) -> None:

@@ -10,10 +10,17 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from lamina_server.api.access import AccessDep, LaminaRoute, repository_action
-from lamina_server.api.deps import Services, get_services
 from lamina_server.api.errors import bad_request
 from lamina_server.api.pagination import PageParams, diff_page_params, page_envelope
-from lamina_server.api.params import PREFIX_SCHEMA, REPO, CommitId, Delimiter, Pages, Prefix
+from lamina_server.api.params import (
+    PREFIX_SCHEMA,
+    REPO,
+    CommitId,
+    Delimiter,
+    Pages,
+    Prefix,
+    ServicesDep,
+)
 from lamina_server.api.schemas import (
     ListingEntryBody,
     Metadata,
@@ -27,8 +34,6 @@ from lamina_server.authz import Action
 from lamina_server.versioning import CommitInfo
 
 router = APIRouter(tags=["Commits"], route_class=LaminaRoute)
-
-ServicesDep = Annotated[Services, Depends(get_services)]
 
 
 class CommitLog(BaseModel):

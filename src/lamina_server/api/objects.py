@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from lamina_server.api import data
 from lamina_server.api.access import Access, AccessDep, LaminaRoute, repository_action
-from lamina_server.api.deps import Services, get_services
+from lamina_server.api.deps import Services
 from lamina_server.api.errors import bad_request, not_found
 from lamina_server.api.pagination import page_envelope
 from lamina_server.api.params import (
@@ -24,6 +24,7 @@ from lamina_server.api.params import (
     Prefix,
     ReadSession,
     Ref,
+    ServicesDep,
     SessionId,
 )
 from lamina_server.api.schemas import (
@@ -38,7 +39,6 @@ from lamina_server.versioning import Entry
 
 router = APIRouter(tags=["Objects"], route_class=LaminaRoute)
 
-ServicesDep = Annotated[Services, Depends(get_services)]
 MAX_DELETE_PATHS = 1000
 # Where a read answers, and the object's metadata, as HEAD /object also answers them.
 _LOCATION = {

@@ -5,21 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Response
+from fastapi import APIRouter, Path, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from lamina_server.api.access import AccessDep, LaminaRoute, account_action, organization_action
-from lamina_server.api.deps import Services, get_services
 from lamina_server.api.errors import bad_request
-from lamina_server.api.params import ORG
+from lamina_server.api.params import ORG, ServicesDep
 from lamina_server.api.schemas import SLUG_PATTERN, error_responses, rfc3339
 from lamina_server.authz import Action
 from lamina_server.identity import MembershipRecord, OrganizationRecord
 
 router = APIRouter(tags=["Organizations"], route_class=LaminaRoute)
-
-ServicesDep = Annotated[Services, Depends(get_services)]
 
 
 class CreateOrgRequest(BaseModel):

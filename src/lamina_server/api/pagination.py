@@ -28,7 +28,7 @@ def check_amount(amount: int, field: str = "amount") -> int:
     return amount
 
 
-def page_params(
+async def page_params(
     after: Annotated[
         str | None, Query(description="Pagination cursor: the previous page's next_offset")
     ] = None,
@@ -36,11 +36,12 @@ def page_params(
         int, Query(description="Results per page (1-1000)", json_schema_extra=_AMOUNT_SCHEMA)
     ] = 100,
 ) -> PageParams:
-    """FastAPI dependency; an empty ``after`` means the first page."""
+    """FastAPI dependency (a coroutine: FastAPI runs a plain function dependency in a worker
+    thread); an empty ``after`` means the first page."""
     return PageParams(after=after or None, amount=check_amount(amount))
 
 
-def diff_page_params(
+async def diff_page_params(
     after: Annotated[
         str | None, Query(description="Pagination cursor: the previous page's next_offset")
     ] = None,

@@ -13,6 +13,7 @@ from typing import Annotated
 from fastapi import Depends, Path, Query
 from pydantic.config import JsonDict
 
+from lamina_server.api.deps import Services, get_services
 from lamina_server.api.pagination import PageParams, page_params
 from lamina_server.api.validation import MAX_DELIMITER_CHARS, MAX_PATH_BYTES
 
@@ -63,3 +64,4 @@ UploadToken = Annotated[
     str, Query(description="Token from POST /object/multipart", json_schema_extra=NON_EMPTY)
 ]
 Pages = Annotated[PageParams, Depends(page_params)]
+ServicesDep = Annotated[Services, Depends(get_services)]

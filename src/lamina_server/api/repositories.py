@@ -3,23 +3,21 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from lamina_server.api.access import AccessDep, LaminaRoute, organization_action, repository_action
-from lamina_server.api.deps import Services, get_services
 from lamina_server.api.pagination import envelope
-from lamina_server.api.params import ORG, REPO, Pages
+from lamina_server.api.params import ORG, REPO, Pages, ServicesDep
 from lamina_server.api.schemas import SLUG_PATTERN, PaginationBody, error_responses, rfc3339
 from lamina_server.authz import Action
 from lamina_server.repositories import DEFAULT_RETENTION_DAYS, RepositoryRecord
 
 router = APIRouter(tags=["Repositories"], route_class=LaminaRoute)
 
-ServicesDep = Annotated[Services, Depends(get_services)]
 
 MAX_RETENTION_DAYS = 36500
 Visibility = Literal["private", "public"]

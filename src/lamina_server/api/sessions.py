@@ -3,17 +3,14 @@ polling."""
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from lamina_server.api.access import AccessDep, LaminaRoute, repository_action
-from lamina_server.api.deps import Services, get_services
 from lamina_server.api.errors import bad_request, not_found
 from lamina_server.api.pagination import page_envelope
-from lamina_server.api.params import REPO, Pages, Prefix, SessionId, SessionPathId
+from lamina_server.api.params import REPO, Pages, Prefix, ServicesDep, SessionId, SessionPathId
 from lamina_server.api.schemas import (
     EntryBody,
     Metadata,
@@ -25,8 +22,6 @@ from lamina_server.api.validation import validate_prefix
 from lamina_server.authz import Action
 
 router = APIRouter(tags=["Sessions"], route_class=LaminaRoute)
-
-ServicesDep = Annotated[Services, Depends(get_services)]
 
 
 class CreateSessionResponse(BaseModel):

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.config import JsonDict
@@ -41,6 +41,7 @@ from lamina_server.api.params import (
     PATH_SCHEMA,
     REPO,
     ObjectPath,
+    ServicesDep,
     SessionId,
     UploadId,
     UploadToken,
@@ -61,7 +62,6 @@ from lamina_server.versioning import Entry
 
 router = APIRouter(tags=["Objects"], route_class=LaminaRoute)
 
-ServicesDep = Annotated[Services, Depends(get_services)]
 MAX_PART_NUMBER = 10000
 _PART_NUMBER_SCHEMA: JsonDict = {"minimum": 1, "maximum": MAX_PART_NUMBER}
 
