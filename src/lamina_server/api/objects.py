@@ -33,7 +33,7 @@ from lamina_server.api.schemas import (
     error_responses,
     listing_item_json,
 )
-from lamina_server.api.validation import validate_delimiter, validate_path, validate_prefix
+from lamina_server.api.validation import require, validate_delimiter, validate_path, validate_prefix
 from lamina_server.authz import Action
 from lamina_server.versioning import Entry
 
@@ -82,12 +82,6 @@ class DeleteObjectsResult(BaseModel):
 class ObjectList(BaseModel):
     results: list[ListingEntryBody]
     pagination: PaginationBody
-
-
-def _required(value: str, field: str) -> str:
-    if not value:
-        raise bad_request(f"{field} is required")
-    return value
 
 
 def _view(session_id: str | None, ref: str | None) -> tuple[str | None, str | None]:
@@ -228,7 +222,7 @@ async def copy_object(
 ) -> JSONResponse:
     validate_path(source_path, "source_path")
     validate_path(destination_path, "destination_path")
-    _required(session_id, "session_id")
+    require(session_id, "session_id")
     await services.versions.stage_copy(access.repo.id, session_id, source_path, destination_path)
     return JSONResponse(
         {"source_path": source_path, "destination_path": destination_path}, status_code=201
@@ -246,7 +240,7 @@ async def delete_object(
     session_id: SessionId, path: ObjectPath, services: ServicesDep, access: AccessDep
 ) -> Response:
     validate_path(path)
-    _required(session_id, "session_id")
+    require(session_id, "session_id")
     if not await services.versions.stage_delete(access.repo.id, session_id, path):
         raise not_found(f"object {path!r} not found", "object_not_found")
     return Response(status_code=204)
@@ -265,7 +259,7 @@ async def delete_objects(
     services: ServicesDep,
     access: AccessDep,
 ) -> JSONResponse:
-    _required(session_id, "session_id")
+    require(session_id, "session_id")
     if not 1 <= len(body.paths) <= MAX_DELETE_PATHS:
         raise bad_request(f"paths must list 1 to {MAX_DELETE_PATHS} paths, got {len(body.paths)}")
     paths = [validate_path(path, f"paths[{index}]") for index, path in enumerate(body.paths)]

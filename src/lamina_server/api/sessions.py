@@ -8,7 +8,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from lamina_server.api.access import AccessDep, LaminaRoute, repository_action
-from lamina_server.api.errors import bad_request, not_found
+from lamina_server.api.errors import not_found
 from lamina_server.api.pagination import page_envelope
 from lamina_server.api.params import REPO, Pages, Prefix, ServicesDep, SessionId, SessionPathId
 from lamina_server.api.schemas import (
@@ -18,7 +18,7 @@ from lamina_server.api.schemas import (
     entry_json,
     error_responses,
 )
-from lamina_server.api.validation import validate_prefix
+from lamina_server.api.validation import require, validate_prefix
 from lamina_server.authz import Action
 
 router = APIRouter(tags=["Sessions"], route_class=LaminaRoute)
@@ -78,8 +78,7 @@ async def list_changes(
     pages: Pages,
     prefix: Prefix = None,
 ) -> JSONResponse:
-    if not session_id:
-        raise bad_request("session_id is required")
+    require(session_id, "session_id")
     page = await services.versions.list_changes(
         access.repo.id,
         session_id,

@@ -50,6 +50,7 @@ from lamina_server.api.schemas import error_responses
 from lamina_server.api.signing import TokenError
 from lamina_server.api.validation import (
     normalize_etag,
+    require,
     validate_content_type,
     validate_metadata,
     validate_path,
@@ -123,12 +124,6 @@ class CompleteRequest(_ObjectAttributes):
 
 
 # --- helpers --------------------------------------------------------------------------------
-
-
-def _required(value: str, field: str) -> str:
-    if not value:
-        raise bad_request(f"{field} is required")
-    return value
 
 
 def _token_claims(
@@ -236,7 +231,7 @@ async def _session_write(request: Request) -> tuple[Services, Access, str, str]:
     """Services, access, session id and path of a bare-request session write."""
     params = query(request)
     path = validate_path(params.get("path"))
-    session_id = _required(params.get("session_id", ""), "session_id")
+    session_id = require(params.get("session_id", ""), "session_id")
     return await get_services(request), access_of(request), session_id, path
 
 
@@ -316,7 +311,7 @@ async def start_multipart(
     session_id: SessionId, path: ObjectPath, services: ServicesDep, access: AccessDep
 ) -> JSONResponse:
     validate_path(path)
-    _required(session_id, "session_id")
+    require(session_id, "session_id")
     repo = access.repo
     await services.versions.open_session(repo.id, session_id)
     address = services.blobs.new_address()
@@ -336,7 +331,7 @@ def _multipart_address(
 ) -> str:
     """The blob address of a multipart upload its token checks out for."""
     validate_path(path)
-    _required(session_id, "session_id")
+    require(session_id, "session_id")
     claims = _token_claims(services, MULTIPART_TOKEN, upload_token, repo, session_id, path)
     if claims.get("u") != upload_id:
         raise bad_request("upload token was issued for another upload_id", "invalid_upload_token")

@@ -26,6 +26,13 @@ _HEX_MD5 = re.compile(r"[0-9a-f]{32}")
 _MULTIPART_ETAG = re.compile(r"[0-9a-f]{32}-[1-9][0-9]{0,4}")
 
 
+def require(value: str, field: str) -> str:
+    """Returns ``value`` unless it is empty (a required parameter sent as ``""``)."""
+    if not value:
+        raise bad_request(f"{field} is required")
+    return value
+
+
 def validate_path(path: str | None, field: str = "path") -> str:
     """Returns ``path`` if it is a valid object path, else raises a 400 naming ``field``.
 
