@@ -30,7 +30,6 @@ import copy
 import errno
 import json
 import logging
-import secrets
 import socket
 from typing import Any, ClassVar
 
@@ -39,6 +38,8 @@ from uvicorn.config import LOGGING_CONFIG, Config
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
+from lamina_server.api.errors import envelope, error_headers
+from lamina_server.api.request_ids import new_request_id
 from lamina_server.config import ServerConfig
 
 logger = logging.getLogger("uvicorn.error")
@@ -264,13 +265,17 @@ class LimitedHttpProtocol(HttpToolsProtocol):
 
 def _envelope(code: str, message: str) -> tuple[bytes, list[tuple[bytes, bytes]]]:
     """The error envelope of a request the app never saw, and its headers."""
-    request_id = secrets.token_hex(16)
-    body = json.dumps({"message": message, "code": code, "request_id": request_id}).encode()
+    request_id = new_request_id()
+    body = json.dumps(envelope(code, message, request_id)).encode()
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode("ascii")),
         (b"connection", b"close"),
         (b"x-request-id", request_id.encode("ascii")),
+        *(
+            (name.lower().encode("ascii"), value.encode("latin-1"))
+            for name, value in error_headers(code, message).items()
+        ),
     ]
     return body, headers
 

@@ -441,7 +441,10 @@ def test_connections_past_the_limit_are_answered_503(tmp_path: Path) -> None:
         assert response.status == 503
         assert response.getheader("connection") == "close"
         assert response.getheader("retry-after") == "1"
-        assert json.loads(response.read())["code"] == "server_busy"
+        assert response.getheader("x-error-code") == "server_busy"
+        body = json.loads(response.read())
+        assert body["code"] == "server_busy"
+        assert body["request_id"] == response.getheader("x-request-id")
         extra.close()
 
         # The open connections keep working.

@@ -61,8 +61,10 @@ class Scope(enum.Enum):
 class Declaration:
     """A route's declared actions and scope (for :attr:`Scope.SIGNED`, the token kind).
 
-    As a FastAPI dependency it hands the handler the request's :class:`Access` (the prelude
-    ran already); the scoped subclasses also document the path parameters they resolve.
+    It is registered as a route dependency so that it stands where the route is; the prelude
+    does its work. As a dependency it only names, so that FastAPI documents and validates
+    them, the path parameters its scope resolves; handlers take the outcome as
+    :data:`AccessDep`.
     """
 
     def __init__(
@@ -78,20 +80,18 @@ class Declaration:
 
 
 class _PlainDeclaration(Declaration):
-    async def __call__(self, request: Request) -> Access:
-        return access_of(request)
+    async def __call__(self) -> None:
+        return None
 
 
 class _OrganizationDeclaration(Declaration):
-    async def __call__(self, request: Request, organization: OrgName) -> Access:
-        return access_of(request)
+    async def __call__(self, organization: OrgName) -> None:
+        return None
 
 
 class _RepositoryDeclaration(Declaration):
-    async def __call__(
-        self, request: Request, organization: OrgName, repository: RepoName
-    ) -> Access:
-        return access_of(request)
+    async def __call__(self, organization: OrgName, repository: RepoName) -> None:
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,10 +228,6 @@ def _verify_token(request: Request, services: Services, kind: str) -> dict[str, 
 
 async def prelude(request: Request, declaration: Declaration) -> Access:
     """Everything a request passes before its handler runs; see the module docstring."""
-    state = request.scope.setdefault("state", {})
-    done: Access | None = state.get(_STATE)
-    if done is not None:
-        return done
     ensure_request_id(request.scope)
     _check_query_encoding(request.scope["query_string"])
     services = await get_services(request)
@@ -243,7 +239,7 @@ async def prelude(request: Request, declaration: Declaration) -> Access:
         access = Access(None, claims=_verify_token(request, services, declaration.token_kind))
     else:
         access = await _authorize(request, services, declaration)
-    state[_STATE] = access
+    request.scope["state"][_STATE] = access
     return access
 
 

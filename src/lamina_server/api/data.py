@@ -11,8 +11,8 @@ session and path it was issued for)::
 Each route declares its action on a signed URL: the prelude verifies the token (of the route's
 kind) before the handler runs. Handlers take the raw request (no parameter or body models: the
 ``token`` query parameter is documented through ``openapi_extra``), the app's fast lane serves
-them (see ``FAST_LANE``), and they stream: uploads go to the blob store block by block, downloads come back in 4 MiB chunks,
-so memory stays flat whatever the size.
+them (see ``FAST_LANE``), and they stream: uploads go to the blob store block by block,
+downloads come back in 4 MiB chunks, so memory stays flat whatever the size.
 """
 
 from __future__ import annotations

@@ -79,19 +79,11 @@ def conflict(message: str, code: str = "conflict") -> ApiError:
     return ApiError(409, code, message)
 
 
-def merge_conflict(paths: Sequence[str]) -> ApiError:
-    """409 for a commit whose staged paths were also changed on HEAD since the session began."""
-    shown = ", ".join(paths[:50])
-    more = f" (and {len(paths) - 50} more)" if len(paths) > 50 else ""
-    return ApiError(
-        409, "merge_conflict", f"conflicting changes on {len(paths)} path(s): {shown}{more}"
-    )
-
-
 # --- the domain map ---------------------------------------------------------------------------
 
 # (error class, status, code); the first class an error is an instance of decides.
 _DOMAIN_STATUS: tuple[tuple[type[Exception], int, str], ...] = (
+    (versioning.MergeConflict, 409, "merge_conflict"),  # its message lists the paths
     (versioning.SessionNotFound, 404, "session_not_found"),
     (versioning.ObjectNotFound, 404, "object_not_found"),
     (versioning.RefNotFound, 404, "commit_not_found"),
@@ -120,8 +112,6 @@ def api_error_for(exc: Exception) -> ApiError:
     """The one mapping from domain errors to HTTP; every route relies on it."""
     if isinstance(exc, ApiError):
         return exc
-    if isinstance(exc, versioning.MergeConflict):
-        return merge_conflict(exc.paths)
     if isinstance(exc, blobs.BlobMismatch):
         return bad_request(str(exc), f"{exc.field}_mismatch")
     if isinstance(exc, blobs.BlobClaimed):
@@ -135,6 +125,19 @@ def api_error_for(exc: Exception) -> ApiError:
 # --- envelopes --------------------------------------------------------------------------------
 
 
+def envelope(code: str, message: str, request_id: str) -> dict[str, str]:
+    """The contract's error body."""
+    return {"message": message, "code": code, "request_id": request_id}
+
+
+def error_headers(code: str, message: str) -> dict[str, str]:
+    """The headers that say what went wrong where a response has no body (``HEAD``)."""
+    return {
+        "X-Error-Code": code,
+        "X-Error-Message": quote(message, safe=" /:,'\"()[]{}=<>@*+!?-_.~"),
+    }
+
+
 def error_response(
     status_code: int,
     code: str,
@@ -143,13 +146,9 @@ def error_response(
     headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
     return JSONResponse(
-        {"message": message, "code": code, "request_id": request_id},
+        envelope(code, message, request_id),
         status_code=status_code,
-        headers={
-            **(headers or {}),
-            "X-Error-Code": code,
-            "X-Error-Message": quote(message, safe=" /:,'\"()[]{}=<>@*+!?-_.~"),
-        },
+        headers={**(headers or {}), **error_headers(code, message)},
     )
 
 

@@ -37,12 +37,17 @@ def _incoming_request_id(scope: Scope) -> str | None:
     return None
 
 
+def new_request_id() -> str:
+    """A fresh id, for a request that sent none (or for an answer the app never saw)."""
+    return next(_IDS)
+
+
 def ensure_request_id(scope: Scope) -> str:
     """The request's id, assigned on first use and recorded in the scope's state."""
     state = scope.setdefault("state", {})
     request_id: str | None = state.get("request_id")
     if request_id is None:
-        request_id = state["request_id"] = _incoming_request_id(scope) or next(_IDS)
+        request_id = state["request_id"] = _incoming_request_id(scope) or new_request_id()
     return request_id
 
 
