@@ -27,6 +27,9 @@ class ServerConfig:
     the connection opening, or of the request's first byte); a connection idle between requests
     is closed after ``keep_alive_timeout`` seconds; past ``max_connections`` open connections, a
     new connection's request is answered 503; ``backlog`` connections may wait to be accepted.
+
+    Sandboxes: an image name a request does not give is ``default_sandbox_image``; each sandbox
+    may use ``sandbox_memory_limit`` bytes of memory and ``sandbox_max_processes`` processes.
     """
 
     data_dir: Path = field(default_factory=default_data_dir)
@@ -43,6 +46,9 @@ class ServerConfig:
     keep_alive_timeout: int = 5
     max_connections: int = 1000
     backlog: int = 2048
+    default_sandbox_image: str = "host"
+    sandbox_memory_limit: int = 2 * 1024**3
+    sandbox_max_processes: int = 256
 
     @property
     def endpoint_url(self) -> str:

@@ -34,6 +34,14 @@ class Action(str, Enum):
     LIST_COMMITS = "ListCommits"
     GET_COMMIT = "GetCommit"
     REVERT_COMMIT = "RevertCommit"
+    # Sandboxes and their triggers
+    CREATE_SANDBOX = "CreateSandbox"
+    LIST_SANDBOXES = "ListSandboxes"
+    GET_SANDBOX = "GetSandbox"
+    EXEC_SANDBOX = "ExecSandbox"
+    CANCEL_SANDBOX = "CancelSandbox"
+    FINISH_SANDBOX = "FinishSandbox"
+    MANAGE_SANDBOX_TRIGGERS = "ManageSandboxTriggers"
 
     def __str__(self) -> str:
         return self.value

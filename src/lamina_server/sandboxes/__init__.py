@@ -1,0 +1,1 @@
+"""Sandboxed compute over repository data: sessions with a process attached."""

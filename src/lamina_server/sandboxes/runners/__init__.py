@@ -1,0 +1,1 @@
+"""Runners isolate sandboxes; the orchestrator sees only :mod:`.base`."""
