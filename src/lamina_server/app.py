@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -26,9 +27,12 @@ from lamina_server.api import (
     objects,
     organizations,
     repositories,
+    sandbox_streams,
+    sandboxes,
     sessions,
     uploads,
 )
+from lamina_server.api.access import guard_websockets
 from lamina_server.api.deps import Services
 from lamina_server.api.errors import (
     HANDLED_ERRORS,
@@ -46,6 +50,11 @@ from lamina_server.bootstrap import bootstrap, load_or_create_secret
 from lamina_server.config import ServerConfig
 from lamina_server.identity import Identity
 from lamina_server.repositories import Repositories
+from lamina_server.sandboxes.checkouts import Checkouts
+from lamina_server.sandboxes.images import Images
+from lamina_server.sandboxes.runners.base import Limits
+from lamina_server.sandboxes.runners.bubblewrap import BubblewrapRunner
+from lamina_server.sandboxes.service import Sandboxes
 from lamina_server.storage.blobs import LocalBlobStore
 from lamina_server.storage.db import Database, sqlite_url
 from lamina_server.versioning import CachingVersionStore, Staging
@@ -76,6 +85,17 @@ def create_app(config: ServerConfig) -> LaminaApp:
             await bootstrap(config, identity)
             versions = CachingVersionStore(db)
             blobs = LocalBlobStore(config.data_dir / "blobs")
+            sandbox_service = Sandboxes(
+                db=db,
+                versions=versions,
+                blobs=blobs,
+                images=Images(db, config.data_dir / "images"),
+                checkouts=Checkouts(config.data_dir / "checkouts", versions, blobs),
+                runner=BubblewrapRunner(),
+                folder=config.data_dir / "sandboxes",
+                limits=Limits(config.sandbox_memory_limit, config.sandbox_max_processes),
+                default_image=config.default_sandbox_image,
+            )
             app.state.services = Services(
                 config=config,
                 db=db,
@@ -87,9 +107,14 @@ def create_app(config: ServerConfig) -> LaminaApp:
                 staging=Staging(versions, blobs),
                 authorizer=Authorizer(identity),
                 audit=NoAudit(),
+                sandboxes=sandbox_service,
             )
-            _tune_gc()
-            yield
+            async with anyio.create_task_group() as tasks:
+                await tasks.start(sandbox_service.serve)
+                await sandbox_service.recover()
+                _tune_gc()
+                yield
+                tasks.cancel_scope.cancel()
         finally:
             await db.dispose()
 
@@ -113,9 +138,19 @@ def create_app(config: ServerConfig) -> LaminaApp:
     app.add_exception_handler(StarletteHTTPException, handle_http_error)
 
     app.include_router(health.router)
-    for module in (organizations, repositories, sessions, commits, objects, uploads):
+    for module in (
+        organizations,
+        repositories,
+        sessions,
+        commits,
+        objects,
+        uploads,
+        sandboxes,
+        sandbox_streams,
+    ):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(data.router)
+    guard_websockets(app.routes)
 
     def openapi() -> dict[str, Any]:
         return build_openapi(app)

@@ -28,15 +28,25 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import unquote_to_bytes
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, WebSocket
 from fastapi.params import Depends as DependsParam
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, APIWebSocketRoute
+from starlette.requests import HTTPConnection
 from starlette.responses import Response
 from starlette.routing import BaseRoute
-from starlette.types import Message
+from starlette.types import ASGIApp, Message, Receive, Send
+from starlette.types import Scope as AsgiScope
 
-from lamina_server.api.deps import Services, get_services, query
-from lamina_server.api.errors import ApiError, bad_request, forbidden, not_found, unauthorized
+from lamina_server.api.deps import Services, query
+from lamina_server.api.errors import (
+    HANDLED_ERRORS,
+    ApiError,
+    bad_request,
+    envelope_for,
+    forbidden,
+    not_found,
+    unauthorized,
+)
 from lamina_server.api.params import OrgName, RepoName
 from lamina_server.api.request_ids import ensure_request_id
 from lamina_server.api.signing import TokenError
@@ -172,14 +182,14 @@ def walk_routes(routes: Sequence[BaseRoute]) -> Iterator[BaseRoute]:
 _STATE = "access"
 
 
-def access_of(request: Request) -> Access:
+def access_of(request: HTTPConnection) -> Access:
     access: Access | None = request.scope.get("state", {}).get(_STATE)
     if access is None:
         raise RuntimeError("the route declares no action: the prelude never ran")
     return access
 
 
-async def _current_access(request: Request) -> Access:
+async def _current_access(request: HTTPConnection) -> Access:
     """:func:`access_of` as a dependency: a coroutine, since FastAPI runs a plain function
     dependency in a worker thread, a hop per request."""
     return access_of(request)
@@ -201,7 +211,7 @@ def _check_query_encoding(raw: bytes) -> None:
             raise bad_request("the query string's percent-escapes are not valid UTF-8") from None
 
 
-async def authenticate(request: Request, services: Services) -> Principal:
+async def authenticate(request: HTTPConnection, services: Services) -> Principal:
     """The principal behind ``Authorization: Bearer <key>``; 401 envelope otherwise."""
     header = request.headers.get("authorization")
     if not header:
@@ -226,16 +236,16 @@ def _verify_token(request: Request, services: Services, kind: str) -> dict[str, 
         raise forbidden(f"this URL's token {exc}") from None
 
 
-async def prelude(request: Request, declaration: Declaration) -> Access:
+async def prelude(request: HTTPConnection, declaration: Declaration) -> Access:
     """Everything a request passes before its handler runs; see the module docstring."""
     ensure_request_id(request.scope)
     _check_query_encoding(request.scope["query_string"])
-    services = await get_services(request)
+    services: Services = request.app.state.services
     scope = declaration.scope
     if scope is Scope.PUBLIC:
         access = Access(None)
     elif scope is Scope.SIGNED:
-        assert declaration.token_kind is not None
+        assert declaration.token_kind is not None and isinstance(request, Request)
         access = Access(None, claims=_verify_token(request, services, declaration.token_kind))
     else:
         access = await _authorize(request, services, declaration)
@@ -243,7 +253,9 @@ async def prelude(request: Request, declaration: Declaration) -> Access:
     return access
 
 
-async def _authorize(request: Request, services: Services, declaration: Declaration) -> Access:
+async def _authorize(
+    request: HTTPConnection, services: Services, declaration: Declaration
+) -> Access:
     principal = await authenticate(request, services)
     if declaration.scope is Scope.ACCOUNT:
         resource = Resource()
@@ -337,3 +349,33 @@ class LaminaRoute(APIRoute):
             return await handle(request)
 
         return handler
+
+
+# --- websockets -------------------------------------------------------------------------------
+
+
+def guard_websockets(routes: Sequence[BaseRoute]) -> None:
+    """Puts every websocket route of the app behind the :func:`prelude` of its declaration,
+    which runs before the handshake is accepted: a refusal is the HTTP answer to the upgrade
+    request, with the same envelope and status as any route's. A websocket route without a
+    declaration is refused, as :class:`LaminaRoute` refuses one."""
+    for route in walk_routes(routes):
+        if isinstance(route, APIWebSocketRoute) and not getattr(route, "guarded", False):
+            declaration = _declared(route.dependencies)
+            if declaration is None:
+                raise TypeError(f"websocket route {route.path} declares no action")
+            route.app = _guarded(route.app, declaration)
+            route.guarded = True  # type: ignore[attr-defined]
+
+
+def _guarded(app: ASGIApp, declaration: Declaration) -> ASGIApp:
+    async def guarded(scope: AsgiScope, receive: Receive, send: Send) -> None:
+        websocket = WebSocket(scope, receive, send)
+        try:
+            await prelude(websocket, declaration)
+        except HANDLED_ERRORS as exc:
+            await websocket.send_denial_response(envelope_for(exc, ensure_request_id(scope)))
+            return
+        await app(scope, receive, send)
+
+    return guarded

@@ -26,6 +26,7 @@ from starlette.routing import BaseRoute, Match
 from starlette.types import Scope
 
 from lamina_server import identity, repositories, versioning
+from lamina_server.sandboxes import errors as sandboxes
 from lamina_server.storage import blobs
 
 logger = logging.getLogger("lamina_server")
@@ -56,6 +57,7 @@ HANDLED_ERRORS: tuple[type[Exception], ...] = (
     identity.IdentityError,
     repositories.RepositoryError,
     blobs.BlobError,
+    sandboxes.SandboxError,
 )
 
 
@@ -101,6 +103,11 @@ _DOMAIN_STATUS: tuple[tuple[type[Exception], int, str], ...] = (
     (repositories.RepositoryNotFound, 404, "repository_not_found"),
     (repositories.RepositoryExists, 409, "repository_exists"),
     (repositories.RepositoryError, 409, "conflict"),
+    (sandboxes.SandboxNotFound, 404, "sandbox_not_found"),
+    (sandboxes.SandboxFinished, 410, "sandbox_finished"),
+    (sandboxes.SandboxNotReady, 503, "sandbox_not_ready"),
+    (sandboxes.WrongMode, 400, "wrong_mode"),
+    (sandboxes.SandboxError, 409, "conflict"),
     (blobs.BlobExists, 409, "blob_exists"),
     (blobs.BlobNotFound, 404, "upload_not_found"),
     (blobs.PartMismatch, 400, "invalid_part"),

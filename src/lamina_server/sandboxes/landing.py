@@ -1,0 +1,163 @@
+"""Landing a sandbox: what it changed under its mount becomes one commit, or nothing.
+
+The runner has stopped, so the overlay's upper directory is final. :func:`capture` reads only
+that directory (the cost follows the size of the change, not of the repository); new and
+changed files are stored as blobs and staged, removals staged as deletes, in the sandbox's
+session, which then commits through the same three-way merge as any session. A sandbox that
+changed nothing ends ``done/no_changes`` and its session is rolled back. What the capture
+refuses (a name that is not a valid repository path) fails the landing whole
+(``failed/commit_failed``, naming the paths): nothing lands. What it skips (symbolic links,
+devices, fifos, sockets: never followed, never stored) is noted in the sandbox's log.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import anyio
+
+from lamina_server.principals import Committer
+from lamina_server.sandboxes.capture import Capture, capture
+from lamina_server.sandboxes.models import (
+    COMMIT_FAILED,
+    COMMITTED,
+    DONE,
+    FAILED,
+    META_SANDBOX_ID,
+    META_TRIGGER_DEPTH,
+    META_TRIGGER_ID,
+    NO_CHANGES,
+    Outcome,
+    SandboxRecord,
+)
+from lamina_server.storage.blobs import BlobStore
+from lamina_server.storage.columns import utcnow
+from lamina_server.versioning import VersionStore
+from lamina_server.versioning.errors import ConcurrentUpdate, MergeConflict
+from lamina_server.versioning.models import Entry
+
+READ_SIZE = 1024 * 1024
+STAGE_BATCH = 1000  # entries staged per transaction
+SHOWN_PATHS = 10
+
+
+def repository_path(prefix: str, relative: str) -> str:
+    """Where a path under the mount lives in the repository."""
+    if not prefix:
+        return relative
+    return f"{prefix.rstrip('/')}/{relative}"
+
+
+def _shown(paths: list[str]) -> str:
+    more = f" and {len(paths) - SHOWN_PATHS} more" if len(paths) > SHOWN_PATHS else ""
+    return ", ".join(paths[:SHOWN_PATHS]) + more
+
+
+async def _chunks(path: Path) -> AsyncIterator[bytes]:
+    async with await anyio.open_file(path, "rb") as source:
+        while chunk := await source.read(READ_SIZE):
+            yield chunk
+
+
+async def land(
+    record: SandboxRecord,
+    *,
+    upper: Path,
+    lower: Path,
+    versions: VersionStore,
+    blobs: BlobStore,
+    note: Callable[[str], None],
+    exit_code: int | None,
+) -> Outcome:
+    """Captures, stages and commits what the sandbox changed; its outcome."""
+    assert record.session_id is not None
+    repository_id, session_id = record.repository_id, record.session_id
+    prefix = record.request.path_prefix
+    found: Capture = await anyio.to_thread.run_sync(capture, upper, lower)
+    for path, reason in found.skipped:
+        note(f"not captured: {path} ({reason})")
+    code = 0 if exit_code is None else exit_code
+    if found.refused:
+        paths = [f"{path} ({reason})" for path, reason in found.refused]
+        for line in paths:
+            note(f"refused: {line}")
+        return Outcome(
+            FAILED,
+            COMMIT_FAILED,
+            exit_code=code,
+            error_message=f"nothing landed: {len(paths)} path(s) cannot be stored: "
+            + _shown(paths),
+        )
+    if not found.puts and not found.deletes:
+        await versions.rollback_session(repository_id, session_id)
+        return Outcome(DONE, NO_CHANGES, exit_code=code)
+
+    entries: list[tuple[str, Entry]] = []
+    for relative, source, _size in found.puts:
+        address = blobs.new_address()
+        info = await blobs.write(address, _chunks(source))
+        stored = await blobs.claim(address)
+        content_type = mimetypes.guess_type(relative)[0] or "application/octet-stream"
+        entries.append(
+            (
+                repository_path(prefix, relative),
+                Entry(stored, info.size, info.etag, content_type, utcnow(), {}),
+            )
+        )
+    for start in range(0, len(entries), STAGE_BATCH):
+        await versions.stage_put_many(
+            repository_id, session_id, entries[start : start + STAGE_BATCH]
+        )
+    exact = [repository_path(prefix, path) for path, is_prefix in found.deletes if not is_prefix]
+    if exact:
+        await versions.stage_delete_many(repository_id, session_id, exact)
+    for path, is_prefix in found.deletes:
+        if is_prefix:
+            await _delete_prefix(versions, repository_id, session_id, repository_path(prefix, path))
+
+    metadata = {META_SANDBOX_ID: record.id}
+    if record.trigger_id:
+        metadata[META_TRIGGER_ID] = record.trigger_id
+        metadata[META_TRIGGER_DEPTH] = str(record.trigger_depth)
+    command = " ".join(record.request.command)
+    message = f"Sandbox {record.id}" + (f": {command}" if command else "")
+    try:
+        commit_id = await versions.commit_session(
+            repository_id,
+            session_id,
+            message=message[:1000],
+            metadata=metadata,
+            committer=_committer(record),
+        )
+    except MergeConflict as exc:
+        return Outcome(
+            FAILED,
+            COMMIT_FAILED,
+            exit_code=code,
+            error_message=f"the sandbox's changes conflict with changes committed meanwhile on "
+            f"{len(exc.paths)} path(s): {_shown(exc.paths)}",
+        )
+    except ConcurrentUpdate as exc:
+        return Outcome(FAILED, COMMIT_FAILED, exit_code=code, error_message=str(exc))
+    return Outcome(DONE, COMMITTED, exit_code=code, commit_id=commit_id)
+
+
+async def _delete_prefix(
+    versions: VersionStore, repository_id: str, session_id: str, prefix: str
+) -> None:
+    """Stages the removal of every object under a directory the sandbox removed."""
+    directory = prefix.rstrip("/") + "/"
+    while True:
+        page = await versions.list_objects(
+            repository_id, session_id=session_id, prefix=directory, amount=1000
+        )
+        paths = [item.path for item in page.items if item.entry is not None]
+        if not paths:
+            return
+        await versions.stage_delete_many(repository_id, session_id, paths)
+
+
+def _committer(record: SandboxRecord) -> Committer:
+    return Committer(record.created_by_type, record.created_by, record.created_by_name)

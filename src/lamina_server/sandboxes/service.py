@@ -1,0 +1,476 @@
+"""The sandbox orchestrator: the status machine, one task per live sandbox, and the way in
+for ``/exec`` and ``/terminal``.
+
+A sandbox is a session with a process attached. Creating one opens a session on the
+repository's HEAD and records the sandbox ``starting/created``; its task then resolves the
+image (``failed/image_not_found``), checks out the session's base (shared between sandboxes at
+the same commit), starts the runner over an overlay whose upper directory receives the
+sandbox's writes, and moves it to ``running``. What ends it:
+
+- one-shot and interactive: the main command exits; 0 lands the changes (:mod:`.landing`:
+  ``done/committed``, ``done/no_changes`` or ``failed/commit_failed``), anything else is
+  ``errored/exit_non_zero`` and rolls the session back;
+- service: ``/finish`` lands, DELETE rolls back;
+- for every mode: DELETE is ``cancelled/cancelled_by_user``, the timeout
+  ``failed/timeout``, a runner or engine failure ``failed/internal_error``, and a server that
+  stopped (or crashed: :meth:`Sandboxes.recover`) ``failed/sandbox_lost``. None of those lands
+  anything.
+
+Every end stops the runner first, so no process of the sandbox outlives its status.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import anyio
+from anyio.abc import TaskGroup
+
+from lamina_server.principals import Committer, Principal
+from lamina_server.repositories import RepositoryRecord
+from lamina_server.sandboxes import landing
+from lamina_server.sandboxes.checkouts import Checkouts
+from lamina_server.sandboxes.environment import NoSecrets, SecretSource, sandbox_environment
+from lamina_server.sandboxes.errors import (
+    SandboxFinished,
+    SandboxNotFound,
+    SandboxNotReady,
+    SandboxStateConflict,
+    WrongMode,
+)
+from lamina_server.sandboxes.images import ImageNotFound, Images
+from lamina_server.sandboxes.logs import SandboxLog, read_finished
+from lamina_server.sandboxes.models import (
+    CANCELLED,
+    CANCELLED_BY_USER,
+    CREATED,
+    ERRORED,
+    EXIT_NON_ZERO,
+    FAILED,
+    IMAGE_NOT_FOUND,
+    INITIALIZING,
+    INTERACTIVE,
+    INTERNAL_ERROR,
+    ONE_SHOT,
+    RUNNING,
+    SANDBOX_LOST,
+    SERVICE,
+    STARTING,
+    TIMEOUT,
+    Origin,
+    Outcome,
+    SandboxRecord,
+    SandboxRequest,
+)
+from lamina_server.sandboxes.records import SandboxRecords
+from lamina_server.sandboxes.runners.base import (
+    Limits,
+    Process,
+    Runner,
+    RunnerError,
+    Sandbox,
+    SandboxSpec,
+)
+from lamina_server.storage.blobs import BlobStore
+from lamina_server.storage.columns import utcnow
+from lamina_server.storage.db import Database
+from lamina_server.versioning import VersionStore
+from lamina_server.versioning.errors import VersioningError
+
+log = logging.getLogger("lamina.sandboxes")
+
+TERMINAL_SIZE = (80, 24)
+DEFAULT_SHELL = ("/bin/sh",)
+_FINISH, _CANCEL = "finish", "cancel"
+
+
+@dataclass(eq=False)
+class Live:
+    """What the server holds of a sandbox while it is active."""
+
+    record: SandboxRecord
+    folder: Path
+    log: SandboxLog
+    env: dict[str, str] = field(default_factory=dict)
+    box: Sandbox | None = None
+    main: Process | None = None
+    ready: anyio.Event = field(default_factory=anyio.Event)  # running, or ended
+    stop: anyio.Event = field(default_factory=anyio.Event)  # finish or cancel was asked
+    ended: anyio.Event = field(default_factory=anyio.Event)
+    exited: anyio.Event = field(default_factory=anyio.Event)  # the main command exited
+    ending: str | None = None
+    # Output of an interactive sandbox's terminal goes to the log and to the attached socket.
+    terminal_sink: Callable[[bytes], Awaitable[None]] | None = None
+    main_exit: int | None = None
+
+    @property
+    def id(self) -> str:
+        return self.record.id
+
+
+class Sandboxes:
+    """Creates, runs, ends and answers for sandboxes. :meth:`serve` runs their tasks."""
+
+    def __init__(
+        self,
+        *,
+        db: Database,
+        versions: VersionStore,
+        blobs: BlobStore,
+        images: Images,
+        checkouts: Checkouts,
+        runner: Runner,
+        folder: Path,
+        limits: Limits,
+        default_image: str,
+        secrets: SecretSource | None = None,
+    ) -> None:
+        self.records = SandboxRecords(db)
+        self._versions = versions
+        self._blobs = blobs
+        self._images = images
+        self._checkouts = checkouts
+        self._runner = runner
+        self._folder = folder
+        self._limits = limits
+        self.default_image = default_image
+        self._secrets = secrets or NoSecrets()
+        self._live: dict[str, Live] = {}
+        self._tasks: TaskGroup | None = None
+        self.unavailable = runner.check()
+
+    # --- running ------------------------------------------------------------------------------
+
+    async def serve(
+        self, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Runs the sandboxes' tasks until cancelled; then ends every live sandbox as lost."""
+        try:
+            async with anyio.create_task_group() as tasks:
+                self._tasks = tasks
+                task_status.started()
+                await anyio.sleep_forever()
+        finally:
+            self._tasks = None
+
+    async def recover(self) -> None:
+        """At startup: sandboxes a previous process left active are ``failed/sandbox_lost``,
+        their sessions rolled back and what their runner left released."""
+        lost = await self.records.active()
+        await self._runner.reap([self._folder / record.id / "scratch" for record in lost])
+        for record in lost:
+            await self._end(
+                record,
+                Outcome(FAILED, SANDBOX_LOST, error_message="the server stopped while it ran"),
+            )
+            self._clean(record.id)
+
+    # --- requests -----------------------------------------------------------------------------
+
+    async def create(
+        self,
+        repository: RepositoryRecord,
+        creator: Principal | Committer,
+        request: SandboxRequest,
+        *,
+        origin: Origin | None = None,
+    ) -> SandboxRecord:
+        if self._tasks is None:
+            raise RuntimeError("the sandbox service is not serving")
+        session = await self._versions.create_session(
+            repository.id, created_by=Committer(creator.type, creator.id, creator.name)
+        )
+        now = utcnow()
+        record = SandboxRecord(
+            id=str(uuid.uuid4()),
+            repository_id=repository.id,
+            request=request,
+            outcome=Outcome(STARTING, CREATED),
+            session_id=session.id,
+            created_by_type=creator.type,
+            created_by=creator.id,
+            created_by_name=creator.name,
+            created_at=now,
+            updated_at=now,
+            finished_at=None,
+            trigger_id=origin.trigger_id if origin else None,
+            trigger_depth=origin.depth if origin else 0,
+        )
+        folder = self._folder / record.id
+        folder.mkdir(parents=True, mode=0o700)
+        await self.records.insert(record)
+        live = Live(record, folder, SandboxLog(folder / "log"))
+        self._live[record.id] = live
+        self._tasks.start_soon(self._run, live)
+        return record
+
+    async def get(self, repository_id: str, sandbox_id: str) -> SandboxRecord:
+        return await self.records.get(repository_id, sandbox_id)
+
+    async def cancel(self, repository_id: str, sandbox_id: str) -> None:
+        live = await self._active(repository_id, sandbox_id, conflict=True)
+        self._request_end(live, _CANCEL)
+
+    async def finish(self, repository_id: str, sandbox_id: str) -> None:
+        record = await self.records.get(repository_id, sandbox_id)
+        if record.request.mode != SERVICE:
+            raise WrongMode(
+                f"sandbox {sandbox_id!r} is a {record.request.mode} sandbox: only service "
+                "sandboxes are finished this way (the others end when their command exits)"
+            )
+        live = await self._active(repository_id, sandbox_id, conflict=True)
+        self._request_end(live, _FINISH)
+
+    async def logs(self, repository_id: str, sandbox_id: str) -> AsyncIterator[bytes] | None:
+        """The log, followed while the sandbox runs; None when it is gone."""
+        await self.records.get(repository_id, sandbox_id)
+        live = self._live.get(sandbox_id)
+        if live is not None and not live.log.closed:
+            return live.log.follow()
+        path = self._folder / sandbox_id / "log"
+        return read_finished(path) if path.exists() else None
+
+    async def running(
+        self, repository_id: str, sandbox_id: str, *, mode: str | None = None
+    ) -> Live:
+        """The live sandbox to exec in (or attach to): 503 while it starts, 410 once ended."""
+        record = await self.records.get(repository_id, sandbox_id)
+        if mode is not None and record.request.mode != mode:
+            raise WrongMode(
+                f"sandbox {sandbox_id!r} is a {record.request.mode} sandbox, not {mode}"
+            )
+        live = self._live.get(sandbox_id)
+        if live is None or live.ended.is_set() or live.ending is not None:
+            outcome = record.outcome
+            if outcome.active:
+                raise SandboxStateConflict(f"sandbox {sandbox_id!r} is ending")
+            raise SandboxFinished(sandbox_id, outcome.status, outcome.status_reason)
+        if live.box is None:
+            raise SandboxNotReady(sandbox_id)
+        return live
+
+    async def spawn(
+        self,
+        live: Live,
+        argv: list[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        cwd: str | None = None,
+    ) -> Process:
+        """One ``/exec`` command in a running sandbox."""
+        assert live.box is not None
+        return await live.box.spawn(
+            argv,
+            env={**live.env, **(env or {})},
+            cwd=cwd or live.record.request.mountpoint,
+        )
+
+    async def _active(self, repository_id: str, sandbox_id: str, *, conflict: bool) -> Live:
+        record = await self.records.get(repository_id, sandbox_id)
+        live = self._live.get(sandbox_id)
+        if live is None or live.ending is not None or not record.outcome.active:
+            outcome = record.outcome
+            raise SandboxStateConflict(
+                f"sandbox {sandbox_id!r} is already {outcome.status}"
+                + (f" ({outcome.status_reason})" if outcome.status_reason else "")
+                if not outcome.active
+                else f"sandbox {sandbox_id!r} is already ending"
+            )
+        return live
+
+    def _request_end(self, live: Live, how: str) -> None:
+        live.ending = how
+        live.stop.set()
+
+    # --- a sandbox's life ----------------------------------------------------------------------
+
+    async def _run(self, live: Live) -> None:
+        record = live.record
+        request = record.request
+        outcome: Outcome | None = None
+        try:
+            with anyio.move_on_after(request.timeout_seconds) as timer:
+                outcome = await self._start_and_wait(live)
+            if timer.cancelled_caught:
+                outcome = Outcome(
+                    FAILED,
+                    TIMEOUT,
+                    error_message=f"the sandbox ran past its {request.timeout_seconds}-second "
+                    "timeout and was stopped",
+                )
+        except ImageNotFound as exc:
+            outcome = Outcome(FAILED, IMAGE_NOT_FOUND, error_message=str(exc))
+        except RunnerError as exc:
+            outcome = Outcome(FAILED, INTERNAL_ERROR, error_message=str(exc))
+        except anyio.get_cancelled_exc_class():
+            outcome = Outcome(FAILED, SANDBOX_LOST, error_message="the server stopped")
+            raise
+        except Exception as exc:
+            log.exception("sandbox %s failed", record.id)
+            outcome = Outcome(FAILED, INTERNAL_ERROR, error_message=f"internal error: {exc}")
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._stop_box(live)
+                if outcome is None:
+                    outcome = Outcome(FAILED, SANDBOX_LOST, error_message="the server stopped")
+                if outcome.status == "done":
+                    outcome = await self._land(live)
+                await self._end(record, outcome, live)
+
+    async def _start_and_wait(self, live: Live) -> Outcome | None:
+        """Starts the sandbox, then waits for what ends it; a landing is ``done`` (pending)."""
+        record = live.record
+        request = record.request
+        image = await self._images.resolve(request.image)
+        await self.records.move(record.id, Outcome(STARTING, INITIALIZING))
+        base = await self._versions.get_session(record.repository_id, record.session_id or "")
+        lower = await self._checkouts.checkout(
+            record.repository_id, base.base_commit, request.path_prefix
+        )
+        for path, reason in lower.skipped:
+            live.log.note(f"not shown in the sandbox: {path} ({reason})")
+        live.env = await sandbox_environment(
+            self._secrets,
+            image_env=image.env,
+            repository_id=record.repository_id,
+            run_as=request.run_as,
+            request_env=request.env_vars,
+        )
+        folders = {name: live.folder / name for name in ("upper", "work", "scratch")}
+        for folder in folders.values():
+            folder.mkdir(mode=0o755)
+        live.box = await self._runner.start(
+            SandboxSpec(
+                sandbox_id=record.id,
+                image=image,
+                lower=lower.path,
+                upper=folders["upper"],
+                work=folders["work"],
+                scratch=folders["scratch"],
+                mountpoint=request.mountpoint,
+                limits=self._limits,
+            )
+        )
+        if request.mode == ONE_SHOT and request.command:
+            live.main = await live.box.spawn(
+                list(request.command), env=live.env, cwd=request.mountpoint
+            )
+        elif request.mode == INTERACTIVE:
+            live.main = await live.box.spawn(
+                list(request.command or DEFAULT_SHELL),
+                env=live.env,
+                cwd=request.mountpoint,
+                terminal=TERMINAL_SIZE,
+            )
+        await self.records.move(record.id, Outcome(RUNNING))
+        live.ready.set()
+        if live.main is None and request.mode != SERVICE:
+            return Outcome("done")  # a one-shot sandbox without a command: a no-op
+        return await self._wait(live)
+
+    async def _wait(self, live: Live) -> Outcome:
+        main = live.main
+        if main is None:
+            await live.stop.wait()
+        else:
+            async with anyio.create_task_group() as tasks:
+
+                async def watch_stop() -> None:
+                    await live.stop.wait()
+                    tasks.cancel_scope.cancel()
+
+                tasks.start_soon(watch_stop)
+                live.main_exit = await self._pump_main(live, main)
+                tasks.cancel_scope.cancel()
+        if live.ending == _CANCEL:
+            return Outcome(CANCELLED, CANCELLED_BY_USER)
+        if live.ending == _FINISH or live.main_exit == 0:
+            return Outcome("done")
+        assert live.box is not None and live.main_exit is not None
+        limit = live.box.limit_exceeded()
+        reason = f" (stopped by the sandbox's {limit} limit)" if limit else ""
+        return Outcome(
+            ERRORED,
+            EXIT_NON_ZERO,
+            exit_code=live.main_exit,
+            error_message=f"the command exited with code {live.main_exit}{reason}",
+        )
+
+    async def _pump_main(self, live: Live, main: Process) -> int:
+        """Copies the main command's output into the log (and an attached terminal) as it is
+        produced; its exit code."""
+
+        async def pump(stream: AsyncIterator[bytes]) -> None:
+            async for chunk in stream:
+                live.log.write(chunk)
+                sink = live.terminal_sink
+                if sink is not None:
+                    await sink(chunk)
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(pump, main.read_stdout())
+            tasks.start_soon(pump, main.read_stderr())
+        live.main_exit = await main.wait()
+        live.exited.set()
+        return live.main_exit
+
+    async def _stop_box(self, live: Live) -> None:
+        live.ready.set()
+        live.exited.set()
+        if live.box is not None:
+            try:
+                await live.box.stop()
+            except Exception:
+                log.exception("stopping sandbox %s failed", live.id)
+
+    async def _land(self, live: Live) -> Outcome:
+        record = live.record
+        try:
+            return await landing.land(
+                record,
+                upper=live.folder / "upper",
+                lower=await self._lower_of(record),
+                versions=self._versions,
+                blobs=self._blobs,
+                note=live.log.note,
+                exit_code=live.main_exit,
+            )
+        except Exception as exc:
+            log.exception("landing sandbox %s failed", record.id)
+            return Outcome(FAILED, INTERNAL_ERROR, error_message=f"internal error: {exc}")
+
+    async def _lower_of(self, record: SandboxRecord) -> Path:
+        base = await self._versions.get_session(record.repository_id, record.session_id or "")
+        checkout = await self._checkouts.checkout(
+            record.repository_id, base.base_commit, record.request.path_prefix
+        )
+        return checkout.path
+
+    async def _end(self, record: SandboxRecord, outcome: Outcome, live: Live | None = None) -> None:
+        """Records the terminal outcome, rolls back a session that did not land, and lets go
+        of the live sandbox."""
+        if outcome.status != "done" and record.session_id:
+            with contextlib.suppress(VersioningError):  # closed already
+                await self._versions.rollback_session(record.repository_id, record.session_id)
+        if outcome.exit_code is None and live is not None and live.main_exit is not None:
+            outcome = replace(outcome, exit_code=live.main_exit)
+        await self.records.move(record.id, outcome)
+        if live is not None:
+            live.log.close()
+            live.ended.set()
+            self._live.pop(record.id, None)
+            self._clean(record.id)
+
+    def _clean(self, sandbox_id: str) -> None:
+        """Drops what a finished sandbox kept on disk, but its log."""
+        for name in ("upper", "work", "scratch"):
+            shutil.rmtree(self._folder / sandbox_id / name, ignore_errors=True)
+
+
+__all__ = ["Live", "SandboxNotFound", "Sandboxes"]
