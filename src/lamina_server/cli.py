@@ -1,7 +1,8 @@
 """Command line: ``lamina server`` / ``python -m lamina_server``.
 
 ``[serve] [options]`` runs the server; ``create-user NAME`` adds a user (and prints its API key)
-to a server's data directory, which may be in use by a running server.
+to a server's data directory, which may be in use by a running server; ``image add|alias|ls|rm``
+manages the sandbox images of a data directory the same way.
 """
 
 from __future__ import annotations
@@ -116,6 +117,35 @@ def _create_user_parser(prog: str) -> argparse.ArgumentParser:
     return parser
 
 
+def _image_parser(prog: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=f"{prog} image",
+        description="Manage the root filesystems sandboxes run in. Nothing is pulled from a "
+        "registry: an image is a directory or a tarball (docker export, debootstrap) on this "
+        "machine. The built-in image 'host' is always present.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add = commands.add_parser(
+        "add", help="register a directory in place, or extract a tarball into the data dir"
+    )
+    add.add_argument("name", help="e.g. python:3.12 or my-org/img:tag")
+    add.add_argument("path", type=Path, help="a root filesystem directory or a .tar[.gz] of one")
+    add.add_argument(
+        "--env", action="append", default=[], metavar="NAME=VALUE", help="image environment"
+    )
+    add.add_argument("--replace", action="store_true", help="replace an image of that name")
+    alias = commands.add_parser("alias", help="make NAME another name of the image TARGET")
+    alias.add_argument("name")
+    alias.add_argument("target")
+    alias.add_argument("--replace", action="store_true", help="replace an image of that name")
+    commands.add_parser("ls", help="list the images and aliases")
+    remove = commands.add_parser("rm", help="remove an image (an extracted one is deleted)")
+    remove.add_argument("name")
+    for command in commands.choices.values():
+        command.add_argument("--data-dir", type=Path, default=None)
+    return parser
+
+
 def serve(args: argparse.Namespace) -> int:
     """Listen first, then start: a server that cannot listen, or whose first start would take
     over another server's config file, exits having created nothing."""
@@ -176,10 +206,55 @@ async def _create_user(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _image(args: argparse.Namespace) -> int:
+    from lamina_server.sandboxes.images import (
+        ImageError,
+        Images,
+        default_images_dir,
+        sandbox_images,
+    )
+    from lamina_server.storage.db import Database, sqlite_url
+
+    data_dir = (args.data_dir or default_data_dir()).expanduser()
+    if not (data_dir / "metadata.db").exists():
+        print(f"error: no server data in {data_dir} (start the server once first)", file=sys.stderr)
+        return 1
+    db = Database(sqlite_url(data_dir))
+    images = Images(db, default_images_dir(data_dir))
+    try:
+        await db.run_write(lambda conn: sandbox_images.create(conn, checkfirst=True))
+        if args.command == "add":
+            bad = [item for item in args.env if "=" not in item]
+            if bad:
+                raise ImageError(f"--env {bad[0]!r} is not NAME=VALUE")
+            env = dict(item.partition("=")[::2] for item in args.env)
+            image = await images.add(args.name, args.path, env=env, replace=args.replace)
+            print(f"{image.name}: {image.root}")
+        elif args.command == "alias":
+            await images.alias(args.name, args.target, replace=args.replace)
+            print(f"{args.name} -> {args.target}")
+        elif args.command == "rm":
+            await images.remove(args.name)
+        else:
+            for record in await images.list():
+                shown = (
+                    f"-> {record.alias_of}" if record.alias_of else f"{record.kind} {record.root}"
+                )
+                print(f"{record.name}\t{shown}")
+    except ImageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        await db.dispose()
+    return 0
+
+
 def main(argv: Sequence[str] | None = None, prog: str = "lamina-server") -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] == "create-user":
         return asyncio.run(_create_user(_create_user_parser(prog).parse_args(args[1:])))
+    if args and args[0] == "image":
+        return asyncio.run(_image(_image_parser(prog).parse_args(args[1:])))
     if args and args[0] == "serve":
         args = args[1:]
     return serve(_serve_parser(prog).parse_args(args))

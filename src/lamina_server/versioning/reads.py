@@ -109,6 +109,20 @@ def objects_page(
     return _page(listing, more, items)
 
 
+def tree_entries(
+    conn: sa.Connection, tree: Tree, repository_id: str, ref: str, prefix: str
+) -> list[tuple[str, Entry]]:
+    """Every object under ``prefix`` at commit ``ref``, in path order: one cursor walk with
+    readahead, no paging."""
+    cursor = TreeCursor(tree, rows.root(conn, repository_id, ref), readahead=True)
+    cursor.seek(prefix)
+    found: list[tuple[str, Entry]] = []
+    while (current := cursor.peek()) is not None and current[0].startswith(prefix):
+        found.append((current[0], value_entry(current[1])))
+        cursor.advance()
+    return found
+
+
 def diff_page(
     conn: sa.Connection,
     tree: Tree,

@@ -287,6 +287,16 @@ class VersionStore:
             )
         )
 
+    async def list_tree(
+        self, repository_id: str, ref: str, *, prefix: str = ""
+    ) -> list[tuple[str, Entry]]:
+        """Every object under ``prefix`` at commit ``ref``, in path order, from one read
+        snapshot. Unlike :meth:`list_objects` it does not page: the work and the memory follow
+        the number of objects listed (materializing a checkout wants them all)."""
+        return await self._read(
+            lambda conn: reads.tree_entries(conn, self._tree(conn), repository_id, ref, prefix)
+        )
+
     async def diff(
         self,
         repository_id: str,

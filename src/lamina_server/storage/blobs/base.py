@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 
@@ -101,6 +102,16 @@ class BlobStore(Protocol):
 
     def read(self, address: str, start: int, end: int) -> AsyncIterator[bytes]:
         """Bytes ``[start, end)`` of the claimed blob at ``address``, in chunks."""
+        ...
+
+    async def export(self, items: Sequence[tuple[str, int, Path]]) -> None:
+        """Writes each claimed blob ``(address, size, destination)`` as a new file at
+        ``destination`` (whose folder exists, and which must not), mode 0644.
+
+        A blob that is a whole file of its own may become a hard link to it, so the files are
+        to be read, never written. :class:`BlobNotFound` if a blob is missing,
+        :class:`BlobError` if it is not ``size`` bytes; files written before the error stay.
+        """
         ...
 
     async def start_multipart(self, address: str) -> str:

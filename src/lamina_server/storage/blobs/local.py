@@ -16,7 +16,8 @@ only ``tmp/`` debris, or unreferenced bytes at the end of a pack. Multipart uplo
 :mod:`.multipart`.
 
 Blocking file I/O runs in worker threads: a large upload is written and hashed in 1 MiB blocks,
-in two threads at once, while the next block is received. Downloads are read in 4 MiB chunks.
+in two threads at once, while the next block is received. Downloads are read in 4 MiB chunks;
+exports to files (sandbox checkouts) link or copy blobs (:mod:`.export`).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from lamina_server.storage.blobs.base import (
     BlobInfo,
     BlobNotFound,
 )
+from lamina_server.storage.blobs.export import export_blobs
 from lamina_server.storage.blobs.layout import Layout, fsync_dir, link_once
 from lamina_server.storage.blobs.packs import Packs, packed_segment
 from lamina_server.storage.blobs.receive import CHUNK_SIZE, TempFile, next_block, receive
@@ -329,6 +331,16 @@ class LocalBlobStore:
             raise BlobNotFound(f"blob {address} not found")
         self._remember(self._manifests, address, segments)
         return segments
+
+    async def export(self, items: Sequence[tuple[str, int, Path]]) -> None:
+        """Writes blobs out as files, in one worker-thread hop (:mod:`.export`)."""
+        packs = self._layout.packs
+        await to_thread.run_sync(
+            export_blobs,
+            self._segments,
+            lambda address: packed_segment(packs, address) is not None,
+            items,
+        )
 
     async def read(self, address: str, start: int, end: int) -> AsyncIterator[bytes]:
         segments = await to_thread.run_sync(self._segments, address)
