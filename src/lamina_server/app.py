@@ -32,7 +32,7 @@ from lamina_server.api import (
     sessions,
     uploads,
 )
-from lamina_server.api.access import guard_websockets
+from lamina_server.api.access import refuse_undeclared_sockets
 from lamina_server.api.deps import Services
 from lamina_server.api.errors import (
     HANDLED_ERRORS,
@@ -51,7 +51,7 @@ from lamina_server.config import ServerConfig
 from lamina_server.identity import Identity
 from lamina_server.repositories import Repositories
 from lamina_server.sandboxes.checkouts import Checkouts
-from lamina_server.sandboxes.images import Images
+from lamina_server.sandboxes.images import Images, default_images_dir
 from lamina_server.sandboxes.runners.base import Limits
 from lamina_server.sandboxes.runners.bubblewrap import BubblewrapRunner
 from lamina_server.sandboxes.service import Sandboxes
@@ -89,10 +89,10 @@ def create_app(config: ServerConfig) -> LaminaApp:
                 db=db,
                 versions=versions,
                 blobs=blobs,
-                images=Images(db, config.data_dir / "images"),
-                checkouts=Checkouts(config.data_dir / "checkouts", versions, blobs),
+                images=Images(db, default_images_dir(config.data_dir)),
+                checkouts=Checkouts(config.data_dir / "sandboxes" / "checkouts", versions, blobs),
                 runner=BubblewrapRunner(),
-                folder=config.data_dir / "sandboxes",
+                folder=config.data_dir / "sandboxes" / "runs",
                 limits=Limits(config.sandbox_memory_limit, config.sandbox_max_processes),
                 default_image=config.default_sandbox_image,
             )
@@ -150,7 +150,7 @@ def create_app(config: ServerConfig) -> LaminaApp:
     ):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(data.router)
-    guard_websockets(app.routes)
+    refuse_undeclared_sockets(app.routes)
 
     def openapi() -> dict[str, Any]:
         return build_openapi(app)

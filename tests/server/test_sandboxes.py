@@ -393,11 +393,11 @@ def test_a_restart_marks_running_sandboxes_lost_and_kills_them(own_server: Local
         timeout=30,
     )
     assert (
-        api.post(f"/organizations/{own_server.org}/repositories", json={"name": "r"}).status_code
+        api.post(f"/organizations/{own_server.org}/repositories", json={"name": "restart-repo"}).status_code
         == 201
     )
     boxes = Sandboxes(
-        RepoHttp(api, f"{own_server.org}/r"), own_server.endpoint_url, own_server.api_key
+        RepoHttp(api, f"{own_server.org}/restart-repo"), own_server.endpoint_url, own_server.api_key
     )
     sandbox_id = boxes.running(command=["sh", "-c", "echo x > /sandbox/x; sleep 4242"])
     deadline = time.monotonic() + 10
@@ -412,7 +412,7 @@ def test_a_restart_marks_running_sandboxes_lost_and_kills_them(own_server: Local
     own_server.start()
     api.base_url = f"{own_server.endpoint_url}/api/v1"
     boxes = Sandboxes(
-        RepoHttp(api, f"{own_server.org}/r"), own_server.endpoint_url, own_server.api_key
+        RepoHttp(api, f"{own_server.org}/restart-repo"), own_server.endpoint_url, own_server.api_key
     )
     status = boxes.status(sandbox_id)
     assert (status["status"], status["status_reason"]) == ("failed", "sandbox_lost")

@@ -34,19 +34,10 @@ from fastapi.routing import APIRoute, APIWebSocketRoute
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
 from starlette.routing import BaseRoute
-from starlette.types import ASGIApp, Message, Receive, Send
-from starlette.types import Scope as AsgiScope
+from starlette.types import Message
 
 from lamina_server.api.deps import Services, query
-from lamina_server.api.errors import (
-    HANDLED_ERRORS,
-    ApiError,
-    bad_request,
-    envelope_for,
-    forbidden,
-    not_found,
-    unauthorized,
-)
+from lamina_server.api.errors import ApiError, bad_request, forbidden, not_found, unauthorized
 from lamina_server.api.params import OrgName, RepoName
 from lamina_server.api.request_ids import ensure_request_id
 from lamina_server.api.signing import TokenError
@@ -354,28 +345,27 @@ class LaminaRoute(APIRoute):
 # --- websockets -------------------------------------------------------------------------------
 
 
-def guard_websockets(routes: Sequence[BaseRoute]) -> None:
-    """Puts every websocket route of the app behind the :func:`prelude` of its declaration,
-    which runs before the handshake is accepted: a refusal is the HTTP answer to the upgrade
-    request, with the same envelope and status as any route's. A websocket route without a
-    declaration is refused, as :class:`LaminaRoute` refuses one."""
+class _SocketDeclaration(Declaration):
+    """A websocket route's declaration. FastAPI solves a websocket route's dependencies before
+    the handshake is accepted, so this one runs the :func:`prelude` itself: a refusal raises,
+    and the app's error handlers answer the upgrade request with the envelope, as for any
+    route."""
+
+    async def __call__(
+        self, websocket: WebSocket, organization: OrgName, repository: RepoName
+    ) -> None:
+        await prelude(websocket, self)
+
+
+def repository_socket(*actions: Action) -> Any:
+    return Depends(_SocketDeclaration(actions, Scope.REPOSITORY))
+
+
+def refuse_undeclared_sockets(routes: Sequence[BaseRoute]) -> None:
+    """A websocket route without a :func:`repository_socket` declaration is refused, as
+    :class:`LaminaRoute` refuses an HTTP route without one."""
     for route in walk_routes(routes):
-        if isinstance(route, APIWebSocketRoute) and not getattr(route, "guarded", False):
-            declaration = _declared(route.dependencies)
-            if declaration is None:
-                raise TypeError(f"websocket route {route.path} declares no action")
-            route.app = _guarded(route.app, declaration)
-            route.guarded = True  # type: ignore[attr-defined]
-
-
-def _guarded(app: ASGIApp, declaration: Declaration) -> ASGIApp:
-    async def guarded(scope: AsgiScope, receive: Receive, send: Send) -> None:
-        websocket = WebSocket(scope, receive, send)
-        try:
-            await prelude(websocket, declaration)
-        except HANDLED_ERRORS as exc:
-            await websocket.send_denial_response(envelope_for(exc, ensure_request_id(scope)))
-            return
-        await app(scope, receive, send)
-
-    return guarded
+        if isinstance(route, APIWebSocketRoute) and not isinstance(
+            _declared(route.dependencies), _SocketDeclaration
+        ):
+            raise TypeError(f"websocket route {route.path} declares no action")

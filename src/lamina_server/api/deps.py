@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from fastapi import Request
+from starlette.requests import HTTPConnection
 
 if TYPE_CHECKING:
     from lamina_server.api.signing import UrlSigner
@@ -38,7 +39,7 @@ class Services:
     sandboxes: Sandboxes
 
 
-async def get_services(request: Request) -> Services:
+async def get_services(request: HTTPConnection) -> Services:
     """The app's services. A coroutine, so that as a FastAPI dependency it runs on the event
     loop: FastAPI runs plain-function dependencies in a worker thread, a hop per request."""
     services: Services = request.app.state.services

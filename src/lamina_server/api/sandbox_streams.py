@@ -18,10 +18,8 @@ from typing import Any
 import anyio
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from lamina_server.api.access import AccessDep, repository_action
-from lamina_server.api.errors import HANDLED_ERRORS, envelope_for
+from lamina_server.api.access import AccessDep, repository_socket
 from lamina_server.api.params import ServicesDep
-from lamina_server.api.request_ids import ensure_request_id
 from lamina_server.api.sandboxes import SANDBOX, SandboxId
 from lamina_server.authz import Action
 from lamina_server.sandboxes.errors import SandboxStateConflict
@@ -89,10 +87,6 @@ def _json_frame(kind: int, body: dict[str, Any]) -> bytes:
     return bytes([kind]) + json.dumps(body).encode()
 
 
-async def _refuse(websocket: WebSocket, exc: Exception) -> None:
-    await websocket.send_denial_response(envelope_for(exc, ensure_request_id(websocket.scope)))
-
-
 async def _frames(websocket: WebSocket) -> AsyncIterator[bytes]:
     """The client's binary frames until it goes away (text frames are ignored)."""
     while True:
@@ -104,15 +98,11 @@ async def _frames(websocket: WebSocket) -> AsyncIterator[bytes]:
             yield data
 
 
-@router.websocket(f"{SANDBOX}/exec", dependencies=[repository_action(Action.EXEC_SANDBOX)])
+@router.websocket(f"{SANDBOX}/exec", dependencies=[repository_socket(Action.EXEC_SANDBOX)])
 async def exec_socket(
     websocket: WebSocket, sandbox_id: SandboxId, services: ServicesDep, access: AccessDep
 ) -> None:
-    try:
-        live = await services.sandboxes.running(access.repo.id, sandbox_id)
-    except HANDLED_ERRORS as exc:
-        await _refuse(websocket, exc)
-        return
+    live = await services.sandboxes.running(access.repo.id, sandbox_id)
     await websocket.accept()
     with contextlib.suppress(WebSocketDisconnect):
         await _exec(websocket, services.sandboxes, live)
@@ -175,19 +165,15 @@ async def _exec(websocket: WebSocket, sandboxes: Sandboxes, live: Live) -> None:
     await websocket.close()
 
 
-@router.websocket(f"{SANDBOX}/terminal", dependencies=[repository_action(Action.EXEC_SANDBOX)])
+@router.websocket(f"{SANDBOX}/terminal", dependencies=[repository_socket(Action.EXEC_SANDBOX)])
 async def terminal_socket(
     websocket: WebSocket, sandbox_id: SandboxId, services: ServicesDep, access: AccessDep
 ) -> None:
-    try:
-        live = await services.sandboxes.running(access.repo.id, sandbox_id, mode=INTERACTIVE)
-        if live.main is None or live.terminal_sink is not None:
-            raise SandboxStateConflict(
-                f"the terminal of sandbox {sandbox_id!r} is attached to another client"
-            )
-    except HANDLED_ERRORS as exc:
-        await _refuse(websocket, exc)
-        return
+    live = await services.sandboxes.running(access.repo.id, sandbox_id, mode=INTERACTIVE)
+    if live.main is None or live.terminal_sink is not None:
+        raise SandboxStateConflict(
+            f"the terminal of sandbox {sandbox_id!r} is attached to another client"
+        )
     await websocket.accept()
     with contextlib.suppress(WebSocketDisconnect):
         await _terminal(websocket, live, live.main)

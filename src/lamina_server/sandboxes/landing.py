@@ -76,11 +76,11 @@ async def land(
     repository_id, session_id = record.repository_id, record.session_id
     prefix = record.request.path_prefix
     found: Capture = await anyio.to_thread.run_sync(capture, upper, lower)
-    for path, reason in found.skipped:
-        note(f"not captured: {path} ({reason})")
+    for skipped in found.skipped:
+        note(f"not captured: {skipped.path} ({skipped.reason})")
     code = 0 if exit_code is None else exit_code
     if found.refused:
-        paths = [f"{path} ({reason})" for path, reason in found.refused]
+        paths = [f"{problem.path} ({problem.reason})" for problem in found.refused]
         for line in paths:
             note(f"refused: {line}")
         return Outcome(
@@ -95,9 +95,10 @@ async def land(
         return Outcome(DONE, NO_CHANGES, exit_code=code)
 
     entries: list[tuple[str, Entry]] = []
-    for relative, source, _size in found.puts:
+    for put in found.puts:
+        relative = put.path
         address = blobs.new_address()
-        info = await blobs.write(address, _chunks(source))
+        info = await blobs.write(address, _chunks(put.source))
         stored = await blobs.claim(address)
         content_type = mimetypes.guess_type(relative)[0] or "application/octet-stream"
         entries.append(
@@ -106,16 +107,21 @@ async def land(
                 Entry(stored, info.size, info.etag, content_type, utcnow(), {}),
             )
         )
+    # Deletes first: a folder removed and made again (an opaque one) loses what it held,
+    # then gains what it holds now.
+    exact = [repository_path(prefix, gone.path) for gone in found.deletes if not gone.is_prefix]
+    if exact:
+        await versions.stage_delete_many(repository_id, session_id, exact)
+    for gone in found.deletes:
+        if gone.is_prefix:
+            await _delete_prefix(
+                versions, repository_id, session_id, repository_path(prefix, gone.path)
+            )
+
     for start in range(0, len(entries), STAGE_BATCH):
         await versions.stage_put_many(
             repository_id, session_id, entries[start : start + STAGE_BATCH]
         )
-    exact = [repository_path(prefix, path) for path, is_prefix in found.deletes if not is_prefix]
-    if exact:
-        await versions.stage_delete_many(repository_id, session_id, exact)
-    for path, is_prefix in found.deletes:
-        if is_prefix:
-            await _delete_prefix(versions, repository_id, session_id, repository_path(prefix, path))
 
     metadata = {META_SANDBOX_ID: record.id}
     if record.trigger_id:

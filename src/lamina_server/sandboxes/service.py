@@ -35,7 +35,7 @@ from anyio.abc import TaskGroup
 from lamina_server.principals import Committer, Principal
 from lamina_server.repositories import RepositoryRecord
 from lamina_server.sandboxes import landing
-from lamina_server.sandboxes.checkouts import Checkouts
+from lamina_server.sandboxes.checkouts import Checkout, Checkouts
 from lamina_server.sandboxes.environment import NoSecrets, SecretSource, sandbox_environment
 from lamina_server.sandboxes.errors import (
     SandboxFinished,
@@ -99,6 +99,7 @@ class Live:
     log: SandboxLog
     env: dict[str, str] = field(default_factory=dict)
     box: Sandbox | None = None
+    checkout: Checkout | None = None
     main: Process | None = None
     ready: anyio.Event = field(default_factory=anyio.Event)  # running, or ended
     stop: anyio.Event = field(default_factory=anyio.Event)  # finish or cancel was asked
@@ -330,11 +331,11 @@ class Sandboxes:
         image = await self._images.resolve(request.image)
         await self.records.move(record.id, Outcome(STARTING, INITIALIZING))
         base = await self._versions.get_session(record.repository_id, record.session_id or "")
-        lower = await self._checkouts.checkout(
+        live.checkout = lower = await self._checkouts.checkout(
             record.repository_id, base.base_commit, request.path_prefix
         )
-        for path, reason in lower.skipped:
-            live.log.note(f"not shown in the sandbox: {path} ({reason})")
+        for skipped in lower.skipped:
+            live.log.note(f"not shown in the sandbox: {skipped.path} ({skipped.reason})")
         live.env = await sandbox_environment(
             self._secrets,
             image_env=image.env,
@@ -431,11 +432,12 @@ class Sandboxes:
 
     async def _land(self, live: Live) -> Outcome:
         record = live.record
+        assert live.checkout is not None, "a sandbox lands only after it started"
         try:
             return await landing.land(
                 record,
                 upper=live.folder / "upper",
-                lower=await self._lower_of(record),
+                lower=live.checkout.path,
                 versions=self._versions,
                 blobs=self._blobs,
                 note=live.log.note,
@@ -444,13 +446,6 @@ class Sandboxes:
         except Exception as exc:
             log.exception("landing sandbox %s failed", record.id)
             return Outcome(FAILED, INTERNAL_ERROR, error_message=f"internal error: {exc}")
-
-    async def _lower_of(self, record: SandboxRecord) -> Path:
-        base = await self._versions.get_session(record.repository_id, record.session_id or "")
-        checkout = await self._checkouts.checkout(
-            record.repository_id, base.base_commit, record.request.path_prefix
-        )
-        return checkout.path
 
     async def _end(self, record: SandboxRecord, outcome: Outcome, live: Live | None = None) -> None:
         """Records the terminal outcome, rolls back a session that did not land, and lets go
@@ -466,6 +461,9 @@ class Sandboxes:
             live.ended.set()
             self._live.pop(record.id, None)
             self._clean(record.id)
+            if live.checkout is not None:
+                self._checkouts.release(live.checkout)
+                await self._checkouts.prune()
 
     def _clean(self, sandbox_id: str) -> None:
         """Drops what a finished sandbox kept on disk, but its log."""
