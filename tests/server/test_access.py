@@ -9,10 +9,19 @@ from pathlib import Path
 
 import httpx
 import pytest
-from fastapi.routing import APIRoute
-from starlette.routing import Route
+from fastapi import APIRouter, WebSocket
+from fastapi.routing import APIRoute, APIWebSocketRoute
+from starlette.routing import BaseRoute, Route
 
-from lamina_server.api.access import LaminaRoute, Scope, declaration_of, public, walk_routes
+from lamina_server.api.access import (
+    LaminaRoute,
+    Scope,
+    _declared,
+    declaration_of,
+    public,
+    refuse_undeclared_sockets,
+    walk_routes,
+)
 from lamina_server.app import API_PREFIX, create_app
 from lamina_server.audit import NoAudit
 from lamina_server.authz import ALLOWED, Action, Authorizer, Decision, Resource
@@ -21,12 +30,42 @@ from lamina_server.principals import Principal
 from tests.server.in_process import serving
 
 
-def _app_routes() -> list[APIRoute]:
+def _all_routes() -> list[BaseRoute]:
     app = create_app(ServerConfig(data_dir=Path("unused"), config_path=None, write_config=False))
-    routes = list(walk_routes(app.routes))
+    return list(walk_routes(app.routes))
+
+
+def _app_routes() -> list[APIRoute]:
+    routes = _all_routes()
     # The OpenAPI document itself is Starlette's plain route, served without credentials.
-    assert all(isinstance(r, APIRoute) or r.path.endswith("openapi.json") for r in routes)
+    assert all(
+        isinstance(r, APIRoute | APIWebSocketRoute) or r.path.endswith("openapi.json")
+        for r in routes
+    )
     return [route for route in routes if isinstance(route, APIRoute)]
+
+
+def test_every_websocket_route_declares_its_action() -> None:
+    sockets = [route for route in _all_routes() if isinstance(route, APIWebSocketRoute)]
+    declared = {
+        route.path.removeprefix(API_PREFIX): _declared(route.dependencies) for route in sockets
+    }
+    sandbox = "/organizations/{organization}/repositories/{repository}/sandboxes/{sandbox_id}"
+    assert set(declared) == {f"{sandbox}/exec", f"{sandbox}/terminal"}
+    for declaration in declared.values():
+        assert declaration is not None and declaration.scope is Scope.REPOSITORY
+        assert declaration.actions == (Action.EXEC_SANDBOX,)
+
+
+def test_a_websocket_route_without_a_declaration_is_refused() -> None:
+    router = APIRouter()
+
+    @router.websocket("/undeclared")
+    async def handler(websocket: WebSocket) -> None:
+        raise AssertionError("never served")
+
+    with pytest.raises(TypeError, match="declares no action"):
+        refuse_undeclared_sockets(router.routes)
 
 
 def test_every_route_declares_its_action_and_scope() -> None:
@@ -67,6 +106,11 @@ def test_the_routes_name_the_actions_of_the_contract() -> None:
         ("GET", f"{repo}/log"): (Action.LIST_COMMITS,),
         ("DELETE", repo): (Action.DELETE_REPOSITORY,),
         ("GET", "/organizations/{organization}/repositories"): (Action.LIST_REPOSITORIES,),
+        ("POST", f"{repo}/sandboxes"): (Action.CREATE_SANDBOX,),
+        ("GET", f"{repo}/sandboxes"): (Action.LIST_SANDBOXES,),
+        ("GET", f"{repo}/sandboxes/{{sandbox_id}}/status"): (Action.GET_SANDBOX,),
+        ("DELETE", f"{repo}/sandboxes/{{sandbox_id}}"): (Action.CANCEL_SANDBOX,),
+        ("POST", f"{repo}/sandboxes/{{sandbox_id}}/finish"): (Action.FINISH_SANDBOX,),
     }
     for key, actions in expected.items():
         declaration = declared[key]
@@ -177,7 +221,26 @@ def test_the_lane_and_the_framework_run_the_same_prelude(in_process: InProcessSe
     ]
 
 
+def test_a_websocket_is_authorized_by_the_same_prelude(in_process: InProcessServer) -> None:
+    headers = {"Authorization": f"Bearer {in_process.api_key}"}
+    with httpx.Client(base_url=in_process.url, headers=headers) as api:
+        assert api.post("/organizations/local/repositories", json={"name": "sockets"}).is_success
+    in_process.authorizer.deny = {Action.EXEC_SANDBOX}
+    upgrade = {
+        **headers,
+        "Connection": "Upgrade",
+        "Upgrade": "websocket",
+        "Sec-WebSocket-Version": "13",
+        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+    }
+    url = f"{in_process.url}/organizations/local/repositories/sockets/sandboxes/x/exec"
+    refused = httpx.get(url, headers=upgrade)
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["code"] == "forbidden" and "ExecSandbox" in refused.json()["message"]
+    assert in_process.audit.denials[-1][0] is Action.EXEC_SANDBOX
+
+
 def test_openapi_route_is_the_only_undeclared_route() -> None:
     app = create_app(ServerConfig(data_dir=Path("unused"), config_path=None, write_config=False))
-    plain = [r for r in walk_routes(app.routes) if not isinstance(r, APIRoute)]
+    plain = [r for r in walk_routes(app.routes) if not isinstance(r, APIRoute | APIWebSocketRoute)]
     assert [r.path for r in plain if isinstance(r, Route)] == [f"{API_PREFIX}/openapi.json"]
