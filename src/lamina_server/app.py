@@ -26,6 +26,7 @@ from lamina_server.api import (
     objects,
     organizations,
     repositories,
+    sandbox_triggers,
     sessions,
     uploads,
 )
@@ -46,6 +47,8 @@ from lamina_server.bootstrap import bootstrap, load_or_create_secret
 from lamina_server.config import ServerConfig
 from lamina_server.identity import Identity
 from lamina_server.repositories import Repositories
+from lamina_server.sandboxes.dispatch import Launcher, TriggerDispatcher, TriggerOutbox
+from lamina_server.sandboxes.triggers import SandboxTriggers
 from lamina_server.storage.blobs import LocalBlobStore
 from lamina_server.storage.db import Database, sqlite_url
 from lamina_server.versioning import CachingVersionStore, Staging
@@ -65,16 +68,22 @@ def _tune_gc() -> None:
     gc.set_threshold(20_000, 20, 20)
 
 
-def create_app(config: ServerConfig) -> LaminaApp:
+def create_app(config: ServerConfig, *, trigger_launcher: Launcher | None = None) -> LaminaApp:
+    """The app; ``trigger_launcher`` starts the sandboxes of sandbox triggers (none: their
+    runs fail, saying that no sandbox runtime is configured)."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         db = Database(config.database_url or sqlite_url(config.data_dir))
+        dispatcher: TriggerDispatcher | None = None
         try:
             await db.create_all()
             identity = Identity(db)
             await bootstrap(config, identity)
-            versions = CachingVersionStore(db)
+            versions = CachingVersionStore(db, recorder=TriggerOutbox())
+            dispatcher = TriggerDispatcher(db, versions, launcher=trigger_launcher)
+            versions.on_landed = dispatcher.wake
             blobs = LocalBlobStore(config.data_dir / "blobs")
             app.state.services = Services(
                 config=config,
@@ -87,10 +96,15 @@ def create_app(config: ServerConfig) -> LaminaApp:
                 staging=Staging(versions, blobs),
                 authorizer=Authorizer(identity),
                 audit=NoAudit(),
+                triggers=SandboxTriggers(db),
+                trigger_dispatcher=dispatcher,
             )
+            await dispatcher.start()
             _tune_gc()
             yield
         finally:
+            if dispatcher is not None:
+                await dispatcher.stop()
             await db.dispose()
 
     app = LaminaApp(
@@ -113,7 +127,15 @@ def create_app(config: ServerConfig) -> LaminaApp:
     app.add_exception_handler(StarletteHTTPException, handle_http_error)
 
     app.include_router(health.router)
-    for module in (organizations, repositories, sessions, commits, objects, uploads):
+    for module in (
+        organizations,
+        repositories,
+        sessions,
+        commits,
+        objects,
+        uploads,
+        sandbox_triggers,
+    ):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(data.router)
 
