@@ -157,7 +157,7 @@ class TriggerDispatcher:
                 await self.drain()
             except Exception:
                 logger.exception("sandbox trigger dispatch failed; retrying")
-            with contextlib.suppress(TimeoutError):
+            with contextlib.suppress(asyncio.TimeoutError):  # not TimeoutError before 3.11
                 await asyncio.wait_for(self._wakeup.wait(), self.poll_interval)
 
     async def drain(self) -> int:
