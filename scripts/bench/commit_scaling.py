@@ -2,7 +2,8 @@
 
 Both repositories are built through ``VersionStore`` itself (sessions staged in bulk with
 ``stage_put_many`` and committed in sorted batches of 100,000, as an import would), each on
-its own SQLite file in a temporary directory. Then, alternating between the two so that
+its own SQLite file in a temporary directory, with the recorder the server uses (the sandbox
+trigger outbox, which asks each commit whether its repository has an enabled trigger). Then, alternating between the two so that
 both see the same machine load, the median of several runs of:
 
 * a commit of 10 changes (6 overwrites, 2 deletes, 2 new paths at random places), timed end
@@ -35,6 +36,7 @@ from typing import NamedTuple
 
 import anyio
 
+from lamina_server.sandboxes.dispatch import TriggerOutbox
 from lamina_server.storage.db import Database, sqlite_url
 from lamina_server.versioning import Committer, Entry, VersionStore
 
@@ -198,7 +200,7 @@ async def main() -> None:
             db = Database(sqlite_url(Path(tmp)))
             stack.push_async_callback(db.dispose)
             await db.create_all()
-            targets.append(Target(VersionStore(db), count))
+            targets.append(Target(VersionStore(db, recorder=TriggerOutbox()), count))
         builds = [await target.build() for target in targets]
         small, big = targets
         print(f"build through VersionStore: {small.count:,} objects {builds[0]:.2f} s, ", end="")

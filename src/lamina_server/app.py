@@ -28,6 +28,7 @@ from lamina_server.api import (
     organizations,
     repositories,
     sandbox_streams,
+    sandbox_triggers,
     sandboxes,
     sessions,
     uploads,
@@ -51,10 +52,12 @@ from lamina_server.config import ServerConfig
 from lamina_server.identity import Identity
 from lamina_server.repositories import Repositories
 from lamina_server.sandboxes.checkouts import Checkouts
+from lamina_server.sandboxes.dispatch import Launcher, TriggerDispatcher, TriggerOutbox
 from lamina_server.sandboxes.images import Images, default_images_dir
 from lamina_server.sandboxes.runners.base import Limits
 from lamina_server.sandboxes.runners.bubblewrap import BubblewrapRunner
 from lamina_server.sandboxes.service import Sandboxes
+from lamina_server.sandboxes.triggers import SandboxTriggers
 from lamina_server.storage.blobs import LocalBlobStore
 from lamina_server.storage.db import Database, sqlite_url
 from lamina_server.versioning import CachingVersionStore, Staging
@@ -74,16 +77,20 @@ def _tune_gc() -> None:
     gc.set_threshold(20_000, 20, 20)
 
 
-def create_app(config: ServerConfig) -> LaminaApp:
+def create_app(config: ServerConfig, *, trigger_launcher: Launcher | None = None) -> LaminaApp:
+    """The app; ``trigger_launcher`` starts the sandboxes of sandbox triggers (none: their
+    runs fail, saying that no sandbox runtime is configured)."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         db = Database(config.database_url or sqlite_url(config.data_dir))
+        dispatcher: TriggerDispatcher | None = None
         try:
             await db.create_all()
             identity = Identity(db)
             await bootstrap(config, identity)
-            versions = CachingVersionStore(db)
+            versions = CachingVersionStore(db, recorder=TriggerOutbox())
             blobs = LocalBlobStore(config.data_dir / "blobs")
             sandbox_service = Sandboxes(
                 db=db,
@@ -96,6 +103,10 @@ def create_app(config: ServerConfig) -> LaminaApp:
                 limits=Limits(config.sandbox_memory_limit, config.sandbox_max_processes),
                 default_image=config.default_sandbox_image,
             )
+            dispatcher = TriggerDispatcher(
+                db, versions, launcher=trigger_launcher or sandbox_service
+            )
+            versions.on_landed = dispatcher.wake
             app.state.services = Services(
                 config=config,
                 db=db,
@@ -108,14 +119,19 @@ def create_app(config: ServerConfig) -> LaminaApp:
                 authorizer=Authorizer(identity),
                 audit=NoAudit(),
                 sandboxes=sandbox_service,
+                triggers=SandboxTriggers(db),
+                trigger_dispatcher=dispatcher,
             )
             async with anyio.create_task_group() as tasks:
                 await tasks.start(sandbox_service.serve)
                 await sandbox_service.recover()
+                await dispatcher.start()
                 _tune_gc()
                 yield
                 tasks.cancel_scope.cancel()
         finally:
+            if dispatcher is not None:
+                await dispatcher.stop()
             await db.dispose()
 
     app = LaminaApp(
@@ -147,6 +163,7 @@ def create_app(config: ServerConfig) -> LaminaApp:
         uploads,
         sandboxes,
         sandbox_streams,
+        sandbox_triggers,
     ):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(data.router)

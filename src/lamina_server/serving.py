@@ -226,6 +226,14 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         self._in_body = False
         _base_on_message_complete(self)
 
+    def send_400_response(self, msg: str) -> None:
+        """A request httptools cannot parse (e.g. an empty ``Transfer-Encoding``): the error
+        envelope, as for every refusal, instead of uvicorn's plain-text 400."""
+        if self._refused:
+            return
+        self._in_body = False  # read nothing more of this connection
+        self._refuse(400, "bad_request", "the request is not valid HTTP/1.1")
+
     def check_deadline(self, now: float) -> None:
         """Past the headers' deadline: a 408 if part of a request arrived, and the connection
         is closed (unless a response is still being sent on it: then it gets more time)."""

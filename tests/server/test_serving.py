@@ -380,6 +380,17 @@ def test_slow_and_idle_connections_are_closed(tmp_path: Path) -> None:
         assert _healthy(server.endpoint)
 
 
+def test_a_request_that_is_not_http_gets_the_error_envelope(tmp_path: Path) -> None:
+    with running_server(tmp_path) as server:
+        with socket.create_connection((server.host, server.port)) as sock:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding:\r\n\r\n")
+            answer = read_response(sock)
+        assert answer.startswith(b"HTTP/1.1 400 "), answer[:200]
+        assert b"content-type: application/json" in answer.lower()
+        assert envelope(answer)["code"] == "bad_request"
+        assert _healthy(server.endpoint)
+
+
 def test_oversized_headers_are_refused_without_buffering_them(tmp_path: Path) -> None:
     with running_server(tmp_path) as server:
         address = (server.host, server.port)

@@ -17,6 +17,7 @@ from lamina_server.versioning import (
     ChangeEvent,
     Committer,
     Entry,
+    Recorders,
     RefNotFound,
     Staging,
     VersionStore,
@@ -222,3 +223,40 @@ async def test_a_failing_recorder_lands_nothing(
     recorder.failing = set()  # the same changes land once the recorder works
     await store.stage_put_many(REPO, session.id, many)
     assert len(await _staged(store, session.id)) == 301
+
+
+async def test_recorders_tell_each_in_order_and_the_first_failure_stops_the_change(
+    db: Database,
+) -> None:
+    first, second = RecordingRecorder(), RecordingRecorder()
+    store = VersionStore(db, recorder=Recorders(first, second))
+    await store.init_repository(REPO, committer=ALICE)
+    assert first.events == second.events and len(first.events) == 1
+
+    first.failing = {"create_session"}
+    with pytest.raises(AuditDown):
+        await store.create_session(REPO, created_by=ALICE)
+    assert len(second.events) == 1  # not told: the change did not land
+
+
+async def test_on_landed_is_called_once_a_commit_or_a_revert_has_landed(
+    store: VersionStore, db: Database
+) -> None:
+    landed: list[tuple[str, str, str]] = []
+
+    def on_landed(repository_id: str, commit_id: str) -> None:
+        # Called after the transaction: the commit is HEAD for any reader.
+        landed.append((repository_id, commit_id, head_now()))
+
+    def head_now() -> str:
+        with sa.create_engine(f"sqlite:///{db.engine.url.database}").connect() as conn:
+            return str(conn.execute(sa.select(refs.c.head)).scalar_one())
+
+    store.on_landed = on_landed
+    session = await store.create_session(REPO, created_by=ALICE)
+    await store.stage_put(REPO, session.id, "a.txt", entry("a"))
+    commit_id = await store.commit_session(
+        REPO, session.id, message="m", metadata={}, committer=ALICE
+    )
+    revert_id = await store.revert(REPO, commit_id, committer=ALICE)
+    assert landed == [(REPO, commit_id, commit_id), (REPO, revert_id, revert_id)]

@@ -16,7 +16,9 @@ if TYPE_CHECKING:
     from lamina_server.config import ServerConfig
     from lamina_server.identity import Identity
     from lamina_server.repositories import Repositories
+    from lamina_server.sandboxes.dispatch import TriggerDispatcher
     from lamina_server.sandboxes.service import Sandboxes
+    from lamina_server.sandboxes.triggers import SandboxTriggers
     from lamina_server.storage.blobs import BlobStore
     from lamina_server.storage.db import Database
     from lamina_server.versioning import Staging, VersionStore
@@ -37,6 +39,8 @@ class Services:
     authorizer: Authorizer
     audit: AuditHook
     sandboxes: Sandboxes
+    triggers: SandboxTriggers
+    trigger_dispatcher: TriggerDispatcher
 
 
 async def get_services(request: HTTPConnection) -> Services:

@@ -5,9 +5,10 @@ status. It also carries ``X-Error-Code`` and ``X-Error-Message`` (percent-encode
 error answering ``HEAD``, which has no body, still says what went wrong.
 
 Domains raise their own errors (:mod:`lamina_server.versioning.errors`,
-:mod:`lamina_server.identity.errors`, :mod:`lamina_server.repositories.errors`, the blob store's
-``BlobError``); :func:`api_error_for` is the only place that turns them into HTTP. Route code
-raises :class:`ApiError` (or one of the helpers) for what only the HTTP layer knows.
+:mod:`lamina_server.identity.errors`, :mod:`lamina_server.repositories.errors`, the sandbox
+triggers' ``TriggerError``, the blob store's ``BlobError``); :func:`api_error_for` is the only
+place that turns them into HTTP. Route code raises :class:`ApiError` (or one of the helpers)
+for what only the HTTP layer knows.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from starlette.types import Scope
 
 from lamina_server import identity, repositories, versioning
 from lamina_server.sandboxes import errors as sandboxes
+from lamina_server.sandboxes import triggers
 from lamina_server.storage import blobs
 
 logger = logging.getLogger("lamina_server")
@@ -56,6 +58,7 @@ HANDLED_ERRORS: tuple[type[Exception], ...] = (
     versioning.VersioningError,
     identity.IdentityError,
     repositories.RepositoryError,
+    triggers.TriggerError,
     blobs.BlobError,
     sandboxes.SandboxError,
 )
@@ -108,6 +111,10 @@ _DOMAIN_STATUS: tuple[tuple[type[Exception], int, str], ...] = (
     (sandboxes.SandboxNotReady, 503, "sandbox_not_ready"),
     (sandboxes.WrongMode, 400, "wrong_mode"),
     (sandboxes.SandboxError, 409, "conflict"),
+    (triggers.TriggerInvalid, 400, "bad_request"),
+    (triggers.TriggerNotFound, 404, "trigger_not_found"),
+    (triggers.TriggerExists, 409, "trigger_exists"),
+    (triggers.TriggerError, 409, "conflict"),
     (blobs.BlobExists, 409, "blob_exists"),
     (blobs.BlobNotFound, 404, "upload_not_found"),
     (blobs.PartMismatch, 400, "invalid_part"),

@@ -250,7 +250,7 @@ async def create_sandbox(
         raise ApiError(
             503, "sandboxes_unavailable", f"sandboxes cannot run: {sandboxes.unavailable}"
         )
-    record = await sandboxes.create(access.repo, access.caller, request)
+    record = await sandboxes.create(access.repo.id, access.caller, request)
     return JSONResponse({"sandbox_id": record.id}, status_code=201)
 
 

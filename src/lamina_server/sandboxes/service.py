@@ -33,7 +33,6 @@ import anyio
 from anyio.abc import TaskGroup
 
 from lamina_server.principals import Committer, Principal
-from lamina_server.repositories import RepositoryRecord
 from lamina_server.sandboxes import landing
 from lamina_server.sandboxes.checkouts import Checkout, Checkouts
 from lamina_server.sandboxes.environment import NoSecrets, SecretSource, sandbox_environment
@@ -50,6 +49,8 @@ from lamina_server.sandboxes.models import (
     CANCELLED,
     CANCELLED_BY_USER,
     CREATED,
+    DEFAULT_MOUNTPOINT,
+    DEFAULT_TIMEOUT_SECONDS,
     ERRORED,
     EXIT_NON_ZERO,
     FAILED,
@@ -65,6 +66,7 @@ from lamina_server.sandboxes.models import (
     TIMEOUT,
     Origin,
     Outcome,
+    RunAs,
     SandboxRecord,
     SandboxRequest,
 )
@@ -77,6 +79,7 @@ from lamina_server.sandboxes.runners.base import (
     Sandbox,
     SandboxSpec,
 )
+from lamina_server.sandboxes.triggers import TriggerRecord
 from lamina_server.storage.blobs import BlobStore
 from lamina_server.storage.columns import utcnow
 from lamina_server.storage.db import Database
@@ -176,7 +179,7 @@ class Sandboxes:
 
     async def create(
         self,
-        repository: RepositoryRecord,
+        repository_id: str,
         creator: Principal | Committer,
         request: SandboxRequest,
         *,
@@ -185,12 +188,12 @@ class Sandboxes:
         if self._tasks is None:
             raise RuntimeError("the sandbox service is not serving")
         session = await self._versions.create_session(
-            repository.id, created_by=Committer(creator.type, creator.id, creator.name)
+            repository_id, created_by=Committer(creator.type, creator.id, creator.name)
         )
         now = utcnow()
         record = SandboxRecord(
             id=str(uuid.uuid4()),
-            repository_id=repository.id,
+            repository_id=repository_id,
             request=request,
             outcome=Outcome(STARTING, CREATED),
             session_id=session.id,
@@ -210,6 +213,31 @@ class Sandboxes:
         self._live[record.id] = live
         self._tasks.start_soon(self._run, live)
         return record
+
+    async def launch_for_trigger(
+        self, repository_id: str, trigger: TriggerRecord, *, commit_id: str, depth: int
+    ) -> str:
+        """Starts a trigger's one-shot sandbox (:class:`~.dispatch.Launcher`) on the
+        repository's HEAD, which the commit that fired it has just become or passed."""
+        if self.unavailable:
+            raise RuntimeError(f"sandboxes cannot run: {self.unavailable}")
+        config = trigger.sandbox_config
+        prefix = str(config.get("path_prefix") or "").strip("/")
+        request = SandboxRequest(
+            image=config.get("image") or self.default_image,
+            command=tuple(config.get("command") or ()),
+            mountpoint=config.get("mountpoint") or DEFAULT_MOUNTPOINT,
+            path_prefix=f"{prefix}/" if prefix else "",
+            timeout_seconds=config.get("timeout_seconds") or DEFAULT_TIMEOUT_SECONDS,
+            env_vars=dict(config.get("env_vars") or {}),
+            mode=ONE_SHOT,
+            run_as=RunAs(**trigger.run_as) if trigger.run_as else None,
+        )
+        creator = Committer(trigger.created_by_type, trigger.created_by, f"trigger {trigger.name}")
+        record = await self.create(
+            repository_id, creator, request, origin=Origin(trigger.id, depth)
+        )
+        return record.id
 
     async def get(self, repository_id: str, sandbox_id: str) -> SandboxRecord:
         return await self.records.get(repository_id, sandbox_id)

@@ -35,7 +35,7 @@ from lamina_server.versioning.models import (
     Page,
     SessionInfo,
 )
-from lamina_server.versioning.recorder import NO_RECORDER, ChangeEvent, Recorder
+from lamina_server.versioning.recorder import NO_RECORDER, ChangeEvent, Recorder, Recorders
 from lamina_server.versioning.staging import Staging
 from lamina_server.versioning.store import VersionStore
 
@@ -55,6 +55,7 @@ __all__ = [
     "ObjectNotFound",
     "Page",
     "Recorder",
+    "Recorders",
     "RefNotFound",
     "RevertNotSupported",
     "SessionClosed",

@@ -7,7 +7,7 @@ found open until it closes them, and coalesces concurrent reads of the same sess
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import anyio
@@ -47,8 +47,11 @@ class CachingVersionStore(VersionStore):
         ttl: float = 10.0,
         node_cache_size: int = 2048,
         recorder: Recorder = NO_RECORDER,
+        on_landed: Callable[[str, str], None] | None = None,
     ) -> None:
-        super().__init__(db, node_cache_size=node_cache_size, recorder=recorder)
+        super().__init__(
+            db, node_cache_size=node_cache_size, recorder=recorder, on_landed=on_landed
+        )
         self._open: TtlCache[_Key, SessionInfo] = TtlCache(ttl)
         self._checks: dict[_Key, _Check] = {}
         self._closings = 0  # sessions forgotten so far: a read that overlaps one is not kept

@@ -9,7 +9,8 @@ and the change does not land; what ``record`` writes through ``conn`` lands with
 all. A commit that plans again after losing a race records once, for the attempt that lands.
 
 ``record`` is synchronous: it runs on the transaction's own connection, which on SQLite is
-held in a worker thread. The default, :data:`NO_RECORDER`, does nothing.
+held in a worker thread. The default, :data:`NO_RECORDER`, does nothing; :class:`Recorders`
+tells several recorders, in order.
 """
 
 from __future__ import annotations
@@ -60,3 +61,15 @@ class NoRecorder:
 
 
 NO_RECORDER = NoRecorder()
+
+
+class Recorders:
+    """Tells each of ``recorders`` of every event, in order; the first that raises stops the
+    others and the change."""
+
+    def __init__(self, *recorders: Recorder) -> None:
+        self.recorders = recorders
+
+    def record(self, conn: sa.Connection, event: ChangeEvent) -> None:
+        for recorder in self.recorders:
+            recorder.record(conn, event)

@@ -55,15 +55,23 @@ class VersionStore:
 
     ``node_cache_size`` bounds the decoded tree nodes kept in memory (about 40 KB each at
     most), shared by every read and commit. ``recorder`` is told of every change, in its
-    transaction (:mod:`lamina_server.versioning.recorder`).
+    transaction (:mod:`lamina_server.versioning.recorder`). ``on_landed``, when set, is called
+    with the repository and commit ids on the event loop once a commit or a revert has landed
+    (what the recorder wrote is then visible): a wake-up call, which must not block or raise.
     """
 
     def __init__(
-        self, db: Database, *, node_cache_size: int = 2048, recorder: Recorder = NO_RECORDER
+        self,
+        db: Database,
+        *,
+        node_cache_size: int = 2048,
+        recorder: Recorder = NO_RECORDER,
+        on_landed: Callable[[str, str], None] | None = None,
     ) -> None:
         self.db = db
         self.node_cache = NodeCache(node_cache_size)
         self.recorder = recorder
+        self.on_landed = on_landed
 
     # --- plumbing ----------------------------------------------------------------------------
 
@@ -362,7 +370,9 @@ class VersionStore:
             )
             return commit_id
 
-        return await self._land(repository_id, plan, land)
+        commit_id = await self._land(repository_id, plan, land)
+        self._landed(repository_id, commit_id)
+        return commit_id
 
     async def revert(
         self,
@@ -405,7 +415,13 @@ class VersionStore:
             )
             return new_id
 
-        return await self._land(repository_id, plan, land)
+        new_id = await self._land(repository_id, plan, land)
+        self._landed(repository_id, new_id)
+        return new_id
+
+    def _landed(self, repository_id: str, commit_id: str) -> None:
+        if self.on_landed is not None:
+            self.on_landed(repository_id, commit_id)
 
     async def _land(
         self,
