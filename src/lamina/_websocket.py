@@ -51,9 +51,10 @@ def handshake_error(exc: BaseException, url: str) -> LaminaError:
         http_response = httpx.Response(
             response.status_code,
             headers=list(response.headers.raw_items()),
-            content=response.body or b"",
+            content=bytes(response.body or b""),
             request=httpx.Request("GET", url),
         )
+        http_response.read()
         return api_error_from_response(http_response)
     return TransportError(
         redact(f"GET {url}: the websocket could not be opened: {type(exc).__name__}: {exc}")
