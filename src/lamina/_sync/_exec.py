@@ -6,9 +6,9 @@ a caller that stops reading stops the socket, and flow control reaches the comma
 memory whatever the output size). Both output streams share the one socket, so reading one
 stream can meet the other's data:
 
-- ``async for event in proc`` gives every chunk of both streams in production order and
+- iterating the process (``proc``) gives every chunk of both streams in production order and
   buffers nothing;
-- ``async for chunk in proc.stdout`` (or ``proc.stderr``) keeps the other stream's chunks met
+- iterating one stream (``proc.stdout`` or ``proc.stderr``) keeps the other stream's chunks met
   on the way, at most ``max_buffer`` bytes per stream; past that the oldest are dropped and
   counted in ``proc.stderr.dropped`` (``proc.stdout.dropped``). Reading one stream therefore
   never deadlocks on the other; read the process itself (or both streams concurrently) to
@@ -117,7 +117,7 @@ class ProcessStdin:
 
 
 class ProcessOutput:
-    """One output stream of a running command: ``async for chunk in proc.stdout``.
+    """One output stream of a running command, iterated for its chunks of bytes.
 
     ``read()`` reads the rest of it at once. ``dropped`` counts the bytes lost while the
     other stream was being read and this one's buffer was full.

@@ -100,7 +100,7 @@ def create_body(
 
 
 class AsyncSandbox(AsyncDeferred):
-    """A sandbox. Its full record (``data``) loads with ``refresh()`` (or, async, ``await``);
+    """A sandbox. Its full record (``data``) loads with ``refresh()``;
     sandboxes from ``list()``/``get()`` arrive loaded. ``status()`` asks for the current
     status; the record is a snapshot."""
 
@@ -471,7 +471,7 @@ class AsyncShell:
         cwd: str | None = None,
         max_buffer: int = DEFAULT_MAX_BUFFER,
     ) -> AbstractAsyncContextManager[AsyncProcess]:
-        """Start ``command`` with live output: ``async with sh.process(cmd) as proc``
+        """Start ``command`` with live output, as a context manager yielding the process
         (see :meth:`AsyncSandbox.process`)."""
         return self.sandbox.process(command, stdin=stdin, env=env, cwd=cwd, max_buffer=max_buffer)
 

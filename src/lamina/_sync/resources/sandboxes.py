@@ -101,7 +101,7 @@ def create_body(
 
 
 class Sandbox(Deferred):
-    """A sandbox. Its full record (``data``) loads with ``refresh()`` (or, async, ``await``);
+    """A sandbox. Its full record (``data``) loads with ``refresh()``;
     sandboxes from ``list()``/``get()`` arrive loaded. ``status()`` asks for the current
     status; the record is a snapshot."""
 
@@ -468,7 +468,7 @@ class Shell:
         cwd: str | None = None,
         max_buffer: int = DEFAULT_MAX_BUFFER,
     ) -> AbstractContextManager[Process]:
-        """Start ``command`` with live output: ``async with sh.process(cmd) as proc``
+        """Start ``command`` with live output, as a context manager yielding the process
         (see :meth:`Sandbox.process`)."""
         return self.sandbox.process(command, stdin=stdin, env=env, cwd=cwd, max_buffer=max_buffer)
 
