@@ -69,6 +69,7 @@ RENAMES: dict[str, str] = {
     "handle_async_request": "handle_request",
     "aiter_bytes": "iter_bytes",
     "aiter_raw": "iter_raw",
+    "aiter_lines": "iter_lines",
     "asleep": "sleep",
     "agather_bounded": "gather_bounded",
     "aiterate": "iterate",
@@ -78,6 +79,7 @@ RENAMES: dict[str, str] = {
 #: Whole-line rewrites (regex -> replacement), applied before tokenizing.
 LINE_RULES: dict[str, str] = {
     r"^pytestmark = pytest\.mark\.anyio$": "pytestmark = pytest.mark.sync",
+    r"\bwebsockets\.asyncio\.client\b": "websockets.sync.client",
 }
 #: ``Async...`` names the prefix rule leaves alone (so that the residue check reports them).
 KEEP = frozenset({"AsyncGenerator"})

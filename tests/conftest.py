@@ -6,8 +6,11 @@ Tests that need isolation create their own organization/repository with a unique
 
 from __future__ import annotations
 
+import json
+import threading
 import uuid
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -160,3 +163,119 @@ def new_repo_http(
         return RepoHttp(api, f"{local_server.org}/{name}")
 
     return make
+
+
+class FakeSandboxSockets:
+    """A websocket server that speaks the sandbox ``/exec`` and ``/terminal`` frames with a few
+    scripted commands, for the SDK's protocol tests (the real server runs real commands).
+
+    Commands: ``["prompt"]`` prints ``ready``, echoes its stdin upper-cased and exits 3;
+    ``["burst", n, size]`` writes ``n`` chunks of ``size`` bytes to each stream in turn;
+    ``["interleave"]`` writes ``a`` ``b`` ``c`` to out, err, out between frames to ignore;
+    ``["launch"]`` prints the LAUNCH body; ``["vanish"]`` closes without an exit frame.
+    Requests without the key ``tuk-fake`` get 401, paths under repository ``refused`` 403.
+    """
+
+    API_KEY = "tuk-fake"
+
+    def __init__(self) -> None:
+        from websockets.sync.server import serve
+
+        self.resizes: list[dict[str, int]] = []
+        self._server = serve(
+            self._handle, "127.0.0.1", 0, process_request=self._check, compression=None
+        )
+        self.endpoint_url = f"http://127.0.0.1:{self._server.socket.getsockname()[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._thread.join(timeout=10)
+
+    def _check(self, connection: Any, request: Any) -> Any:
+        from websockets.datastructures import Headers
+        from websockets.http11 import Response
+
+        status, code = 0, ""
+        if request.headers.get("Authorization") != f"Bearer {self.API_KEY}":
+            status, code = 401, "unauthorized"
+        elif "/repositories/refused/" in request.path:
+            status, code = 403, "forbidden"
+        if not status:
+            return None
+        body = json.dumps({"message": f"{code} here", "code": code, "request_id": "rq-1"})
+        headers = Headers([("Content-Type", "application/json")])
+        headers["Content-Length"] = str(len(body))
+        return Response(status, code, headers, body.encode())
+
+    def _handle(self, ws: Any) -> None:
+        if ws.request.path.endswith("/terminal"):
+            self._terminal(ws)
+            return
+        launch = ws.recv()
+        assert launch[0] == 0x00
+        body = json.loads(launch[1:])
+        command = body["cmd"]
+        if command == ["prompt"]:
+            ws.send(b"\x03ready\n")
+            received = b""
+            while (frame := ws.recv())[0] != 0x02:
+                received += frame[1:]
+            ws.send(b"\x03" + received.upper())
+            ws.send(b"\x04done\n")
+            ws.send(b'\x05{"exit_code": 3}')
+        elif command[0] == "burst":
+            for _ in range(int(command[1])):
+                ws.send(b"\x03" + b"o" * int(command[2]))
+                ws.send(b"\x04" + b"e" * int(command[2]))
+            ws.send(b'\x05{"exit_code": 0}')
+        elif command == ["interleave"]:
+            for frame in (b"\x03a", "text", b"\x04b", b"", b"\x09?", b"\x03c"):
+                ws.send(frame)
+            ws.send(b'\x05{"exit_code": 0}')
+        elif command == ["launch"]:
+            ws.send(b"\x03" + json.dumps(body).encode())
+            ws.send(b'\x05{"exit_code": 0}')
+        elif command == ["vanish"]:
+            ws.send(b"\x03partial")
+        ws.close()
+
+    def _terminal(self, ws: Any) -> None:
+        ws.send(b"\x01$ ")
+        while True:
+            frame = ws.recv()
+            if frame[0] == 0x02:
+                self.resizes.append(json.loads(frame[1:]))
+            elif frame[1:] == b"exit\n":
+                ws.send(b'\x03{"exited": true, "exit_code": 0}')
+                ws.close()
+                return
+            else:
+                ws.send(b"\x01" + frame[1:])
+
+
+@pytest.fixture(scope="session")
+def fake_sandbox_sockets() -> Iterator[FakeSandboxSockets]:
+    server = FakeSandboxSockets()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture(scope="session")
+def sandbox_routes(local_server: LocalServer) -> None:
+    """Skips the test while the server has no sandbox routes (the router lands separately);
+    any other answer, including an error, lets the test run and see it."""
+    org = local_server.org
+    with httpx.Client(
+        base_url=f"{local_server.endpoint_url}/api/v1",
+        headers={"Authorization": f"Bearer {local_server.api_key}"},
+        timeout=60.0,
+    ) as api:
+        response = api.get(f"/organizations/{org}/repositories/no-such-repo-probe/sandboxes")
+    if response.status_code == 404 and response.json().get("message", "").startswith(
+        "no route for"
+    ):
+        pytest.skip("the server has no sandbox routes yet")

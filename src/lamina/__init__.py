@@ -1,4 +1,4 @@
-"""Lamina: versioned object storage with transactional sessions.
+"""Lamina: versioned object storage with transactional sessions and sandboxed compute.
 
 Blocking::
 
@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from lamina import _module_api
 from lamina._async._client import AsyncClient
+from lamina._async._exec import AsyncProcess, AsyncProcessOutput, AsyncProcessStdin, AsyncTerminal
 from lamina._async._object_reader import AsyncObjectReader
 from lamina._async._pager import AsyncPager
 from lamina._async.resources import (
@@ -29,8 +30,14 @@ from lamina._async.resources import (
     AsyncReadOnlyObjects,
     AsyncRepositories,
     AsyncRepository,
+    AsyncSandbox,
+    AsyncSandboxes,
+    AsyncSandboxTrigger,
+    AsyncSandboxTriggerRuns,
+    AsyncSandboxTriggers,
     AsyncSession,
     AsyncSessionObjects,
+    AsyncShell,
 )
 from lamina._errors import (
     APIError,
@@ -58,6 +65,7 @@ from lamina._errors import (
 )
 from lamina._module_api import configure, organization, repository
 from lamina._sync._client import Client
+from lamina._sync._exec import Process, ProcessOutput, ProcessStdin, Terminal
 from lamina._sync._object_reader import ObjectReader
 from lamina._sync._pager import Pager
 from lamina._sync.resources import (
@@ -69,12 +77,19 @@ from lamina._sync.resources import (
     ReadOnlyObjects,
     Repositories,
     Repository,
+    Sandbox,
+    Sandboxes,
+    SandboxTrigger,
+    SandboxTriggerRuns,
+    SandboxTriggers,
     Session,
     SessionObjects,
+    Shell,
 )
 from lamina._types import NOT_GIVEN, NotGiven, Page
 from lamina._version import __version__
 from lamina.models import (
+    PIPE,
     CommitData,
     CommitResult,
     CopyObjectResult,
@@ -84,9 +99,21 @@ from lamina.models import (
     Membership,
     ObjectMetadata,
     OrganizationData,
+    OutputEvent,
+    OutputStream,
     PutObjectResult,
     RepositoryData,
+    RunAs,
+    RunResult,
+    SandboxData,
+    SandboxOutcome,
+    SandboxStatus,
+    SandboxTriggerCondition,
+    SandboxTriggerConfig,
+    SandboxTriggerData,
+    SandboxTriggerRun,
     SourceMetadata,
+    TerminalExit,
     TransferProgress,
 )
 
@@ -107,6 +134,7 @@ else:
 # ``organizations`` is left out on purpose: a star-import would freeze the live attribute.
 __all__ = [
     "NOT_GIVEN",
+    "PIPE",
     "APIError",
     "ApprovalTimeoutError",
     "AsyncClient",
@@ -117,11 +145,21 @@ __all__ = [
     "AsyncOrganization",
     "AsyncOrganizations",
     "AsyncPager",
+    "AsyncProcess",
+    "AsyncProcessOutput",
+    "AsyncProcessStdin",
     "AsyncReadOnlyObjects",
     "AsyncRepositories",
     "AsyncRepository",
+    "AsyncSandbox",
+    "AsyncSandboxTrigger",
+    "AsyncSandboxTriggerRuns",
+    "AsyncSandboxTriggers",
+    "AsyncSandboxes",
     "AsyncSession",
     "AsyncSessionObjects",
+    "AsyncShell",
+    "AsyncTerminal",
     "AuthenticationError",
     "BadRequestError",
     "Client",
@@ -151,9 +189,14 @@ __all__ = [
     "Organization",
     "OrganizationData",
     "Organizations",
+    "OutputEvent",
+    "OutputStream",
     "Page",
     "Pager",
     "PreconditionFailedError",
+    "Process",
+    "ProcessOutput",
+    "ProcessStdin",
     "PutObjectResult",
     "RangeNotSatisfiableError",
     "RateLimitError",
@@ -161,12 +204,29 @@ __all__ = [
     "Repositories",
     "Repository",
     "RepositoryData",
+    "RunAs",
+    "RunResult",
+    "Sandbox",
+    "SandboxData",
     "SandboxError",
+    "SandboxOutcome",
+    "SandboxStatus",
+    "SandboxTrigger",
+    "SandboxTriggerCondition",
+    "SandboxTriggerConfig",
+    "SandboxTriggerData",
+    "SandboxTriggerRun",
+    "SandboxTriggerRuns",
+    "SandboxTriggers",
+    "Sandboxes",
     "SerializationError",
     "ServerError",
     "Session",
     "SessionObjects",
+    "Shell",
     "SourceMetadata",
+    "Terminal",
+    "TerminalExit",
     "TransferProgress",
     "TransportError",
     "UnprocessableEntityError",

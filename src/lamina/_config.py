@@ -1,9 +1,11 @@
 """Where the client's API key and endpoint come from.
 
 Each setting resolves as: explicit argument > environment (``LAMINA_API_KEY``,
-``LAMINA_ENDPOINT_URL``) > the config file ``~/.lamina/config.toml`` (keys ``api_key`` and
-``endpoint_url``, as written by ``lamina server``) > the default (no key; endpoint
-:data:`DEFAULT_ENDPOINT_URL`). An explicit empty string (``api_key=""``) is a
+``LAMINA_ENDPOINT_URL``, ``LAMINA_DEFAULT_SANDBOX_IMAGE``) > the config file
+``~/.lamina/config.toml`` (keys ``api_key``, ``endpoint_url`` and ``default_sandbox_image``; the
+first two are written by ``lamina server``) > the default (no key; endpoint
+:data:`DEFAULT_ENDPOINT_URL`; image :data:`DEFAULT_SANDBOX_IMAGE`, the reference server's own
+default image). An explicit empty string (``api_key=""``) is a
 ``ConfigurationError``, never a silent fall-back; an empty environment variable counts as unset.
 The file's location is resolved at call time; a missing file is skipped, and a file that
 cannot be read or is not valid TOML with string values is a ``ConfigurationError`` naming the
@@ -31,12 +33,20 @@ else:
 DEFAULT_ENDPOINT_URL = "http://127.0.0.1:8710"
 API_KEY_ENV = "LAMINA_API_KEY"
 ENDPOINT_URL_ENV = "LAMINA_ENDPOINT_URL"
+DEFAULT_SANDBOX_IMAGE = "host"
+DEFAULT_SANDBOX_IMAGE_ENV = "LAMINA_DEFAULT_SANDBOX_IMAGE"
+_ENV = {
+    "api_key": API_KEY_ENV,
+    "endpoint_url": ENDPOINT_URL_ENV,
+    "default_sandbox_image": DEFAULT_SANDBOX_IMAGE_ENV,
+}
 
 
 @frozen
 class Config:
     api_key: str | None
     endpoint_url: str
+    default_sandbox_image: str = DEFAULT_SANDBOX_IMAGE
 
 
 def default_config_path() -> Path:
@@ -45,7 +55,7 @@ def default_config_path() -> Path:
 
 
 def read_config_file(path: Path) -> dict[str, str]:
-    """The non-empty settings ``api_key``/``endpoint_url`` of a config file (``{}`` when there
+    """The non-empty settings ``api_key``/``endpoint_url``/``default_sandbox_image`` of a config file (``{}`` when there
     is no file); :class:`~lamina.ConfigurationError` for a file that is broken."""
     try:
         raw = path.read_bytes()
@@ -63,7 +73,7 @@ def read_config_file(path: Path) -> dict[str, str]:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigurationError(f"{path}: the config file is not valid TOML: {exc}") from exc
     settings: dict[str, str] = {}
-    for key in ("api_key", "endpoint_url"):
+    for key in _ENV:
         value = data.get(key)
         if value is None:
             continue
@@ -90,29 +100,36 @@ def resolve_config(
     *,
     api_key: str | None = None,
     endpoint_url: str | None = None,
+    default_sandbox_image: str | None = None,
     environ: Mapping[str, str] | None = None,
     config_path: Path | None = None,
 ) -> Config:
-    """Resolve both settings; the file is read only when an explicit value or env var is missing."""
-    for name, value in (("api_key", api_key), ("endpoint_url", endpoint_url)):
+    """Resolve the settings; the file is read only when an explicit value or env var is missing."""
+    explicit = {
+        "api_key": api_key,
+        "endpoint_url": endpoint_url,
+        "default_sandbox_image": default_sandbox_image,
+    }
+    for name, value in explicit.items():
         if value is not None and not isinstance(value, str):
             raise InvalidArgumentTypeError(f"{name} must be a str, got {type(value).__name__}")
         if value is not None and not value.strip():
             raise ConfigurationError(
                 f"{name}={value!r} was passed explicitly but is empty: pass the "
                 f"{name.replace('_', ' ')} itself, or leave {name} out to read "
-                f"{API_KEY_ENV if name == 'api_key' else ENDPOINT_URL_ENV} and "
-                "~/.lamina/config.toml"
+                f"{_ENV[name]} and ~/.lamina/config.toml"
             )
     env = os.environ if environ is None else environ
-    api_key = api_key or env.get(API_KEY_ENV) or None
-    endpoint_url = endpoint_url or env.get(ENDPOINT_URL_ENV) or None
-    if api_key is None or endpoint_url is None:
+    settings = {name: value or env.get(_ENV[name]) or None for name, value in explicit.items()}
+    if None in settings.values():
         path = config_path if config_path is not None else _home_config_path()
         file = read_config_file(path) if path is not None else {}
-        api_key = api_key or file.get("api_key")
-        endpoint_url = endpoint_url or file.get("endpoint_url")
-    return Config(api_key=api_key, endpoint_url=(endpoint_url or DEFAULT_ENDPOINT_URL).rstrip("/"))
+        settings = {name: value or file.get(name) for name, value in settings.items()}
+    return Config(
+        api_key=settings["api_key"],
+        endpoint_url=(settings["endpoint_url"] or DEFAULT_ENDPOINT_URL).rstrip("/"),
+        default_sandbox_image=settings["default_sandbox_image"] or DEFAULT_SANDBOX_IMAGE,
+    )
 
 
 def _home_config_path() -> Path | None:

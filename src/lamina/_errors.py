@@ -7,7 +7,7 @@
     ├── TransportError              the request did not complete (connect, read, timeout)
     ├── SerializationError          the response is not the JSON the API promises
     ├── ApprovalTimeoutError        a commit waited longer than its timeout for approval
-    ├── SandboxError                a sandbox failed or timed out (sandboxes are planned)
+    ├── SandboxError                a sandbox failed, was cancelled or timed out
     │   └── CommandError            a command exited non-zero
     └── APIError                    the server answered with an error status
         ├── BadRequestError              400
@@ -111,7 +111,15 @@ class ApprovalTimeoutError(LaminaError):
 
 
 class SandboxError(LaminaError):
-    """A sandbox failed, was stopped, or did not finish in time."""
+    """A sandbox failed, was stopped, or did not finish in time.
+
+    ``status`` is the sandbox's :class:`~lamina.SandboxStatus` when the error comes from it
+    (e.g. ``failed/image_not_found`` and its ``error_message``), else ``None``.
+    """
+
+    def __init__(self, message: str, *, status: Any = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class CommandError(SandboxError):
@@ -120,8 +128,10 @@ class CommandError(SandboxError):
     ``result`` is the command's result (exit code and output); ``command`` what was run.
     """
 
-    def __init__(self, message: str, *, result: Any = None, command: Any = None) -> None:
-        super().__init__(message)
+    def __init__(
+        self, message: str, *, result: Any = None, command: Any = None, status: Any = None
+    ) -> None:
+        super().__init__(message, status=status)
         self.result = result
         self.command = command
 

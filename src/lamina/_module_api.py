@@ -31,6 +31,7 @@ def configure(
     timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
     max_retries: int | NotGiven = NOT_GIVEN,
     default_headers: Mapping[str, str] | None = None,
+    default_sandbox_image: str | None = None,
 ) -> Client:
     """Replace the default client used by the module-level functions; returns it.
 
@@ -44,6 +45,7 @@ def configure(
         timeout=timeout,
         max_retries=max_retries,
         default_headers=default_headers,
+        default_sandbox_image=default_sandbox_image,
     )
     with _lock:
         previous, _default_client = _default_client, client

@@ -10,6 +10,8 @@ from lamina import ConfigurationError, InvalidArgumentTypeError
 from lamina._config import (
     API_KEY_ENV,
     DEFAULT_ENDPOINT_URL,
+    DEFAULT_SANDBOX_IMAGE,
+    DEFAULT_SANDBOX_IMAGE_ENV,
     ENDPOINT_URL_ENV,
     default_config_path,
     read_config_file,
@@ -23,6 +25,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.delenv(API_KEY_ENV, raising=False)
     monkeypatch.delenv(ENDPOINT_URL_ENV, raising=False)
+    monkeypatch.delenv(DEFAULT_SANDBOX_IMAGE_ENV, raising=False)
     return tmp_path
 
 
@@ -116,13 +119,28 @@ def test_a_broken_file_is_an_error_naming_the_file_and_line(
         assert where in str(caught.value)
 
 
-def test_a_broken_file_is_not_read_when_both_settings_are_given(
+def test_a_broken_file_is_not_read_when_every_setting_is_given(
     home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     write_config(home, "api_key = [unterminated")
     monkeypatch.setenv(API_KEY_ENV, "tuk-env")
+    monkeypatch.setenv(DEFAULT_SANDBOX_IMAGE_ENV, "python:3.12")
     config = resolve_config(endpoint_url="http://arg:3")
     assert (config.api_key, config.endpoint_url) == ("tuk-env", "http://arg:3")
+    assert config.default_sandbox_image == "python:3.12"
+
+
+def test_default_sandbox_image_resolves_like_the_other_settings(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert resolve_config().default_sandbox_image == DEFAULT_SANDBOX_IMAGE == "host"
+    write_config(home, 'default_sandbox_image = "from-file"\n')
+    assert resolve_config().default_sandbox_image == "from-file"
+    monkeypatch.setenv(DEFAULT_SANDBOX_IMAGE_ENV, "from-env")
+    assert resolve_config().default_sandbox_image == "from-env"
+    assert resolve_config(default_sandbox_image="explicit").default_sandbox_image == "explicit"
+    with pytest.raises(ConfigurationError, match=DEFAULT_SANDBOX_IMAGE_ENV):
+        resolve_config(default_sandbox_image=" ")
 
 
 def test_a_missing_file_is_skipped_and_an_unreadable_path_is_an_error(home: Path) -> None:

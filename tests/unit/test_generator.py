@@ -61,6 +61,7 @@ def test_token_table() -> None:
         "def __aiter__(self): return self\n"
         "async def __anext__(self): raise StopAsyncIteration\n"
         "x = await anext(it); t = transport.handle_async_request(r); r.aiter_raw()\n"
+        "lines = response.aiter_lines()\n"
     )
     assert text == (
         "from lamina._sync._client import Client\n"
@@ -70,6 +71,7 @@ def test_token_table() -> None:
         "def __iter__(self): return self\n"
         "def __next__(self): raise StopIteration\n"
         "x = next(it); t = transport.handle_request(r); r.iter_raw()\n"
+        "lines = response.iter_lines()\n"
     )
 
 
@@ -88,6 +90,8 @@ def test_line_rules() -> None:
     text, residue = convert("import pytest\n\npytestmark = pytest.mark.anyio\n")
     assert text == "import pytest\n\npytestmark = pytest.mark.sync\n"
     assert residue == []
+    text, _ = convert("from websockets.asyncio.client import ClientConnection, connect\n")
+    assert text == "from websockets.sync.client import ClientConnection, connect\n"
 
 
 @pytest.mark.parametrize(
@@ -101,7 +105,7 @@ def test_line_rules() -> None:
             "async def f():\n    async with anyio.create_task_group() as tg: ...\n",
             "create_task_group",
         ),
-        ("x = r.aiter_lines()\n", "aiter_lines"),
+        ("x = r.aiter_text()\n", "aiter_text"),
     ],
 )
 def test_residue_is_reported_with_its_line(source: str, found: str) -> None:
@@ -139,6 +143,9 @@ def tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         "    assert True\n"
     )
     monkeypatch.setattr(gen, "RENAMES", {"aclose": "close", "_async": "_sync"})
+    monkeypatch.setattr(
+        gen, "LINE_RULES", {r"^pytestmark = pytest\.mark\.anyio$": "pytestmark = pytest.mark.sync"}
+    )
     return tmp_path
 
 

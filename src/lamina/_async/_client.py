@@ -47,6 +47,7 @@ from lamina._types import (
     TimeoutTypes,
 )
 from lamina._urls import ApiUrls
+from lamina._websocket import handshake_headers, websocket_url
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -75,6 +76,9 @@ class AsyncClient:
     - ``default_headers``: headers added to every request.
     - ``max_concurrency``: size of the connection pool, and of :attr:`limiter`, which bounds the
       requests that bulk transfers keep in flight.
+    - ``default_sandbox_image``: the image of sandboxes created without one (``repo.shell()``,
+      ``repo.execute()``...); falls back to ``LAMINA_DEFAULT_SANDBOX_IMAGE``, the config file's
+      ``default_sandbox_image``, then ``"host"`` (the reference server's default image).
 
     The connection pool opens on the first request; close it with ``aclose()`` or by using the
     client as a context manager.
@@ -90,9 +94,13 @@ class AsyncClient:
         http_client: httpx.AsyncClient | None = None,
         default_headers: Mapping[str, str] | None = None,
         max_concurrency: int = 64,
+        default_sandbox_image: str | None = None,
     ) -> None:
-        config = resolve_config(api_key=api_key, endpoint_url=endpoint_url)
+        config = resolve_config(
+            api_key=api_key, endpoint_url=endpoint_url, default_sandbox_image=default_sandbox_image
+        )
         self.endpoint_url = config.endpoint_url
+        self.default_sandbox_image = config.default_sandbox_image
         self.base_url = f"{self.endpoint_url}/api/v1"
         self.max_retries = DEFAULT_MAX_RETRIES if isinstance(max_retries, NotGiven) else max_retries
         self.converter = make_converter()
@@ -368,6 +376,15 @@ class AsyncClient:
                 delay = retry_delay(attempt)
             attempt += 1
             await self._sleep(delay)
+
+    def _websocket_target(self, path: str) -> tuple[str, list[tuple[str, str]], float | None]:
+        """The ``ws(s)://`` URL of ``path``, the handshake headers (with the API key) and the
+        connect timeout, for a websocket on the client's own endpoint."""
+        if self._closed:
+            raise LaminaError(f"{self!r} is closed")
+        url = self._urls.build(path, None)
+        headers = self._headers.select(url, absolute=False, authenticated=True)
+        return websocket_url(url), handshake_headers(headers), self._timeout.get("connect")
 
     def _build_request(
         self,

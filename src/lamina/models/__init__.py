@@ -17,10 +17,26 @@ from lamina.models.objects import (
 )
 from lamina.models.organizations import Membership, OrganizationData, ResultList
 from lamina.models.repositories import RepositoryData
+from lamina.models.sandboxes import (
+    PIPE,
+    OutputEvent,
+    OutputStream,
+    RunAs,
+    RunResult,
+    SandboxData,
+    SandboxOutcome,
+    SandboxStatus,
+    SandboxTriggerCondition,
+    SandboxTriggerConfig,
+    SandboxTriggerData,
+    SandboxTriggerRun,
+    TerminalExit,
+)
 from lamina.models.sessions import ApprovalRequired, CommitResult, SessionCreated
 from lamina.models.transfers import TransferProgress
 
 __all__ = [
+    "PIPE",
     "ApprovalRequired",
     "CommitCreated",
     "CommitData",
@@ -35,12 +51,24 @@ __all__ = [
     "MultipartUpload",
     "ObjectMetadata",
     "OrganizationData",
+    "OutputEvent",
+    "OutputStream",
     "PartTicket",
     "PutObjectResult",
     "RepositoryData",
     "ResultList",
+    "RunAs",
+    "RunResult",
+    "SandboxData",
+    "SandboxOutcome",
+    "SandboxStatus",
+    "SandboxTriggerCondition",
+    "SandboxTriggerConfig",
+    "SandboxTriggerData",
+    "SandboxTriggerRun",
     "SessionCreated",
     "SourceMetadata",
+    "TerminalExit",
     "TransferProgress",
     "UploadTicket",
 ]

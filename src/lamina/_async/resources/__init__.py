@@ -8,6 +8,12 @@ from lamina._async.resources.organizations import (
     AsyncOrganizations,
 )
 from lamina._async.resources.repositories import AsyncRepositories, AsyncRepository
+from lamina._async.resources.sandbox_triggers import (
+    AsyncSandboxTrigger,
+    AsyncSandboxTriggerRuns,
+    AsyncSandboxTriggers,
+)
+from lamina._async.resources.sandboxes import AsyncSandbox, AsyncSandboxes, AsyncShell
 from lamina._async.resources.sessions import AsyncSession
 
 __all__ = [
@@ -19,6 +25,12 @@ __all__ = [
     "AsyncReadOnlyObjects",
     "AsyncRepositories",
     "AsyncRepository",
+    "AsyncSandbox",
+    "AsyncSandboxTrigger",
+    "AsyncSandboxTriggerRuns",
+    "AsyncSandboxTriggers",
+    "AsyncSandboxes",
     "AsyncSession",
     "AsyncSessionObjects",
+    "AsyncShell",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -9,10 +10,13 @@ from lamina._async._pager import AsyncPager
 from lamina._async.resources._paths import organization_path, repository_path
 from lamina._async.resources.commits import AsyncCommit, AsyncCommits
 from lamina._async.resources.objects import AsyncReadOnlyObjects
+from lamina._async.resources.sandbox_triggers import AsyncSandboxTriggers
+from lamina._async.resources.sandboxes import AsyncSandboxes, AsyncShell, execute
 from lamina._async.resources.sessions import AsyncSession
 from lamina._converter import structure
 from lamina._deferred import AsyncDeferred
 from lamina.models.repositories import RepositoryData
+from lamina.models.sandboxes import RunResult
 
 if TYPE_CHECKING:
     from lamina._async._client import AsyncClient
@@ -172,6 +176,76 @@ class AsyncRepository(AsyncDeferred):
     @property
     def commits(self) -> AsyncCommits:
         return AsyncCommits(self)
+
+    @property
+    def sandboxes(self) -> AsyncSandboxes:
+        """The repository's sandboxes: ``create()``, ``list()``, ``get()``."""
+        return AsyncSandboxes(self)
+
+    @property
+    def sandbox_triggers(self) -> AsyncSandboxTriggers:
+        """Triggers that start a sandbox when a commit changes matching paths."""
+        return AsyncSandboxTriggers(self)
+
+    def shell(
+        self,
+        image: str | None = None,
+        env: Mapping[str, str] | None = None,
+        timeout: int | None = None,
+        mountpoint: str | None = None,
+        path_prefix: str | None = None,
+    ) -> AsyncShell:
+        """A sandbox for running commands, used as a context manager::
+
+            with repo.shell() as sh:
+                result = sh.run("ls /sandbox")
+                sh.run("echo done > /sandbox/out.txt", check=True)
+            print(sh.outcome.commit_id)
+
+        Commands see the repository under ``mountpoint`` (``/sandbox``); what they write
+        there is committed when the block ends cleanly, and discarded when it raises.
+        ``image`` defaults to the client's ``default_sandbox_image``; ``timeout`` is the most
+        seconds the sandbox may live. See :class:`~lamina.AsyncShell`.
+        """
+        return AsyncShell(
+            self,
+            image=image,
+            env=env,
+            timeout=timeout,
+            mountpoint=mountpoint,
+            path_prefix=path_prefix,
+        )
+
+    async def execute(
+        self,
+        command: str | Sequence[str],
+        image: str | None = None,
+        env: Mapping[str, str] | None = None,
+        timeout: int | None = None,
+        check: bool = True,
+        mountpoint: str | None = None,
+        path_prefix: str | None = None,
+    ) -> RunResult:
+        """Run ``command`` (a str through ``sh -c``, a list as-is) in a one-shot sandbox and
+        return its :class:`~lamina.RunResult`: the sandbox's log (stdout and stderr merged)
+        as ``stdout``, an empty ``stderr``, and the exit code (``-1`` when it has none).
+
+        What the command writes under the mount is committed if it succeeds. ``timeout``
+        bounds both the sandbox and the wait: when it runs out the sandbox is cancelled and
+        :class:`~lamina.SandboxError` raised. ``check`` (the default) raises
+        :class:`~lamina.CommandError` for a non-zero exit code or a failed or cancelled
+        sandbox. Changes waiting for approval give a ``UserWarning`` naming the page.
+        """
+        return await execute(
+            self,
+            command,
+            image=image,
+            env=env,
+            timeout=timeout,
+            check=check,
+            mountpoint=mountpoint,
+            path_prefix=path_prefix,
+        )
 
     def timeline(
         self,

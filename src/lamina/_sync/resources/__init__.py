@@ -9,6 +9,12 @@ from lamina._sync.resources.organizations import (
     Organizations,
 )
 from lamina._sync.resources.repositories import Repositories, Repository
+from lamina._sync.resources.sandbox_triggers import (
+    SandboxTrigger,
+    SandboxTriggerRuns,
+    SandboxTriggers,
+)
+from lamina._sync.resources.sandboxes import Sandbox, Sandboxes, Shell
 from lamina._sync.resources.sessions import Session
 
 __all__ = [
@@ -20,6 +26,12 @@ __all__ = [
     "ReadOnlyObjects",
     "Repositories",
     "Repository",
+    "Sandbox",
+    "SandboxTrigger",
+    "SandboxTriggerRuns",
+    "SandboxTriggers",
+    "Sandboxes",
     "Session",
     "SessionObjects",
+    "Shell",
 ]

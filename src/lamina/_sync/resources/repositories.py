@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -12,8 +13,11 @@ from lamina._sync._pager import Pager
 from lamina._sync.resources._paths import organization_path, repository_path
 from lamina._sync.resources.commits import Commit, Commits
 from lamina._sync.resources.objects import ReadOnlyObjects
+from lamina._sync.resources.sandbox_triggers import SandboxTriggers
+from lamina._sync.resources.sandboxes import Sandboxes, Shell, execute
 from lamina._sync.resources.sessions import Session
 from lamina.models.repositories import RepositoryData
+from lamina.models.sandboxes import RunResult
 
 if TYPE_CHECKING:
     from lamina._sync._client import Client
@@ -173,6 +177,76 @@ class Repository(Deferred):
     @property
     def commits(self) -> Commits:
         return Commits(self)
+
+    @property
+    def sandboxes(self) -> Sandboxes:
+        """The repository's sandboxes: ``create()``, ``list()``, ``get()``."""
+        return Sandboxes(self)
+
+    @property
+    def sandbox_triggers(self) -> SandboxTriggers:
+        """Triggers that start a sandbox when a commit changes matching paths."""
+        return SandboxTriggers(self)
+
+    def shell(
+        self,
+        image: str | None = None,
+        env: Mapping[str, str] | None = None,
+        timeout: int | None = None,
+        mountpoint: str | None = None,
+        path_prefix: str | None = None,
+    ) -> Shell:
+        """A sandbox for running commands, used as a context manager::
+
+            with repo.shell() as sh:
+                result = sh.run("ls /sandbox")
+                sh.run("echo done > /sandbox/out.txt", check=True)
+            print(sh.outcome.commit_id)
+
+        Commands see the repository under ``mountpoint`` (``/sandbox``); what they write
+        there is committed when the block ends cleanly, and discarded when it raises.
+        ``image`` defaults to the client's ``default_sandbox_image``; ``timeout`` is the most
+        seconds the sandbox may live. See :class:`~lamina.Shell`.
+        """
+        return Shell(
+            self,
+            image=image,
+            env=env,
+            timeout=timeout,
+            mountpoint=mountpoint,
+            path_prefix=path_prefix,
+        )
+
+    def execute(
+        self,
+        command: str | Sequence[str],
+        image: str | None = None,
+        env: Mapping[str, str] | None = None,
+        timeout: int | None = None,
+        check: bool = True,
+        mountpoint: str | None = None,
+        path_prefix: str | None = None,
+    ) -> RunResult:
+        """Run ``command`` (a str through ``sh -c``, a list as-is) in a one-shot sandbox and
+        return its :class:`~lamina.RunResult`: the sandbox's log (stdout and stderr merged)
+        as ``stdout``, an empty ``stderr``, and the exit code (``-1`` when it has none).
+
+        What the command writes under the mount is committed if it succeeds. ``timeout``
+        bounds both the sandbox and the wait: when it runs out the sandbox is cancelled and
+        :class:`~lamina.SandboxError` raised. ``check`` (the default) raises
+        :class:`~lamina.CommandError` for a non-zero exit code or a failed or cancelled
+        sandbox. Changes waiting for approval give a ``UserWarning`` naming the page.
+        """
+        return execute(
+            self,
+            command,
+            image=image,
+            env=env,
+            timeout=timeout,
+            check=check,
+            mountpoint=mountpoint,
+            path_prefix=path_prefix,
+        )
 
     def timeline(
         self,
