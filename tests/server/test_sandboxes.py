@@ -418,3 +418,46 @@ def test_a_restart_marks_running_sandboxes_lost_and_kills_them(own_server: Local
     assert (status["status"], status["status_reason"]) == ("failed", "sandbox_lost")
     assert "x" not in boxes.repo.tree()
     api.close()
+
+
+# --- triggers ----------------------------------------------------------------------------------
+
+
+def _runs(boxes: Sandboxes, trigger_id: str) -> list[dict[str, object]]:
+    response = boxes.api.get(f"{boxes.repo.base}/sandbox-triggers/{trigger_id}/runs")
+    assert response.status_code == 200, response.text
+    runs: list[dict[str, object]] = response.json()["results"]
+    return runs
+
+
+def test_a_trigger_fires_once_per_matching_commit_and_never_on_its_own(boxes: Sandboxes) -> None:
+    created = boxes.api.post(
+        f"{boxes.repo.base}/sandbox-triggers",
+        json={
+            "name": "stamp",
+            "conditions": [{"type": "prefix", "prefix": "in/"}],
+            "sandbox_config": {
+                "image": "host",
+                "command": ["sh", "-c", "date +%s%N > /sandbox/in/stamp-$$"],
+            },
+        },
+    )
+    assert created.status_code == 201, created.text
+    trigger_id = created.json()["id"]
+    commit_id = boxes.commit_files({"in/a.txt": b"a"})
+    deadline = time.monotonic() + 30
+    while len(_runs(boxes, trigger_id)) < 2:
+        assert time.monotonic() < deadline, _runs(boxes, trigger_id)
+        time.sleep(0.1)
+    time.sleep(1.5)  # long enough for a runaway loop to show itself
+    runs = sorted(_runs(boxes, trigger_id), key=lambda run: str(run["status"]))
+    assert [(run["status"], run["reason"]) for run in runs] == [
+        ("created", ""),
+        ("skipped", "self_triggered"),
+    ]
+    fired = runs[0]
+    assert fired["commit_id"] == commit_id and fired["matched_paths"] == ["in/a.txt"]
+    status = boxes.wait(str(fired["sandbox_id"]))
+    assert status["status_reason"] == "committed"
+    assert runs[1]["commit_id"] == status["commit_id"]
+    assert len([path for path in boxes.repo.tree() if path.startswith("in/stamp-")]) == 1
