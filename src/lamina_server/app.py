@@ -78,8 +78,8 @@ def _tune_gc() -> None:
 
 
 def create_app(config: ServerConfig, *, trigger_launcher: Launcher | None = None) -> LaminaApp:
-    """The app; ``trigger_launcher`` starts the sandboxes of sandbox triggers (none: their
-    runs fail, saying that no sandbox runtime is configured)."""
+    """The app. The sandboxes of sandbox triggers are started by the app's own sandbox
+    service, or by ``trigger_launcher`` when one is given (tests that watch what fires)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

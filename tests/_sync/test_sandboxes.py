@@ -129,8 +129,9 @@ def test_execute(repo: Repository) -> None:
 def test_execute_timeout_cancels_the_sandbox(repo: Repository) -> None:
     with pytest.raises(SandboxError):
         repo.execute("sleep 30", timeout=1)
-    newest = [sandbox for sandbox in repo.sandboxes.list()]
-    assert newest and all(sandbox.data.is_terminal for sandbox in newest)
+    [sandbox] = [sandbox for sandbox in repo.sandboxes.list()]
+    status = sandbox.wait(30)  # the cancel (or the server's own timeout) ends it
+    assert status.state in ("cancelled", "failed") and status.exit_code != 0
 
 
 def test_sandbox_lifecycle_and_logs(repo: Repository) -> None:

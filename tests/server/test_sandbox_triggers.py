@@ -589,13 +589,3 @@ def test_a_queued_commit_survives_a_restart_and_fires_once(tmp_path: Path) -> No
             [run] = runs_of(RepoHttp(client, "local/kept"), trigger["id"])["results"]
     assert (run["status"], run["commit_id"]) == ("created", commit_id)
     assert [call[2] for call in launcher.calls] == [commit_id]
-
-
-def test_without_a_launcher_runs_fail_saying_so(
-    repo_http: RepoHttp, local_server: LocalServer
-) -> None:
-    trigger = create(repo_http)
-    commit_paths(repo_http, ("data/a.csv",))
-    settle(local_server.data_dir)
-    [run] = runs_of(repo_http, trigger["id"])["results"]
-    assert (run["status"], run["reason"]) == ("failed", "sandbox runtime not configured")

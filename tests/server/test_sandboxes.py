@@ -12,9 +12,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from lamina_server.sandboxes.runners.bubblewrap import BubblewrapRunner
 
 from lamina.testing import LocalServer
+from lamina_server.sandboxes.runners.bubblewrap import BubblewrapRunner
 from tests.conftest import RepoHttp
 from tests.server.sandbox_wire import Sandboxes, handshake_status, read_exec
 
@@ -393,7 +393,9 @@ def test_a_restart_marks_running_sandboxes_lost_and_kills_them(own_server: Local
         timeout=30,
     )
     assert (
-        api.post(f"/organizations/{own_server.org}/repositories", json={"name": "restart-repo"}).status_code
+        api.post(
+            f"/organizations/{own_server.org}/repositories", json={"name": "restart-repo"}
+        ).status_code
         == 201
     )
     boxes = Sandboxes(

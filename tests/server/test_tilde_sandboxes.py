@@ -13,10 +13,10 @@ from collections.abc import Callable, Iterator
 
 import pytest
 import tilde
-from lamina_server.sandboxes.runners.bubblewrap import BubblewrapRunner
 from tilde.exceptions import CommandError
 
 from lamina.testing import LocalServer
+from lamina_server.sandboxes.runners.bubblewrap import BubblewrapRunner
 
 _CANNOT_RUN = BubblewrapRunner().check()
 pytestmark = pytest.mark.skipif(_CANNOT_RUN is not None, reason=f"no sandboxes: {_CANNOT_RUN}")

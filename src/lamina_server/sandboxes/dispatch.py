@@ -15,8 +15,8 @@ processed again after a crash launches nothing for runs that exist. A run a cras
 ``pending`` (its launch may or may not have happened) is marked ``failed``/``interrupted``,
 never launched again. One dispatcher drains a database's outbox.
 
-Loop safety: the sandbox a trigger starts commits with metadata :data:`TRIGGER_ID_KEY` (the
-trigger's id) and :data:`TRIGGER_DEPTH_KEY` (how many triggers led to it). A commit never fires
+Loop safety: the sandbox a trigger starts commits with metadata :data:`~.models.META_TRIGGER_ID` (the
+trigger's id) and :data:`~.models.META_TRIGGER_DEPTH` (how many triggers led to it). A commit never fires
 the trigger that made it (run ``skipped``/``self_triggered``), and a commit at depth
 :data:`MAX_TRIGGER_DEPTH` or more fires nothing (``skipped``/``max_depth``), so triggers never
 chain without bound.
@@ -32,6 +32,7 @@ from typing import Protocol
 
 import sqlalchemy as sa
 
+from lamina_server.sandboxes.models import META_TRIGGER_DEPTH, META_TRIGGER_ID
 from lamina_server.sandboxes.trigger_tables import sandbox_triggers, trigger_outbox, trigger_runs
 from lamina_server.sandboxes.triggers import (
     TriggerRecord,
@@ -45,8 +46,6 @@ from lamina_server.versioning import ChangeEvent, RefNotFound, VersionStore
 
 logger = logging.getLogger("lamina_server.triggers")
 
-TRIGGER_ID_KEY = "lamina.trigger_id"
-TRIGGER_DEPTH_KEY = "lamina.trigger_depth"
 MAX_TRIGGER_DEPTH = 3
 MAX_MATCHED_PATHS = 1000  # a run records at most this many of the paths that matched
 POLL_INTERVAL = 5.0  # seconds between looks at the outbox when nothing wakes the dispatcher
@@ -65,15 +64,6 @@ class Launcher(Protocol):
         ``depth``; returns its id. Raises, with a message fit for the run's ``reason``, when the
         sandbox cannot be started."""
         ...
-
-
-class NoLauncher:
-    """No sandbox runtime: every run fails, saying so."""
-
-    async def launch_for_trigger(
-        self, repository_id: str, trigger: TriggerRecord, *, commit_id: str, depth: int
-    ) -> str:
-        raise RuntimeError("sandbox runtime not configured")
 
 
 class TriggerOutbox:
@@ -103,14 +93,14 @@ class TriggerOutbox:
 
 def trigger_depth(metadata: Mapping[str, str]) -> int:
     """How many triggers led to a commit (0 for anything else, malformed values included)."""
-    value = metadata.get(TRIGGER_DEPTH_KEY, "")
+    value = metadata.get(META_TRIGGER_DEPTH, "")
     return int(value) if value.isdecimal() else 0
 
 
 def verdict(trigger_id: str, metadata: Mapping[str, str]) -> str | None:
     """Why a commit with ``metadata`` must not fire the trigger (a skipped run's reason), or
     None when it may."""
-    if metadata.get(TRIGGER_ID_KEY) == trigger_id:
+    if metadata.get(META_TRIGGER_ID) == trigger_id:
         return "self_triggered"
     if trigger_depth(metadata) >= MAX_TRIGGER_DEPTH:
         return "max_depth"
@@ -118,20 +108,19 @@ def verdict(trigger_id: str, metadata: Mapping[str, str]) -> str | None:
 
 
 class TriggerDispatcher:
-    """Drains the outbox: see the module docstring. ``launcher`` may be replaced before
-    :meth:`start`."""
+    """Drains the outbox: see the module docstring."""
 
     def __init__(
         self,
         db: Database,
         versions: VersionStore,
         *,
-        launcher: Launcher | None = None,
+        launcher: Launcher,
         poll_interval: float = POLL_INTERVAL,
     ) -> None:
         self.db = db
         self.versions = versions
-        self.launcher: Launcher = launcher or NoLauncher()
+        self.launcher = launcher
         self.poll_interval = poll_interval
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
