@@ -3,6 +3,11 @@
 # the generated-mirror check, lint, then the whole suite against real servers on loopback.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Sandboxes run under bubblewrap: install it when missing and we may (root, Debian). Without
+# it the sandbox tests skip, saying why.
+if ! command -v bwrap >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null
+fi
 python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e '.[dev]'
