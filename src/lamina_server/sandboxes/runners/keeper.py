@@ -21,8 +21,16 @@ from pathlib import Path
 from .base import RunnerError, SandboxSpec
 
 # Options that keep the upper directory a plain tree (no redirects, metacopy or index
-# entries); kernels too old to know one of them get the next, shorter list.
-_OPTION_SETS = ("redirect_dir=off,metacopy=off,index=off,xino=off", "index=off", "")
+# entries), and ``volatile``: no sync of the upper file system when the overlay goes away
+# (which would flush every dirty page of that file system, e.g. a checkout just built). The
+# upper directory is read back right after, and a machine that crashes loses the sandbox
+# anyway (``failed/sandbox_lost``). Kernels too old to know an option get the next list.
+_OPTION_SETS = (
+    "redirect_dir=off,metacopy=off,index=off,xino=off,volatile",
+    "redirect_dir=off,metacopy=off,index=off,xino=off",
+    "index=off",
+    "",
+)
 
 
 class Keeper:
