@@ -269,6 +269,16 @@ class Sandboxes:
         self, repository_id: str, sandbox_id: str, *, mode: str | None = None
     ) -> Live:
         """The live sandbox to exec in (or attach to): 503 while it starts, 410 once ended."""
+        live = self._live.get(sandbox_id)
+        if (
+            live is not None
+            and live.record.repository_id == repository_id
+            and (mode is None or live.record.request.mode == mode)
+            and live.box is not None
+            and live.ending is None
+            and not live.ended.is_set()
+        ):
+            return live  # the common case, answered without the database
         record = await self.records.get(repository_id, sandbox_id)
         if mode is not None and record.request.mode != mode:
             raise WrongMode(
