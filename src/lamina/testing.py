@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO, TYPE_CHECKING
@@ -58,6 +59,8 @@ class LocalServer:
     ``data_dir`` defaults to a fresh temporary directory, removed when the ``with`` block ends;
     a directory you pass is kept. ``stop()`` shuts the server down gracefully, ``kill()``
     SIGKILLs it (for crash tests); ``start()`` again restarts it on the same port and data.
+    ``server_args`` are further ``lamina server`` flags (e.g. ``["--sandbox-memory-limit",
+    "256M"]``).
     """
 
     def __init__(
@@ -67,6 +70,7 @@ class LocalServer:
         org: str = "local",
         port: int | None = None,
         startup_timeout: float = 30.0,
+        server_args: Sequence[str] = (),
     ) -> None:
         self._owns_data_dir = data_dir is None
         self.data_dir = (
@@ -75,6 +79,7 @@ class LocalServer:
         self.org = org
         self.port = port if port is not None else _free_port()
         self.startup_timeout = startup_timeout
+        self.server_args = tuple(server_args)
         self.endpoint_url = f"http://127.0.0.1:{self.port}"
         self.config_path = self.data_dir / "config.toml"
         self.log_path = self.data_dir / "server.log"
@@ -114,6 +119,7 @@ class LocalServer:
             self.org,
             "--config-path",
             str(self.config_path),
+            *self.server_args,
         ]
         self._log = self.log_path.open("ab")
         self._process = subprocess.Popen(

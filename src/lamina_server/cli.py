@@ -38,6 +38,19 @@ def _positive(value: str) -> int:
     return number
 
 
+_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
+
+
+def _size(value: str) -> int:
+    """A size in bytes, with an optional K, M or G suffix (powers of 1024)."""
+    text = value.strip().upper().removesuffix("B").removesuffix("I")
+    unit = text[-1:] if text[-1:] in _UNITS else ""
+    number = text[: len(text) - len(unit)]
+    if not number.isdigit() or int(number) == 0:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a size such as 512M or 2G")
+    return int(number) * _UNITS[unit]
+
+
 def _serve_parser(prog: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog,
@@ -101,6 +114,26 @@ def _serve_parser(prog: str) -> argparse.ArgumentParser:
         type=_positive,
         default=ServerConfig.backlog,
         help="connections waiting to be accepted (%(default)s)",
+    )
+    sandboxes = parser.add_argument_group("sandboxes")
+    sandboxes.add_argument(
+        "--default-sandbox-image",
+        default=ServerConfig.default_sandbox_image,
+        metavar="NAME",
+        help="image of a sandbox whose request names none (%(default)s)",
+    )
+    sandboxes.add_argument(
+        "--sandbox-memory-limit",
+        type=_size,
+        default=ServerConfig.sandbox_memory_limit,
+        metavar="BYTES",
+        help="memory of one sandbox, all its processes together; K/M/G suffixes (2G)",
+    )
+    sandboxes.add_argument(
+        "--sandbox-max-processes",
+        type=_positive,
+        default=ServerConfig.sandbox_max_processes,
+        help="processes of one sandbox at a time (%(default)s)",
     )
     return parser
 
@@ -166,6 +199,9 @@ def serve(args: argparse.Namespace) -> int:
         keep_alive_timeout=args.keep_alive_timeout,
         max_connections=args.max_connections,
         backlog=args.backlog,
+        default_sandbox_image=args.default_sandbox_image,
+        sandbox_memory_limit=args.sandbox_memory_limit,
+        sandbox_max_processes=args.sandbox_max_processes,
     )
     try:
         sock = serving.listen(config.host, config.port, config.backlog)

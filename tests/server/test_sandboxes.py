@@ -463,3 +463,55 @@ def test_a_trigger_fires_once_per_matching_commit_and_never_on_its_own(boxes: Sa
     assert status["status_reason"] == "committed"
     assert runs[1]["commit_id"] == status["commit_id"]
     assert len([path for path in boxes.repo.tree() if path.startswith("in/stamp-")]) == 1
+
+
+# --- limits ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_limits(tmp_path: Path) -> Iterator[Sandboxes]:
+    server = LocalServer(
+        data_dir=tmp_path / "data",
+        server_args=["--sandbox-memory-limit", "64M", "--sandbox-max-processes", "24"],
+    )
+    server.start()
+    api = httpx.Client(
+        base_url=f"{server.endpoint_url}/api/v1",
+        headers={"Authorization": f"Bearer {server.api_key}"},
+        timeout=30,
+    )
+    try:
+        assert api.post(
+            f"/organizations/{server.org}/repositories", json={"name": "limits"}
+        ).is_success
+        yield Sandboxes(RepoHttp(api, f"{server.org}/limits"), server.endpoint_url, server.api_key)
+    finally:
+        api.close()
+        server.stop()
+
+
+def test_memory_and_process_limits_stop_the_sandbox_not_the_server(small_limits: Sandboxes) -> None:
+    boxes = small_limits
+    hog = boxes.wait(
+        boxes.create(command=["python3", "-c", "x = bytearray(512 * 1024 * 1024); print(len(x))"])
+    )
+    assert (hog["status"], hog["status_reason"]) == ("errored", "exit_non_zero"), hog
+    assert "memory limit" in hog["error_message"]
+    sandbox_id = boxes.running(mode="service")
+    fork_bomb = (
+        "import os, signal, time\n"
+        "children = []\n"
+        "for _ in range(200):\n"
+        "    try: pid = os.fork()\n"
+        "    except OSError: break\n"
+        "    if pid == 0: time.sleep(30); os._exit(0)\n"
+        "    children.append(pid)\n"
+        "print(len(children))\n"
+        "for pid in children: os.kill(pid, signal.SIGKILL)\n"
+    )
+    bomb = boxes.exec(sandbox_id, ["python3", "-c", fork_bomb])
+    assert bomb.exit_code == 0, bomb
+    assert 0 < int(bomb.stdout) < 24
+    boxes.api.delete(f"{boxes.base}/{sandbox_id}")
+    after = boxes.wait(boxes.create(command=["sh", "-c", "echo still > /sandbox/ok"]))
+    assert after["status_reason"] == "committed"
