@@ -515,3 +515,13 @@ def test_memory_and_process_limits_stop_the_sandbox_not_the_server(small_limits:
     boxes.api.delete(f"{boxes.base}/{sandbox_id}")
     after = boxes.wait(boxes.create(command=["sh", "-c", "echo still > /sandbox/ok"]))
     assert after["status_reason"] == "committed"
+
+
+def test_a_command_that_does_not_exist_is_the_users_error(boxes: Sandboxes) -> None:
+    status = boxes.wait(boxes.create(command=["no-such-program", "x"]))
+    assert (status["status"], status["status_reason"], status["exit_code"]) == (
+        "errored",
+        "exit_non_zero",
+        127,
+    )
+    assert "no-such-program" in status["error_message"]

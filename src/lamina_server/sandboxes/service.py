@@ -396,17 +396,21 @@ class Sandboxes:
                 limits=self._limits,
             )
         )
-        if request.mode == ONE_SHOT and request.command:
-            live.main = await live.box.spawn(
-                list(request.command), env=live.env, cwd=request.mountpoint
-            )
-        elif request.mode == INTERACTIVE:
-            live.main = await live.box.spawn(
-                list(request.command or DEFAULT_SHELL),
-                env=live.env,
-                cwd=request.mountpoint,
-                terminal=TERMINAL_SIZE,
-            )
+        try:
+            if request.mode == ONE_SHOT and request.command:
+                live.main = await live.box.spawn(
+                    list(request.command), env=live.env, cwd=request.mountpoint
+                )
+            elif request.mode == INTERACTIVE:
+                live.main = await live.box.spawn(
+                    list(request.command or DEFAULT_SHELL),
+                    env=live.env,
+                    cwd=request.mountpoint,
+                    terminal=TERMINAL_SIZE,
+                )
+        except RunnerError as exc:  # the user's command cannot start: as a shell would say
+            live.log.note(str(exc))
+            return Outcome(ERRORED, EXIT_NON_ZERO, exit_code=127, error_message=str(exc))
         await self.records.move(record.id, Outcome(RUNNING))
         live.ready.set()
         if live.main is None and request.mode != SERVICE:
