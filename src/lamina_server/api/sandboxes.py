@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import posixpath
 import re
+from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Response
@@ -197,15 +198,7 @@ def sandbox_request(
 
 
 def status_json(record: SandboxRecord) -> dict[str, Any]:
-    outcome = record.outcome
-    return {
-        "status": outcome.status,
-        "status_reason": outcome.status_reason,
-        "exit_code": outcome.exit_code,
-        "commit_id": outcome.commit_id,
-        "web_url": outcome.web_url,
-        "error_message": outcome.error_message,
-    }
+    return asdict(record.outcome)  # the status body's fields are the outcome's
 
 
 def sandbox_json(record: SandboxRecord) -> dict[str, Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any
 
@@ -86,7 +85,7 @@ class SandboxRecords:
                     created_at=record.created_at,
                     updated_at=record.updated_at,
                     finished_at=None,
-                    **_outcome_values(outcome),
+                    **asdict(outcome),
                 )
             )
 
@@ -137,7 +136,7 @@ class SandboxRecords:
     async def move(self, sandbox_id: str, outcome: Outcome) -> bool:
         """Sets the status, unless the sandbox is terminal already; True if it moved."""
         now = utcnow()
-        values: dict[str, Any] = {**_outcome_values(outcome), "updated_at": now}
+        values: dict[str, Any] = {**asdict(outcome), "updated_at": now}
         if not outcome.active:
             values["finished_at"] = now
         async with self._db.begin() as conn:
@@ -155,14 +154,3 @@ class SandboxRecords:
                 await conn.execute(sa.select(sandboxes).where(sandboxes.c.status.in_(ACTIVE)))
             ).all()
         return [_record(row) for row in rows]
-
-
-def _outcome_values(outcome: Outcome) -> Mapping[str, Any]:
-    return {
-        "status": outcome.status,
-        "status_reason": outcome.status_reason,
-        "exit_code": outcome.exit_code,
-        "commit_id": outcome.commit_id,
-        "web_url": outcome.web_url,
-        "error_message": outcome.error_message,
-    }
