@@ -122,3 +122,34 @@ def test_sandboxes_collection_and_status_predicates(repo) -> None:
         assert time.monotonic() < deadline
         time.sleep(0.05)
     assert running.status().state == "cancelled"
+
+
+def test_sandbox_triggers_through_the_official_client(repo) -> None:
+    triggers = repo.sandbox_triggers
+    created = triggers.create(
+        name="on-data",
+        conditions=[{"type": "prefix", "prefix": "data/", "diff_type": "any"}],
+        sandbox_config={
+            "image": "host",
+            "command": ["sh", "-c", "ls /sandbox/data > /sandbox/listing.txt"],
+        },
+        description="lists data/",
+    )
+    assert (created.name, created.enabled) == ("on-data", True)
+    assert created.conditions[0].prefix == "data/"
+    assert created.sandbox_config.image == "host"
+    assert [trigger.id for trigger in triggers.list()] == [created.id]
+    assert triggers.get(created.id).description == "lists data/"
+    assert created.toggle(enabled=False).enabled is False
+    assert created.toggle(enabled=True).enabled is True
+    with repo.session() as session:
+        session.objects.put("data/a.csv", b"a,b\n")
+        session.commit("data arrives")
+    deadline = time.monotonic() + 30
+    while "listing.txt" not in head_paths(repo):
+        assert time.monotonic() < deadline, "the trigger's sandbox never committed"
+        time.sleep(0.1)
+    [run] = list(created.runs.list())
+    assert (run.status, run.matched_paths) == ("created", ["data/a.csv"]) and run.sandbox_id
+    created.delete()
+    assert list(triggers.list()) == []
