@@ -525,3 +525,15 @@ def test_a_command_that_does_not_exist_is_the_users_error(boxes: Sandboxes) -> N
         127,
     )
     assert "no-such-program" in status["error_message"]
+
+
+def test_older_clients_log_routes_answer(boxes: Sandboxes) -> None:
+    sandbox_id = boxes.create(command=["sh", "-c", "echo out; echo err >&2"])
+    boxes.wait(sandbox_id)
+    merged = boxes.logs(sandbox_id)
+    assert merged.split() == ["out", "err"]
+    for name in ("stdout", "combined"):
+        response = boxes.api.get(f"{boxes.base}/{sandbox_id}/{name}")
+        assert (response.status_code, response.text) == (200, merged)
+    stderr = boxes.api.get(f"{boxes.base}/{sandbox_id}/stderr")
+    assert (stderr.status_code, stderr.text) == (200, "")

@@ -322,22 +322,63 @@ async def finish_sandbox(
     return JSONResponse({"message": f"sandbox {sandbox_id} is finishing"}, status_code=202)
 
 
+async def _log(services: ServicesDep, access: AccessDep, sandbox_id: str) -> StreamingResponse:
+    stream = await services.sandboxes.logs(access.repo.id, sandbox_id)
+    if stream is None:
+        raise ApiError(410, "logs_gone", f"the logs of sandbox {sandbox_id!r} are gone")
+    return StreamingResponse(stream, media_type="text/plain; charset=utf-8")
+
+
+_LOG_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/plain": {"schema": {"type": "string"}}}},
+    **error_responses(404, 410),
+}
+
+
 @router.get(
     f"{SANDBOX}/logs/stdout",
     summary="The main command's stdout and stderr, merged; followed while the sandbox runs",
-    responses={
-        200: {"content": {"text/plain": {"schema": {"type": "string"}}}},
-        **error_responses(404, 410),
-    },
+    responses=_LOG_RESPONSES,
     dependencies=[repository_action(Action.GET_SANDBOX)],
 )
 async def sandbox_stdout(
     sandbox_id: SandboxId, services: ServicesDep, access: AccessDep
 ) -> StreamingResponse:
-    stream = await services.sandboxes.logs(access.repo.id, sandbox_id)
-    if stream is None:
-        raise ApiError(410, "logs_gone", f"the logs of sandbox {sandbox_id!r} are gone")
-    return StreamingResponse(stream, media_type="text/plain; charset=utf-8")
+    return await _log(services, access, sandbox_id)
+
+
+@router.get(
+    f"{SANDBOX}/stdout",
+    summary="The merged log under its older names (/stdout, /combined), as older clients ask",
+    responses=_LOG_RESPONSES,
+    dependencies=[repository_action(Action.GET_SANDBOX)],
+)
+@router.get(
+    f"{SANDBOX}/combined",
+    summary="The merged log under its older names (/stdout, /combined), as older clients ask",
+    responses=_LOG_RESPONSES,
+    dependencies=[repository_action(Action.GET_SANDBOX)],
+)
+async def sandbox_legacy_log(
+    sandbox_id: SandboxId, services: ServicesDep, access: AccessDep
+) -> StreamingResponse:
+    return await _log(services, access, sandbox_id)
+
+
+@router.get(
+    f"{SANDBOX}/stderr",
+    summary="Empty, as older clients ask for it: stderr is merged into the log, in order",
+    responses={
+        200: {"content": {"text/plain": {"schema": {"type": "string"}}}},
+        **error_responses(404),
+    },
+    dependencies=[repository_action(Action.GET_SANDBOX)],
+)
+async def sandbox_legacy_stderr(
+    sandbox_id: SandboxId, services: ServicesDep, access: AccessDep
+) -> Response:
+    await services.sandboxes.get(access.repo.id, sandbox_id)
+    return Response(b"", media_type="text/plain; charset=utf-8")
 
 
 @router.get(
