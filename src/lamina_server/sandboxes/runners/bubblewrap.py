@@ -1,11 +1,10 @@
 """The bubblewrap runner: one ``bwrap`` per sandbox, with an agent inside spawning commands.
 
-A sandbox is a keeper (:mod:`.keeper`, the overlay in a private mount namespace), a
-:class:`~.cgroups.Limiter`, a synthesized ``/etc`` and one ``bwrap``, started through
-``nsenter`` in the keeper's mount namespace, with new user (uid 1000 mapped to the server's
-uid, every capability dropped, nested user namespaces disabled), pid, ipc, uts, network and
-cgroup namespaces, the layout of :mod:`.layout` and the seccomp filter of :mod:`.seccomp`.
-It runs the agent (:mod:`.agent`, bound read-only at ``/.lamina/agent``) as the sandbox's
+A sandbox is a :class:`~.cgroups.Limiter`, a synthesized ``/etc`` and one ``bwrap``,
+started in a private mount namespace holding the sandbox's overlay (:mod:`.overlay`), with
+new user (uid 1000 mapped to the server's uid, every capability dropped, nested user
+namespaces disabled), pid, ipc, uts, network and cgroup namespaces, the layout of
+:mod:`.layout` and the seccomp filter of :mod:`.seccomp`. It runs the agent (:mod:`.agent`, bound read-only at ``/.lamina/agent``) as the sandbox's
 pid 1. ``bwrap --info-fd`` reports the agent before it runs (``--block-fd`` holds it): the
 runner moves it into the sandbox's cgroups, then lets it go, so nothing the sandbox starts
 escapes the limits.
@@ -34,9 +33,8 @@ import tempfile
 from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 
-from . import agent, cgroups, fdio, layout, seccomp
+from . import agent, cgroups, fdio, layout, overlay, seccomp
 from .base import RunnerError, SandboxSpec
-from .keeper import Keeper
 from .terminal import set_size
 
 _STOP_TIMEOUT = 10.0
@@ -135,13 +133,11 @@ class BubblewrapSandbox:
     def __init__(
         self,
         spec: SandboxSpec,
-        keeper: Keeper,
         limiter: cgroups.Limiter,
         bwrap: asyncio.subprocess.Process,
         channel: agent.Channel,
     ) -> None:
         self._spec = spec
-        self._keeper = keeper
         self._limiter = limiter
         self._bwrap = bwrap
         self._channel = channel
@@ -227,7 +223,6 @@ class BubblewrapSandbox:
         for process in self._processes:
             process.release()
         self._processes.clear()
-        await self._keeper.stop()
         await asyncio.to_thread(self._limiter.remove)
 
 
@@ -301,7 +296,7 @@ class BubblewrapRunner:
     def check(self) -> str | None:
         if not os.access(self.bwrap, os.X_OK):
             return f"bubblewrap is not installed ({self.bwrap} not found)"
-        for tool in ("unshare", "nsenter"):
+        for tool in ("unshare", "mount"):
             if shutil.which(tool) is None:
                 return f"{tool} (util-linux) is not installed"
         if os.geteuid() != 0:
@@ -326,21 +321,16 @@ class BubblewrapRunner:
             )
         except OSError as error:
             raise RunnerError(f"cannot set the sandbox's limits: {error}") from error
-        keeper: Keeper | None = None
         try:
-            keeper = await Keeper.start(spec)
-            bwrap, channel = await self._launch(spec, keeper, limiter, host_etc, agent_binary)
+            bwrap, channel = await self._launch(spec, limiter, host_etc, agent_binary)
         except BaseException:
-            if keeper is not None:
-                await keeper.stop()
             await asyncio.to_thread(limiter.remove)
             raise
-        return BubblewrapSandbox(spec, keeper, limiter, bwrap, channel)
+        return BubblewrapSandbox(spec, limiter, bwrap, channel)
 
     async def _launch(
         self,
         spec: SandboxSpec,
-        keeper: Keeper,
         limiter: cgroups.Limiter,
         host_etc: Path,
         agent_binary: Path,
@@ -352,20 +342,18 @@ class BubblewrapRunner:
         filter_r, filter_w = os.pipe()
         os.write(filter_w, self._filter)
         os.close(filter_w)
-        command = [
-            "nsenter",
-            f"--mount={keeper.namespace}",
-            "--",
+        bwrap_command = [
             self.bwrap,
             *_ISOLATION,
             *layout.image_args(spec.image, host_etc, spec.mountpoint),
-            *("--bind", str(keeper.merged), spec.mountpoint),
+            *("--bind", str(overlay.merged(spec)), spec.mountpoint),
             *("--ro-bind", str(agent_binary), _AGENT_PATH),
             *("--remount-ro", "/", "--chdir", "/"),
             *("--info-fd", str(info_w), "--block-fd", str(block_r)),
             *("--seccomp", str(filter_r), "--new-session", "--"),
             *(_AGENT_PATH, str(theirs.fileno())),
         ]
+        command = overlay.command(spec, bwrap_command)
         log_path = spec.scratch / "bwrap.log"
         try:
             with log_path.open("wb") as log:
