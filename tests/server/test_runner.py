@@ -251,3 +251,38 @@ async def test_reap_cleans_up_after_a_crash(make_spec: SpecFactory) -> None:
     await BubblewrapRunner().reap([spec.scratch])
     assert _host_processes_with(marker) == []
     await sandbox.stop()
+
+
+async def test_processes_of_a_sandbox_share_its_pid_namespace(sandbox: BubblewrapSandbox) -> None:
+    marker = f"1000.{uuid.uuid4().int % 10**6}"
+    sleeper = await sandbox.spawn(["sleep", marker], env=ENV)
+    await asyncio.sleep(0.1)
+    code, out, _ = await run(sandbox, ["sh", "-c", "cat /proc/[0-9]*/cmdline | tr '\\0' ' '"])
+    assert code == 0 and f"sleep {marker}" in out
+    code, out, _ = await run(sandbox, ["cat", "/proc/1/cmdline"])
+    assert out.split("\0")[0] == "/.lamina/agent"
+    sleeper.kill()
+    assert await sleeper.wait() == 128 + 9
+
+
+async def test_the_agent_reaps_orphans(sandbox: BubblewrapSandbox) -> None:
+    # the background sleep dies with its command; the setsid one is re-parented to the agent
+    script = "sleep 1000 & setsid sleep 0.2 & sleep 0.1; exit 3"
+    assert (await run(sandbox, ["sh", "-c", script]))[0] == 3
+    await asyncio.sleep(0.5)
+    code, out, _ = await run(sandbox, ["sh", "-c", "cat /proc/[0-9]*/stat"])
+    states = {line.rsplit(")", 1)[1].split()[0] for line in out.splitlines()}
+    assert code == 0 and "(sleep)" not in out and "Z" not in states
+
+
+async def test_kill_takes_the_process_group_and_session(sandbox: BubblewrapSandbox) -> None:
+    marker = f"1000.{uuid.uuid4().int % 10**6}"
+    own_group = f"import os; os.setpgid(0, 0); os.execvp('sleep', ['sleep', '{marker}'])"
+    script = f'sleep {marker} & python3 -c "{own_group}" & sleep {marker}'
+    process = await sandbox.spawn(["sh", "-c", script], env=ENV)
+    await asyncio.sleep(0.3)
+    assert len(_host_processes_with(marker)) == 3
+    process.kill()
+    assert await process.wait() == 128 + 9
+    await asyncio.sleep(0.1)
+    assert _host_processes_with(marker) == []

@@ -1,18 +1,21 @@
-"""The bubblewrap runner: each process of a sandbox is one ``bwrap`` invocation.
+"""The bubblewrap runner: one ``bwrap`` per sandbox, with an agent inside spawning commands.
 
-A sandbox is a keeper (:mod:`.keeper`, the overlay in a private mount namespace), a
-:class:`~.cgroups.Limiter` and a synthesized ``/etc``. A spawn runs ``nsenter`` into the
-keeper's mount namespace and ``bwrap`` from there, with new user (uid 1000 mapped to the
-server's uid, every capability dropped, nested user namespaces disabled), pid, ipc, uts,
-network and cgroup namespaces, the layout of :mod:`.layout`, and the seccomp filter of
-:mod:`.seccomp`. ``bwrap --info-fd`` reports the sandbox's first process before it runs the
-command (``--block-fd`` holds it): the runner moves it into the sandbox's cgroups, then lets
-it go, so nothing the command starts escapes the limits. Killing that first process (pid 1
-of the process's pid namespace) kills its whole tree.
+A sandbox is a :class:`~.cgroups.Limiter`, a synthesized ``/etc`` and one ``bwrap``,
+started in a private mount namespace holding the sandbox's overlay (:mod:`.overlay`), with
+new user (uid 1000 mapped to the server's uid, every capability dropped, nested user
+namespaces disabled), pid, ipc, uts, network and cgroup namespaces, the layout of
+:mod:`.layout` and the seccomp filter of :mod:`.seccomp`. It runs the agent (:mod:`.agent`, bound read-only at ``/.lamina/agent``) as the sandbox's
+pid 1. ``bwrap --info-fd`` reports the agent before it runs (``--block-fd`` holds it): the
+runner moves it into the sandbox's cgroups, then lets it go, so nothing the sandbox starts
+escapes the limits.
 
-Processes of one sandbox share the file system (the mount, through the keeper) and the
-limits; each has its own pid, ipc, uts and network namespace. A command that does not exist
-in the image raises :class:`RunnerError` from :meth:`BubblewrapSandbox.spawn`.
+A spawn is one message on the agent's control socket: the agent forks, and the child
+execs the command in a session of its own, with pipes the server made (passed over the
+socket) or a terminal the agent opened on the sandbox's ``/dev/ptmx``. All processes of a
+sandbox share its file system, limits and pid, ipc, uts and network namespaces. A command
+that does not exist in the image raises :class:`RunnerError` from
+:meth:`BubblewrapSandbox.spawn`. Closing the control socket (:meth:`BubblewrapSandbox.stop`,
+or the server's death) makes the agent kill everything and exit.
 """
 
 from __future__ import annotations
@@ -20,21 +23,24 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import errno
+import fcntl
 import json
 import os
 import shutil
-import signal
+import socket
 import tempfile
 from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 
-from . import cgroups, fdio, layout, seccomp
+from . import agent, cgroups, fdio, layout, overlay, seccomp
 from .base import RunnerError, SandboxSpec
-from .keeper import Keeper
-from .terminal import open_pty, set_size
+from .terminal import set_size
 
-_DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _STOP_TIMEOUT = 10.0
+_AGENT_PATH = "/.lamina/agent"
+_PIPE_SIZE = 1024 * 1024
+_NOT_FOUND = (errno.ENOENT, errno.ENOTDIR, errno.EACCES)
 
 
 class BubblewrapProcess:
@@ -42,73 +48,83 @@ class BubblewrapProcess:
 
     def __init__(
         self,
-        process: asyncio.subprocess.Process,
-        init_pidfd: int,
-        master: int | None,
+        channel: agent.Channel,
+        command_id: int,
+        pid: int,
+        exit_status: asyncio.Future[int],
+        stdio: tuple[int, int, int | None],
+        terminal: bool,
     ) -> None:
-        self._process = process
-        self._init_pidfd = init_pidfd
-        self._master = master
-        self._stdin_closed = False
+        self._channel = channel
+        self._id = command_id
+        self._pid = pid
+        self._exit = exit_status
+        self._stdin: int | None = stdio[0]
+        self._stdout: int | None = stdio[1]
+        self._stderr: int | None = stdio[2]
+        self._terminal = terminal
 
     @property
     def pid(self) -> int:
-        return self._process.pid
+        """The process's pid in the sandbox."""
+        return self._pid
 
     async def read_stdout(self) -> AsyncIterator[bytes]:
-        if self._master is not None:
-            while chunk := await fdio.read_chunk(self._master):
+        try:
+            while self._stdout is not None and (chunk := await fdio.read_chunk(self._stdout)):
                 yield chunk
-            return
-        assert self._process.stdout is not None
-        while chunk := await self._process.stdout.read(fdio.CHUNK):
-            yield chunk
+        finally:
+            if self._terminal:
+                self.release()  # the terminal's master carries both ways: the process is gone
+            else:
+                fd, self._stdout = self._stdout, None
+                _close(fd)
 
     async def read_stderr(self) -> AsyncIterator[bytes]:
-        if self._process.stderr is None:
-            return
-        while chunk := await self._process.stderr.read(fdio.CHUNK):
-            yield chunk
+        try:
+            while self._stderr is not None and (chunk := await fdio.read_chunk(self._stderr)):
+                yield chunk
+        finally:
+            fd, self._stderr = self._stderr, None
+            _close(fd)
 
     async def write_stdin(self, data: bytes) -> None:
-        if self._stdin_closed:
+        if self._stdin is None:
             raise RunnerError("stdin is closed")
         try:
-            if self._master is not None:
-                await fdio.write_all(self._master, data)
-                return
-            assert self._process.stdin is not None
-            self._process.stdin.write(data)
-            await self._process.stdin.drain()
-        except (BrokenPipeError, ConnectionResetError, OSError) as error:
-            self._stdin_closed = True
+            await fdio.write_all(self._stdin, data)
+        except OSError as error:
+            if not self._terminal:
+                await self.close_stdin()
             raise RunnerError("the process no longer reads its stdin") from error
 
     async def close_stdin(self) -> None:
-        if self._master is None and self._process.stdin is not None:
-            self._process.stdin.close()
-            self._stdin_closed = True
+        if not self._terminal:
+            fd, self._stdin = self._stdin, None
+            _close(fd)
 
     def resize(self, cols: int, rows: int) -> None:
-        if self._master is not None:
-            set_size(self._master, cols, rows)
+        if self._terminal and self._stdin is not None:
+            set_size(self._stdin, cols, rows)
 
     async def wait(self) -> int:
-        status = await self._process.wait()
-        return 128 - status if status < 0 else status
+        return await asyncio.shield(self._exit)
 
     def kill(self) -> None:
-        with contextlib.suppress(OSError):
-            signal.pidfd_send_signal(self._init_pidfd, signal.SIGKILL)
-        with contextlib.suppress(ProcessLookupError):
-            self._process.kill()
+        self._channel.kill(self._id)
 
     def release(self) -> None:
-        """Closes the descriptors the process held (after it exited and was read)."""
-        for fd in (self._init_pidfd, self._master):
-            if fd is not None:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
+        """Closes the descriptors the process still holds."""
+        fds = {self._stdin, self._stdout, self._stderr}
+        self._stdin = self._stdout = self._stderr = None
+        for fd in fds:
+            _close(fd)
+
+
+def _close(fd: int | None) -> None:
+    if fd is not None:
+        with contextlib.suppress(OSError):
+            os.close(fd)
 
 
 class BubblewrapSandbox:
@@ -117,22 +133,14 @@ class BubblewrapSandbox:
     def __init__(
         self,
         spec: SandboxSpec,
-        bwrap: str,
-        keeper: Keeper,
         limiter: cgroups.Limiter,
-        host_etc: Path,
+        bwrap: asyncio.subprocess.Process,
+        channel: agent.Channel,
     ) -> None:
         self._spec = spec
-        self._bwrap = bwrap
-        self._keeper = keeper
         self._limiter = limiter
-        self._layout = [
-            *layout.image_args(spec.image, host_etc, spec.mountpoint),
-            *("--bind", str(keeper.merged), spec.mountpoint, "--remount-ro", "/"),
-        ]
-        self._filter = seccomp.program()
-        self._env_tool = self._find("env", {})
-        self._setsid_tool = self._find("setsid", {})
+        self._bwrap = bwrap
+        self._channel = channel
         self._processes: set[BubblewrapProcess] = set()
         self._stopped = False
 
@@ -152,67 +160,49 @@ class BubblewrapSandbox:
             raise RunnerError("the sandbox is stopped")
         if not argv:
             raise RunnerError("no command given")
-        if self._find(argv[0], env) is None:
-            raise RunnerError(f"command not found in the sandbox: {argv[0]}")
-        prefix: list[str] = []
-        if "PWD" not in env and self._env_tool is not None:
-            prefix += [self._env_tool, "-u", "PWD"]  # bwrap itself exports PWD
-        if terminal is not None and self._setsid_tool is not None:
-            prefix += [self._setsid_tool, "--ctty", "--wait"]
-        info_r, info_w = os.pipe()
-        block_r, block_w = os.pipe()
-        filter_r, filter_w = os.pipe()
-        os.write(filter_w, self._filter)
-        os.close(filter_w)
-        master = slave = None
-        if terminal is not None:
-            master, slave = open_pty(*terminal)
-        command = [
-            "nsenter",
-            f"--mount={self._keeper.namespace}",
-            "--",
-            self._bwrap,
-            *_ISOLATION,
-            *self._layout,
-            *("--chdir", cwd or self._spec.mountpoint),
-            *(arg for name, value in env.items() for arg in ("--setenv", name, value)),
-            *("--info-fd", str(info_w), "--block-fd", str(block_r)),
-            *("--seccomp", str(filter_r), "--new-session", "--"),
-            *prefix,
-            *argv,
-        ]
-        stdio = asyncio.subprocess.PIPE if slave is None else slave
+        cwd = cwd or self._spec.mountpoint
+        ours: list[int] = []  # the server's ends, non-blocking
+        theirs: list[int] = []  # the child's ends, sent to the agent
         try:
-            process = await asyncio.create_subprocess_exec(
-                *command,
-                stdin=stdio,
-                stdout=stdio,
-                stderr=stdio,
-                pass_fds=(info_w, block_r, filter_r),
-                start_new_session=True,
-            )
-        finally:
-            for fd in (info_w, block_r, filter_r, slave):
-                if fd is not None:
+            if terminal is None:
+                for index in range(3):
+                    read_end, write_end = os.pipe()
+                    if index > 0:
+                        with contextlib.suppress(OSError):  # best effort: a bounded resource
+                            fcntl.fcntl(read_end, fcntl.F_SETPIPE_SZ, _PIPE_SIZE)
+                    ours.append(write_end if index == 0 else read_end)
+                    theirs.append(read_end if index == 0 else write_end)
+                for fd in ours:
+                    os.set_blocking(fd, False)
+            try:
+                command_id, started, exit_status = await self._channel.spawn(
+                    argv, env, cwd, terminal, theirs
+                )
+            except ConnectionError as error:
+                raise RunnerError("the sandbox's agent has exited") from error
+            finally:
+                for fd in theirs:
                     os.close(fd)
-        try:
-            init_pid = await _child_pid(info_r)
-            if init_pid is None:
-                raise RunnerError(await _failure(process))
-            init_pidfd = os.pidfd_open(init_pid)
-            self._limiter.add(init_pid)
-            os.write(block_w, b"go")
         except BaseException:
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
-            if master is not None:
-                os.close(master)
+            for fd in ours:
+                os.close(fd)
             raise
-        finally:
-            os.close(info_r)
-            os.close(block_w)
-        handle = BubblewrapProcess(process, init_pidfd, master)
+        if started.error:
+            for fd in ours:
+                os.close(fd)
+            raise RunnerError(_start_failure(argv[0], cwd, started))
+        if terminal is None:
+            stdio: tuple[int, int, int | None] = (ours[0], ours[1], ours[2])
+        else:
+            if started.master is None:
+                raise RunnerError("the sandbox's agent sent no terminal")
+            os.set_blocking(started.master, False)
+            stdio = (started.master, started.master, None)
+        handle = BubblewrapProcess(
+            self._channel, command_id, started.pid, exit_status, stdio, terminal is not None
+        )
         self._processes.add(handle)
+        exit_status.add_done_callback(lambda _: self._processes.discard(handle))
         return handle
 
     def limit_exceeded(self) -> str | None:
@@ -222,37 +212,31 @@ class BubblewrapSandbox:
         if self._stopped:
             return
         self._stopped = True
-        for process in self._processes:
-            process.kill()
+        self._channel.close()
         self._limiter.kill_all()
+        try:
+            await asyncio.wait_for(self._bwrap.wait(), _STOP_TIMEOUT)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                self._bwrap.kill()
+            await self._bwrap.wait()
         for process in self._processes:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(process.wait(), _STOP_TIMEOUT)
             process.release()
         self._processes.clear()
-        await self._keeper.stop()
         await asyncio.to_thread(self._limiter.remove)
 
-    def _find(self, command: str, env: Mapping[str, str]) -> str | None:
-        """``command`` as the sandbox would find it (an absolute path), if it exists."""
-        if "/" in command:
-            candidates = [command]
-        else:
-            path = env.get("PATH", _DEFAULT_PATH)
-            candidates = [f"{folder}/{command}" for folder in path.split(":") if folder]
-        for candidate in candidates:
-            absolute = os.path.normpath(os.path.join(self._spec.mountpoint, candidate))
-            host = self._host_path(absolute)
-            if host is not None and os.access(host, os.X_OK) and not host.is_dir():
-                return absolute
-        return None
 
-    def _host_path(self, path: str) -> Path | None:
-        mountpoint = self._spec.mountpoint.rstrip("/")
-        if path == mountpoint or path.startswith(mountpoint + "/"):
-            relative = os.path.relpath(path, mountpoint)
-            return self._keeper.root / str(self._keeper.merged).lstrip("/") / relative
-        return layout.host_path(self._spec.image, path)
+def _start_failure(command: str, cwd: str, started: agent.Started) -> str:
+    reason = os.strerror(started.error)
+    if started.stage == agent.STAGE_EXEC and started.error in _NOT_FOUND:
+        return f"command not found in the sandbox: {command}"
+    if started.stage == agent.STAGE_EXEC:
+        return f"cannot run {command} in the sandbox: {reason}"
+    if started.stage == agent.STAGE_CHDIR:
+        return f"cannot change to {cwd} in the sandbox: {reason}"
+    if started.stage == agent.STAGE_TERMINAL:
+        return f"cannot open a terminal in the sandbox: {reason}"
+    return f"cannot start {command} in the sandbox: {reason}"
 
 
 _ISOLATION = (
@@ -264,6 +248,7 @@ _ISOLATION = (
     *("--cap-drop", "ALL"),
     "--clearenv",
     *("--hostname", layout.HOSTNAME),
+    "--as-pid-1",  # the agent is init: no bwrap reaper in between
 )
 
 
@@ -279,20 +264,20 @@ async def _child_pid(info: int) -> int | None:
     return pid
 
 
-async def _failure(process: asyncio.subprocess.Process) -> str:
-    _, stderr = await process.communicate()
-    message = stderr.decode(errors="replace").strip() or f"exit status {process.returncode}"
-    return f"the sandbox process could not start: {message}"
-
-
 class BubblewrapRunner:
-    """Runs sandboxes with bubblewrap (see :class:`.base.Runner`); needs root."""
+    """Runs sandboxes with bubblewrap (see :class:`.base.Runner`); needs root.
+
+    ``cache_dir`` receives the built agent (default :func:`.agent.cache_dir`).
+    """
 
     name = "bubblewrap"
 
-    def __init__(self, bwrap: str | None = None) -> None:
+    def __init__(self, bwrap: str | None = None, cache_dir: Path | None = None) -> None:
         self.bwrap = bwrap or shutil.which("bwrap") or "/usr/bin/bwrap"
+        self.cache_dir = cache_dir or agent.cache_dir()
         self._host_etc: Path | None = None
+        self._agent: Path | None = None
+        self._filter = seccomp.program()
 
     async def _etc(self) -> Path:
         """The ``/etc`` shown by host images, built on first use (removed at exit)."""
@@ -303,20 +288,32 @@ class BubblewrapRunner:
             self._host_etc = directory
         return self._host_etc
 
+    def _built_agent(self) -> Path:
+        if self._agent is None:
+            self._agent = agent.build(self.cache_dir)
+        return self._agent
+
     def check(self) -> str | None:
         if not os.access(self.bwrap, os.X_OK):
             return f"bubblewrap is not installed ({self.bwrap} not found)"
-        for tool in ("unshare", "nsenter"):
+        for tool in ("unshare", "mount"):
             if shutil.which(tool) is None:
                 return f"{tool} (util-linux) is not installed"
         if os.geteuid() != 0:
             return "the bubblewrap runner must run as root (overlay mounts, cgroups)"
         if "overlay" not in Path("/proc/filesystems").read_text():
             return "the kernel does not support overlay file systems"
+        try:
+            self._built_agent()
+        except RunnerError as error:
+            return str(error)
         return None
 
     async def start(self, spec: SandboxSpec) -> BubblewrapSandbox:
         host_etc = await self._etc()
+        agent_binary = self._agent
+        if agent_binary is None:
+            agent_binary = await asyncio.to_thread(self._built_agent)
         limits = spec.limits
         try:
             limiter = cgroups.create(
@@ -325,11 +322,79 @@ class BubblewrapRunner:
         except OSError as error:
             raise RunnerError(f"cannot set the sandbox's limits: {error}") from error
         try:
-            keeper = await Keeper.start(spec)
+            bwrap, channel = await self._launch(spec, limiter, host_etc, agent_binary)
         except BaseException:
             await asyncio.to_thread(limiter.remove)
             raise
-        return BubblewrapSandbox(spec, self.bwrap, keeper, limiter, host_etc)
+        return BubblewrapSandbox(spec, limiter, bwrap, channel)
+
+    async def _launch(
+        self,
+        spec: SandboxSpec,
+        limiter: cgroups.Limiter,
+        host_etc: Path,
+        agent_binary: Path,
+    ) -> tuple[asyncio.subprocess.Process, agent.Channel]:
+        """Starts the sandbox's bwrap and its agent, in the sandbox's limits."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        info_r, info_w = os.pipe()
+        block_r, block_w = os.pipe()
+        filter_r, filter_w = os.pipe()
+        os.write(filter_w, self._filter)
+        os.close(filter_w)
+        bwrap_command = [
+            self.bwrap,
+            *_ISOLATION,
+            *layout.image_args(spec.image, host_etc, spec.mountpoint),
+            *("--bind", str(overlay.merged(spec)), spec.mountpoint),
+            *("--ro-bind", str(agent_binary), _AGENT_PATH),
+            *("--remount-ro", "/", "--chdir", "/"),
+            *("--info-fd", str(info_w), "--block-fd", str(block_r)),
+            *("--seccomp", str(filter_r), "--new-session", "--"),
+            *(_AGENT_PATH, str(theirs.fileno())),
+        ]
+        command = overlay.command(spec, bwrap_command)
+        log_path = spec.scratch / "bwrap.log"
+        try:
+            with log_path.open("wb") as log:
+                bwrap = await asyncio.create_subprocess_exec(
+                    *command,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=asyncio.subprocess.DEVNULL,
+                    stderr=log,
+                    pass_fds=(info_w, block_r, filter_r, theirs.fileno()),
+                    start_new_session=True,
+                )
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            for fd in (info_w, block_r, filter_r):
+                os.close(fd)
+            theirs.close()
+        channel = agent.Channel(ours)
+        try:
+            agent_pid = await _child_pid(info_r)
+            if agent_pid is not None:
+                limiter.add(agent_pid)
+                os.write(block_w, b"go")
+            if agent_pid is None or not await channel.ready():
+                await bwrap.wait()
+                message = log_path.read_text(errors="replace").strip()
+                raise RunnerError(
+                    "the sandbox could not start: "
+                    + (message or f"bwrap exit status {bwrap.returncode}")
+                )
+        except BaseException:
+            channel.close()
+            with contextlib.suppress(ProcessLookupError):
+                bwrap.kill()
+            await bwrap.wait()
+            raise
+        finally:
+            os.close(info_r)
+            os.close(block_w)
+        return bwrap, channel
 
     async def reap(self, scratch_dirs: Sequence[Path]) -> None:
         for scratch in scratch_dirs:

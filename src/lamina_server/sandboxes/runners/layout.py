@@ -43,7 +43,7 @@ _HOST_ETC = (
     "terminfo",
     "timezone",
 )
-_FRESH = ("proc", "dev", "tmp")
+_FRESH = ("proc", "dev", "tmp", ".lamina")  # made by bwrap, or the runner's own (the agent)
 
 
 def build_host_etc(directory: Path) -> None:

@@ -1,19 +1,10 @@
-"""Pseudo-terminals for sandbox processes that asked for one."""
+"""Terminals of sandbox processes: the agent opens them in the sandbox, the server resizes."""
 
 from __future__ import annotations
 
 import fcntl
-import os
 import struct
 import termios
-
-
-def open_pty(cols: int, rows: int) -> tuple[int, int]:
-    """A new terminal of the given size: ``(master, slave)``, the master non-blocking."""
-    master, slave = os.openpty()
-    os.set_blocking(master, False)
-    set_size(master, cols, rows)
-    return master, slave
 
 
 def set_size(master: int, cols: int, rows: int) -> None:
