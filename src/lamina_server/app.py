@@ -98,7 +98,7 @@ def create_app(config: ServerConfig, *, trigger_launcher: Launcher | None = None
                 blobs=blobs,
                 images=Images(db, default_images_dir(config.data_dir)),
                 checkouts=Checkouts(config.data_dir / "sandboxes" / "checkouts", versions, blobs),
-                runner=BubblewrapRunner(),
+                runner=BubblewrapRunner(cache_dir=config.data_dir / "sandboxes" / "agent"),
                 folder=config.data_dir / "sandboxes" / "runs",
                 limits=Limits(config.sandbox_memory_limit, config.sandbox_max_processes),
                 default_image=config.default_sandbox_image,

@@ -337,6 +337,13 @@ def test_a_sandbox_cannot_reach_the_server_or_see_host_processes(
     caps = boxes.exec(sandbox_id, "grep CapEff /proc/self/status")
     assert caps.stdout.split()[-1] == b"0000000000000000"
     assert boxes.exec(sandbox_id, "unshare -U true").exit_code != 0
+    # The sandbox's own init (the agent that spawns its commands) is out of reach: its memory,
+    # its control socket, and signals.
+    assert boxes.exec(sandbox_id, "cat /proc/1/environ /proc/1/mem").exit_code != 0
+    fds = boxes.exec(sandbox_id, ["sh", "-c", 'ls "/proc/$$/fd"']).stdout.split()
+    assert fds == [b"0", b"1", b"2"], fds
+    boxes.exec(sandbox_id, "kill -9 1; kill -TERM 1")
+    assert boxes.exec(sandbox_id, "echo alive").stdout == b"alive\n"
     boxes.api.delete(f"{boxes.base}/{sandbox_id}")
 
 

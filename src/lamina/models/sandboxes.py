@@ -60,13 +60,20 @@ class _Pipe:
 PIPE = _Pipe()
 
 
-def poll_delays(first: float = 0.005, factor: float = 2.0, cap: float = 0.25) -> Iterator[float]:
-    """The pauses between two status checks of a wait: short at first (a sandbox that is
-    ready in milliseconds is seen at once), doubling up to ``cap`` seconds, then steady."""
+def poll_delays(
+    first: float = 0.005, quick: float = 0.1, factor: float = 2.0, cap: float = 0.25
+) -> Iterator[float]:
+    """The pauses between two status checks of a wait: every ``first`` seconds for the first
+    ``quick`` seconds (a sandbox that starts in tens of milliseconds is seen within
+    ``first`` of it), then doubling up to ``cap`` seconds, then steady."""
+    waited = 0.0
+    while waited < quick:
+        yield first
+        waited += first
     delay = first
     while True:
-        yield min(delay, cap)
         delay = min(delay * factor, cap)
+        yield delay
 
 
 class _StatusPredicates:

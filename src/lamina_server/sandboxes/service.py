@@ -109,6 +109,8 @@ class Live:
     ended: anyio.Event = field(default_factory=anyio.Event)
     exited: anyio.Event = field(default_factory=anyio.Event)  # the main command exited
     ending: str | None = None
+    # Where it is, fresher than its row: "initializing" is only ever kept here.
+    outcome: Outcome = field(default_factory=lambda: Outcome(STARTING, CREATED))
     # Output of an interactive sandbox's terminal goes to the log and to the attached socket.
     terminal_sink: Callable[[bytes], Awaitable[None]] | None = None
     main_exit: int | None = None
@@ -240,6 +242,10 @@ class Sandboxes:
         return record.id
 
     async def get(self, repository_id: str, sandbox_id: str) -> SandboxRecord:
+        """The record; a live sandbox's from memory (a status poll reads no database)."""
+        live = self._live.get(sandbox_id)
+        if live is not None and live.record.repository_id == repository_id:
+            return replace(live.record, outcome=live.outcome)
         return await self.records.get(repository_id, sandbox_id)
 
     async def cancel(self, repository_id: str, sandbox_id: str) -> None:
@@ -367,7 +373,7 @@ class Sandboxes:
         record = live.record
         request = record.request
         image = await self._images.resolve(request.image)
-        await self.records.move(record.id, Outcome(STARTING, INITIALIZING))
+        live.outcome = Outcome(STARTING, INITIALIZING)
         base = await self._versions.get_session(record.repository_id, record.session_id or "")
         live.checkout = lower = await self._checkouts.checkout(
             record.repository_id, base.base_commit, request.path_prefix
@@ -412,6 +418,7 @@ class Sandboxes:
             live.log.note(str(exc))
             return Outcome(ERRORED, EXIT_NON_ZERO, exit_code=127, error_message=str(exc))
         await self.records.move(record.id, Outcome(RUNNING))
+        live.outcome = Outcome(RUNNING)
         live.ready.set()
         if live.main is None and request.mode != SERVICE:
             return Outcome("done")  # a one-shot sandbox without a command: a no-op

@@ -376,7 +376,7 @@ class BubblewrapRunner:
         try:
             agent_pid = await _child_pid(info_r)
             if agent_pid is not None:
-                limiter.add(agent_pid)
+                await asyncio.to_thread(limiter.add, agent_pid)  # slow on cgroup v1 (RCU)
                 os.write(block_w, b"go")
             if agent_pid is None or not await channel.ready():
                 await bwrap.wait()
