@@ -3,10 +3,15 @@
 # the generated-mirror check, lint, then the whole suite against real servers on loopback.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# Sandboxes run under bubblewrap: install it when missing and we may (root, Debian). Without
-# it the sandbox tests skip, saying why.
-if ! command -v bwrap >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null
+# Sandboxes run under bubblewrap, with an agent built by cc against a static libc: install
+# what is missing when we may (root, Debian). Without them the sandbox tests skip, saying why.
+missing=()
+command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
+command -v cc >/dev/null 2>&1 || missing+=(gcc)
+dpkg -s libc6-dev >/dev/null 2>&1 || missing+=(libc6-dev)
+if [ "${#missing[@]}" -gt 0 ] && [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
