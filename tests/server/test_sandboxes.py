@@ -100,11 +100,12 @@ def test_a_timeout_kills_the_command_and_lands_nothing(boxes: Sandboxes) -> None
     head = boxes.repo.tree()
     started = time.monotonic()
     status = boxes.wait(
-        boxes.create(command=["sh", "-c", "echo x > /sandbox/t; sleep 60"], timeout_seconds=1)
+        boxes.create(command=["sh", "-c", "echo x > /sandbox/t; sleep 6061"], timeout_seconds=1)
     )
     assert (status["status"], status["status_reason"]) == ("failed", "timeout")
     assert time.monotonic() - started < 20
     assert boxes.repo.tree() == head
+    assert not _processes_running("sleep\x006061"), "a process outlived its sandbox's timeout"
 
 
 def test_cancel_stops_a_running_sandbox_and_lands_nothing(boxes: Sandboxes) -> None:
