@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
+import tarfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -545,3 +548,72 @@ def test_older_clients_log_routes_answer(boxes: Sandboxes) -> None:
         assert (response.status_code, response.text) == (200, merged)
     stderr = boxes.api.get(f"{boxes.base}/{sandbox_id}/stderr")
     assert (stderr.status_code, stderr.text) == (200, "")
+
+
+# --- images ------------------------------------------------------------------------------------
+
+
+def _minimal_rootfs(tarball: Path) -> None:
+    """A root file system with a shell and cat only (what `docker export` of a tiny image
+    gives): the programs, the libraries they load, and merged-/usr links."""
+    programs = ["/usr/bin/dash", "/usr/bin/cat"]
+    libraries = set()
+    for program in programs:
+        for line in subprocess.run(["ldd", program], capture_output=True, text=True).stdout.split(
+            "\n"
+        ):
+            for word in line.split():
+                if word.startswith("/"):
+                    libraries.add(os.path.realpath(word))
+    with tarfile.open(tarball, "w") as archive:
+        for path in [*programs, *sorted(libraries)]:
+            real = os.path.realpath(path)
+            archive.add(real, arcname=real.lstrip("/"))
+        for name, target in (("bin", "usr/bin"), ("lib", "usr/lib"), ("lib64", "usr/lib64")):
+            link = tarfile.TarInfo(name)
+            link.type, link.linkname = tarfile.SYMTYPE, target
+            archive.addfile(link)
+        shell = tarfile.TarInfo("usr/bin/sh")
+        shell.type, shell.linkname = tarfile.SYMTYPE, "dash"
+        archive.addfile(shell)
+        loader = tarfile.TarInfo("usr/lib64/ld-linux-x86-64.so.2")
+        loader.type, loader.linkname = (
+            tarfile.SYMTYPE,
+            "../lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+        )
+        archive.addfile(loader)
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="the rootfs is assembled for x86_64")
+def test_a_registered_image_is_all_a_sandbox_sees(
+    boxes: Sandboxes, local_server: LocalServer, tmp_path: Path
+) -> None:
+    tarball = tmp_path / "mini.tar"
+    _minimal_rootfs(tarball)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lamina_server",
+            "image",
+            "add",
+            "mini:1",
+            str(tarball),
+            "--data-dir",
+            str(local_server.data_dir),
+            "--replace",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    sandbox_id = boxes.create(
+        image="mini:1",
+        command=["sh", "-c", "echo / /*; cat /usr/bin/python3 || echo no-python > /sandbox/m.txt"],
+    )
+    status = boxes.wait(sandbox_id)
+    assert status["status_reason"] == "committed", status
+    assert boxes.repo.read("m.txt") == b"no-python\n"
+    shown = set(boxes.logs(sandbox_id).split("\n")[0].split())
+    assert {"/usr", "/bin", "/sandbox", "/tmp"} <= shown
+    assert not {"/home", "/root", "/work", "/etc"} & shown, shown
