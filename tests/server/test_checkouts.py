@@ -24,11 +24,6 @@ REPO = "11111111-1111-1111-1111-111111111111"
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 async def versions(tmp_path: Path) -> AsyncIterator[VersionStore]:
     database = Database(sqlite_url(tmp_path))
     await database.create_all()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import os
 import tarfile
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -20,22 +19,9 @@ from lamina_server.sandboxes.images import (
     check_name,
     default_images_dir,
 )
-from lamina_server.storage.db import Database, sqlite_url
+from lamina_server.storage.db import Database
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(sqlite_url(tmp_path))
-    await database.create_all()
-    yield database
-    await database.dispose()
 
 
 @pytest.fixture

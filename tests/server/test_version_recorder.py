@@ -3,7 +3,7 @@ change's own transaction, so that a recorder that fails makes the change not lan
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from lamina_server.storage.blobs import LocalBlobStore
-from lamina_server.storage.db import Database, sqlite_url
+from lamina_server.storage.db import Database
 from lamina_server.versioning import (
     ChangeEvent,
     Committer,
@@ -29,11 +29,6 @@ pytestmark = pytest.mark.anyio
 ALICE = Committer(type="user", id="u-1", name="alice")
 REPO = "11111111-1111-1111-1111-111111111111"
 OTHER_REPO = "22222222-2222-2222-2222-222222222222"
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 class AuditDown(Exception):
@@ -81,14 +76,6 @@ def _landed_in(conn: sa.Connection, event: ChangeEvent) -> bool:
     if event.action == "stage_delete":  # a tombstone, or an unstaged put
         return all(staged.get(path) is None for path in event.paths)
     return all(staged.get(path) is not None for path in event.paths)
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(sqlite_url(tmp_path))
-    await database.create_all()
-    yield database
-    await database.dispose()
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -44,19 +44,6 @@ pytestmark = pytest.mark.anyio
 ALICE = Committer(type="user", id="u-1", name="alice")
 REPO = "11111111-1111-1111-1111-111111111111"
 OTHER_REPO = "22222222-2222-2222-2222-222222222222"
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(sqlite_url(tmp_path))
-    await database.create_all()
-    yield database
-    await database.dispose()
 
 
 @pytest.fixture
