@@ -12,8 +12,17 @@ class Action(str, Enum):
     CREATE_ORGANIZATION = "CreateOrganization"
     LIST_ORGANIZATIONS = "ListOrganizations"
     GET_ORGANIZATION = "GetOrganization"
+    DELETE_ORGANIZATION = "DeleteOrganization"
     LIST_MEMBERS = "ListMembers"
     MANAGE_MEMBERS = "ManageMembers"
+    # Identity and access
+    MANAGE_GROUPS = "ManageGroups"
+    MANAGE_POLICIES = "ManagePolicies"
+    MANAGE_ROLES = "ManageRoles"
+    MANAGE_AGENTS = "ManageAgents"
+    MANAGE_API_KEYS = "ManageAPIKeys"
+    MANAGE_SECRETS = "ManageSecrets"
+    GET_SECRET = "GetSecret"
     # Repositories
     LIST_REPOSITORIES = "ListRepositories"
     GET_REPOSITORY = "GetRepository"
@@ -25,6 +34,7 @@ class Action(str, Enum):
     GET_SESSION = "GetSession"
     COMMIT_SESSION = "CommitSession"
     ROLLBACK_SESSION = "RollbackSession"
+    APPROVE_SESSION = "ApproveSession"
     # Objects
     LIST_OBJECTS = "ListObjects"
     GET_OBJECT = "GetObject"
@@ -42,6 +52,12 @@ class Action(str, Enum):
     CANCEL_SANDBOX = "CancelSandbox"
     FINISH_SANDBOX = "FinishSandbox"
     MANAGE_SANDBOX_TRIGGERS = "ManageSandboxTriggers"
+    # Integrations and governance
+    MANAGE_CONNECTORS = "ManageConnectors"
+    IMPORT_DATA = "ImportData"
+    READ_AUDIT_LOG = "ReadAuditLog"
+    EXPORT_EVIDENCE = "ExportEvidence"
+    INVOKE_RUN = "InvokeRun"
 
     def __str__(self) -> str:
         return self.value
