@@ -24,7 +24,7 @@ from lamina_server.api.access import (
 )
 from lamina_server.app import API_PREFIX, create_app
 from lamina_server.audit import NoAudit
-from lamina_server.authz import ALLOWED, Action, Authorizer, Decision, Resource
+from lamina_server.authz import Action, Authorizer, Decision, Resource
 from lamina_server.config import ServerConfig
 from lamina_server.principals import Principal
 from tests.server.in_process import serving
