@@ -348,7 +348,7 @@ async def authorize_body(request: Request, declaration: Declaration, body: bytes
     validation, which refuses it before the handler runs."""
     try:
         document = json.loads(body) if body else None
-    except ValueError:
+    except (ValueError, RecursionError):
         return
     if not isinstance(document, dict):
         return
