@@ -30,7 +30,9 @@ from lamina_server.identity import Identity
 from lamina_server.storage.db import Database, sqlite_url
 
 PATH = "bench/object.txt"
-GRANT = "ListObjects()\nGetObject()\nPutObject()\nCreateSession()\nRollbackSession()\nGetSession()\n"
+GRANT = (
+    "ListObjects()\nGetObject()\nPutObject()\nCreateSession()\nRollbackSession()\nGetSession()\n"
+)
 
 
 async def _create_user(server: LocalServer) -> tuple[str, str]:
