@@ -21,11 +21,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lamina_server import __version__
 from lamina_server.api import (
+    auth,
     commits,
     data,
     health,
+    invitations,
     objects,
     organizations,
+    principals,
     repositories,
     sandbox_streams,
     sandbox_triggers,
@@ -155,7 +158,10 @@ def create_app(config: ServerConfig, *, trigger_launcher: Launcher | None = None
 
     app.include_router(health.router)
     for module in (
+        auth,
         organizations,
+        invitations,
+        principals,
         repositories,
         sessions,
         commits,

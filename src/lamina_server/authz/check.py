@@ -1,8 +1,11 @@
 """The one check: may this principal perform this action on this resource?
 
-Today membership decides: any authenticated principal may create and list organizations, and a
-member of an organization may do everything inside it. A non-member is told nothing about the
-organization (it may not learn that it exists). Policies plug in here.
+Today membership decides: any user may create and list organizations, and a member of an
+organization may do everything inside it. A non-member is told nothing about the organization
+(it may not learn that it exists). An agent or a role is a member of its own organization only,
+and outside of it may only list that organization and read who it is
+(:data:`MACHINE_ACCOUNT_ACTIONS`): it creates no organizations, keys or invitations of its own.
+Policies plug in here.
 """
 
 from __future__ import annotations
@@ -41,6 +44,9 @@ class Decision:
 
 ALLOWED = Decision(True, "allowed")
 
+# What an agent or a role may do outside of an organization's routes.
+MACHINE_ACCOUNT_ACTIONS = frozenset({Action.LIST_ORGANIZATIONS})
+
 
 class Authorizer:
     def __init__(self, identity: Identity) -> None:
@@ -48,6 +54,10 @@ class Authorizer:
 
     async def authorize(self, principal: Principal, action: Action, resource: Resource) -> Decision:
         org = resource.organization
-        if org is None or await self._identity.is_member(org.id, principal):
+        if org is None:
+            if principal.type == "user" or action in MACHINE_ACCOUNT_ACTIONS:
+                return ALLOWED
+            return Decision(False, f"only a user may perform {action}")
+        if await self._identity.is_member(org.id, principal):
             return ALLOWED
         return Decision(False, f"not a member of organization {org.name!r}", conceal=True)
