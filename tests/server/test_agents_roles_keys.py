@@ -110,6 +110,14 @@ def test_agent_crud_wire_shapes(api: httpx.Client, org: str) -> None:
     updated = api.put(f"{base}/builder", json={"description": "d2", "inline_policy": ""}).json()
     assert (updated["description"], updated["inline_policy"]) == ("d2", "")
     error(api.put(f"{base}/nobody", json={"description": "x"}), 404)
+    # Inline policies are validated: the error names the line and column.
+    bad = error(api.put(f"{base}/builder", json={"inline_policy": "GetObject()\nNope()"}), 400)
+    assert bad["code"] == "invalid_policy"
+    assert bad["message"].startswith("inline_policy: line 2, column 1:")
+    bad = error(api.post(base, json={"name": "x2", "inline_policy": 'GetObject(path="a'}), 400)
+    assert "line 1, column" in bad["message"]
+    error(api.get(f"{base}/x2"), 404)
+    assert api.get(f"{base}/builder").json()["inline_policy"] == ""
     assert (
         "description" in error(api.put(f"{base}/builder", json={"description": 3}), 400)["message"]
     )

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from lamina_server.api.access import AccessDep, LaminaRoute, organization_action
+from lamina_server.api.errors import bad_request
 from lamina_server.api.pagination import envelope
 from lamina_server.api.params import ORG, Pages, ServicesDep
 from lamina_server.api.schemas import (
@@ -22,6 +23,7 @@ from lamina_server.api.schemas import (
     rfc3339,
 )
 from lamina_server.authz import Action
+from lamina_server.authz.policy import validate
 from lamina_server.identity import KeyRecord, MachineRecord, NewKey
 
 router = APIRouter(route_class=LaminaRoute)
@@ -115,6 +117,16 @@ class APITokenCreated(BaseModel):
     description: str
 
 
+def check_inline_policy(text: str | None) -> None:
+    """400 naming the line and column of every error (at most five) of a policy's text."""
+    if not text:
+        return
+    errors = validate(text)
+    if errors:
+        problems = "; ".join(str(error) for error in errors[:5])
+        raise bad_request(f"inline_policy: {problems}", "invalid_policy")
+
+
 def _moment(value: datetime | None) -> str | None:
     return rfc3339(value) if value is not None else None
 
@@ -188,6 +200,7 @@ async def list_agents(services: ServicesDep, access: AccessDep, pages: Pages) ->
 async def create_agent(
     body: CreateAgentRequest, services: ServicesDep, access: AccessDep
 ) -> JSONResponse:
+    check_inline_policy(body.inline_policy)
     record = await services.identity.machines.create(
         "agent",
         access.org.id,
@@ -224,6 +237,7 @@ async def get_agent(
 async def update_agent(
     agent_name: AgentName, body: UpdateAgentRequest, services: ServicesDep, access: AccessDep
 ) -> JSONResponse:
+    check_inline_policy(body.inline_policy)
     record = await services.identity.machines.update_agent(
         access.org.id,
         agent_name,
