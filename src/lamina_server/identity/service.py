@@ -210,8 +210,9 @@ class Identity:
         """The principal a live API key belongs to, or ``None`` (unknown key, revoked key, or
         an owner that no longer exists)."""
         digest = hash_key(key)
-        async with self._db.connect() as conn:
-            row = (await conn.execute(_KEY_OWNER.where(api_keys.c.key_hash == digest))).first()
+        query = _KEY_OWNER.where(api_keys.c.key_hash == digest)
+        # One worker-thread hop on SQLite (see Database.run_read): this runs on every request.
+        row = await self._db.run_read(lambda conn: conn.execute(query).first())
         if (
             row is None
             or row.revoked_at is not None
@@ -338,13 +339,10 @@ class Identity:
         """An agent or a role belongs to its own organization only; a user to those it joined."""
         if principal.type != "user":
             return principal.organization_id == org_id
-        async with self._db.connect() as conn:
-            found = await conn.scalar(
-                sa.select(memberships.c.user_id).where(
-                    memberships.c.organization_id == org_id,
-                    memberships.c.user_id == principal.id,
-                )
-            )
+        query = sa.select(memberships.c.user_id).where(
+            memberships.c.organization_id == org_id, memberships.c.user_id == principal.id
+        )
+        found = await self._db.run_read(lambda conn: conn.scalar(query))
         return found is not None
 
     async def list_organizations(self, principal: Principal) -> list[OrganizationRecord]:
