@@ -21,13 +21,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lamina_server import __version__
 from lamina_server.api import (
+    auth,
     commits,
     data,
     groups,
     health,
+    invitations,
     objects,
     organizations,
     policies,
+    principals,
     repositories,
     sandbox_streams,
     sandbox_triggers,
@@ -164,9 +167,12 @@ def create_app(config: ServerConfig, *, trigger_launcher: Launcher | None = None
 
     app.include_router(health.router)
     for module in (
+        auth,
         organizations,
         groups,
         policies,
+        invitations,
+        principals,
         repositories,
         sessions,
         commits,

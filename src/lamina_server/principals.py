@@ -21,6 +21,8 @@ class Principal:
     type: str  # "user" | "role" | "agent"
     id: str
     name: str
+    # The one organization an agent or a role acts in; ``None`` for a user.
+    organization_id: str | None = None
 
     @property
     def committer(self) -> Committer:

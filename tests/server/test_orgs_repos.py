@@ -120,8 +120,9 @@ def test_creator_is_the_only_member(api: httpx.Client, org: str) -> None:
         "full_name",
         "email",
         "joined_at",
+        "role",
     }
-    assert member["username"] == "admin"
+    assert (member["username"], member["role"]) == ("admin", "admin")
     assert member["organization_id"] == api.get(f"/organizations/{org}").json()["id"]
 
 

@@ -211,9 +211,16 @@ def flatmap_case(context: Any, case: schemathesis.Case) -> st.SearchStrategy[sch
 
 
 @pytest.fixture
-def world(api: httpx.Client, new_repo_http: Callable[[], RepoHttp]) -> Iterator[World]:
-    """A fresh repository for each operation (one of them deletes it), with real values."""
-    repo = new_repo_http()
+def world(api: httpx.Client, unique_name: Callable[..., str]) -> Iterator[World]:
+    """A fresh organization and repository for each operation (some delete them), with real
+    values."""
+    org = unique_name("org")
+    created = api.post("/organizations", json={"name": org, "display_name": "Schemathesis"})
+    assert created.status_code == 201, created.text
+    name = unique_name("repo")
+    created = api.post(f"/organizations/{org}/repositories", json={"name": name})
+    assert created.status_code == 201, created.text
+    repo = RepoHttp(api, f"{org}/{name}")
     _CURRENT.organization, _CURRENT.repository = repo.repository.split("/")
     _CURRENT.world = _build_world(api, repo)
     try:

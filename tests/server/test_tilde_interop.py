@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 import tilde
-from tilde.exceptions import BadRequestError, ConflictError, NotFoundError
+from tilde.exceptions import AuthenticationError, BadRequestError, ConflictError, NotFoundError
 
 from lamina.testing import LocalServer
 
@@ -242,3 +242,58 @@ def test_multipart_upload_over_64_mib(repo, tmp_path) -> None:
     with source.open("rb") as handle:
         handle.seek(MULTIPART_THRESHOLD - 4)
         assert tail == handle.read(8)
+
+
+def test_agents_roles_and_their_keys(
+    client: tilde.Client, local_server: LocalServer, unique_name: Callable[..., str]
+) -> None:
+    org = client.organizations.create(unique_name("org"), "Principals")
+    agent = org.agents.create("builder", description="builds", metadata={"team": "ml"})
+    assert (agent.name, agent.metadata, agent.created_by_name) == (
+        "builder",
+        {"team": "ml"},
+        "admin",
+    )
+    assert agent.organization_id == org.id and agent.created_at is not None
+    with pytest.raises(ConflictError):
+        org.agents.create("builder")
+    org.agents.create("helper")
+    assert [a.name for a in org.agents.list(page_size=1)] == ["builder", "helper"]
+    updated = org.agents.get("builder").update(inline_policy="GetObject()")
+    assert updated.inline_policy == "GetObject()" and updated.inline_policy_updated_at is not None
+    assert updated.update(inline_policy="").inline_policy == ""
+
+    key = agent.api_keys.create("ci")
+    assert key.token.startswith("tak-") and key.id
+    [listed] = list(agent.api_keys.list())
+    assert (listed.id, listed.token, listed.token_hint) == (key.id, "", key.token[-4:])
+    with tilde.Client(api_key=key.token, endpoint_url=local_server.endpoint_url) as as_agent:
+        assert [o.name for o in as_agent.organizations.list()] == [org.name]
+        assert as_agent.organizations.get(org.name).id == org.id
+    assert agent.api_keys.get(key.id).last_used_at is not None
+    listed.revoke()
+    assert agent.api_keys.get(key.id).revoked_at is not None
+    with (
+        tilde.Client(api_key=key.token, endpoint_url=local_server.endpoint_url) as as_agent,
+        pytest.raises(AuthenticationError),
+    ):
+        as_agent.organizations.get(org.name)
+    org.agents.delete("helper")
+    with pytest.raises(NotFoundError):
+        org.agents.get("helper")
+
+    role = org.roles.create("deployer", description="deploys")
+    assert (role.name, role.description, role.organization_id) == ("deployer", "deploys", org.id)
+    assert [r.name for r in org.roles.list()] == ["deployer"]
+    role_key = org.roles.get("deployer").api_keys.create("ci")
+    assert role_key.token.startswith("trk-")
+    role.delete()
+    with (
+        tilde.Client(api_key=role_key.token, endpoint_url=local_server.endpoint_url) as as_role,
+        pytest.raises(AuthenticationError),
+    ):
+        as_role.organizations.get(org.name)
+
+    org.delete()
+    with pytest.raises(NotFoundError):
+        client.organizations.get(org.name)

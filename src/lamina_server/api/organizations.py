@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Response
+from fastapi import APIRouter, Path, Query, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -42,6 +42,7 @@ class AddMemberRequest(BaseModel):
     )
     username: str | None = Field(None, min_length=1, max_length=64)
     user_id: str | None = Field(None, min_length=1, max_length=36)
+    role: Literal["admin", "member"] = "member"
 
 
 class Organization(BaseModel):
@@ -64,6 +65,12 @@ class Membership(BaseModel):
     full_name: str
     email: str
     joined_at: datetime
+    role: str = Field(description="admin or member (an extension the cerebral SDK reads)")
+
+
+class NameCheck(BaseModel):
+    available: bool
+    reason: Literal["", "invalid", "reserved", "taken"]
 
 
 class MembershipList(BaseModel):
@@ -87,6 +94,7 @@ def membership_json(member: MembershipRecord) -> dict[str, Any]:
         "full_name": member.full_name,
         "email": member.email,
         "joined_at": rfc3339(member.joined_at),
+        "role": member.role,
     }
 
 
@@ -116,6 +124,20 @@ async def list_organizations(services: ServicesDep, access: AccessDep) -> JSONRe
 
 
 @router.get(
+    "/organizations/check-name",
+    summary="Whether a name is valid and free for a new organization",
+    responses={200: {"model": NameCheck}, **error_responses(400)},
+    dependencies=[account_action(Action.CREATE_ORGANIZATION)],
+)
+async def check_organization_name(
+    name: Annotated[str, Query(description="The name to check", max_length=256)],
+    services: ServicesDep,
+) -> JSONResponse:
+    reason = await services.identity.check_name(name)
+    return JSONResponse({"available": not reason, "reason": reason})
+
+
+@router.get(
     ORG,
     summary="Get an organization",
     responses={200: {"model": Organization}, **error_responses(404)},
@@ -123,6 +145,18 @@ async def list_organizations(services: ServicesDep, access: AccessDep) -> JSONRe
 )
 async def get_organization(access: AccessDep) -> JSONResponse:
     return JSONResponse(organization_json(access.org))
+
+
+@router.delete(
+    ORG,
+    status_code=204,
+    summary="Delete an organization (soft: its data stays, its name is freed)",
+    responses=error_responses(404),
+    dependencies=[organization_action(Action.DELETE_ORGANIZATION)],
+)
+async def delete_organization(services: ServicesDep, access: AccessDep) -> Response:
+    await services.identity.delete_organization(access.org)
+    return Response(status_code=204)
 
 
 @router.get(
@@ -149,7 +183,7 @@ async def add_member(
     if not (body.username or body.user_id):
         raise bad_request("username: is required (or user_id)")
     member = await services.identity.add_member(
-        access.org, username=body.username, user_id=body.user_id
+        access.org, username=body.username, user_id=body.user_id, role=body.role
     )
     return JSONResponse(membership_json(member), status_code=201)
 

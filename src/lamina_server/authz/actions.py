@@ -15,6 +15,7 @@ class Action(str, Enum):
     DELETE_ORGANIZATION = "DeleteOrganization"
     LIST_MEMBERS = "ListMembers"
     MANAGE_MEMBERS = "ManageMembers"
+    RESPOND_TO_INVITATIONS = "RespondToInvitations"  # the caller's own invitations
     # Identity and access
     MANAGE_GROUPS = "ManageGroups"
     MANAGE_POLICIES = "ManagePolicies"

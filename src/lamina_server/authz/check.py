@@ -1,8 +1,10 @@
 """The one check: may this principal perform this action on this resource?
 
-1. Any authenticated principal may create and list its own organizations (no organization).
+1. Outside an organization, a user may create and list its organizations; an agent or a role
+   only lists its own organization and reads who it is (:data:`MACHINE_ACCOUNT_ACTIONS`).
 2. Inside an organization, membership gates: a non-member is told nothing about the
-   organization (it may not learn that it exists) — the denial is concealed as a 404.
+   organization (it may not learn that it exists) — the denial is concealed as a 404. An agent
+   or a role is a member of its own organization only.
 3. A member is judged by its effective policies — those attached to it directly and to every
    group it is in, transitively — evaluated by the policy language
    (:func:`lamina_server.authz.policy.evaluate`): an explicit deny beats any allow, and what
@@ -65,6 +67,9 @@ ALLOWED = Decision(True, "allowed")
 
 _MAX_CACHED = 4096
 
+# What an agent or a role may do outside of an organization's routes.
+MACHINE_ACCOUNT_ACTIONS = frozenset({Action.LIST_ORGANIZATIONS})
+
 
 class Authorizer:
     def __init__(self, identity: Identity, store: AccessStore) -> None:
@@ -78,7 +83,9 @@ class Authorizer:
     async def authorize(self, principal: Principal, action: Action, resource: Resource) -> Decision:
         org = resource.organization
         if org is None:
-            return ALLOWED
+            if principal.type == "user" or action in MACHINE_ACCOUNT_ACTIONS:
+                return ALLOWED
+            return Decision(False, f"only a user may perform {action}")
         if not await self._identity.is_member(org.id, principal):
             return Decision(False, f"not a member of organization {org.name!r}", conceal=True)
         policies = await self.policies(org, principal)

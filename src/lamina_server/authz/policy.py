@@ -44,7 +44,9 @@ __all__ = [
 ]
 
 # Actions performed on no organization at all (the caller's own account).
-ACCOUNT_ACTIONS = frozenset({Action.CREATE_ORGANIZATION, Action.LIST_ORGANIZATIONS})
+ACCOUNT_ACTIONS = frozenset(
+    {Action.CREATE_ORGANIZATION, Action.LIST_ORGANIZATIONS, Action.RESPOND_TO_INVITATIONS}
+)
 # Actions performed on an organization as a whole: a ``repository=`` argument cannot apply.
 ORGANIZATION_ACTIONS = frozenset(
     {

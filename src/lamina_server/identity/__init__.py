@@ -1,28 +1,65 @@
-"""Identity: users, organizations, memberships and API keys."""
+"""Identity: users, organizations, memberships, agents, roles, API keys and invitations."""
 
 from lamina_server.identity.errors import (
+    AgentExists,
+    AgentNotFound,
     AlreadyMember,
     IdentityError,
+    InvitationExists,
+    InvitationGone,
+    InvitationNotFound,
+    InvitationNotPending,
+    KeyNotFound,
+    LastAdmin,
     LastMember,
     NotAMember,
     OrganizationExists,
     OrganizationNotFound,
+    RoleExists,
+    RoleNotFound,
     UserExists,
     UserNotFound,
 )
-from lamina_server.identity.service import Identity, MembershipRecord, NewUser, OrganizationRecord
+from lamina_server.identity.invitations import InvitationRecord, Invitations
+from lamina_server.identity.machines import KeyRecord, MachineRecord, Machines, NewKey
+from lamina_server.identity.service import (
+    MEMBER_ROLES,
+    Identity,
+    MembershipRecord,
+    NewUser,
+    OrganizationRecord,
+    UserRecord,
+)
 
 __all__ = [
+    "MEMBER_ROLES",
+    "AgentExists",
+    "AgentNotFound",
     "AlreadyMember",
     "Identity",
     "IdentityError",
+    "InvitationExists",
+    "InvitationGone",
+    "InvitationNotFound",
+    "InvitationNotPending",
+    "InvitationRecord",
+    "Invitations",
+    "KeyNotFound",
+    "KeyRecord",
+    "LastAdmin",
     "LastMember",
+    "MachineRecord",
+    "Machines",
     "MembershipRecord",
+    "NewKey",
     "NewUser",
     "NotAMember",
     "OrganizationExists",
     "OrganizationNotFound",
     "OrganizationRecord",
+    "RoleExists",
+    "RoleNotFound",
     "UserExists",
     "UserNotFound",
+    "UserRecord",
 ]

@@ -9,7 +9,17 @@
     ├── UserExists             the username is taken
     ├── AlreadyMember          the user belongs to the organization already
     ├── NotAMember             the user does not belong to the organization
-    └── LastMember             removing the user would leave the organization without members
+    ├── LastMember             removing the user would leave the organization without members
+    ├── LastAdmin              removing the user would leave the organization without an admin
+    ├── AgentNotFound          no agent of that name in the organization
+    ├── RoleNotFound           no role of that name in the organization
+    ├── AgentExists            the agent name is taken in the organization
+    ├── RoleExists             the role name is taken in the organization
+    ├── KeyNotFound            no API key of that id for that principal
+    ├── InvitationNotFound     no invitation of that id (addressed to the caller)
+    ├── InvitationExists       a pending invitation for that address exists already
+    ├── InvitationGone         the invitation was revoked or has expired
+    └── InvitationNotPending   the invitation was already answered or revoked
 """
 
 from __future__ import annotations
@@ -56,3 +66,53 @@ class NotAMember(IdentityError):
 class LastMember(IdentityError):
     def __init__(self, organization: str) -> None:
         super().__init__(f"cannot remove the last member of {organization!r}")
+
+
+class LastAdmin(IdentityError):
+    def __init__(self, organization: str) -> None:
+        super().__init__(f"cannot remove the last admin of {organization!r}")
+
+
+class AgentNotFound(IdentityError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"agent {name!r} not found")
+
+
+class RoleNotFound(IdentityError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"role {name!r} not found")
+
+
+class AgentExists(IdentityError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"agent {name!r} already exists")
+
+
+class RoleExists(IdentityError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"role {name!r} already exists")
+
+
+class KeyNotFound(IdentityError):
+    def __init__(self, key_id: str) -> None:
+        super().__init__(f"API key {key_id!r} not found")
+
+
+class InvitationNotFound(IdentityError):
+    def __init__(self, invitation_id: str) -> None:
+        super().__init__(f"invitation {invitation_id!r} not found")
+
+
+class InvitationExists(IdentityError):
+    def __init__(self, email: str, organization: str) -> None:
+        super().__init__(f"{email!r} already has a pending invitation to {organization!r}")
+
+
+class InvitationGone(IdentityError):
+    def __init__(self, invitation_id: str, status: str) -> None:
+        super().__init__(f"invitation {invitation_id!r} is {status}")
+
+
+class InvitationNotPending(IdentityError):
+    def __init__(self, invitation_id: str, status: str) -> None:
+        super().__init__(f"invitation {invitation_id!r} is {status}, not pending")

@@ -1,11 +1,18 @@
-"""The identity service: users, organizations, memberships and API-key authentication."""
+"""The identity service: users, organizations, memberships and API-key authentication.
+
+Authentication reads the key's row on every request (one indexed lookup that joins the owner):
+a revoked key, or one whose agent or role was deleted, fails on the very next request, on every
+process. ``last_used_at`` is written at most once a minute per key.
+"""
 
 from __future__ import annotations
 
 import hmac
+import re
+import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -15,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from lamina_server.cache import TtlCache
 from lamina_server.identity.errors import (
     AlreadyMember,
+    LastAdmin,
     LastMember,
     NotAMember,
     OrganizationExists,
@@ -29,13 +37,32 @@ from lamina_server.identity.grants import (
     attach,
     forget_subject,
 )
-from lamina_server.identity.keys import generate_key, hash_key
-from lamina_server.identity.tables import api_keys, memberships, organizations, users
+from lamina_server.identity.invitations import Invitations
+from lamina_server.identity.keys import hash_key
+from lamina_server.identity.machines import Machines, insert_key
+from lamina_server.identity.tables import (
+    agents,
+    api_keys,
+    invitations,
+    memberships,
+    organizations,
+    roles,
+    users,
+)
 from lamina_server.principals import Principal
 from lamina_server.storage.columns import utcnow
 from lamina_server.storage.db import Database
 
 BOOTSTRAP_USERNAME = "admin"
+MEMBER_ROLES = ("admin", "member")
+ORG_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
+# Names that read as a route or a product page rather than an organization.
+RESERVED_ORG_NAMES = frozenset(
+    {"admin", "api", "auth", "check-name", "invitations", "login", "new", "settings", "www"}
+)
+# A key's last_used_at is written when it is older than this (so at most once a minute).
+LAST_USED_GRANULARITY = timedelta(minutes=1)
+_MAX_TOUCHED = 65536
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +81,16 @@ class MembershipRecord:
     full_name: str
     email: str
     joined_at: datetime
+    role: str = "member"
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    id: str
+    username: str
+    full_name: str
+    email: str
+    created_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,15 +110,42 @@ async def _grant(conn: AsyncConnection, org_id: str, user_id: str, policy: str) 
     await attach(conn, org_id, BUILTIN_IDS[policy], ("user", user_id), ("user", user_id))
 
 
+_KEY_OWNER = sa.select(
+    api_keys.c.id,
+    api_keys.c.key_hash,
+    api_keys.c.principal_type,
+    api_keys.c.principal_id,
+    api_keys.c.organization_id,
+    api_keys.c.last_used_at,
+    api_keys.c.revoked_at,
+    sa.func.coalesce(users.c.username, agents.c.name, roles.c.name).label("owner_name"),
+).select_from(
+    api_keys.outerjoin(
+        users, sa.and_(api_keys.c.principal_type == "user", users.c.id == api_keys.c.principal_id)
+    )
+    .outerjoin(
+        agents,
+        sa.and_(api_keys.c.principal_type == "agent", agents.c.id == api_keys.c.principal_id),
+    )
+    .outerjoin(
+        roles, sa.and_(api_keys.c.principal_type == "role", roles.c.id == api_keys.c.principal_id)
+    )
+)
+
+
 class Identity:
-    """Reads go through short-lived in-memory caches: the data plane authenticates and resolves
-    the organization on every request, and both answers change rarely (and only here)."""
+    """Organization names resolve through a short-lived in-memory cache (the data plane resolves
+    one on every request, and a name changes owner only when an organization is deleted).
+    API keys and memberships are read on every request: revoking a key, deleting an agent or a
+    role, or removing a member takes effect on the next request, on every process."""
 
     def __init__(self, db: Database, *, cache_ttl: float = 10.0) -> None:
         self._db = db
-        self._principals: TtlCache[str, Principal] = TtlCache(cache_ttl)
         self._orgs: TtlCache[str, OrganizationRecord] = TtlCache(cache_ttl)
-        self._members: TtlCache[tuple[str, str], bool] = TtlCache(cache_ttl)
+        # key id -> monotonic time this process last wrote its last_used_at
+        self._touched: dict[str, float] = {}
+        self.machines = Machines(db)
+        self.invitations = Invitations(db)
 
     # --- users and keys -------------------------------------------------------------------
 
@@ -102,11 +166,13 @@ class Identity:
                 )
             )
             await conn.execute(
-                memberships.insert().values(organization_id=org_id, user_id=user_id, joined_at=now)
+                memberships.insert().values(
+                    organization_id=org_id, user_id=user_id, joined_at=now, role="admin"
+                )
             )
             await _grant(conn, org_id, user_id, ORG_ADMIN)
-            key = await self._insert_key(conn, "user", user_id, "bootstrap")
-        return NewUser(Principal("user", user_id, BOOTSTRAP_USERNAME), key)
+            key = await insert_key(conn, "user", user_id, name="bootstrap")
+        return NewUser(Principal("user", user_id, BOOTSTRAP_USERNAME), key.token)
 
     async def create_user(
         self, username: str, *, full_name: str = "", email: str = "", org_name: str | None = None
@@ -116,7 +182,9 @@ class Identity:
             org_id: str | None = None
             if org_name is not None:
                 org_id = await conn.scalar(
-                    sa.select(organizations.c.id).where(organizations.c.name == org_name)
+                    sa.select(organizations.c.id).where(
+                        organizations.c.name == org_name, organizations.c.deleted_at.is_(None)
+                    )
                 )
                 if org_id is None:
                     raise OrganizationNotFound(org_name)
@@ -131,8 +199,8 @@ class Identity:
                     )
                 )
                 await _grant(conn, org_id, user_id, DEFAULT_MEMBER_POLICY)
-            key = await self._insert_key(conn, "user", user_id, "")
-        return NewUser(Principal("user", user_id, username), key)
+            key = await insert_key(conn, "user", user_id, name="created by the CLI")
+        return NewUser(Principal("user", user_id, username), key.token)
 
     async def _insert_user(
         self, conn: AsyncConnection, username: str, full_name: str, email: str
@@ -145,49 +213,54 @@ class Identity:
         )
         return user_id
 
-    async def _insert_key(
-        self,
-        conn: AsyncConnection,
-        principal_type: str,
-        principal_id: str,
-        description: str,
-    ) -> str:
-        key = generate_key(principal_type)
-        await conn.execute(
-            api_keys.insert().values(
-                id=str(uuid.uuid4()),
-                principal_type=principal_type,
-                principal_id=principal_id,
-                key_hash=hash_key(key),
-                token_hint=key[-4:],
-                description=description,
-                created_at=utcnow(),
-            )
-        )
-        return key
+    async def user(self, user_id: str) -> UserRecord:
+        async with self._db.connect() as conn:
+            row = (await conn.execute(sa.select(users).where(users.c.id == user_id))).first()
+        if row is None:
+            raise UserNotFound(user_id)
+        return UserRecord(row.id, row.username, row.full_name, row.email, row.created_at)
 
     async def authenticate(self, key: str) -> Principal | None:
-        """The principal a live API key belongs to, or ``None``."""
+        """The principal a live API key belongs to, or ``None`` (unknown key, revoked key, or
+        an owner that no longer exists)."""
         digest = hash_key(key)
-        cached = self._principals.get(digest)
-        if cached is not None:
-            return cached
-        query = (
-            sa.select(api_keys.c.key_hash, users.c.id, users.c.username)
-            .join(users, users.c.id == api_keys.c.principal_id)
-            .where(
-                api_keys.c.key_hash == digest,
-                api_keys.c.revoked_at.is_(None),
-                api_keys.c.principal_type == "user",
-            )
-        )
-        async with self._db.connect() as conn:
-            row = (await conn.execute(query)).first()
-        if row is None or not hmac.compare_digest(row.key_hash, digest):
+        query = _KEY_OWNER.where(api_keys.c.key_hash == digest)
+        # One worker-thread hop on SQLite (see Database.run_read): this runs on every request.
+        row = await self._db.run_read(lambda conn: conn.execute(query).first())
+        if (
+            row is None
+            or row.revoked_at is not None
+            or row.owner_name is None
+            or not hmac.compare_digest(row.key_hash, digest)
+        ):
             return None
-        principal = Principal("user", row.id, row.username)
-        self._principals.put(digest, principal)
-        return principal
+        await self._touch(row.id, row.principal_type, row.principal_id, row.last_used_at)
+        return Principal(row.principal_type, row.principal_id, row.owner_name, row.organization_id)
+
+    async def _touch(
+        self, key_id: str, principal_type: str, principal_id: str, last_used_at: datetime | None
+    ) -> None:
+        """Records the key's (and its agent's or role's) use, at most once a minute: when the
+        stored time is that old, and this process has not written it in that minute."""
+        now = utcnow()
+        if last_used_at is not None and now - last_used_at < LAST_USED_GRANULARITY:
+            return
+        moment = time.monotonic()
+        written = self._touched.get(key_id)
+        if written is not None and moment - written < LAST_USED_GRANULARITY.total_seconds():
+            return
+        if len(self._touched) >= _MAX_TOUCHED:
+            self._touched.clear()
+        self._touched[key_id] = moment
+        async with self._db.begin() as conn:
+            await conn.execute(
+                api_keys.update().where(api_keys.c.id == key_id).values(last_used_at=now)
+            )
+            owner = {"agent": agents, "role": roles}.get(principal_type)
+            if owner is not None:
+                await conn.execute(
+                    owner.update().where(owner.c.id == principal_id).values(last_used_at=now)
+                )
 
     # --- organizations --------------------------------------------------------------------
 
@@ -211,6 +284,7 @@ class Identity:
                             organization_id=record.id,
                             user_id=creator.id,
                             joined_at=record.created_at,
+                            role="admin",
                         )
                     )
                     await _grant(conn, record.id, creator.id, ORG_ADMIN)
@@ -224,7 +298,11 @@ class Identity:
         if org is None:
             async with self._db.connect() as conn:
                 row = (
-                    await conn.execute(sa.select(organizations).where(organizations.c.name == name))
+                    await conn.execute(
+                        sa.select(organizations).where(
+                            organizations.c.name == name, organizations.c.deleted_at.is_(None)
+                        )
+                    )
                 ).first()
             if row is None:
                 raise OrganizationNotFound(name)
@@ -232,38 +310,83 @@ class Identity:
             self._orgs.put(name, org)
         return org
 
-    async def is_member(self, org_id: str, principal: Principal) -> bool:
-        if principal.type != "user":
-            return False
-        if self._members.get((org_id, principal.id)):
-            return True
+    async def check_name(self, name: str) -> str:
+        """Why ``name`` cannot name a new organization: ``invalid``, ``reserved``, ``taken``,
+        or ``""`` when it is available."""
+        if not ORG_NAME.match(name):
+            return "invalid"
+        if name in RESERVED_ORG_NAMES:
+            return "reserved"
         async with self._db.connect() as conn:
-            found = await conn.scalar(
-                sa.select(memberships.c.user_id).where(
-                    memberships.c.organization_id == org_id,
-                    memberships.c.user_id == principal.id,
+            taken = await conn.scalar(
+                sa.select(organizations.c.id).where(
+                    organizations.c.name == name, organizations.c.deleted_at.is_(None)
                 )
             )
-        if found is None:
-            return False
-        self._members.put((org_id, principal.id), True)
-        return True
+        return "taken" if taken is not None else ""
+
+    async def delete_organization(self, org: OrganizationRecord) -> None:
+        """Soft deletion: the organization's row and data stay, its name is freed, and in the
+        same transaction its agents' and roles' keys are revoked and its pending invitations
+        revoked. Members lose access at once (the organization no longer resolves)."""
+        now = utcnow()
+        async with self._db.begin() as conn:
+            result = await conn.execute(
+                organizations.update()
+                .where(organizations.c.id == org.id, organizations.c.deleted_at.is_(None))
+                .values(deleted_at=now)
+            )
+            if result.rowcount == 0:
+                raise OrganizationNotFound(org.name)
+            await conn.execute(
+                api_keys.update()
+                .where(api_keys.c.organization_id == org.id, api_keys.c.revoked_at.is_(None))
+                .values(revoked_at=now)
+            )
+            await conn.execute(
+                invitations.update()
+                .where(invitations.c.organization_id == org.id, invitations.c.status == "pending")
+                .values(status="revoked")
+            )
+        self._orgs.discard(org.name)
+
+    async def is_member(self, org_id: str, principal: Principal) -> bool:
+        """An agent or a role belongs to its own organization only; a user to those it joined."""
+        if principal.type != "user":
+            return principal.organization_id == org_id
+        query = sa.select(memberships.c.user_id).where(
+            memberships.c.organization_id == org_id, memberships.c.user_id == principal.id
+        )
+        found = await self._db.run_read(lambda conn: conn.scalar(query))
+        return found is not None
 
     async def list_organizations(self, principal: Principal) -> list[OrganizationRecord]:
-        query = (
-            sa.select(organizations)
-            .join(memberships, memberships.c.organization_id == organizations.c.id)
-            .where(memberships.c.user_id == principal.id)
-            .order_by(organizations.c.name)
-        )
+        if principal.type != "user":
+            query = sa.select(organizations).where(
+                organizations.c.id == principal.organization_id,
+                organizations.c.deleted_at.is_(None),
+            )
+        else:
+            query = (
+                sa.select(organizations)
+                .join(memberships, memberships.c.organization_id == organizations.c.id)
+                .where(memberships.c.user_id == principal.id, organizations.c.deleted_at.is_(None))
+                .order_by(organizations.c.name)
+            )
         async with self._db.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [_organization(row) for row in rows]
 
     async def add_member(
-        self, org: OrganizationRecord, *, username: str | None = None, user_id: str | None = None
+        self,
+        org: OrganizationRecord,
+        *,
+        username: str | None = None,
+        user_id: str | None = None,
+        role: str = "member",
     ) -> MembershipRecord:
-        """Join an existing user (by username or id) to ``org``; 404 unknown, 409 already in."""
+        """Join an existing user (by username or id) to ``org`` as ``role`` (admin or member);
+        404 unknown, 409 already in."""
         condition = users.c.username == username if username else users.c.id == user_id
         async with self._db.begin() as conn:
             user = (await conn.execute(sa.select(users).where(condition))).first()
@@ -279,39 +402,46 @@ class Identity:
             joined_at = utcnow()
             await conn.execute(
                 memberships.insert().values(
-                    organization_id=org.id, user_id=user.id, joined_at=joined_at
+                    organization_id=org.id, user_id=user.id, joined_at=joined_at, role=role
                 )
             )
             await _grant(conn, org.id, user.id, DEFAULT_MEMBER_POLICY)
         return MembershipRecord(
-            org.id, user.id, user.username, user.full_name, user.email, joined_at
+            org.id, user.id, user.username, user.full_name, user.email, joined_at, role
         )
 
     async def remove_member(self, org: OrganizationRecord, user_id: str) -> None:
-        """Remove a member; the last member cannot leave (the organization would be orphaned)."""
+        """Remove a member; neither the last member nor the last admin can leave (the
+        organization would be orphaned, or left without anyone to manage it)."""
         async with self._db.begin() as conn:
-            count = await conn.scalar(
-                sa.select(sa.func.count())
-                .select_from(memberships)
-                .where(memberships.c.organization_id == org.id)
-            )
-            result = await conn.execute(
+            rows = (
+                await conn.execute(
+                    sa.select(memberships.c.user_id, memberships.c.role).where(
+                        memberships.c.organization_id == org.id
+                    )
+                )
+            ).all()
+            roles_by_user = {row.user_id: row.role for row in rows}
+            if user_id not in roles_by_user:
+                raise NotAMember(user_id, org.name)
+            if len(roles_by_user) == 1:
+                raise LastMember(org.name)
+            admins = [uid for uid, role in roles_by_user.items() if role == "admin"]
+            if admins == [user_id]:
+                raise LastAdmin(org.name)
+            await conn.execute(
                 memberships.delete().where(
                     memberships.c.organization_id == org.id, memberships.c.user_id == user_id
                 )
             )
-            if result.rowcount == 0:
-                raise NotAMember(user_id, org.name)
-            if count == 1:
-                raise LastMember(org.name)
             await forget_subject(conn, org.id, ("user", user_id))
-        self._members.discard((org.id, user_id))
 
     async def list_members(self, org: OrganizationRecord) -> list[MembershipRecord]:
         query = (
             sa.select(
                 memberships.c.user_id,
                 memberships.c.joined_at,
+                memberships.c.role,
                 users.c.username,
                 users.c.full_name,
                 users.c.email,
@@ -330,6 +460,7 @@ class Identity:
                 full_name=row.full_name,
                 email=row.email,
                 joined_at=row.joined_at,
+                role=row.role,
             )
             for row in rows
         ]
