@@ -191,6 +191,16 @@ def test_keys_are_shown_once_and_authenticate_as_their_owner(
     assert principal["id"] == owner.json()["id"]
     assert me.json()["user"] is None
     assert [o["name"] for o in me.json()["organizations"]] == [org]
+    # A new agent or role holds no policy: it may do nothing in its organization until given one.
+    refused = bot.get(f"/organizations/{org}/repositories")
+    assert refused.status_code == 403 and "ListRepositories" in refused.json()["message"]
+    policies = api.get(f"/organizations/{org}/policies").json()["results"]
+    read_only = next(p["id"] for p in policies if p["name"] == "ReadOnly")
+    attached = api.post(
+        f"/organizations/{org}/policies/{read_only}/attachments",
+        json={"principal_type": singular, "principal_id": principal["id"]},
+    )
+    assert attached.status_code == 201, attached.text
     assert bot.get(f"/organizations/{org}/repositories").status_code == 200
 
     # Its use is recorded, on the key and on its owner.
@@ -214,12 +224,12 @@ def test_deleting_the_owner_ends_its_keys_at_once(
 ) -> None:
     api.post(f"/organizations/{org}/{kind}", json={"name": "doomed", "description": ""})
     bot = as_key(new_key(api, f"/organizations/{org}/{kind}/doomed")["token"])
-    assert bot.get(f"/organizations/{org}").status_code == 200
+    assert bot.get("/auth/me").status_code == 200
     assert api.delete(f"/organizations/{org}/{kind}/doomed").status_code == 204
-    error(bot.get(f"/organizations/{org}"), 401)
+    error(bot.get("/auth/me"), 401)
     # A new principal of the same name does not inherit the old keys.
     api.post(f"/organizations/{org}/{kind}", json={"name": "doomed", "description": ""})
-    error(bot.get(f"/organizations/{org}"), 401)
+    error(bot.get("/auth/me"), 401)
 
 
 def test_an_agent_acts_only_in_its_own_organization(
@@ -230,7 +240,10 @@ def test_an_agent_acts_only_in_its_own_organization(
 ) -> None:
     other = unique_name("org")
     api.post("/organizations", json={"name": other, "display_name": "Other"})
-    api.post(f"/organizations/{org}/agents", json={"name": "local", "description": ""})
+    api.post(
+        f"/organizations/{org}/agents",
+        json={"name": "local", "description": "", "inline_policy": "ManageAgents()\n"},
+    )
     bot = as_key(new_key(api, f"/organizations/{org}/agents/local")["token"])
     assert bot.get(f"/organizations/{org}/agents").status_code == 200
     assert error(bot.get(f"/organizations/{other}"), 404)["code"] == "organization_not_found"
@@ -280,3 +293,25 @@ def test_another_users_key_cannot_be_revoked(
         [own] = other.get("/auth/keys").json()["results"]
         error(api.delete(f"/auth/keys/{own['id']}"), 404)
         assert other.get("/auth/me").status_code == 200
+
+
+def test_an_agents_inline_policy_is_enforced_and_changes_take_effect_at_once(
+    api: httpx.Client, org: str, as_key: Callable[[str], httpx.Client]
+) -> None:
+    created = api.post(
+        f"/organizations/{org}/agents",
+        json={"name": "reader", "description": "", "inline_policy": "ListRepositories()\n"},
+    )
+    assert created.status_code == 201, created.text
+    base = f"/organizations/{org}/agents/reader"
+    bot = as_key(new_key(api, base)["token"])
+    assert bot.get(f"/organizations/{org}/repositories").status_code == 200
+    effective = api.get(
+        f"/organizations/{org}/effective-policies",
+        params={"principal_type": "agent", "principal_id": created.json()["id"]},
+    ).json()["results"]
+    assert [(e["source"], e["source_name"]) for e in effective] == [("inline", "reader")]
+    changed = api.put(base, json={"inline_policy": "Deny ListRepositories()\n"})
+    assert changed.status_code == 200, changed.text
+    refused = bot.get(f"/organizations/{org}/repositories")
+    assert refused.status_code == 403 and "Deny ListRepositories" in refused.json()["message"]

@@ -47,7 +47,7 @@ from lamina_server.identity.grants import (
     policies,
     policy_attachments,
 )
-from lamina_server.identity.tables import memberships, users
+from lamina_server.identity.tables import agents, memberships, users
 from lamina_server.principals import Principal
 from lamina_server.storage.columns import utcnow
 from lamina_server.storage.db import Database
@@ -121,8 +121,8 @@ class EffectiveGroup:
 @dataclass(frozen=True, slots=True)
 class EffectivePolicy:
     policy: PolicyRecord
-    source: str  # "direct" | "group"
-    source_name: str  # the group's name when source is "group"
+    source: str  # "direct" | "group" | "inline"
+    source_name: str  # the group's name when source is "group", the agent's when "inline"
 
 
 def _group(row: Any) -> GroupRecord:
@@ -603,7 +603,44 @@ class AccessStore:
             seen.add((row.policy_id, source, source_name))
             result.append(EffectivePolicy(policy, source, source_name))
         result.sort(key=lambda item: (item.source != "direct", item.source_name, item.policy.name))
+        if subject[0] == "agent":
+            inline = await _inline_policy(conn, org.id, subject[1])
+            if inline is not None:
+                result.append(inline)
         return result
+
+
+async def _inline_policy(
+    conn: AsyncConnection, org_id: str, agent_id: str
+) -> EffectivePolicy | None:
+    """An agent's own policy, written on the agent (``inline_policy``), if it has one."""
+    row = (
+        await conn.execute(
+            sa.select(
+                agents.c.name,
+                agents.c.inline_policy,
+                agents.c.inline_policy_updated_at,
+                agents.c.created_by_type,
+                agents.c.created_by,
+                agents.c.created_at,
+            ).where(agents.c.id == agent_id, agents.c.organization_id == org_id)
+        )
+    ).first()
+    if row is None or not row.inline_policy:
+        return None
+    policy = PolicyRecord(
+        f"inline:{agent_id}",
+        org_id,
+        f"{row.name} (inline)",
+        "the agent's inline policy",
+        row.inline_policy,
+        False,
+        row.created_by_type,
+        row.created_by,
+        row.created_at,
+        row.inline_policy_updated_at or row.created_at,
+    )
+    return EffectivePolicy(policy, "inline", row.name)
 
 
 def _with_count(policy: PolicyRecord, count: int) -> PolicyRecord:

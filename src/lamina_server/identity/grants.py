@@ -16,6 +16,7 @@ shares the database.
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -175,29 +176,22 @@ async def forget_subject(conn: AsyncConnection, org_id: str, subject: tuple[str,
 
 
 async def initialize(conn: AsyncConnection) -> None:
-    """On a database that has no epoch yet — a new one, or one written before policies
-    existed — creates the epoch and gives every existing member what it would have got had
-    it joined today: the first member of each organization (its creator) ``OrgAdmin``, the
-    others ``ReadWrite``. Runs once: afterwards, attachments are what administrators made them.
-    """
-    if await conn.scalar(EPOCH_QUERY) is not None:
-        return
-    await conn.execute(authz_epoch.insert().values(id=1, value=0))
-    rows = (
-        await conn.execute(
-            sa.select(memberships.c.organization_id, memberships.c.user_id).order_by(
-                memberships.c.organization_id, memberships.c.joined_at, memberships.c.user_id
-            )
+    """Creates the access epoch on a new database (members are granted as they join:
+    :func:`admit`)."""
+    if await conn.scalar(EPOCH_QUERY) is None:
+        await conn.execute(authz_epoch.insert().values(id=1, value=0))
+
+
+async def admit(
+    conn: AsyncConnection, org_id: str, user_id: str, *, role: str, joined_at: datetime
+) -> None:
+    """Makes ``user_id`` a member of ``org_id`` with ``role``, and grants what the role comes
+    with (an admin ``OrgAdmin``, a member ``DEFAULT_MEMBER_POLICY``), in ``conn``'s transaction:
+    the one way anyone joins an organization."""
+    await conn.execute(
+        memberships.insert().values(
+            organization_id=org_id, user_id=user_id, joined_at=joined_at, role=role
         )
-    ).all()
-    first: set[str] = set()
-    for row in rows:
-        name = DEFAULT_MEMBER_POLICY if row.organization_id in first else ORG_ADMIN
-        first.add(row.organization_id)
-        await attach(
-            conn,
-            row.organization_id,
-            BUILTIN_IDS[name],
-            ("user", row.user_id),
-            ("user", row.user_id),
-        )
+    )
+    policy = ORG_ADMIN if role == "admin" else DEFAULT_MEMBER_POLICY
+    await attach(conn, org_id, BUILTIN_IDS[policy], ("user", user_id), ("user", user_id))

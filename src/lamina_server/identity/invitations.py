@@ -24,6 +24,7 @@ from lamina_server.identity.errors import (
     InvitationNotPending,
     UserNotFound,
 )
+from lamina_server.identity.grants import admit
 from lamina_server.identity.tables import invitations, memberships, organizations, users
 from lamina_server.principals import Principal
 from lamina_server.storage.columns import utcnow
@@ -249,14 +250,7 @@ class Invitations:
                 raise InvitationNotPending(invitation_id, status)
             new_status = "accepted" if accept else "declined"
             if accept and not await self._is_member(conn, row.organization_id, user.id):
-                await conn.execute(
-                    memberships.insert().values(
-                        organization_id=row.organization_id,
-                        user_id=user.id,
-                        joined_at=now,
-                        role=row.role,
-                    )
-                )
+                await admit(conn, row.organization_id, user.id, role=row.role, joined_at=now)
             await conn.execute(
                 invitations.update()
                 .where(invitations.c.id == invitation_id)

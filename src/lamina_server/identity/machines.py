@@ -25,6 +25,7 @@ from lamina_server.identity.errors import (
     RoleExists,
     RoleNotFound,
 )
+from lamina_server.identity.grants import bump_epoch
 from lamina_server.identity.keys import generate_key, hash_key
 from lamina_server.identity.tables import agents, api_keys, roles
 from lamina_server.principals import Principal
@@ -259,6 +260,8 @@ class Machines:
             current = await self._get(conn, "agent", org_id, name)
             if values:
                 await conn.execute(agents.update().where(agents.c.id == current.id).values(values))
+            if inline_policy is not None:
+                await bump_epoch(conn)  # every process's cached policies of the agent go stale
             return await self._get(conn, "agent", org_id, name)
 
     async def delete(self, kind: str, org_id: str, name: str) -> None:

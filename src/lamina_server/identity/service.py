@@ -30,13 +30,7 @@ from lamina_server.identity.errors import (
     UserExists,
     UserNotFound,
 )
-from lamina_server.identity.grants import (
-    BUILTIN_IDS,
-    DEFAULT_MEMBER_POLICY,
-    ORG_ADMIN,
-    attach,
-    forget_subject,
-)
+from lamina_server.identity.grants import admit, forget_subject
 from lamina_server.identity.invitations import Invitations
 from lamina_server.identity.keys import hash_key
 from lamina_server.identity.machines import Machines, insert_key
@@ -105,11 +99,6 @@ def _organization(row: sa.Row[Any]) -> OrganizationRecord:
     )
 
 
-async def _grant(conn: AsyncConnection, org_id: str, user_id: str, policy: str) -> None:
-    """What a user gets on joining: the built-in ``policy``, attached in the join's transaction."""
-    await attach(conn, org_id, BUILTIN_IDS[policy], ("user", user_id), ("user", user_id))
-
-
 _KEY_OWNER = sa.select(
     api_keys.c.id,
     api_keys.c.key_hash,
@@ -165,12 +154,7 @@ class Identity:
                     id=org_id, name=org_name, display_name=org_name, created_at=now
                 )
             )
-            await conn.execute(
-                memberships.insert().values(
-                    organization_id=org_id, user_id=user_id, joined_at=now, role="admin"
-                )
-            )
-            await _grant(conn, org_id, user_id, ORG_ADMIN)
+            await admit(conn, org_id, user_id, role="admin", joined_at=now)
             key = await insert_key(conn, "user", user_id, name="bootstrap")
         return NewUser(Principal("user", user_id, BOOTSTRAP_USERNAME), key.token)
 
@@ -193,12 +177,7 @@ class Identity:
             except IntegrityError:
                 raise UserExists(username) from None
             if org_id is not None:
-                await conn.execute(
-                    memberships.insert().values(
-                        organization_id=org_id, user_id=user_id, joined_at=utcnow()
-                    )
-                )
-                await _grant(conn, org_id, user_id, DEFAULT_MEMBER_POLICY)
+                await admit(conn, org_id, user_id, role="member", joined_at=utcnow())
             key = await insert_key(conn, "user", user_id, name="created by the CLI")
         return NewUser(Principal("user", user_id, username), key.token)
 
@@ -279,15 +258,9 @@ class Identity:
                     )
                 )
                 if creator.type == "user":
-                    await conn.execute(
-                        memberships.insert().values(
-                            organization_id=record.id,
-                            user_id=creator.id,
-                            joined_at=record.created_at,
-                            role="admin",
-                        )
+                    await admit(
+                        conn, record.id, creator.id, role="admin", joined_at=record.created_at
                     )
-                    await _grant(conn, record.id, creator.id, ORG_ADMIN)
         except IntegrityError:
             raise OrganizationExists(name) from None
         return record
@@ -400,12 +373,7 @@ class Identity:
             if existing is not None:
                 raise AlreadyMember(str(username or user_id), org.name)
             joined_at = utcnow()
-            await conn.execute(
-                memberships.insert().values(
-                    organization_id=org.id, user_id=user.id, joined_at=joined_at, role=role
-                )
-            )
-            await _grant(conn, org.id, user.id, DEFAULT_MEMBER_POLICY)
+            await admit(conn, org.id, user.id, role=role, joined_at=joined_at)
         return MembershipRecord(
             org.id, user.id, user.username, user.full_name, user.email, joined_at, role
         )
