@@ -17,7 +17,8 @@ lane alike. It:
 5. resolves the repository,
 
 and leaves the outcome, an :class:`Access`, where handlers find it (:data:`AccessDep`). A
-request body is read only after that, and no more than :data:`MAX_JSON_BODY` bytes of it.
+request body is read only after that, and no more than :data:`MAX_JSON_BODY` bytes of it (or
+the smaller ``body_limit`` a declaration names).
 """
 
 from __future__ import annotations
@@ -69,11 +70,16 @@ class Declaration:
     """
 
     def __init__(
-        self, actions: tuple[Action, ...], scope: Scope, token_kind: str | None = None
+        self,
+        actions: tuple[Action, ...],
+        scope: Scope,
+        token_kind: str | None = None,
+        body_limit: int = MAX_JSON_BODY,
     ) -> None:
         self.actions = actions
         self.scope = scope
         self.token_kind = token_kind
+        self.body_limit = body_limit
 
     def __repr__(self) -> str:
         names = ", ".join(str(action) for action in self.actions)
@@ -137,12 +143,12 @@ def account_action(action: Action) -> Any:
     return Depends(_PlainDeclaration((action,), Scope.ACCOUNT))
 
 
-def organization_action(action: Action) -> Any:
-    return Depends(_OrganizationDeclaration((action,), Scope.ORGANIZATION))
+def organization_action(action: Action, *, body_limit: int = MAX_JSON_BODY) -> Any:
+    return Depends(_OrganizationDeclaration((action,), Scope.ORGANIZATION, body_limit=body_limit))
 
 
-def repository_action(*actions: Action) -> Any:
-    return Depends(_RepositoryDeclaration(actions, Scope.REPOSITORY))
+def repository_action(*actions: Action, body_limit: int = MAX_JSON_BODY) -> Any:
+    return Depends(_RepositoryDeclaration(actions, Scope.REPOSITORY, body_limit=body_limit))
 
 
 def _declared(dependencies: Sequence[Any]) -> Declaration | None:
@@ -332,11 +338,12 @@ class LaminaRoute(APIRoute):
         handle = super().get_route_handler()
         declaration = self.declaration
         reads_body = self.body_field is not None
+        body_limit = declaration.body_limit
 
         async def handler(request: Request) -> Response:
             await prelude(request, declaration)
             if reads_body:
-                request = _replaying(request, await read_body(request))
+                request = _replaying(request, await read_body(request, body_limit))
             return await handle(request)
 
         return handler
