@@ -251,6 +251,17 @@ def test_a_ciphertext_moved_to_another_row_does_not_decrypt(
     assert one.api.get(f"{_secrets(one)}/TOKEN").json()["value"] == "belongs-to-one"
 
 
+def test_deleting_a_repository_destroys_its_secrets(
+    repo_http: RepoHttp, local_server: LocalServer
+) -> None:
+    _put(repo_http, "GONE", "with-the-repository")
+    scope_id = _repository_id(repo_http)
+    assert repo_http.api.delete(repo_http.base).status_code == 204
+    with _database(local_server) as db:
+        rows = db.execute("SELECT key FROM secrets WHERE scope_id = ?", (scope_id,)).fetchall()
+    assert rows == []
+
+
 # --- sandboxes --------------------------------------------------------------------------------
 
 _CANNOT_RUN = BubblewrapRunner().check()
@@ -273,3 +284,20 @@ def test_a_sandbox_sees_the_repository_secrets_under_its_env_vars(
     # The sandbox's record keeps the request's env_vars, never the secrets.
     record = repo_http.api.get(f"{boxes.base}/{sandbox_id}/status").json()
     assert "secret-value" not in str(record)
+
+
+@pytest.mark.skipif(_CANNOT_RUN is not None, reason=f"no sandboxes: {_CANNOT_RUN}")
+def test_a_sandbox_does_not_start_without_a_secret_that_does_not_decrypt(
+    repo_http: RepoHttp, local_server: LocalServer
+) -> None:
+    boxes = Sandboxes(repo_http, local_server.endpoint_url, local_server.api_key)
+    _put(repo_http, "BROKEN", "unreadable-value")
+    with _database(local_server) as db:
+        db.execute(
+            "UPDATE secrets SET nonce = zeroblob(12) WHERE scope_id = ? AND key = 'BROKEN'",
+            (_repository_id(repo_http),),
+        )
+    status = boxes.wait(boxes.create(command=["true"]))
+    assert (status["status"], status["status_reason"]) == ("failed", "internal_error"), status
+    assert "'BROKEN'" in status["error_message"]
+    assert "unreadable-value" not in str(status)
