@@ -10,6 +10,7 @@ fast lane (:mod:`lamina_server.api.lane`) through the same prelude.
 from __future__ import annotations
 
 import gc
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -35,6 +36,7 @@ from lamina_server.api import (
     sandbox_streams,
     sandbox_triggers,
     sandboxes,
+    secrets,
     sessions,
     uploads,
 )
@@ -61,11 +63,13 @@ from lamina_server.identity import Identity
 from lamina_server.repositories import Repositories
 from lamina_server.sandboxes.checkouts import Checkouts
 from lamina_server.sandboxes.dispatch import Launcher, TriggerDispatcher, TriggerOutbox
+from lamina_server.sandboxes.environment import StoredSecrets
 from lamina_server.sandboxes.images import Images, default_images_dir
 from lamina_server.sandboxes.runners.base import Limits
 from lamina_server.sandboxes.runners.bubblewrap import BubblewrapRunner
 from lamina_server.sandboxes.service import Sandboxes
 from lamina_server.sandboxes.triggers import SandboxTriggers
+from lamina_server.secrets import Sealer, Secrets, load_key
 from lamina_server.storage.blobs import LocalBlobStore
 from lamina_server.storage.db import Database, sqlite_url
 from lamina_server.versioning import CachingVersionStore, Staging
@@ -102,6 +106,7 @@ def create_app(config: ServerConfig, *, trigger_launcher: Launcher | None = None
             await bootstrap(config, identity)
             versions = CachingVersionStore(db, recorder=TriggerOutbox())
             blobs = LocalBlobStore(config.data_dir / "blobs")
+            secret_store = Secrets(db, Sealer(load_key(config.data_dir, os.environ)))
             sandbox_service = Sandboxes(
                 db=db,
                 versions=versions,
@@ -112,6 +117,7 @@ def create_app(config: ServerConfig, *, trigger_launcher: Launcher | None = None
                 folder=config.data_dir / "sandboxes" / "runs",
                 limits=Limits(config.sandbox_memory_limit, config.sandbox_max_processes),
                 default_image=config.default_sandbox_image,
+                secrets=StoredSecrets(secret_store),
             )
             dispatcher = TriggerDispatcher(
                 db, versions, launcher=trigger_launcher or sandbox_service
@@ -130,6 +136,7 @@ def create_app(config: ServerConfig, *, trigger_launcher: Launcher | None = None
                 access=access,
                 policy_generator=policy_generator(config.policy_generator),
                 audit=NoAudit(),
+                secrets=secret_store,
                 sandboxes=sandbox_service,
                 triggers=SandboxTriggers(db),
                 trigger_dispatcher=dispatcher,
@@ -181,6 +188,7 @@ def create_app(config: ServerConfig, *, trigger_launcher: Launcher | None = None
         sandboxes,
         sandbox_streams,
         sandbox_triggers,
+        secrets,
     ):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(data.router)

@@ -111,6 +111,10 @@ def test_the_routes_name_the_actions_of_the_contract() -> None:
         ("GET", f"{repo}/sandboxes/{{sandbox_id}}/status"): (Action.GET_SANDBOX,),
         ("DELETE", f"{repo}/sandboxes/{{sandbox_id}}"): (Action.CANCEL_SANDBOX,),
         ("POST", f"{repo}/sandboxes/{{sandbox_id}}/finish"): (Action.FINISH_SANDBOX,),
+        ("GET", f"{repo}/secrets"): (Action.MANAGE_SECRETS,),
+        ("PUT", f"{repo}/secrets/{{secret_key}}"): (Action.MANAGE_SECRETS,),
+        ("GET", f"{repo}/secrets/{{secret_key}}"): (Action.GET_SECRET,),
+        ("DELETE", f"{repo}/secrets/{{secret_key}}"): (Action.MANAGE_SECRETS,),
     }
     for key, actions in expected.items():
         declaration = declared[key]

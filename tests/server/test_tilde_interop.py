@@ -297,3 +297,27 @@ def test_agents_roles_and_their_keys(
     org.delete()
     with pytest.raises(NotFoundError):
         client.organizations.get(org.name)
+
+def test_repository_secrets(repo) -> None:
+    created = repo.secrets.create("API_TOKEN", "s3cr3t")
+    assert (created.name, created.value) == ("API_TOKEN", "s3cr3t")
+    repo.secrets.create("API_TOKEN", "rotated")
+    repo.secrets.create("_SECOND", "two")
+    assert repo.secrets.get("API_TOKEN").value == "rotated"
+    listed = list(repo.secrets.list())
+    assert [secret.name for secret in listed] == ["API_TOKEN", "_SECOND"]
+    first = listed[0]
+    assert first.created_by_type == "user" and first.created_by
+    assert first.created_at is not None and first.updated_at >= first.created_at
+    assert first._value is None  # a list carries no values; value is fetched on first access
+    assert first.value == "rotated"
+    assert len(list(repo.secrets.list(amount=1))) == 1
+    first.delete()
+    repo.secrets.delete("_SECOND")
+    assert list(repo.secrets.list()) == []
+    with pytest.raises(NotFoundError):
+        repo.secrets.get("API_TOKEN")
+    with pytest.raises(BadRequestError):
+        repo.secrets.create("9-starts-with-a-digit", "x")
+    with pytest.raises(BadRequestError):
+        repo.secrets.create("EMPTY", "")

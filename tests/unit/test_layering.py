@@ -14,6 +14,7 @@ import pytest
 import lamina_server
 from lamina_server.identity import IdentityError
 from lamina_server.repositories import RepositoryError
+from lamina_server.secrets import SecretsError
 from lamina_server.storage.blobs import BlobError
 from lamina_server.versioning import VersioningError
 
@@ -23,6 +24,7 @@ DOMAINS = {
     "storage": BlobError,
     "identity": IdentityError,
     "repositories": RepositoryError,
+    "secrets": SecretsError,
 }
 # Below the API layer too, without errors of their own.
 NEUTRAL = ("authz", "audit.py", "principals.py", "cache.py")

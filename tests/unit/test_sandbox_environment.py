@@ -12,7 +12,7 @@ from lamina_server.sandboxes.models import RunAs
 
 
 class StoredSecrets:
-    """Secrets as the identity domain will store them, per repository and per agent."""
+    """Secrets per repository and per agent, as a :class:`SecretSource` hands them out."""
 
     def __init__(self, repository: Mapping[str, str], agent: Mapping[str, str]) -> None:
         self.repository = repository

@@ -24,7 +24,8 @@ lane alike. It:
 6. for a body-path action, once the body is read, asks the authorizer about each path,
 
 and leaves the outcome, an :class:`Access`, where handlers find it (:data:`AccessDep`). A
-request body is read only after that, and no more than :data:`MAX_JSON_BODY` bytes of it.
+request body is read only after that, and no more than :data:`MAX_JSON_BODY` bytes of it (or
+the smaller ``body_limit`` a declaration names).
 """
 
 from __future__ import annotations
@@ -103,13 +104,18 @@ class Declaration:
     """
 
     def __init__(
-        self, checks: tuple[Check, ...], scope: Scope, token_kind: str | None = None
+        self,
+        checks: tuple[Check, ...],
+        scope: Scope,
+        token_kind: str | None = None,
+        body_limit: int = MAX_JSON_BODY,
     ) -> None:
         self.checks = checks
         self.actions = tuple(check.action for check in checks)
         self.body_checks = tuple(check for check in checks if check.in_body)
         self.scope = scope
         self.token_kind = token_kind
+        self.body_limit = body_limit
 
     def __repr__(self) -> str:
         names = ", ".join(
@@ -176,18 +182,24 @@ def account_action(action: Action) -> Any:
     return Depends(_PlainDeclaration((Check(action),), Scope.ACCOUNT))
 
 
-def organization_action(action: Action) -> Any:
-    return Depends(_OrganizationDeclaration((Check(action),), Scope.ORGANIZATION))
+def organization_action(action: Action, *, body_limit: int = MAX_JSON_BODY) -> Any:
+    return Depends(
+        _OrganizationDeclaration((Check(action),), Scope.ORGANIZATION, body_limit=body_limit)
+    )
 
 
 def _checks(actions: tuple[Action | Check, ...], path: str | None) -> tuple[Check, ...]:
     return tuple(item if isinstance(item, Check) else Check(item, path) for item in actions)
 
 
-def repository_action(*actions: Action | Check, path: str | None = None) -> Any:
+def repository_action(
+    *actions: Action | Check, path: str | None = None, body_limit: int = MAX_JSON_BODY
+) -> Any:
     """The route's actions on its repository; ``path`` names where the object path of each
-    plain action comes from (see :class:`Check`)."""
-    return Depends(_RepositoryDeclaration(_checks(actions, path), Scope.REPOSITORY))
+    plain action comes from (see :class:`Check`); ``body_limit`` bounds its JSON body."""
+    return Depends(
+        _RepositoryDeclaration(_checks(actions, path), Scope.REPOSITORY, body_limit=body_limit)
+    )
 
 
 def _declared(dependencies: Sequence[Any]) -> Declaration | None:
@@ -424,11 +436,12 @@ class LaminaRoute(APIRoute):
         handle = super().get_route_handler()
         declaration = self.declaration
         reads_body = self.body_field is not None
+        body_limit = declaration.body_limit
 
         async def handler(request: Request) -> Response:
             await prelude(request, declaration)
             if reads_body:
-                body = await read_body(request)
+                body = await read_body(request, body_limit)
                 if declaration.body_checks:
                     await authorize_body(request, declaration, body)
                 request = _replaying(request, body)

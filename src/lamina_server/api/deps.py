@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from lamina_server.sandboxes.dispatch import TriggerDispatcher
     from lamina_server.sandboxes.service import Sandboxes
     from lamina_server.sandboxes.triggers import SandboxTriggers
+    from lamina_server.secrets import Secrets
     from lamina_server.storage.blobs import BlobStore
     from lamina_server.storage.db import Database
     from lamina_server.versioning import Staging, VersionStore
@@ -42,6 +43,7 @@ class Services:
     access: AccessStore
     policy_generator: PolicyGenerator
     audit: AuditHook
+    secrets: Secrets
     sandboxes: Sandboxes
     triggers: SandboxTriggers
     trigger_dispatcher: TriggerDispatcher

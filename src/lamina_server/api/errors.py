@@ -5,9 +5,9 @@ status. It also carries ``X-Error-Code`` and ``X-Error-Message`` (percent-encode
 error answering ``HEAD``, which has no body, still says what went wrong.
 
 Domains raise their own errors (:mod:`lamina_server.versioning.errors`,
-:mod:`lamina_server.identity.errors`, :mod:`lamina_server.repositories.errors`, the sandbox
-triggers' ``TriggerError``, the blob store's ``BlobError``); :func:`api_error_for` is the only
-place that turns them into HTTP. Route code raises :class:`ApiError` (or one of the helpers)
+:mod:`lamina_server.identity.errors`, :mod:`lamina_server.repositories.errors`,
+:mod:`lamina_server.secrets.errors`, the sandbox triggers' ``TriggerError``, the blob store's
+``BlobError``); :func:`api_error_for` is the only place that turns them into HTTP. Route code raises :class:`ApiError` (or one of the helpers)
 for what only the HTTP layer knows.
 """
 
@@ -26,7 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute, Match
 from starlette.types import Scope
 
-from lamina_server import identity, repositories, versioning
+from lamina_server import identity, repositories, secrets, versioning
 from lamina_server.authz import errors as access
 from lamina_server.sandboxes import errors as sandboxes
 from lamina_server.sandboxes import triggers
@@ -60,6 +60,7 @@ HANDLED_ERRORS: tuple[type[Exception], ...] = (
     identity.IdentityError,
     access.AccessControlError,
     repositories.RepositoryError,
+    secrets.SecretsError,
     triggers.TriggerError,
     blobs.BlobError,
     sandboxes.SandboxError,
@@ -128,6 +129,12 @@ _DOMAIN_STATUS: tuple[tuple[type[Exception], int, str], ...] = (
     (repositories.RepositoryNotFound, 404, "repository_not_found"),
     (repositories.RepositoryExists, 409, "repository_exists"),
     (repositories.RepositoryError, 409, "conflict"),
+    (secrets.SecretNotFound, 404, "secret_not_found"),
+    (secrets.InvalidSecretKey, 400, "invalid_secret_key"),
+    (secrets.InvalidSecretValue, 400, "invalid_secret_value"),
+    # Server-side corruption (an altered row, a changed key), logged where it is found.
+    (secrets.SecretUnreadable, 500, "secret_unreadable"),
+    (secrets.SecretsError, 409, "conflict"),
     (sandboxes.SandboxNotFound, 404, "sandbox_not_found"),
     (sandboxes.SandboxFinished, 410, "sandbox_finished"),
     (sandboxes.SandboxNotReady, 503, "sandbox_not_ready"),

@@ -25,6 +25,7 @@ from lamina_server.api.schemas import (
 from lamina_server.authz import Action
 from lamina_server.authz.policy import validate
 from lamina_server.identity import KeyRecord, MachineRecord, NewKey
+from lamina_server.secrets import SecretScope
 
 router = APIRouter(route_class=LaminaRoute)
 
@@ -257,7 +258,9 @@ async def update_agent(
     dependencies=[organization_action(Action.MANAGE_AGENTS)],
 )
 async def delete_agent(agent_name: AgentName, services: ServicesDep, access: AccessDep) -> Response:
+    agent = await services.identity.machines.get("agent", access.org.id, agent_name)
     await services.identity.machines.delete("agent", access.org.id, agent_name)
+    await services.secrets.purge(SecretScope.agent(agent.id))
     return Response(status_code=204)
 
 

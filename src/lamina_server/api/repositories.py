@@ -15,6 +15,7 @@ from lamina_server.api.params import ORG, REPO, Pages, ServicesDep
 from lamina_server.api.schemas import SLUG_PATTERN, PaginationBody, error_responses, rfc3339
 from lamina_server.authz import Action
 from lamina_server.repositories import DEFAULT_RETENTION_DAYS, RepositoryRecord
+from lamina_server.secrets import SecretScope
 
 router = APIRouter(tags=["Repositories"], route_class=LaminaRoute)
 
@@ -161,4 +162,6 @@ async def update_repository(
 )
 async def delete_repository(services: ServicesDep, access: AccessDep) -> Response:
     await services.repositories.delete(access.repo)
+    # The repository's id is never reused: its secrets could no longer be read, only kept.
+    await services.secrets.purge(SecretScope.repository(access.repo.id))
     return Response(status_code=204)

@@ -4,7 +4,8 @@ From lowest to highest: the image's own environment, the repository's secrets, t
 the agent the sandbox runs as, the request's ``env_vars``, and, for one ``/exec`` command, the
 ``env`` of its launch frame. Nothing of the server's own environment is passed on.
 
-Secrets arrive with the identity domain; until then :class:`NoSecrets` is the source.
+The app's source is :class:`StoredSecrets` (:mod:`lamina_server.secrets`); a sandbox service
+built without one (in tests) sees :class:`NoSecrets`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Mapping
 from typing import Protocol
 
 from lamina_server.sandboxes.models import RunAs
+from lamina_server.secrets import Secrets, SecretScope
 
 
 class SecretSource(Protocol):
@@ -22,13 +24,26 @@ class SecretSource(Protocol):
 
 
 class NoSecrets:
-    """No secrets are stored yet."""
+    """No secrets at all."""
 
     async def repository_secrets(self, repository_id: str) -> Mapping[str, str]:
         return {}
 
     async def agent_secrets(self, run_as: RunAs) -> Mapping[str, str]:
         return {}
+
+
+class StoredSecrets:
+    """The secrets kept by :class:`lamina_server.secrets.Secrets`, decrypted at launch."""
+
+    def __init__(self, secrets: Secrets) -> None:
+        self._secrets = secrets
+
+    async def repository_secrets(self, repository_id: str) -> Mapping[str, str]:
+        return await self._secrets.values(SecretScope.repository(repository_id))
+
+    async def agent_secrets(self, run_as: RunAs) -> Mapping[str, str]:
+        return await self._secrets.values(SecretScope.agent(run_as.id))
 
 
 def merge_environment(*layers: Mapping[str, str]) -> dict[str, str]:
