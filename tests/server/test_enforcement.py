@@ -255,3 +255,21 @@ def test_a_rego_policy_is_enforced_beside_the_policy_language(
     _denied(refused, "GetObject")
     assert "private/ is off limits" in refused.json()["message"]
     _denied(calls.put_object("any-session", "public/c.txt"), "PutObject")  # refused first
+
+
+def test_running_a_sandbox_as_an_agent_needs_the_right_to_manage_agents(
+    api: httpx.Client, member: Member
+) -> None:
+    agent = api.post(f"{member.o}/agents", json={"name": "runner", "description": ""})
+    assert agent.status_code == 201, agent.text
+    body = {
+        "image": "host",
+        "command": ["true"],
+        "run_as": {"type": "agent", "id": agent.json()["id"]},
+    }
+    sandboxes = f"{member.o}/repositories/data/sandboxes"
+    # A member with ReadWrite may run sandboxes, but not as an agent (its secrets, its rights).
+    _denied(member.client.post(sandboxes, json=body), "ManageAgents")
+    unknown = {**body, "run_as": {"type": "agent", "id": "00000000-0000-0000-0000-000000000000"}}
+    assert api.post(sandboxes, json=unknown).status_code == 404
+    assert api.post(sandboxes, json=body).status_code == 201

@@ -298,6 +298,7 @@ def test_agents_roles_and_their_keys(
     with pytest.raises(NotFoundError):
         client.organizations.get(org.name)
 
+
 def test_repository_secrets(repo) -> None:
     created = repo.secrets.create("API_TOKEN", "s3cr3t")
     assert (created.name, created.value) == ("API_TOKEN", "s3cr3t")

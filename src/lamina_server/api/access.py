@@ -353,6 +353,14 @@ async def _check(
     raise forbidden(f"{action} on {resource} is not allowed: {decision.reason}")
 
 
+async def authorize_also(access: Access, services: Services, action: Action) -> None:
+    """A further action a request needs that only its body tells (e.g. a sandbox that runs as
+    an agent needs ``ManageAgents``): asked of the same authorizer, audited and refused as the
+    prelude does, on the request's organization."""
+    assert access.resource is not None, "the route's scope names an organization"
+    await _check(services, access.caller, action, Resource(access.resource.organization))
+
+
 async def authorize_body(request: Request, declaration: Declaration, body: bytes) -> None:
     """The body-path checks of a declaration, once its (bounded) body has been read: each
     path the named field holds (a string, or a list of strings) is authorized as the prelude

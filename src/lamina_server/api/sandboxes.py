@@ -12,7 +12,7 @@ from fastapi import APIRouter, Path, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from lamina_server.api.access import AccessDep, LaminaRoute, repository_action
+from lamina_server.api.access import AccessDep, LaminaRoute, authorize_also, repository_action
 from lamina_server.api.errors import ApiError, bad_request
 from lamina_server.api.pagination import envelope
 from lamina_server.api.params import REPO, Pages, ServicesDep
@@ -239,6 +239,16 @@ async def create_sandbox(
 ) -> JSONResponse:
     sandboxes = services.sandboxes
     request = sandbox_request(body, access.repo, sandboxes.default_image)
+    if request.run_as is not None:
+        # Running as an agent or a role acts with its policies and secrets: the caller must
+        # be allowed to manage that principal, which must be of this organization.
+        run_as = request.run_as
+        await authorize_also(
+            access,
+            services,
+            Action.MANAGE_AGENTS if run_as.type == "agent" else Action.MANAGE_ROLES,
+        )
+        await services.identity.machines.get_by_id(run_as.type, access.org.id, run_as.id)
     if sandboxes.unavailable:
         raise ApiError(
             503, "sandboxes_unavailable", f"sandboxes cannot run: {sandboxes.unavailable}"

@@ -214,6 +214,21 @@ class Machines:
         async with self._db.connect() as conn:
             return await self._get(conn, kind, org_id, name)
 
+    async def get_by_id(self, kind: str, org_id: str, machine_id: str) -> MachineRecord:
+        """The agent or role with this id in the organization (its not-found error else)."""
+        table = _TABLES[kind]
+        async with self._db.connect() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(table).where(
+                        table.c.organization_id == org_id, table.c.id == machine_id
+                    )
+                )
+            ).first()
+        if row is None:
+            raise _NOT_FOUND[kind](machine_id)
+        return _machine(kind, row)
+
     async def _get(self, conn: AsyncConnection, kind: str, org_id: str, name: str) -> MachineRecord:
         table = _TABLES[kind]
         row = (
