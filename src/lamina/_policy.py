@@ -11,11 +11,15 @@ A policy text is one rule per line::
   wins over any allowing line, in any policy. What no line allows is denied.
 - The conditions are ``repository="org/repo"`` and ``path="prefix/*"``; a rule without
   ``repository=`` matches every repository of the organization (and the organization itself),
-  one without ``path=`` every path. A rule with a condition matches only a resource that has
-  that part (``path=`` never matches a whole repository). A ``repository`` pattern without a
-  ``/`` names a repository of the organization being asked about.
-- ``*`` matches any run of characters (``/`` included), in action names too (``Get*()``).
+  one without ``path=`` every path. A rule with ``repository=`` never matches a resource that
+  is not a repository; ``path=`` is matched against the resource's path, which is ``""`` when
+  it names none (a listing of a whole repository), as the server does.
+- ``*`` matches any run of characters, ``/`` included.
 - ``#`` starts a comment (outside quotes); blank lines are ignored.
+
+This is the server's grammar (docs/policies.md); the server's validator also checks action
+names and which actions take which condition, which evaluation needs no more than an exact
+match. A Rego policy is not read here: it raises :class:`~lamina.PolicySyntaxError`.
 
 Resources are written as the server's 403 messages write them: ``"org"``, ``"org/repo"`` or
 ``"org/repo/path/in/repo"``.
@@ -35,7 +39,7 @@ from lamina.models.policies import Explanation
 __all__ = ["Resource", "Rule", "SourcePolicy", "evaluate", "matches", "parse_policy"]
 
 _CONDITIONS = ("repository", "path")
-_NAME = re.compile(r"[A-Za-z*][A-Za-z0-9_*]*")
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -158,8 +162,8 @@ def _parse_line(number: int, text: str) -> Rule | None:
         return None
     name = line.word(_NAME, "an action name")
     deny = False
-    if name in ("Deny", "Allow") and not line.at_end() and line.peek() != "(":
-        deny = name == "Deny"
+    if name == "Deny" and not line.at_end() and line.peek() != "(":
+        deny = True
         name = line.word(_NAME, "an action name")
     line.expect("(")
     conditions: dict[str, str] = {}
@@ -202,17 +206,14 @@ def parse_policy(text: str) -> list[Rule]:
 
 
 def _rule_matches(rule: Rule, action: str, resource: Resource) -> bool:
-    if not matches(rule.action, action):
+    if rule.action != action:
         return False
-    if rule.repository is not None:
-        if resource.repository is None:
-            return False
-        pattern = rule.repository
-        if "/" not in pattern:
-            pattern = f"{resource.organization}/{pattern}"
-        if not matches(pattern, f"{resource.organization}/{resource.repository}"):
-            return False
-    return rule.path is None or (resource.path is not None and matches(rule.path, resource.path))
+    if rule.repository is not None and (
+        resource.repository is None
+        or not matches(rule.repository, f"{resource.organization}/{resource.repository}")
+    ):
+        return False
+    return rule.path is None or matches(rule.path, resource.path or "")
 
 
 def evaluate(
