@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from lamina_server.authz.generate import GeneratorSettings
 
 
 def default_data_dir() -> Path:
@@ -30,6 +34,9 @@ class ServerConfig:
 
     Sandboxes: an image name a request does not give is ``default_sandbox_image``; each sandbox
     may use ``sandbox_memory_limit`` bytes of memory and ``sandbox_max_processes`` processes.
+
+    ``policy_generator`` names an OpenAI-compatible endpoint for ``policies:generate``; unset,
+    the built-in rule generator answers (:func:`lamina_server.authz.generate.policy_generator`).
     """
 
     data_dir: Path = field(default_factory=default_data_dir)
@@ -49,6 +56,7 @@ class ServerConfig:
     default_sandbox_image: str = "host"
     sandbox_memory_limit: int = 2 * 1024**3
     sandbox_max_processes: int = 256
+    policy_generator: GeneratorSettings | None = None
 
     @property
     def endpoint_url(self) -> str:
