@@ -215,3 +215,62 @@ def test_a_policy_that_does_not_parse_is_an_error_naming_it() -> None:
     assert caught.value.policy == "broken"
     assert caught.value.line == 2
     assert str(caught.value).startswith("policy 'broken', line 2, column 11: ")
+
+
+# --- agreement with the server's evaluator -------------------------------------------------
+
+AGREEMENT_POLICIES = [
+    "",
+    "# only comments\n",
+    "GetObject()\nListObjects()",
+    'GetObject(repository="acme/*", path="public/*")\nListObjects(repository="acme/*")',
+    'PutObject(repository="acme/scratch", path="analysts/*")\nDeny PutObject(path="*.exe")',
+    'Deny GetObject(path="public/embargoed/*")   # until the announcement\nGetObject()',
+    'ListObjects(path="*")\nDeny ListObjects(repository="*/secret")',
+    'DeleteRepository(repository="*/tmp-*")\nGetRepository(repository="*")',
+    "ManageAgents()\nDeny ManageAgents()",
+    'GetObject(path="*.csv", repository="acme/data",)',
+]
+AGREEMENT_REQUESTS = [
+    ("GetObject", "acme/data/public/a.csv"),
+    ("GetObject", "acme/data/public/embargoed/b"),
+    ("GetObject", "other/data/public/a"),
+    ("GetObject", "acme/data/x.csv"),
+    ("ListObjects", "acme/data"),
+    ("ListObjects", "acme/secret/a"),
+    ("PutObject", "acme/scratch/analysts/run.exe"),
+    ("PutObject", "acme/scratch/analysts/run.py"),
+    ("DeleteRepository", "acme/tmp-1"),
+    ("DeleteRepository", "acme/keep"),
+    ("GetRepository", "zeta/any"),
+    ("ManageAgents", "acme"),
+]
+
+
+def test_the_sdk_decides_as_the_server_does() -> None:
+    """Every subset of up to two of the policies above, on every request above: the same
+    decision as ``lamina_server.authz.policy.evaluate`` (when the server is installed)."""
+    server = pytest.importorskip("lamina_server.authz.policy")
+    from lamina_server.authz.actions import Action
+
+    texts = [(f"p{i}", text) for i, text in enumerate(AGREEMENT_POLICIES)]
+    combinations = [[one] for one in texts] + [
+        [one, two] for i, one in enumerate(texts) for two in texts[i + 1 :]
+    ]
+    for chosen in combinations:
+        compiled = [server.compile_policy(text, name=name) for name, text in chosen]
+        ours = [policy(text, name=name, policy_id=name) for name, text in chosen]
+        for action, resource in AGREEMENT_REQUESTS:
+            parsed = Resource.parse(resource)
+            path = parsed.path
+            if path is None and action in ("GetObject", "PutObject", "ListObjects", "DeleteObject"):
+                path = ""
+            target = server.Target(parsed.organization, parsed.repository, path)
+            expected = server.evaluate(compiled, Action(action), target).allowed
+            assert evaluate(ours, action, parsed).allowed is expected, (chosen, action, resource)
+
+
+def test_the_server_builtin_policies_parse() -> None:
+    builtins = pytest.importorskip("lamina_server.authz.builtins")
+    for name, text in builtins.BUILTIN_TEXTS.items():
+        assert parse_policy(text), name
