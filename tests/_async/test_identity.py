@@ -55,7 +55,8 @@ def api_client(local_server: LocalServer, token: str) -> AsyncClient:
 async def test_me_and_user_keys(client: AsyncClient, local_server: LocalServer) -> None:
     await require_route(client, "/auth/me")
     me = await client.auth.me()
-    assert me.user.id and me.user.username
+    assert me.user is not None and me.user.id and me.user.username
+    assert (me.caller.type, me.caller.id) == ("user", me.user.id)
     assert local_server.org in [summary.name for summary in me.organizations]
 
     created = await client.auth.keys.create("sdk-test-key", description="made by a test")
@@ -67,7 +68,7 @@ async def test_me_and_user_keys(client: AsyncClient, local_server: LocalServer) 
     assert listed[created.id].token_hint == created.token[-4:]
 
     async with api_client(local_server, created.token) as as_key:
-        assert (await as_key.auth.me()).user.id == me.user.id
+        assert (await as_key.auth.me()).caller.id == me.caller.id
         await client.auth.keys.revoke(created.id)
         with pytest.raises(AuthenticationError):
             await as_key.auth.me()
@@ -76,10 +77,11 @@ async def test_me_and_user_keys(client: AsyncClient, local_server: LocalServer) 
 async def test_members_and_organization_delete(client: AsyncClient, org: AsyncOrganization) -> None:
     await require_route(client, "/auth/me")
     me = await client.auth.me()
+    assert me.user is not None
     members = [member async for member in org.members.list()]
-    assert [member.user_id for member in members] == [me.user.id]
-    assert (await org.members.get(me.user.username)).user_id == me.user.id
-    assert (await org.members.get(me.user.id)).username == me.user.username
+    assert [member.user_id for member in members] == [me.caller.id]
+    assert (await org.members.get(me.user.username)).user_id == me.caller.id
+    assert (await org.members.get(me.caller.id)).username == me.user.username
     with pytest.raises(NotFoundError):
         await org.members.get("nobody-by-that-name")
     with pytest.raises(NotFoundError):
@@ -99,10 +101,10 @@ async def test_groups(client: AsyncClient, org: AsyncOrganization) -> None:
     assert (group.name, group.description) == ("analysts", "read the data")
     assert group.id in [listed.id async for listed in org.groups.list()]
 
-    member = await group.members.create(subject_type="user", subject_id=me.user.id)
-    assert (member.subject_type, member.subject_id) == ("user", me.user.id)
-    assert [m.subject_id async for m in group.members.list()] == [me.user.id]
-    effective = await org.groups.effective("user", me.user.id)
+    member = await group.members.create(subject_type="user", subject_id=me.caller.id)
+    assert (member.subject_type, member.subject_id) == ("user", me.caller.id)
+    assert [m.subject_id async for m in group.members.list()] == [me.caller.id]
+    effective = await org.groups.effective("user", me.caller.id)
     assert group.id in [entry.group_id for entry in effective]
 
     updated = await group.update(description="changed")
@@ -110,7 +112,7 @@ async def test_groups(client: AsyncClient, org: AsyncOrganization) -> None:
     fetched = await org.groups.get(group.id)
     assert (fetched.name, fetched.description, fetched.attachments) == ("analysts", "changed", [])
 
-    await group.members.delete(subject_type="user", subject_id=me.user.id)
+    await group.members.delete(subject_type="user", subject_id=me.caller.id)
     assert [m async for m in group.members.list()] == []
     await org.groups.delete(group.id)
     with pytest.raises(NotFoundError):
@@ -263,7 +265,7 @@ async def test_can_i_and_explain_agree_with_the_server(
     guard = await org.policies.create(
         "guard", '# keep it\nDeny DeleteRepository(repository="' + org.name + '/locked")'
     )
-    await guard.attach(principal_type="user", principal_id=me.user.id)
+    await guard.attach(principal_type="user", principal_id=me.caller.id)
 
     locked = f"{org.name}/locked"
     explained = await client.explain("DeleteRepository", locked)

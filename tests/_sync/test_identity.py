@@ -55,7 +55,8 @@ def api_client(local_server: LocalServer, token: str) -> Client:
 def test_me_and_user_keys(client: Client, local_server: LocalServer) -> None:
     require_route(client, "/auth/me")
     me = client.auth.me()
-    assert me.user.id and me.user.username
+    assert me.user is not None and me.user.id and me.user.username
+    assert (me.caller.type, me.caller.id) == ("user", me.user.id)
     assert local_server.org in [summary.name for summary in me.organizations]
 
     created = client.auth.keys.create("sdk-test-key", description="made by a test")
@@ -67,7 +68,7 @@ def test_me_and_user_keys(client: Client, local_server: LocalServer) -> None:
     assert listed[created.id].token_hint == created.token[-4:]
 
     with api_client(local_server, created.token) as as_key:
-        assert (as_key.auth.me()).user.id == me.user.id
+        assert (as_key.auth.me()).caller.id == me.caller.id
         client.auth.keys.revoke(created.id)
         with pytest.raises(AuthenticationError):
             as_key.auth.me()
@@ -76,10 +77,11 @@ def test_me_and_user_keys(client: Client, local_server: LocalServer) -> None:
 def test_members_and_organization_delete(client: Client, org: Organization) -> None:
     require_route(client, "/auth/me")
     me = client.auth.me()
+    assert me.user is not None
     members = [member for member in org.members.list()]
-    assert [member.user_id for member in members] == [me.user.id]
-    assert (org.members.get(me.user.username)).user_id == me.user.id
-    assert (org.members.get(me.user.id)).username == me.user.username
+    assert [member.user_id for member in members] == [me.caller.id]
+    assert (org.members.get(me.user.username)).user_id == me.caller.id
+    assert (org.members.get(me.caller.id)).username == me.user.username
     with pytest.raises(NotFoundError):
         org.members.get("nobody-by-that-name")
     with pytest.raises(NotFoundError):
@@ -99,10 +101,10 @@ def test_groups(client: Client, org: Organization) -> None:
     assert (group.name, group.description) == ("analysts", "read the data")
     assert group.id in [listed.id for listed in org.groups.list()]
 
-    member = group.members.create(subject_type="user", subject_id=me.user.id)
-    assert (member.subject_type, member.subject_id) == ("user", me.user.id)
-    assert [m.subject_id for m in group.members.list()] == [me.user.id]
-    effective = org.groups.effective("user", me.user.id)
+    member = group.members.create(subject_type="user", subject_id=me.caller.id)
+    assert (member.subject_type, member.subject_id) == ("user", me.caller.id)
+    assert [m.subject_id for m in group.members.list()] == [me.caller.id]
+    effective = org.groups.effective("user", me.caller.id)
     assert group.id in [entry.group_id for entry in effective]
 
     updated = group.update(description="changed")
@@ -110,7 +112,7 @@ def test_groups(client: Client, org: Organization) -> None:
     fetched = org.groups.get(group.id)
     assert (fetched.name, fetched.description, fetched.attachments) == ("analysts", "changed", [])
 
-    group.members.delete(subject_type="user", subject_id=me.user.id)
+    group.members.delete(subject_type="user", subject_id=me.caller.id)
     assert [m for m in group.members.list()] == []
     org.groups.delete(group.id)
     with pytest.raises(NotFoundError):
@@ -259,7 +261,7 @@ def test_can_i_and_explain_agree_with_the_server(client: Client, org: Organizati
     guard = org.policies.create(
         "guard", '# keep it\nDeny DeleteRepository(repository="' + org.name + '/locked")'
     )
-    guard.attach(principal_type="user", principal_id=me.user.id)
+    guard.attach(principal_type="user", principal_id=me.caller.id)
 
     locked = f"{org.name}/locked"
     explained = client.explain("DeleteRepository", locked)

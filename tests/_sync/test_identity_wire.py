@@ -91,7 +91,7 @@ def test_agents_and_their_keys(client: Client, script: Script) -> None:
         ("PUT", f"{ORG}/agents/bot", {}, {"inline_policy": ""}),
         ("GET", f"{ORG}/agents", {"amount": "10"}, None),
         ("POST", f"{ORG}/agents/bot/auth/keys", {}, {"name": "ci", "description": "x"}),
-        ("GET", f"{ORG}/agents/bot/auth/keys", {}, None),
+        ("GET", f"{ORG}/agents/bot/auth/keys", {"amount": "100"}, None),
         ("GET", f"{ORG}/agents/bot/auth/keys/k1", {}, None),
         ("DELETE", f"{ORG}/agents/bot/auth/keys/k1", {}, None),
         ("DELETE", f"{ORG}/agents/bot", {}, None),
@@ -303,3 +303,42 @@ def test_a_403_carries_action_and_resource(client: Client, script: Script) -> No
     )
     with pytest.raises(NotFoundError):
         client.organization("acme").members.get("nobody")
+
+
+def test_explain_asks_for_an_agent_by_its_principal(client: Client, script: Script) -> None:
+    me = {
+        "user": None,
+        "organizations": [],
+        "has_password": False,
+        "principal": {"type": "agent", "id": "a1", "name": "bot", "organization_id": "o1"},
+    }
+    script.answers.update(
+        {
+            ("GET", "/api/v1/auth/me"): (200, me),
+            ("GET", f"{ORG}/effective-policies"): (200, {"results": []}),
+        }
+    )
+    assert not client.can_i("GetObject", "acme/data/a")
+    assert script.sent[1][2] == {"principal_type": "agent", "principal_id": "a1"}
+
+
+def test_key_lists_follow_pages_when_the_server_pages(client: Client, script: Script) -> None:
+    pages = iter(
+        [
+            {"results": [KEY], "pagination": {"has_more": True, "next_offset": "k1"}},
+            {"results": [{**KEY, "id": "k2"}], "pagination": {"has_more": False}},
+        ]
+    )
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        script.sent.append(("GET", request.url.path, dict(request.url.params), None))
+        return httpx.Response(200, json=next(pages))
+
+    http = httpx.Client(transport=httpx.MockTransport(answer))
+    with Client(api_key="tuk-test", endpoint_url="http://lamina.test", http_client=http) as paged:
+        assert [key.id for key in paged.auth.keys.list(page_size=1)] == ["k1", "k2"]
+    http.close()
+    assert [query for _, _, query, _ in script.sent] == [
+        {"amount": "1"},
+        {"amount": "1", "after": "k1"},
+    ]

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from lamina._converter import make_converter, structure
+from lamina._errors import SerializationError
 from lamina.models import (
     AgentData,
     APIKeyCreated,
@@ -192,6 +193,7 @@ ATTACHMENT = {
                 },
                 "organizations": [{"id": "o1", "name": "acme", "display_name": "Acme"}],
                 "has_password": True,
+                "principal": {"type": "user", "id": "u1", "name": "ana", "organization_id": None},
             },
         ),
     ],
@@ -207,3 +209,13 @@ def test_minimal_records_take_defaults() -> None:
     assert (detail.members, detail.attachments) == ([], [])
     attachment = structure(STRICT, ATTACHMENT, Attachment)
     assert attachment.attached_at == WHEN
+
+
+def test_the_caller_is_the_principal_or_else_the_user() -> None:
+    agent = {"type": "agent", "id": "a1", "name": "bot", "organization_id": "o1"}
+    me = structure(STRICT, {"user": None, "principal": agent}, CurrentUser)
+    assert (me.caller.type, me.caller.id) == ("agent", "a1")
+    tilde = structure(STRICT, {"user": {"id": "u1", "username": "ana"}}, CurrentUser)
+    assert (tilde.caller.type, tilde.caller.id, tilde.caller.name) == ("user", "u1", "ana")
+    with pytest.raises(SerializationError):
+        _ = structure(STRICT, {"user": None}, CurrentUser).caller

@@ -1,7 +1,7 @@
 """Lamina's data models: attrs classes built by the one cattrs converter, free of I/O."""
 
 from lamina.models.agents import AgentData
-from lamina.models.api_keys import APIKeyCreated, APIKeyData
+from lamina.models.api_keys import APIKeyCreated, APIKeyData, APIKeyList
 from lamina.models.commits import CommitCreated, CommitData
 from lamina.models.groups import EffectiveGroup, GroupData, GroupDetail, GroupMember
 from lamina.models.objects import (
@@ -49,15 +49,17 @@ from lamina.models.sandboxes import (
 from lamina.models.secrets import SecretData, SecretValue
 from lamina.models.sessions import ApprovalRequired, CommitResult, SessionCreated
 from lamina.models.transfers import TransferProgress
-from lamina.models.users import CurrentUser, OrganizationSummary, UserData
+from lamina.models.users import CallerPrincipal, CurrentUser, OrganizationSummary, UserData
 
 __all__ = [
     "PIPE",
     "APIKeyCreated",
     "APIKeyData",
+    "APIKeyList",
     "AgentData",
     "ApprovalRequired",
     "Attachment",
+    "CallerPrincipal",
     "CommitCreated",
     "CommitData",
     "CommitResult",

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from attrs import frozen
+from attrs import field, frozen
+
+from lamina._types import Pagination
 
 
 @frozen
@@ -29,3 +31,12 @@ class APIKeyCreated:
     id: str
     name: str
     description: str = ""
+
+
+@frozen
+class APIKeyList:
+    """A page of keys: the contract's ``{"results": [...]}``, with the list envelope's
+    ``pagination`` when the server pages (the reference server does)."""
+
+    results: list[APIKeyData] = field(factory=list)
+    pagination: Pagination | None = None

@@ -10,8 +10,7 @@ from lamina._async._pager import AsyncPager
 from lamina._async.resources._paths import segment
 from lamina._converter import structure
 from lamina._types import Page
-from lamina.models.api_keys import APIKeyCreated, APIKeyData
-from lamina.models.organizations import ResultList
+from lamina.models.api_keys import APIKeyCreated, APIKeyData, APIKeyList
 
 if TYPE_CHECKING:
     from lamina._async._client import AsyncClient
@@ -84,16 +83,24 @@ class AsyncAPIKeys:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(path={self._base_path!r})"
 
-    def list(self, *, amount: int | None = None) -> AsyncPager[AsyncAPIKey]:
-        """Every key, revoked ones included (one request; ``amount`` caps the total)."""
+    def list(
+        self, *, after: str | None = None, amount: int | None = None, page_size: int = 100
+    ) -> AsyncPager[AsyncAPIKey]:
+        """Every key, revoked ones included (``amount`` caps the total). A server that answers
+        without ``pagination`` gives all keys in one page."""
 
-        async def fetch_page(after: str | None, page_size: int) -> Page[AsyncAPIKey]:
-            data = await self._client.request_json("GET", self._base_path)
-            found = structure(self._client.converter, data, ResultList[APIKeyData])
+        async def fetch_page(cursor: str | None, size: int) -> Page[AsyncAPIKey]:
+            data = await self._client.request_json(
+                "GET", self._base_path, params={"amount": size, "after": cursor}
+            )
+            found = structure(self._client.converter, data, APIKeyList)
             items = [AsyncAPIKey(self._client, self._base_path, key) for key in found.results]
-            return Page(items=items, has_more=False)
+            pagination = found.pagination
+            if pagination is None or not pagination.has_more:
+                return Page(items=items, has_more=False)
+            return Page(items=items, has_more=True, next_offset=pagination.next_offset or None)
 
-        return AsyncPager(fetch_page, amount=amount)
+        return AsyncPager(fetch_page, amount=amount, page_size=page_size, after=after)
 
     async def get(self, key_id: str) -> AsyncAPIKey:
         """The key ``key_id`` (without its token)."""

@@ -11,8 +11,7 @@ from lamina._converter import structure
 from lamina._sync._pager import Pager
 from lamina._sync.resources._paths import segment
 from lamina._types import Page
-from lamina.models.api_keys import APIKeyCreated, APIKeyData
-from lamina.models.organizations import ResultList
+from lamina.models.api_keys import APIKeyCreated, APIKeyData, APIKeyList
 
 if TYPE_CHECKING:
     from lamina._sync._client import Client
@@ -85,16 +84,24 @@ class APIKeys:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(path={self._base_path!r})"
 
-    def list(self, *, amount: int | None = None) -> Pager[APIKey]:
-        """Every key, revoked ones included (one request; ``amount`` caps the total)."""
+    def list(
+        self, *, after: str | None = None, amount: int | None = None, page_size: int = 100
+    ) -> Pager[APIKey]:
+        """Every key, revoked ones included (``amount`` caps the total). A server that answers
+        without ``pagination`` gives all keys in one page."""
 
-        def fetch_page(after: str | None, page_size: int) -> Page[APIKey]:
-            data = self._client.request_json("GET", self._base_path)
-            found = structure(self._client.converter, data, ResultList[APIKeyData])
+        def fetch_page(cursor: str | None, size: int) -> Page[APIKey]:
+            data = self._client.request_json(
+                "GET", self._base_path, params={"amount": size, "after": cursor}
+            )
+            found = structure(self._client.converter, data, APIKeyList)
             items = [APIKey(self._client, self._base_path, key) for key in found.results]
-            return Page(items=items, has_more=False)
+            pagination = found.pagination
+            if pagination is None or not pagination.has_more:
+                return Page(items=items, has_more=False)
+            return Page(items=items, has_more=True, next_offset=pagination.next_offset or None)
 
-        return Pager(fetch_page, amount=amount)
+        return Pager(fetch_page, amount=amount, page_size=page_size, after=after)
 
     def get(self, key_id: str) -> APIKey:
         """The key ``key_id`` (without its token)."""

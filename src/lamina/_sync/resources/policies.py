@@ -215,12 +215,13 @@ class Policies:
 def explain(client: Client, action: str, resource: str) -> Explanation:
     """Whether the caller may perform ``action`` on ``resource`` (``"org"``, ``"org/repo"`` or
     ``"org/repo/path"``), answered from the caller's effective policies in that
-    organization (``/auth/me``, ``effective-policies``, then each policy's text) and the
-    SDK's evaluator of the policy DSL; nothing is tried."""
+    organization (``/auth/me`` for who the caller is: a user, agent or role;
+    ``effective-policies``; then each policy's text) and the SDK's evaluator of the policy
+    DSL; nothing is tried."""
     target = Resource.parse(resource)
-    me = client.auth.me()
+    caller = (client.auth.me()).caller
     policies = Policies(client, target.organization)
-    effective = policies.effective(principal_type="user", principal_id=me.user.id)
+    effective = policies.effective(principal_type=caller.type, principal_id=caller.id)
     sources = []
     for entry in effective:
         policy = policies.get(entry.policy_id)
