@@ -177,7 +177,7 @@ async def test_roles_and_their_keys(
         await org.roles.get("ci")
 
 
-async def test_agents_keys_and_secrets(
+async def test_agents_and_their_keys(
     client: AsyncClient, org: AsyncOrganization, local_server: LocalServer
 ) -> None:
     await require_route(client, f"/organizations/{org.name}/agents")
@@ -203,18 +203,23 @@ async def test_agents_keys_and_secrets(
     assert (await agent.api_keys.get(key.id)).name == "runner"
     assert [listed.id async for listed in agent.api_keys.list()] == [key.id]
 
-    await agent.secrets.create("OPENAI_KEY", "sk-test")
-    assert (await agent.secrets.get("OPENAI_KEY")).value == "sk-test"
-    assert [secret.key async for secret in agent.secrets.list()] == ["OPENAI_KEY"]
-    await agent.secrets.delete("OPENAI_KEY")
-    assert [secret async for secret in agent.secrets.list()] == []
-
     await org.agents.delete("bot")
     with pytest.raises(NotFoundError):
         await org.agents.get("bot")
     async with api_client(local_server, key.token) as as_agent:
         with pytest.raises(AuthenticationError):
             await as_agent.organization(org.name).refresh()
+
+
+async def test_agent_secrets(client: AsyncClient, org: AsyncOrganization) -> None:
+    await require_route(client, f"/organizations/{org.name}/agents")
+    agent = await org.agents.create("bot")
+    await require_route(client, f"/organizations/{org.name}/agents/bot/secrets")
+    await agent.secrets.create("OPENAI_KEY", "sk-test")
+    assert (await agent.secrets.get("OPENAI_KEY")).value == "sk-test"
+    assert [secret.key async for secret in agent.secrets.list()] == ["OPENAI_KEY"]
+    await agent.secrets.delete("OPENAI_KEY")
+    assert [secret async for secret in agent.secrets.list()] == []
 
 
 async def test_repository_secrets(
@@ -245,6 +250,7 @@ async def test_a_denial_names_action_and_resource(
     client: AsyncClient, org: AsyncOrganization, local_server: LocalServer
 ) -> None:
     await require_route(client, f"/organizations/{org.name}/agents")
+    await require_route(client, f"/organizations/{org.name}/policies")  # enforcement with them
     agent = await org.agents.create("reader", inline_policy="ListRepositories()")
     key = await agent.api_keys.create("k")
     assert key.token is not None

@@ -175,7 +175,7 @@ def test_roles_and_their_keys(client: Client, org: Organization, local_server: L
         org.roles.get("ci")
 
 
-def test_agents_keys_and_secrets(
+def test_agents_and_their_keys(
     client: Client, org: Organization, local_server: LocalServer
 ) -> None:
     require_route(client, f"/organizations/{org.name}/agents")
@@ -201,18 +201,23 @@ def test_agents_keys_and_secrets(
     assert (agent.api_keys.get(key.id)).name == "runner"
     assert [listed.id for listed in agent.api_keys.list()] == [key.id]
 
-    agent.secrets.create("OPENAI_KEY", "sk-test")
-    assert (agent.secrets.get("OPENAI_KEY")).value == "sk-test"
-    assert [secret.key for secret in agent.secrets.list()] == ["OPENAI_KEY"]
-    agent.secrets.delete("OPENAI_KEY")
-    assert [secret for secret in agent.secrets.list()] == []
-
     org.agents.delete("bot")
     with pytest.raises(NotFoundError):
         org.agents.get("bot")
     with api_client(local_server, key.token) as as_agent:
         with pytest.raises(AuthenticationError):
             as_agent.organization(org.name).refresh()
+
+
+def test_agent_secrets(client: Client, org: Organization) -> None:
+    require_route(client, f"/organizations/{org.name}/agents")
+    agent = org.agents.create("bot")
+    require_route(client, f"/organizations/{org.name}/agents/bot/secrets")
+    agent.secrets.create("OPENAI_KEY", "sk-test")
+    assert (agent.secrets.get("OPENAI_KEY")).value == "sk-test"
+    assert [secret.key for secret in agent.secrets.list()] == ["OPENAI_KEY"]
+    agent.secrets.delete("OPENAI_KEY")
+    assert [secret for secret in agent.secrets.list()] == []
 
 
 def test_repository_secrets(
@@ -243,6 +248,7 @@ def test_a_denial_names_action_and_resource(
     client: Client, org: Organization, local_server: LocalServer
 ) -> None:
     require_route(client, f"/organizations/{org.name}/agents")
+    require_route(client, f"/organizations/{org.name}/policies")  # enforcement with them
     agent = org.agents.create("reader", inline_policy="ListRepositories()")
     key = agent.api_keys.create("k")
     assert key.token is not None
