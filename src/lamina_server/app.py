@@ -23,9 +23,11 @@ from lamina_server import __version__
 from lamina_server.api import (
     commits,
     data,
+    groups,
     health,
     objects,
     organizations,
+    policies,
     repositories,
     sandbox_streams,
     sandbox_triggers,
@@ -47,6 +49,8 @@ from lamina_server.api.request_ids import RequestIdMiddleware
 from lamina_server.api.signing import UrlSigner
 from lamina_server.audit import NoAudit
 from lamina_server.authz import Authorizer
+from lamina_server.authz.builtins import BUILTIN_TEXTS
+from lamina_server.authz.store import AccessStore
 from lamina_server.bootstrap import bootstrap, load_or_create_secret
 from lamina_server.config import ServerConfig
 from lamina_server.identity import Identity
@@ -89,6 +93,8 @@ def create_app(config: ServerConfig, *, trigger_launcher: Launcher | None = None
         try:
             await db.create_all()
             identity = Identity(db)
+            access = AccessStore(db, BUILTIN_TEXTS)
+            await access.initialize()
             await bootstrap(config, identity)
             versions = CachingVersionStore(db, recorder=TriggerOutbox())
             blobs = LocalBlobStore(config.data_dir / "blobs")
@@ -116,7 +122,8 @@ def create_app(config: ServerConfig, *, trigger_launcher: Launcher | None = None
                 signer=UrlSigner(load_or_create_secret(config.data_dir / "signing.key")),
                 repositories=Repositories(db),
                 staging=Staging(versions, blobs),
-                authorizer=Authorizer(identity),
+                authorizer=Authorizer(identity, access),
+                access=access,
                 audit=NoAudit(),
                 sandboxes=sandbox_service,
                 triggers=SandboxTriggers(db),
@@ -156,6 +163,8 @@ def create_app(config: ServerConfig, *, trigger_launcher: Launcher | None = None
     app.include_router(health.router)
     for module in (
         organizations,
+        groups,
+        policies,
         repositories,
         sessions,
         commits,

@@ -24,7 +24,7 @@ from lamina_server.api.access import (
 )
 from lamina_server.app import API_PREFIX, create_app
 from lamina_server.audit import NoAudit
-from lamina_server.authz import ALLOWED, Action, Authorizer, Decision, Resource
+from lamina_server.authz import Action, Authorizer, Decision, Resource
 from lamina_server.config import ServerConfig
 from lamina_server.principals import Principal
 from tests.server.in_process import serving
@@ -142,7 +142,7 @@ class RecordingAuthorizer(Authorizer):
         if action in self.deny:
             return Decision(False, "denied by the test's policy")
         decision = await self.inner.authorize(principal, action, resource)
-        assert decision is ALLOWED
+        assert decision.allowed, decision.reason
         return decision
 
 
@@ -193,7 +193,7 @@ def test_the_lane_and_the_framework_run_the_same_prelude(in_process: InProcessSe
         framework = api.get(f"{repo}/objects")
         assert lane.status_code == framework.status_code == 200
         assert in_process.authorizer.asked == [
-            ("admin", Action.PUT_OBJECT, "local/seam"),
+            ("admin", Action.PUT_OBJECT, "local/seam/a"),
             ("admin", Action.LIST_OBJECTS, "local/seam"),
         ]
 
@@ -212,7 +212,8 @@ def test_the_lane_and_the_framework_run_the_same_prelude(in_process: InProcessSe
         assert response.status_code == 403, response.text
         body = response.json()
         assert body["code"] == "forbidden"
-        assert "on local/seam is not allowed: denied by the test's policy" in body["message"]
+        assert " on local/seam" in body["message"]
+        assert "is not allowed: denied by the test's policy" in body["message"]
         assert body["request_id"] == response.headers["x-request-id"]
     assert [action for action, _, _ in in_process.audit.denials] == [
         Action.PUT_OBJECT,

@@ -171,9 +171,10 @@ def test_create_user_command(local_server: LocalServer, unique_name) -> None:
     assert key.startswith("tuk-")
     response = organizations(local_server.endpoint_url, key)
     assert [org["name"] for org in response.json()["results"]] == [local_server.org]
+    # Listing members is ListMembers, which the new member's default ReadWrite does not grant.
     members = httpx.get(
         f"{local_server.endpoint_url}/api/v1/organizations/{local_server.org}/members",
-        headers={"Authorization": f"Bearer {key}"},
+        headers={"Authorization": f"Bearer {local_server.api_key}"},
     ).json()["results"]
     assert username in {member["username"] for member in members}
 

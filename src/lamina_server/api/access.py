@@ -2,7 +2,13 @@
 
 A route names its action(s) and resource where it is registered::
 
-    @router.get(f"{R}/object", dependencies=[repository_action(Action.GET_OBJECT)])
+    @router.get(f"{R}/object", dependencies=[repository_action(Action.GET_OBJECT, path="query:path")])
+
+An action on an object names where its path comes from: ``"query:<name>"`` is checked by the
+prelude, with the path as part of the resource; ``"body:<field>"`` (a string or a list of
+strings in the JSON body) is checked, through the same authorizer, as soon as the bounded body
+has been read and before the handler runs. A route with different paths for its actions names
+each, as :func:`at` does (a copy reads ``source_path`` and writes ``destination_path``).
 
 and :func:`prelude` runs before anything else of the request — before FastAPI reads a body
 or validates a parameter — for ordinary routes (:class:`LaminaRoute`) and for the app's fast
@@ -15,6 +21,7 @@ lane alike. It:
    and tells the audit hook about a denial (404 when the caller may not learn that the
    resource exists, else a 403 naming action, resource and reason);
 5. resolves the repository,
+6. for a body-path action, once the body is read, asks the authorizer about each path,
 
 and leaves the outcome, an :class:`Access`, where handlers find it (:data:`AccessDep`). A
 request body is read only after that, and no more than :data:`MAX_JSON_BODY` bytes of it.
@@ -23,6 +30,7 @@ request body is read only after that, and no more than :data:`MAX_JSON_BODY` byt
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -59,6 +67,32 @@ class Scope(enum.Enum):
     REPOSITORY = "repository"  # /organizations/{organization}/repositories/{repository}/...
 
 
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One declared action, and where the object path it acts on comes from (if any):
+    ``"query:<parameter>"`` or ``"body:<field>"``."""
+
+    action: Action
+    path: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.path is not None:
+            source, _, name = self.path.partition(":")
+            if source not in ("query", "body") or not name:
+                raise ValueError(
+                    f"path source {self.path!r} is not 'query:<name>' or 'body:<name>'"
+                )
+
+    @property
+    def in_body(self) -> bool:
+        return self.path is not None and self.path.startswith("body:")
+
+
+def at(action: Action, path: str) -> Check:
+    """``action`` on the object path that ``path`` (``"query:<name>"``/``"body:<name>"``) names."""
+    return Check(action, path)
+
+
 class Declaration:
     """A route's declared actions and scope (for :attr:`Scope.SIGNED`, the token kind).
 
@@ -69,14 +103,18 @@ class Declaration:
     """
 
     def __init__(
-        self, actions: tuple[Action, ...], scope: Scope, token_kind: str | None = None
+        self, checks: tuple[Check, ...], scope: Scope, token_kind: str | None = None
     ) -> None:
-        self.actions = actions
+        self.checks = checks
+        self.actions = tuple(check.action for check in checks)
+        self.body_checks = tuple(check for check in checks if check.in_body)
         self.scope = scope
         self.token_kind = token_kind
 
     def __repr__(self) -> str:
-        names = ", ".join(str(action) for action in self.actions)
+        names = ", ".join(
+            str(check.action) + (f"@{check.path}" if check.path else "") for check in self.checks
+        )
         return f"Declaration({names or '-'} on {self.scope.value})"
 
 
@@ -103,6 +141,7 @@ class Access:
     organization: OrganizationRecord | None = None
     repository: RepositoryRecord | None = None
     claims: dict[str, Any] | None = None  # a signed URL's verified claims
+    resource: Resource | None = None  # what the declared actions were authorized on
 
     @property
     def caller(self) -> Principal:
@@ -130,19 +169,25 @@ def public() -> Any:
 
 
 def signed(action: Action, token_kind: str) -> Any:
-    return Depends(_PlainDeclaration((action,), Scope.SIGNED, token_kind))
+    return Depends(_PlainDeclaration((Check(action),), Scope.SIGNED, token_kind))
 
 
 def account_action(action: Action) -> Any:
-    return Depends(_PlainDeclaration((action,), Scope.ACCOUNT))
+    return Depends(_PlainDeclaration((Check(action),), Scope.ACCOUNT))
 
 
 def organization_action(action: Action) -> Any:
-    return Depends(_OrganizationDeclaration((action,), Scope.ORGANIZATION))
+    return Depends(_OrganizationDeclaration((Check(action),), Scope.ORGANIZATION))
 
 
-def repository_action(*actions: Action) -> Any:
-    return Depends(_RepositoryDeclaration(actions, Scope.REPOSITORY))
+def _checks(actions: tuple[Action | Check, ...], path: str | None) -> tuple[Check, ...]:
+    return tuple(item if isinstance(item, Check) else Check(item, path) for item in actions)
+
+
+def repository_action(*actions: Action | Check, path: str | None = None) -> Any:
+    """The route's actions on its repository; ``path`` names where the object path of each
+    plain action comes from (see :class:`Check`)."""
+    return Depends(_RepositoryDeclaration(_checks(actions, path), Scope.REPOSITORY))
 
 
 def _declared(dependencies: Sequence[Any]) -> Declaration | None:
@@ -255,22 +300,67 @@ async def _authorize(
         org = await services.identity.organization(params["organization"])
         repo_name = params["repository"] if declaration.scope is Scope.REPOSITORY else None
         resource = Resource(org, repo_name)
-    for action in declaration.actions:
-        decision = await services.authorizer.authorize(principal, action, resource)
-        if not decision.allowed:
-            await services.audit.denied(principal, action, str(resource), decision.reason)
-            if decision.conceal and resource.organization is not None:
-                raise not_found(
-                    f"organization {resource.organization.name!r} not found",
-                    "organization_not_found",
-                )
-            raise forbidden(f"{action} on {resource} is not allowed: {decision.reason}")
+    parameters: dict[str, str] | None = None
+    for check in declaration.checks:
+        target = resource
+        if check.path is not None:
+            if check.in_body:
+                continue  # after the body is read: authorize_body
+            if parameters is None:
+                parameters = _query_of(request)
+            value = parameters.get(check.path.removeprefix("query:"))
+            if value:
+                target = resource.at(value)
+        await _check(services, principal, check.action, target)
     if resource.organization is None:
         return Access(principal)
     if resource.repository is None:
         return Access(principal, resource.organization)
     record = await services.repositories.get(resource.organization, resource.repository)
-    return Access(principal, resource.organization, record)
+    return Access(principal, resource.organization, record, resource=resource)
+
+
+def _query_of(request: HTTPConnection) -> dict[str, str]:
+    if isinstance(request, Request):
+        return query(request)
+    return dict(request.query_params)
+
+
+async def _check(
+    services: Services, principal: Principal, action: Action, resource: Resource
+) -> None:
+    """Asks the authorizer; a denial is audited, then concealed (404) or refused (403)."""
+    decision = await services.authorizer.authorize(principal, action, resource)
+    if decision.allowed:
+        return
+    await services.audit.denied(principal, action, str(resource), decision.reason)
+    if decision.conceal and resource.organization is not None:
+        raise not_found(
+            f"organization {resource.organization.name!r} not found", "organization_not_found"
+        )
+    raise forbidden(f"{action} on {resource} is not allowed: {decision.reason}")
+
+
+async def authorize_body(request: Request, declaration: Declaration, body: bytes) -> None:
+    """The body-path checks of a declaration, once its (bounded) body has been read: each
+    path the named field holds (a string, or a list of strings) is authorized as the prelude
+    authorizes a query path. A body that is not a JSON object is left to the route's own
+    validation, which refuses it before the handler runs."""
+    try:
+        document = json.loads(body) if body else None
+    except (ValueError, RecursionError):
+        return
+    if not isinstance(document, dict):
+        return
+    access = access_of(request)
+    assert access.resource is not None, "a body-path action is declared on a repository"
+    services: Services = request.app.state.services
+    for check in declaration.body_checks:
+        assert check.path is not None
+        value = document.get(check.path.removeprefix("body:"))
+        paths = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+        for path in dict.fromkeys(item for item in paths if isinstance(item, str) and item):
+            await _check(services, access.caller, check.action, access.resource.at(path))
 
 
 # --- request bodies ---------------------------------------------------------------------------
@@ -327,6 +417,8 @@ class LaminaRoute(APIRoute):
             raise TypeError(f"route {path} declares no action (dependencies=[...])")
         self.declaration = declaration
         super().__init__(path, endpoint, **options)
+        if declaration.body_checks and self.body_field is None:
+            raise TypeError(f"route {path} declares a body path but reads no body")
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handle = super().get_route_handler()
@@ -336,7 +428,10 @@ class LaminaRoute(APIRoute):
         async def handler(request: Request) -> Response:
             await prelude(request, declaration)
             if reads_body:
-                request = _replaying(request, await read_body(request))
+                body = await read_body(request)
+                if declaration.body_checks:
+                    await authorize_body(request, declaration, body)
+                request = _replaying(request, body)
             return await handle(request)
 
         return handler
@@ -358,7 +453,7 @@ class _SocketDeclaration(Declaration):
 
 
 def repository_socket(*actions: Action) -> Any:
-    return Depends(_SocketDeclaration(actions, Scope.REPOSITORY))
+    return Depends(_SocketDeclaration(_checks(actions, None), Scope.REPOSITORY))
 
 
 def refuse_undeclared_sockets(routes: Sequence[BaseRoute]) -> None:

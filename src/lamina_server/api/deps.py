@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from lamina_server.api.signing import UrlSigner
     from lamina_server.audit import AuditHook
     from lamina_server.authz import Authorizer
+    from lamina_server.authz.store import AccessStore
     from lamina_server.config import ServerConfig
     from lamina_server.identity import Identity
     from lamina_server.repositories import Repositories
@@ -37,6 +38,7 @@ class Services:
     repositories: Repositories
     staging: Staging
     authorizer: Authorizer
+    access: AccessStore
     audit: AuditHook
     sandboxes: Sandboxes
     triggers: SandboxTriggers

@@ -27,6 +27,7 @@ from starlette.routing import BaseRoute, Match
 from starlette.types import Scope
 
 from lamina_server import identity, repositories, versioning
+from lamina_server.authz import errors as access
 from lamina_server.sandboxes import errors as sandboxes
 from lamina_server.sandboxes import triggers
 from lamina_server.storage import blobs
@@ -57,6 +58,7 @@ HANDLED_ERRORS: tuple[type[Exception], ...] = (
     ApiError,
     versioning.VersioningError,
     identity.IdentityError,
+    access.AccessControlError,
     repositories.RepositoryError,
     triggers.TriggerError,
     blobs.BlobError,
@@ -103,6 +105,16 @@ _DOMAIN_STATUS: tuple[tuple[type[Exception], int, str], ...] = (
     (identity.OrganizationExists, 409, "organization_exists"),
     (identity.LastMember, 409, "last_member"),
     (identity.IdentityError, 409, "conflict"),
+    (access.GroupNotFound, 404, "group_not_found"),
+    (access.PolicyNotFound, 404, "policy_not_found"),
+    (access.SubjectNotFound, 404, "principal_not_found"),
+    (access.NotInGroup, 404, "not_found"),
+    (access.NotAttached, 404, "not_found"),
+    (access.GroupExists, 409, "group_exists"),
+    (access.PolicyExists, 409, "policy_exists"),
+    (access.GroupCycle, 409, "group_cycle"),
+    (access.BuiltinPolicy, 400, "builtin_policy"),
+    (access.AccessControlError, 409, "conflict"),
     (repositories.RepositoryNotFound, 404, "repository_not_found"),
     (repositories.RepositoryExists, 409, "repository_exists"),
     (repositories.RepositoryError, 409, "conflict"),

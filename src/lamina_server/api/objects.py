@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from lamina_server.api import data
-from lamina_server.api.access import Access, AccessDep, LaminaRoute, repository_action
+from lamina_server.api.access import Access, AccessDep, LaminaRoute, at, repository_action
 from lamina_server.api.deps import Services
 from lamina_server.api.errors import bad_request, not_found
 from lamina_server.api.pagination import page_envelope
@@ -112,7 +112,7 @@ async def _read_entry(
         307: {"description": "Redirect to the object's bytes", "headers": _LOCATION},
         **error_responses(400, 404),
     },
-    dependencies=[repository_action(Action.GET_OBJECT)],
+    dependencies=[repository_action(Action.GET_OBJECT, path="query:path")],
 )
 async def get_object(
     request: Request,
@@ -140,7 +140,7 @@ async def get_object(
         },
         **error_responses(400, 404),
     },
-    dependencies=[repository_action(Action.GET_OBJECT)],
+    dependencies=[repository_action(Action.GET_OBJECT, path="query:path")],
 )
 async def head_object(
     path: ObjectPath,
@@ -207,7 +207,12 @@ async def list_objects(
     summary="Copy an object within a session (metadata only: both share the bytes)",
     response_model=CopyResult,
     responses=error_responses(400, 404),
-    dependencies=[repository_action(Action.GET_OBJECT, Action.PUT_OBJECT)],
+    dependencies=[
+        repository_action(
+            at(Action.GET_OBJECT, "query:source_path"),
+            at(Action.PUT_OBJECT, "query:destination_path"),
+        )
+    ],
 )
 async def copy_object(
     session_id: SessionId,
@@ -234,7 +239,7 @@ async def copy_object(
     status_code=204,
     summary="Delete an object in a session (stages a tombstone)",
     responses=error_responses(400, 404),
-    dependencies=[repository_action(Action.DELETE_OBJECT)],
+    dependencies=[repository_action(Action.DELETE_OBJECT, path="query:path")],
 )
 async def delete_object(
     session_id: SessionId, path: ObjectPath, services: ServicesDep, access: AccessDep
@@ -251,7 +256,7 @@ async def delete_object(
     summary="Delete up to 1000 objects in a session; answers how many existed",
     response_model=DeleteObjectsResult,
     responses=error_responses(400, 404, 413),
-    dependencies=[repository_action(Action.DELETE_OBJECT)],
+    dependencies=[repository_action(Action.DELETE_OBJECT, path="body:paths")],
 )
 async def delete_objects(
     session_id: SessionId,

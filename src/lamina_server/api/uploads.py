@@ -241,7 +241,7 @@ async def _session_write(request: Request) -> tuple[Services, Access, str, str]:
     response_model=UploadTarget,
     responses=error_responses(400, 404),
     openapi_extra=_documented(),
-    dependencies=[repository_action(Action.PUT_OBJECT)],
+    dependencies=[repository_action(Action.PUT_OBJECT, path="query:path")],
 )
 async def put_object(request: Request) -> JSONResponse:
     services, access, session_id, path = await _session_write(request)
@@ -264,7 +264,7 @@ async def put_object(request: Request) -> JSONResponse:
     response_model=ObjectWritten,
     responses=error_responses(400, 404, 409, 413),
     openapi_extra=_documented(FinalizeRequest),
-    dependencies=[repository_action(Action.PUT_OBJECT)],
+    dependencies=[repository_action(Action.PUT_OBJECT, path="query:path")],
 )
 async def finalize_object(request: Request) -> JSONResponse:
     services, access, session_id, path = await _session_write(request)
@@ -305,7 +305,7 @@ FAST_LANE = (put_object, finalize_object)
     summary="Start a multipart upload",
     response_model=MultipartStarted,
     responses=error_responses(400, 404),
-    dependencies=[repository_action(Action.PUT_OBJECT)],
+    dependencies=[repository_action(Action.PUT_OBJECT, path="query:path")],
 )
 async def start_multipart(
     session_id: SessionId, path: ObjectPath, services: ServicesDep, access: AccessDep
@@ -343,7 +343,7 @@ def _multipart_address(
     summary="A presigned upload URL for one part (1-10000)",
     response_model=PartUrl,
     responses=error_responses(400, 404),
-    dependencies=[repository_action(Action.PUT_OBJECT)],
+    dependencies=[repository_action(Action.PUT_OBJECT, path="query:path")],
 )
 async def get_part_url(
     request: Request,
@@ -375,7 +375,7 @@ async def get_part_url(
     summary="Complete a multipart upload and stage the object in the session",
     response_model=ObjectWritten,
     responses=error_responses(400, 404, 409, 413),
-    dependencies=[repository_action(Action.PUT_OBJECT)],
+    dependencies=[repository_action(Action.PUT_OBJECT, path="query:path")],
 )
 async def complete_multipart(
     session_id: SessionId,
@@ -427,7 +427,7 @@ async def complete_multipart(
     status_code=204,
     summary="Abort a multipart upload and remove its parts",
     responses=error_responses(400, 404),
-    dependencies=[repository_action(Action.PUT_OBJECT)],
+    dependencies=[repository_action(Action.PUT_OBJECT, path="query:path")],
 )
 async def abort_multipart(
     session_id: SessionId,

@@ -1,15 +1,30 @@
 """The one check: may this principal perform this action on this resource?
 
-Today membership decides: any authenticated principal may create and list organizations, and a
-member of an organization may do everything inside it. A non-member is told nothing about the
-organization (it may not learn that it exists). Policies plug in here.
+1. Any authenticated principal may create and list its own organizations (no organization).
+2. Inside an organization, membership gates: a non-member is told nothing about the
+   organization (it may not learn that it exists) — the denial is concealed as a 404.
+3. A member is judged by its effective policies — those attached to it directly and to every
+   group it is in, transitively — evaluated by the policy language
+   (:func:`lamina_server.authz.policy.evaluate`): an explicit deny beats any allow, and what
+   no policy allows is denied.
+
+This runs on every request, the upload path included, so it costs one query on a warm cache:
+the compiled effective policies of each principal are cached with the access epoch they were
+read at (:mod:`lamina_server.identity.grants`), and reused while the epoch is unchanged. Every
+change to groups, memberships, policies or attachments bumps the epoch in its own transaction,
+so the next request of any process sees it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from lamina_server.authz.actions import Action
+from lamina_server.authz.builtins import BUILTIN_POLICIES
+from lamina_server.authz.policy import CompiledPolicy, Target, compile_policy, evaluate
+from lamina_server.authz.store import AccessStore, PolicyRecord
 from lamina_server.identity import Identity, OrganizationRecord
 from lamina_server.principals import Principal
 
@@ -17,18 +32,24 @@ from lamina_server.principals import Principal
 @dataclass(frozen=True, slots=True)
 class Resource:
     """What an action is performed on: nothing (the caller's own organizations), an
-    organization, or a repository of one (by name: it is resolved after the check, so that a
-    caller who may not see it cannot learn whether it exists)."""
+    organization, a repository of one (by name: it is resolved after the check, so that a
+    caller who may not see it cannot learn whether it exists), or an object path in one."""
 
     organization: OrganizationRecord | None = None
     repository: str | None = None
+    path: str | None = None
 
     def __str__(self) -> str:
         if self.organization is None:
             return "*"
         if self.repository is None:
             return self.organization.name
-        return f"{self.organization.name}/{self.repository}"
+        if self.path is None:
+            return f"{self.organization.name}/{self.repository}"
+        return f"{self.organization.name}/{self.repository}/{self.path}"
+
+    def at(self, path: str) -> Resource:
+        return Resource(self.organization, self.repository, path)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,13 +62,55 @@ class Decision:
 
 ALLOWED = Decision(True, "allowed")
 
+_MAX_CACHED = 4096
+
 
 class Authorizer:
-    def __init__(self, identity: Identity) -> None:
+    def __init__(self, identity: Identity, store: AccessStore) -> None:
         self._identity = identity
+        self._store = store
+        # (organization id, principal type, principal id) -> (epoch, compiled policies)
+        self._effective: dict[tuple[str, str, str], tuple[int, Sequence[CompiledPolicy]]] = {}
+        # (policy id, updated at) -> compiled: a policy is compiled once per version
+        self._compiled: dict[tuple[str, datetime], CompiledPolicy] = {}
 
     async def authorize(self, principal: Principal, action: Action, resource: Resource) -> Decision:
         org = resource.organization
-        if org is None or await self._identity.is_member(org.id, principal):
+        if org is None:
             return ALLOWED
-        return Decision(False, f"not a member of organization {org.name!r}", conceal=True)
+        if not await self._identity.is_member(org.id, principal):
+            return Decision(False, f"not a member of organization {org.name!r}", conceal=True)
+        policies = await self.policies(org, principal)
+        verdict = evaluate(policies, action, Target(org.name, resource.repository, resource.path))
+        return Decision(verdict.allowed, verdict.reason)
+
+    async def policies(
+        self, org: OrganizationRecord, principal: Principal
+    ) -> Sequence[CompiledPolicy]:
+        """The principal's compiled effective policies in ``org``, from the cache while the
+        access epoch is the one they were read at."""
+        epoch = await self._store.epoch()
+        key = (org.id, principal.type, principal.id)
+        cached = self._effective.get(key)
+        if cached is not None and cached[0] == epoch:
+            return cached[1]
+        effective = await self._store.effective_policies(org, (principal.type, principal.id))
+        compiled = tuple(self._compile(item.policy) for item in effective)
+        if len(self._effective) >= _MAX_CACHED:
+            self._effective.clear()
+        # Stored with the epoch read before the policies: a change that lands in between
+        # leaves the entry already stale, never wrongly fresh.
+        self._effective[key] = (epoch, compiled)
+        return compiled
+
+    def _compile(self, policy: PolicyRecord) -> CompiledPolicy:
+        if policy.is_builtin:
+            return BUILTIN_POLICIES[policy.name]
+        key = (policy.id, policy.updated_at)
+        compiled = self._compiled.get(key)
+        if compiled is None:
+            if len(self._compiled) >= _MAX_CACHED:
+                self._compiled.clear()
+            compiled = compile_policy(policy.policy_text, name=policy.name)
+            self._compiled[key] = compiled
+        return compiled

@@ -22,6 +22,13 @@ from lamina_server.identity.errors import (
     UserExists,
     UserNotFound,
 )
+from lamina_server.identity.grants import (
+    BUILTIN_IDS,
+    DEFAULT_MEMBER_POLICY,
+    ORG_ADMIN,
+    attach,
+    forget_subject,
+)
 from lamina_server.identity.keys import generate_key, hash_key
 from lamina_server.identity.tables import api_keys, memberships, organizations, users
 from lamina_server.principals import Principal
@@ -61,6 +68,11 @@ def _organization(row: sa.Row[Any]) -> OrganizationRecord:
     )
 
 
+async def _grant(conn: AsyncConnection, org_id: str, user_id: str, policy: str) -> None:
+    """What a user gets on joining: the built-in ``policy``, attached in the join's transaction."""
+    await attach(conn, org_id, BUILTIN_IDS[policy], ("user", user_id), ("user", user_id))
+
+
 class Identity:
     """Reads go through short-lived in-memory caches: the data plane authenticates and resolves
     the organization on every request, and both answers change rarely (and only here)."""
@@ -92,6 +104,7 @@ class Identity:
             await conn.execute(
                 memberships.insert().values(organization_id=org_id, user_id=user_id, joined_at=now)
             )
+            await _grant(conn, org_id, user_id, ORG_ADMIN)
             key = await self._insert_key(conn, "user", user_id, "bootstrap")
         return NewUser(Principal("user", user_id, BOOTSTRAP_USERNAME), key)
 
@@ -117,6 +130,7 @@ class Identity:
                         organization_id=org_id, user_id=user_id, joined_at=utcnow()
                     )
                 )
+                await _grant(conn, org_id, user_id, DEFAULT_MEMBER_POLICY)
             key = await self._insert_key(conn, "user", user_id, "")
         return NewUser(Principal("user", user_id, username), key)
 
@@ -199,6 +213,7 @@ class Identity:
                             joined_at=record.created_at,
                         )
                     )
+                    await _grant(conn, record.id, creator.id, ORG_ADMIN)
         except IntegrityError:
             raise OrganizationExists(name) from None
         return record
@@ -267,6 +282,7 @@ class Identity:
                     organization_id=org.id, user_id=user.id, joined_at=joined_at
                 )
             )
+            await _grant(conn, org.id, user.id, DEFAULT_MEMBER_POLICY)
         return MembershipRecord(
             org.id, user.id, user.username, user.full_name, user.email, joined_at
         )
@@ -288,6 +304,7 @@ class Identity:
                 raise NotAMember(user_id, org.name)
             if count == 1:
                 raise LastMember(org.name)
+            await forget_subject(conn, org.id, ("user", user_id))
         self._members.discard((org.id, user_id))
 
     async def list_members(self, org: OrganizationRecord) -> list[MembershipRecord]:

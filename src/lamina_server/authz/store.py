@@ -1,0 +1,734 @@
+"""Groups, policies and attachments: what the API manages and what the authorizer evaluates.
+
+Every write runs in one transaction with :func:`~lamina_server.identity.grants.bump_epoch`, so
+that a change takes effect on the next request, in this process and in any other.
+
+Built-in policies are not rows: they have fixed ids (:data:`BUILTIN_IDS`), appear in every
+organization's listing, can be attached and detached, and cannot be changed or deleted.
+Subjects of group memberships and attachments are ``(type, id)`` pairs: a user must be a member
+of the organization and a group one of its groups; roles and agents are taken as given (their
+tables belong to another domain).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from lamina_server.authz.errors import (
+    AlreadyAttached,
+    AlreadyInGroup,
+    BuiltinPolicy,
+    GroupCycle,
+    GroupExists,
+    GroupNotFound,
+    NotAttached,
+    NotInGroup,
+    PolicyExists,
+    PolicyNotFound,
+    SubjectNotFound,
+)
+from lamina_server.identity import OrganizationRecord
+from lamina_server.identity.grants import (
+    BUILTIN_IDS,
+    EPOCH_QUERY,
+    attach,
+    bump_epoch,
+    group_members,
+    groups,
+    initialize,
+    policies,
+    policy_attachments,
+)
+from lamina_server.identity.tables import memberships, users
+from lamina_server.principals import Principal
+from lamina_server.storage.columns import utcnow
+from lamina_server.storage.db import Database
+
+Subject = tuple[str, str]  # (type, id): user | group | role | agent
+BUILTIN_BY_ID = {policy_id: name for name, policy_id in BUILTIN_IDS.items()}
+
+
+def describe(subject: Subject) -> str:
+    return f"{subject[0]} {subject[1]!r}"
+
+
+@dataclass(frozen=True, slots=True)
+class GroupRecord:
+    id: str
+    organization_id: str
+    name: str
+    description: str
+    created_by_type: str
+    created_by: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class MemberRecord:
+    subject_type: str
+    subject_id: str
+    display_name: str
+    username: str
+    added_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyRecord:
+    id: str
+    organization_id: str
+    name: str
+    description: str
+    policy_text: str
+    is_builtin: bool
+    created_by_type: str
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+    attachment_count: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class AttachmentRecord:
+    policy_id: str
+    policy_name: str
+    is_builtin: bool
+    principal_type: str
+    principal_id: str
+    principal_name: str
+    attached_by_type: str
+    attached_by: str
+    attached_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class EffectiveGroup:
+    group_id: str
+    group_name: str
+    description: str
+    source: str  # "direct" | "group"
+    source_name: str  # the parent group's name when source is "group"
+
+
+@dataclass(frozen=True, slots=True)
+class EffectivePolicy:
+    policy: PolicyRecord
+    source: str  # "direct" | "group"
+    source_name: str  # the group's name when source is "group"
+
+
+def _group(row: Any) -> GroupRecord:
+    return GroupRecord(
+        row.id,
+        row.organization_id,
+        row.name,
+        row.description,
+        row.created_by_type,
+        row.created_by,
+        row.created_at,
+    )
+
+
+def _policy(row: Any, count: int = 0) -> PolicyRecord:
+    return PolicyRecord(
+        row.id,
+        row.organization_id,
+        row.name,
+        row.description,
+        row.policy_text,
+        False,
+        row.created_by_type,
+        row.created_by,
+        row.created_at,
+        row.updated_at,
+        count,
+    )
+
+
+class AccessStore:
+    """Groups, policies and attachments of organizations (see the module docstring)."""
+
+    def __init__(self, db: Database, builtin_texts: Mapping[str, str]) -> None:
+        self._db = db
+        self._builtin_texts = builtin_texts
+
+    async def initialize(self) -> None:
+        async with self._db.begin() as conn:
+            await initialize(conn)
+
+    async def epoch(self) -> int:
+        async with self._db.connect() as conn:
+            return int(await conn.scalar(EPOCH_QUERY) or 0)
+
+    def builtin(self, org: OrganizationRecord, name: str) -> PolicyRecord:
+        return PolicyRecord(
+            id=BUILTIN_IDS[name],
+            organization_id=org.id,
+            name=name,
+            description=f"Built-in policy {name}",
+            policy_text=self._builtin_texts[name],
+            is_builtin=True,
+            created_by_type="user",
+            created_by="",
+            created_at=org.created_at,
+            updated_at=org.created_at,
+        )
+
+    # --- groups ---------------------------------------------------------------------------
+
+    async def list_groups(
+        self, org: OrganizationRecord, after: str | None, amount: int
+    ) -> tuple[list[GroupRecord], bool]:
+        query = sa.select(groups).where(groups.c.organization_id == org.id)
+        if after:
+            query = query.where(groups.c.name > after)
+        async with self._db.connect() as conn:
+            rows = (await conn.execute(query.order_by(groups.c.name).limit(amount + 1))).all()
+        return [_group(row) for row in rows[:amount]], len(rows) > amount
+
+    async def create_group(
+        self, org: OrganizationRecord, name: str, description: str, by: Principal
+    ) -> GroupRecord:
+        record = GroupRecord(str(uuid.uuid4()), org.id, name, description, by.type, by.id, utcnow())
+        try:
+            async with self._db.begin() as conn:
+                await conn.execute(
+                    groups.insert().values(
+                        id=record.id,
+                        organization_id=org.id,
+                        name=name,
+                        description=description,
+                        created_by_type=by.type,
+                        created_by=by.id,
+                        created_at=record.created_at,
+                    )
+                )
+        except IntegrityError:
+            raise GroupExists(name) from None
+        return record
+
+    async def _group_row(self, conn: AsyncConnection, org: OrganizationRecord, gid: str) -> Any:
+        row = (
+            await conn.execute(
+                sa.select(groups).where(groups.c.organization_id == org.id, groups.c.id == gid)
+            )
+        ).first()
+        if row is None:
+            raise GroupNotFound(gid)
+        return row
+
+    async def get_group(self, org: OrganizationRecord, gid: str) -> GroupRecord:
+        async with self._db.connect() as conn:
+            return _group(await self._group_row(conn, org, gid))
+
+    async def update_group(
+        self, org: OrganizationRecord, gid: str, name: str | None, description: str | None
+    ) -> GroupRecord:
+        values = {
+            key: value
+            for key, value in (("name", name), ("description", description))
+            if value is not None
+        }
+        try:
+            async with self._db.begin() as conn:
+                await self._group_row(conn, org, gid)
+                if values:
+                    await conn.execute(groups.update().where(groups.c.id == gid).values(**values))
+                row = await self._group_row(conn, org, gid)
+        except IntegrityError:
+            raise GroupExists(str(name)) from None
+        return _group(row)
+
+    async def delete_group(self, org: OrganizationRecord, gid: str) -> None:
+        async with self._db.begin() as conn:
+            await self._group_row(conn, org, gid)
+            await conn.execute(group_members.delete().where(group_members.c.group_id == gid))
+            await conn.execute(
+                group_members.delete().where(
+                    group_members.c.organization_id == org.id,
+                    group_members.c.subject_type == "group",
+                    group_members.c.subject_id == gid,
+                )
+            )
+            await conn.execute(
+                policy_attachments.delete().where(
+                    policy_attachments.c.organization_id == org.id,
+                    policy_attachments.c.principal_type == "group",
+                    policy_attachments.c.principal_id == gid,
+                )
+            )
+            await conn.execute(groups.delete().where(groups.c.id == gid))
+            await bump_epoch(conn)
+
+    async def members(self, org: OrganizationRecord, gid: str) -> list[MemberRecord]:
+        async with self._db.connect() as conn:
+            await self._group_row(conn, org, gid)
+            rows = (
+                await conn.execute(
+                    sa.select(group_members)
+                    .where(group_members.c.group_id == gid)
+                    .order_by(group_members.c.added_at, group_members.c.subject_id)
+                )
+            ).all()
+            names = await _names(conn, org, ((row.subject_type, row.subject_id) for row in rows))
+        result = []
+        for row in rows:
+            display, username = names.get((row.subject_type, row.subject_id), ("", ""))
+            result.append(
+                MemberRecord(row.subject_type, row.subject_id, display, username, row.added_at)
+            )
+        return result
+
+    async def add_member(self, org: OrganizationRecord, gid: str, subject: Subject) -> None:
+        async with self._db.begin() as conn:
+            group = await self._group_row(conn, org, gid)
+            await _check_subject(conn, org, subject)
+            if subject[0] == "group":
+                cycle = await _cycle(conn, org, gid, subject[1])
+                if cycle is not None:
+                    raise GroupCycle(cycle)
+            try:
+                async with conn.begin_nested():
+                    await conn.execute(
+                        group_members.insert().values(
+                            group_id=gid,
+                            subject_type=subject[0],
+                            subject_id=subject[1],
+                            organization_id=org.id,
+                            added_at=utcnow(),
+                        )
+                    )
+            except IntegrityError:
+                raise AlreadyInGroup(describe(subject), group.name) from None
+            await bump_epoch(conn)
+
+    async def remove_member(self, org: OrganizationRecord, gid: str, subject: Subject) -> None:
+        async with self._db.begin() as conn:
+            group = await self._group_row(conn, org, gid)
+            result = await conn.execute(
+                group_members.delete().where(
+                    group_members.c.group_id == gid,
+                    group_members.c.subject_type == subject[0],
+                    group_members.c.subject_id == subject[1],
+                )
+            )
+            if result.rowcount == 0:
+                raise NotInGroup(describe(subject), group.name)
+            await bump_epoch(conn)
+
+    async def effective_groups(
+        self, org: OrganizationRecord, subject: Subject
+    ) -> list[EffectiveGroup]:
+        async with self._db.connect() as conn:
+            return await _effective_groups(conn, org.id, subject)
+
+    # --- policies -------------------------------------------------------------------------
+
+    async def _counts(self, conn: AsyncConnection, org: OrganizationRecord) -> dict[str, int]:
+        rows = await conn.execute(
+            sa.select(policy_attachments.c.policy_id, sa.func.count())
+            .where(policy_attachments.c.organization_id == org.id)
+            .group_by(policy_attachments.c.policy_id)
+        )
+        return {row[0]: int(row[1]) for row in rows}
+
+    async def list_policies(
+        self, org: OrganizationRecord, after: str | None, amount: int
+    ) -> tuple[list[PolicyRecord], bool]:
+        """Built-ins and stored policies, by name."""
+        async with self._db.connect() as conn:
+            counts = await self._counts(conn, org)
+            query = sa.select(policies).where(policies.c.organization_id == org.id)
+            if after:
+                query = query.where(policies.c.name > after)
+            rows = (await conn.execute(query.order_by(policies.c.name).limit(amount + 1))).all()
+        found = [_policy(row, counts.get(row.id, 0)) for row in rows]
+        for name, policy_id in BUILTIN_IDS.items():
+            if after is None or name > after:
+                builtin = self.builtin(org, name)
+                found.append(_with_count(builtin, counts.get(policy_id, 0)))
+        found.sort(key=lambda policy: policy.name)
+        return found[:amount], len(found) > amount
+
+    async def _policy_row(
+        self, conn: AsyncConnection, org: OrganizationRecord, pid: str
+    ) -> PolicyRecord:
+        name = BUILTIN_BY_ID.get(pid)
+        if name is not None:
+            return self.builtin(org, name)
+        row = (
+            await conn.execute(
+                sa.select(policies).where(
+                    policies.c.organization_id == org.id, policies.c.id == pid
+                )
+            )
+        ).first()
+        if row is None:
+            raise PolicyNotFound(pid)
+        return _policy(row)
+
+    async def get_policy(self, org: OrganizationRecord, pid: str) -> PolicyRecord:
+        async with self._db.connect() as conn:
+            return await self._policy_row(conn, org, pid)
+
+    async def create_policy(
+        self,
+        org: OrganizationRecord,
+        *,
+        name: str,
+        text: str,
+        description: str,
+        by: Principal,
+    ) -> PolicyRecord:
+        if name in BUILTIN_IDS:
+            raise PolicyExists(name)
+        now = utcnow()
+        record = PolicyRecord(
+            str(uuid.uuid4()), org.id, name, description, text, False, by.type, by.id, now, now
+        )
+        try:
+            async with self._db.begin() as conn:
+                await conn.execute(
+                    policies.insert().values(
+                        id=record.id,
+                        organization_id=org.id,
+                        name=name,
+                        description=description,
+                        policy_text=text,
+                        created_by_type=by.type,
+                        created_by=by.id,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+        except IntegrityError:
+            raise PolicyExists(name) from None
+        return record
+
+    async def update_policy(
+        self,
+        org: OrganizationRecord,
+        pid: str,
+        *,
+        name: str | None,
+        description: str | None,
+        text: str | None,
+    ) -> PolicyRecord:
+        if pid in BUILTIN_BY_ID:
+            raise BuiltinPolicy(BUILTIN_BY_ID[pid])
+        if name in BUILTIN_IDS:
+            raise PolicyExists(str(name))
+        values: dict[str, Any] = {
+            key: value
+            for key, value in (
+                ("name", name),
+                ("description", description),
+                ("policy_text", text),
+            )
+            if value is not None
+        }
+        values["updated_at"] = utcnow()
+        try:
+            async with self._db.begin() as conn:
+                await self._policy_row(conn, org, pid)
+                await conn.execute(policies.update().where(policies.c.id == pid).values(**values))
+                if text is not None:
+                    await bump_epoch(conn)
+                return await self._policy_row(conn, org, pid)
+        except IntegrityError:
+            raise PolicyExists(str(name)) from None
+
+    async def delete_policy(self, org: OrganizationRecord, pid: str) -> None:
+        if pid in BUILTIN_BY_ID:
+            raise BuiltinPolicy(BUILTIN_BY_ID[pid])
+        async with self._db.begin() as conn:
+            await self._policy_row(conn, org, pid)
+            await conn.execute(
+                policy_attachments.delete().where(
+                    policy_attachments.c.organization_id == org.id,
+                    policy_attachments.c.policy_id == pid,
+                )
+            )
+            await conn.execute(policies.delete().where(policies.c.id == pid))
+            await bump_epoch(conn)
+
+    # --- attachments ----------------------------------------------------------------------
+
+    async def attach(
+        self, org: OrganizationRecord, pid: str, principal: Subject, by: Principal
+    ) -> None:
+        async with self._db.begin() as conn:
+            policy = await self._policy_row(conn, org, pid)
+            await _check_subject(conn, org, principal)
+            if not await attach(conn, org.id, pid, principal, (by.type, by.id)):
+                raise AlreadyAttached(policy.name, describe(principal))
+
+    async def detach(self, org: OrganizationRecord, pid: str, principal: Subject) -> None:
+        async with self._db.begin() as conn:
+            policy = await self._policy_row(conn, org, pid)
+            result = await conn.execute(
+                policy_attachments.delete().where(
+                    policy_attachments.c.organization_id == org.id,
+                    policy_attachments.c.policy_id == pid,
+                    policy_attachments.c.principal_type == principal[0],
+                    policy_attachments.c.principal_id == principal[1],
+                )
+            )
+            if result.rowcount == 0:
+                raise NotAttached(policy.name, describe(principal))
+            await bump_epoch(conn)
+
+    async def attachments(
+        self,
+        org: OrganizationRecord,
+        *,
+        policy_id: str | None = None,
+        principal: Subject | None = None,
+    ) -> list[AttachmentRecord]:
+        query = sa.select(policy_attachments).where(policy_attachments.c.organization_id == org.id)
+        if policy_id is not None:
+            query = query.where(policy_attachments.c.policy_id == policy_id)
+        if principal is not None:
+            query = query.where(
+                policy_attachments.c.principal_type == principal[0],
+                policy_attachments.c.principal_id == principal[1],
+            )
+        query = query.order_by(policy_attachments.c.attached_at, policy_attachments.c.principal_id)
+        async with self._db.connect() as conn:
+            rows = (await conn.execute(query)).all()
+            names = await _names(
+                conn, org, ((row.principal_type, row.principal_id) for row in rows)
+            )
+            policy_names = await self._policy_names(conn, org, {row.policy_id for row in rows})
+        return [
+            AttachmentRecord(
+                policy_id=row.policy_id,
+                policy_name=policy_names.get(row.policy_id, ""),
+                is_builtin=row.policy_id in BUILTIN_BY_ID,
+                principal_type=row.principal_type,
+                principal_id=row.principal_id,
+                principal_name=names.get((row.principal_type, row.principal_id), ("", ""))[0],
+                attached_by_type=row.attached_by_type,
+                attached_by=row.attached_by,
+                attached_at=row.attached_at,
+            )
+            for row in rows
+        ]
+
+    async def _policy_names(
+        self, conn: AsyncConnection, org: OrganizationRecord, ids: set[str]
+    ) -> dict[str, str]:
+        found = {pid: BUILTIN_BY_ID[pid] for pid in ids if pid in BUILTIN_BY_ID}
+        stored = ids - set(found)
+        if stored:
+            rows = await conn.execute(
+                sa.select(policies.c.id, policies.c.name).where(policies.c.id.in_(stored))
+            )
+            found.update({row.id: row.name for row in rows})
+        return found
+
+    async def effective_policies(
+        self, org: OrganizationRecord, subject: Subject
+    ) -> list[EffectivePolicy]:
+        """The policies attached to ``subject`` and to every group it is in (transitively):
+        what the authorizer evaluates for it. One consistent snapshot."""
+        async with self._db.connect() as conn, conn.begin():
+            return await self._effective(conn, org, subject)
+
+    async def _effective(
+        self, conn: AsyncConnection, org: OrganizationRecord, subject: Subject
+    ) -> list[EffectivePolicy]:
+        in_groups = await _effective_groups(conn, org.id, subject)
+        holders: dict[Subject, tuple[str, str]] = {subject: ("direct", "")}
+        for group in in_groups:
+            holders.setdefault(("group", group.group_id), ("group", group.group_name))
+        group_ids = [gid for kind, gid in holders if kind == "group"]
+        rows = (
+            await conn.execute(
+                sa.select(
+                    policy_attachments.c.policy_id,
+                    policy_attachments.c.principal_type,
+                    policy_attachments.c.principal_id,
+                ).where(
+                    policy_attachments.c.organization_id == org.id,
+                    sa.or_(
+                        sa.and_(
+                            policy_attachments.c.principal_type == subject[0],
+                            policy_attachments.c.principal_id == subject[1],
+                        ),
+                        sa.and_(
+                            policy_attachments.c.principal_type == "group",
+                            policy_attachments.c.principal_id.in_(group_ids),
+                        ),
+                    ),
+                )
+            )
+        ).all()
+        stored_ids = {row.policy_id for row in rows if row.policy_id not in BUILTIN_BY_ID}
+        stored: dict[str, PolicyRecord] = {}
+        if stored_ids:
+            found = await conn.execute(sa.select(policies).where(policies.c.id.in_(stored_ids)))
+            stored = {row.id: _policy(row) for row in found}
+        result: list[EffectivePolicy] = []
+        seen: set[tuple[str, str, str]] = set()
+        for row in rows:
+            source, source_name = holders[(row.principal_type, row.principal_id)]
+            name = BUILTIN_BY_ID.get(row.policy_id)
+            policy = self.builtin(org, name) if name else stored.get(row.policy_id)
+            if policy is None or (row.policy_id, source, source_name) in seen:
+                continue
+            seen.add((row.policy_id, source, source_name))
+            result.append(EffectivePolicy(policy, source, source_name))
+        result.sort(key=lambda item: (item.source != "direct", item.source_name, item.policy.name))
+        return result
+
+
+def _with_count(policy: PolicyRecord, count: int) -> PolicyRecord:
+    return PolicyRecord(
+        policy.id,
+        policy.organization_id,
+        policy.name,
+        policy.description,
+        policy.policy_text,
+        policy.is_builtin,
+        policy.created_by_type,
+        policy.created_by,
+        policy.created_at,
+        policy.updated_at,
+        count,
+    )
+
+
+async def _check_subject(conn: AsyncConnection, org: OrganizationRecord, subject: Subject) -> None:
+    kind, sid = subject
+    if kind == "user":
+        found = await conn.scalar(
+            sa.select(memberships.c.user_id).where(
+                memberships.c.organization_id == org.id, memberships.c.user_id == sid
+            )
+        )
+    elif kind == "group":
+        found = await conn.scalar(
+            sa.select(groups.c.id).where(groups.c.organization_id == org.id, groups.c.id == sid)
+        )
+    else:
+        return
+    if found is None:
+        raise SubjectNotFound(describe(subject), org.name)
+
+
+async def _parents(conn: AsyncConnection, org_id: str) -> dict[str, list[str]]:
+    """Group id -> the groups it is a member of, for the whole organization."""
+    rows = await conn.execute(
+        sa.select(group_members.c.subject_id, group_members.c.group_id).where(
+            group_members.c.organization_id == org_id, group_members.c.subject_type == "group"
+        )
+    )
+    parents: dict[str, list[str]] = {}
+    for child, parent in rows:
+        parents.setdefault(child, []).append(parent)
+    return parents
+
+
+async def _cycle(
+    conn: AsyncConnection, org: OrganizationRecord, parent: str, child: str
+) -> list[str] | None:
+    """The cycle that making group ``child`` a member of group ``parent`` would close, as group
+    names from ``parent`` back to itself, or ``None``."""
+    parents = await _parents(conn, org.id)
+    # A cycle exists when ``parent`` is ``child`` or already (transitively) inside ``child``.
+    trail: dict[str, str | None] = {parent: None}
+    frontier = [parent]
+    while frontier and child not in trail:
+        step = []
+        for gid in frontier:
+            for up in parents.get(gid, []):
+                if up not in trail:
+                    trail[up] = gid
+                    step.append(up)
+        frontier = step
+    if child not in trail:
+        return None
+    path: list[str] = []
+    node: str | None = child
+    while node is not None:
+        path.append(node)
+        node = trail[node]
+    rows = await conn.execute(sa.select(groups.c.id, groups.c.name).where(groups.c.id.in_(path)))
+    names = {row.id: row.name for row in rows}
+    # parent -> child (the new edge) -> ... -> parent
+    return [names.get(parent, parent)] + [names.get(gid, gid) for gid in path]
+
+
+async def _effective_groups(
+    conn: AsyncConnection, org_id: str, subject: Subject
+) -> list[EffectiveGroup]:
+    direct = [
+        row[0]
+        for row in await conn.execute(
+            sa.select(group_members.c.group_id).where(
+                group_members.c.organization_id == org_id,
+                group_members.c.subject_type == subject[0],
+                group_members.c.subject_id == subject[1],
+            )
+        )
+    ]
+    if not direct:
+        return []
+    parents = await _parents(conn, org_id)
+    via: dict[str, str | None] = {gid: None for gid in direct}
+    frontier = list(direct)
+    while frontier:
+        step = []
+        for gid in frontier:
+            for up in parents.get(gid, []):
+                if up not in via:
+                    via[up] = gid
+                    step.append(up)
+        frontier = step
+    rows = await conn.execute(sa.select(groups).where(groups.c.id.in_(list(via))))
+    by_id = {row.id: row for row in rows}
+    result = []
+    for gid, child in via.items():
+        row = by_id.get(gid)
+        if row is None:
+            continue
+        if child is None:
+            result.append(EffectiveGroup(gid, row.name, row.description, "direct", ""))
+        else:
+            result.append(
+                EffectiveGroup(gid, row.name, row.description, "group", by_id[child].name)
+            )
+    return result
+
+
+async def _names(
+    conn: AsyncConnection, org: OrganizationRecord, subjects: Iterable[Subject]
+) -> dict[Subject, tuple[str, str]]:
+    """(display name, username) of users and groups; roles and agents stay unnamed here."""
+    wanted = set(subjects)
+    user_ids = [sid for kind, sid in wanted if kind == "user"]
+    group_ids = [sid for kind, sid in wanted if kind == "group"]
+    names: dict[Subject, tuple[str, str]] = {}
+    if user_ids:
+        rows = await conn.execute(
+            sa.select(users.c.id, users.c.username, users.c.full_name).where(
+                users.c.id.in_(user_ids)
+            )
+        )
+        for row in rows:
+            names[("user", row.id)] = (row.full_name or row.username, row.username)
+    if group_ids:
+        rows = await conn.execute(
+            sa.select(groups.c.id, groups.c.name).where(groups.c.id.in_(group_ids))
+        )
+        for row in rows:
+            names[("group", row.id)] = (row.name, "")
+    return names

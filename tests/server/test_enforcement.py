@@ -1,0 +1,236 @@
+"""Policies decide what a member may do, on every route family: a member with ReadOnly, with
+custom path-scoped policies, and with policies it holds through three levels of groups; Deny
+beats allow; a change takes effect on the next request; non-members learn nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import httpx
+import pytest
+
+from lamina.testing import LocalServer
+from tests.server.members import Member, new_member
+
+
+@pytest.fixture
+def member(
+    api: httpx.Client, local_server: LocalServer, unique_name: Callable[..., str]
+) -> Iterator[Member]:
+    found = new_member(api, local_server, unique_name)
+    session = found.repo.session()
+    found.repo.put(session, "public/a.txt", b"public")
+    found.repo.put(session, "private/b.txt", b"private")
+    found.repo.commit(session)
+    yield found
+    found.client.close()
+
+
+def _builtin(api: httpx.Client, member: Member, name: str) -> str:
+    listed = api.get(f"{member.o}/policies").json()["results"]
+    policy_id: str = next(p["id"] for p in listed if p["name"] == name)
+    return policy_id
+
+
+def _detach_default(api: httpx.Client, member: Member) -> None:
+    response = api.delete(
+        f"{member.o}/policies/{_builtin(api, member, 'ReadWrite')}/attachments",
+        params={"principal_type": "user", "principal_id": member.user_id},
+    )
+    assert response.status_code == 204, response.text
+
+
+def _policy(api: httpx.Client, member: Member, name: str, text: str) -> str:
+    response = api.post(f"{member.o}/policies", json={"name": name, "policy_text": text})
+    assert response.status_code == 201, response.text
+    policy_id: str = response.json()["id"]
+    return policy_id
+
+
+def _attach(api: httpx.Client, member: Member, policy_id: str, kind: str, pid: str) -> None:
+    response = api.post(
+        f"{member.o}/policies/{policy_id}/attachments",
+        json={"principal_type": kind, "principal_id": pid},
+    )
+    assert response.status_code == 201, response.text
+
+
+def _denied(response: httpx.Response, action: str) -> None:
+    assert response.status_code == 403, response.text
+    body = response.json()
+    assert body["code"] == "forbidden" and body["request_id"]
+    assert body["message"].startswith(f"{action} on "), body["message"]
+
+
+def _allowed(response: httpx.Response) -> None:
+    assert response.status_code < 400, response.text
+
+
+class Calls:
+    """One request per route family, as the member."""
+
+    def __init__(self, member: Member) -> None:
+        self.c = member.client
+        self.r = f"{member.o}/repositories/data"
+        self.o = member.o
+
+    def list_repositories(self) -> httpx.Response:
+        return self.c.get(f"{self.o}/repositories")
+
+    def create_repository(self) -> httpx.Response:
+        return self.c.post(f"{self.o}/repositories", json={"name": "more"})
+
+    def create_session(self) -> httpx.Response:
+        return self.c.post(f"{self.r}/sessions")
+
+    def list_objects(self) -> httpx.Response:
+        return self.c.get(f"{self.r}/objects")
+
+    def get_object(self, path: str) -> httpx.Response:
+        return self.c.get(f"{self.r}/object", params={"path": path})
+
+    def put_object(self, session: str, path: str) -> httpx.Response:
+        return self.c.put(f"{self.r}/object", params={"session_id": session, "path": path})
+
+    def copy(self, session: str, source: str, destination: str) -> httpx.Response:
+        return self.c.post(
+            f"{self.r}/object/copy",
+            params={"session_id": session, "source_path": source, "destination_path": destination},
+        )
+
+    def delete_many(self, session: str, paths: list[str]) -> httpx.Response:
+        return self.c.post(
+            f"{self.r}/objects/delete", params={"session_id": session}, json={"paths": paths}
+        )
+
+    def list_commits(self) -> httpx.Response:
+        return self.c.get(f"{self.r}/log")
+
+    def create_sandbox(self) -> httpx.Response:
+        return self.c.post(f"{self.r}/sandboxes", json={"command": ["true"]})
+
+
+def test_a_plain_member_has_read_write_but_not_administration(member: Member) -> None:
+    calls = Calls(member)
+    _allowed(calls.list_objects())
+    session = calls.create_session().json()["session_id"]
+    _allowed(calls.put_object(session, "private/c.txt"))
+    _denied(calls.create_repository(), "CreateRepository")
+    _denied(member.client.post(f"{member.o}/groups", json={"name": "g"}), "ManageGroups")
+    _denied(member.client.get(f"{member.o}/policies"), "ManagePolicies")
+
+
+def test_read_only(api: httpx.Client, member: Member) -> None:
+    _detach_default(api, member)
+    _attach(api, member, _builtin(api, member, "ReadOnly"), "user", member.user_id)
+    calls = Calls(member)
+    _allowed(calls.list_repositories())
+    _allowed(calls.list_objects())
+    _allowed(calls.get_object("private/b.txt"))
+    _allowed(calls.list_commits())
+    _denied(calls.create_repository(), "CreateRepository")
+    _denied(calls.create_session(), "CreateSession")
+    admin_session = member.repo.session()
+    _denied(calls.put_object(admin_session, "public/new.txt"), "PutObject")
+    _denied(calls.copy(admin_session, "public/a.txt", "public/z.txt"), "PutObject")
+    _denied(calls.delete_many(admin_session, ["public/a.txt"]), "DeleteObject")
+    _denied(calls.create_sandbox(), "CreateSandbox")
+
+
+PATH_POLICY = """\
+ListRepositories()
+GetRepository()
+ListObjects()
+ListCommits()
+CreateSession()
+GetObject(path="public/*")
+PutObject(path="public/*")
+DeleteObject(path="public/*")
+"""
+
+
+def _check_path_scoped(member: Member) -> None:
+    calls = Calls(member)
+    _allowed(calls.get_object("public/a.txt"))
+    denied = calls.get_object("private/b.txt")
+    _denied(denied, "GetObject")
+    assert f"{member.org}/data/private/b.txt" in denied.json()["message"]
+    session = calls.create_session().json()["session_id"]
+    _allowed(calls.put_object(session, "public/new.txt"))
+    _denied(calls.put_object(session, "private/new.txt"), "PutObject")
+    _allowed(calls.copy(session, "public/a.txt", "public/copy.txt"))
+    _denied(calls.copy(session, "public/a.txt", "private/copy.txt"), "PutObject")
+    _denied(calls.copy(session, "private/b.txt", "public/copy2.txt"), "GetObject")
+    _denied(calls.delete_many(session, ["public/a.txt", "private/b.txt"]), "DeleteObject")
+    _allowed(calls.delete_many(session, ["public/a.txt"]))
+    _allowed(calls.list_commits())
+    _denied(calls.create_sandbox(), "CreateSandbox")
+
+
+def test_custom_path_scoped_policies(api: httpx.Client, member: Member) -> None:
+    _detach_default(api, member)
+    _attach(api, member, _policy(api, member, "public-only", PATH_POLICY), "user", member.user_id)
+    _check_path_scoped(member)
+
+
+def test_policies_held_through_three_levels_of_groups(api: httpx.Client, member: Member) -> None:
+    _detach_default(api, member)
+    ids = []
+    for name in ("team", "dept", "company"):
+        response = api.post(f"{member.o}/groups", json={"name": name})
+        ids.append(response.json()["id"])
+    members = [("user", member.user_id), ("group", ids[0]), ("group", ids[1])]
+    for group_id, (kind, subject) in zip(ids, members, strict=True):
+        added = api.post(
+            f"{member.o}/groups/{group_id}/members",
+            json={"subject_type": kind, "subject_id": subject},
+        )
+        assert added.status_code == 201, added.text
+    _denied(Calls(member).list_objects(), "ListObjects")
+    _attach(api, member, _policy(api, member, "public-only", PATH_POLICY), "group", ids[2])
+    _check_path_scoped(member)
+    effective = api.get(
+        f"{member.o}/effective-policies",
+        params={"principal_type": "user", "principal_id": member.user_id},
+    ).json()["results"]
+    assert [(p["policy_name"], p["source"], p["source_name"]) for p in effective] == [
+        ("public-only", "group", "company")
+    ]
+
+
+def test_deny_beats_allow_and_changes_apply_on_the_next_request(
+    api: httpx.Client, member: Member
+) -> None:
+    calls = Calls(member)
+    session = calls.create_session().json()["session_id"]
+    _allowed(calls.put_object(session, "private/x.txt"))
+    policy_id = _policy(api, member, "lock", 'Deny PutObject(path="private/*")\n')
+    _attach(api, member, policy_id, "user", member.user_id)
+    denied = calls.put_object(session, "private/x.txt")
+    _denied(denied, "PutObject")
+    assert "lock" in denied.json()["message"]
+    _allowed(calls.put_object(session, "public/x.txt"))  # ReadWrite still allows the rest
+    changed = api.put(
+        f"{member.o}/policies/{policy_id}", json={"policy_text": 'Deny PutObject(path="public/*")'}
+    )
+    assert changed.status_code == 200
+    _allowed(calls.put_object(session, "private/x.txt"))
+    _denied(calls.put_object(session, "public/x.txt"), "PutObject")
+
+
+def test_a_non_member_learns_nothing(
+    api: httpx.Client, local_server: LocalServer, member: Member, unique_name: Callable[..., str]
+) -> None:
+    other = new_member(api, local_server, unique_name)
+    try:
+        response = other.client.get(f"{member.o}/repositories/data/objects")
+        assert response.status_code == 404
+        assert response.json()["code"] == "organization_not_found"
+    finally:
+        other.client.close()
+
+
+def test_removing_a_member_takes_its_grants_away(api: httpx.Client, member: Member) -> None:
+    assert api.delete(f"{member.o}/members/{member.user_id}").status_code == 204
+    effective = api.get(f"{member.o}/effective-policies", params={"user_id": member.user_id})
+    assert effective.json()["results"] == []
