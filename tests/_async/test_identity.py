@@ -96,15 +96,15 @@ async def test_members_and_organization_delete(client: AsyncClient, org: AsyncOr
 
 async def test_groups(client: AsyncClient, org: AsyncOrganization) -> None:
     await require_route(client, f"/organizations/{org.name}/groups")
-    me = await client.auth.me()
+    (creator,) = [member async for member in org.members.list()]  # the only member: the caller
     group = await org.groups.create("analysts", description="read the data")
     assert (group.name, group.description) == ("analysts", "read the data")
     assert group.id in [listed.id async for listed in org.groups.list()]
 
-    member = await group.members.create(subject_type="user", subject_id=me.caller.id)
-    assert (member.subject_type, member.subject_id) == ("user", me.caller.id)
-    assert [m.subject_id async for m in group.members.list()] == [me.caller.id]
-    effective = await org.groups.effective("user", me.caller.id)
+    member = await group.members.create(subject_type="user", subject_id=creator.user_id)
+    assert (member.subject_type, member.subject_id) == ("user", creator.user_id)
+    assert [m.subject_id async for m in group.members.list()] == [creator.user_id]
+    effective = await org.groups.effective("user", creator.user_id)
     assert group.id in [entry.group_id for entry in effective]
 
     updated = await group.update(description="changed")
@@ -112,7 +112,7 @@ async def test_groups(client: AsyncClient, org: AsyncOrganization) -> None:
     fetched = await org.groups.get(group.id)
     assert (fetched.name, fetched.description, fetched.attachments) == ("analysts", "changed", [])
 
-    await group.members.delete(subject_type="user", subject_id=me.caller.id)
+    await group.members.delete(subject_type="user", subject_id=creator.user_id)
     assert [m async for m in group.members.list()] == []
     await org.groups.delete(group.id)
     with pytest.raises(NotFoundError):
@@ -265,6 +265,7 @@ async def test_can_i_and_explain_agree_with_the_server(
     client: AsyncClient, org: AsyncOrganization
 ) -> None:
     await require_route(client, f"/organizations/{org.name}/policies")
+    await require_route(client, "/auth/me")
     me = await client.auth.me()
     await org.repositories.create("locked")
     await org.repositories.create("open")

@@ -96,15 +96,15 @@ def test_members_and_organization_delete(client: Client, org: Organization) -> N
 
 def test_groups(client: Client, org: Organization) -> None:
     require_route(client, f"/organizations/{org.name}/groups")
-    me = client.auth.me()
+    (creator,) = [member for member in org.members.list()]  # the only member: the caller
     group = org.groups.create("analysts", description="read the data")
     assert (group.name, group.description) == ("analysts", "read the data")
     assert group.id in [listed.id for listed in org.groups.list()]
 
-    member = group.members.create(subject_type="user", subject_id=me.caller.id)
-    assert (member.subject_type, member.subject_id) == ("user", me.caller.id)
-    assert [m.subject_id for m in group.members.list()] == [me.caller.id]
-    effective = org.groups.effective("user", me.caller.id)
+    member = group.members.create(subject_type="user", subject_id=creator.user_id)
+    assert (member.subject_type, member.subject_id) == ("user", creator.user_id)
+    assert [m.subject_id for m in group.members.list()] == [creator.user_id]
+    effective = org.groups.effective("user", creator.user_id)
     assert group.id in [entry.group_id for entry in effective]
 
     updated = group.update(description="changed")
@@ -112,7 +112,7 @@ def test_groups(client: Client, org: Organization) -> None:
     fetched = org.groups.get(group.id)
     assert (fetched.name, fetched.description, fetched.attachments) == ("analysts", "changed", [])
 
-    group.members.delete(subject_type="user", subject_id=me.caller.id)
+    group.members.delete(subject_type="user", subject_id=creator.user_id)
     assert [m for m in group.members.list()] == []
     org.groups.delete(group.id)
     with pytest.raises(NotFoundError):
@@ -261,6 +261,7 @@ def test_a_denial_names_action_and_resource(
 
 def test_can_i_and_explain_agree_with_the_server(client: Client, org: Organization) -> None:
     require_route(client, f"/organizations/{org.name}/policies")
+    require_route(client, "/auth/me")
     me = client.auth.me()
     org.repositories.create("locked")
     org.repositories.create("open")
