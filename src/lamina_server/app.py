@@ -50,6 +50,7 @@ from lamina_server.api.signing import UrlSigner
 from lamina_server.audit import NoAudit
 from lamina_server.authz import Authorizer
 from lamina_server.authz.builtins import BUILTIN_TEXTS
+from lamina_server.authz.generate import policy_generator
 from lamina_server.authz.store import AccessStore
 from lamina_server.bootstrap import bootstrap, load_or_create_secret
 from lamina_server.config import ServerConfig
@@ -124,6 +125,7 @@ def create_app(config: ServerConfig, *, trigger_launcher: Launcher | None = None
                 staging=Staging(versions, blobs),
                 authorizer=Authorizer(identity, access),
                 access=access,
+                policy_generator=policy_generator(config.policy_generator),
                 audit=NoAudit(),
                 sandboxes=sandbox_service,
                 triggers=SandboxTriggers(db),

@@ -234,3 +234,24 @@ def test_removing_a_member_takes_its_grants_away(api: httpx.Client, member: Memb
     assert api.delete(f"{member.o}/members/{member.user_id}").status_code == 204
     effective = api.get(f"{member.o}/effective-policies", params={"user_id": member.user_id})
     assert effective.json()["results"] == []
+
+
+def test_a_rego_policy_is_enforced_beside_the_policy_language(
+    api: httpx.Client, member: Member
+) -> None:
+    _detach_default(api, member)
+    rego = (
+        "package lamina\n\n"
+        'allow if input.action in {"GetRepository", "ListObjects", "GetObject"}\n'
+        'deny contains "private/ is off limits" if startswith(input.resource.path, "private/")\n'
+    )
+    created = api.post(f"{member.o}/policies", json={"name": "rego-reader", "rego": rego})
+    assert created.status_code == 201, created.text
+    assert created.json()["language"] == "rego" and created.json()["rego"] == rego
+    _attach(api, member, created.json()["id"], "user", member.user_id)
+    calls = Calls(member)
+    _allowed(calls.get_object("public/a.txt"))
+    refused = calls.get_object("private/b.txt")
+    _denied(refused, "GetObject")
+    assert "private/ is off limits" in refused.json()["message"]
+    _denied(calls.put_object("any-session", "public/c.txt"), "PutObject")  # refused first

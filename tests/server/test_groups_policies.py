@@ -127,10 +127,12 @@ def test_policies_validate_create_attach_and_effective(api: httpx.Client, member
     assert result["valid"] is False
     assert [(e["line"], e["column"]) for e in result["errors"]] == [(2, 1)]
     assert "GetObjekt" in result["errors"][0]["message"]
-    assert api.post(f"{o}/policies:validate", json={"rego": "GetObject()"}).json() == {
-        "valid": True,
-        "errors": [],
-    }
+    rego_checked = api.post(f"{o}/policies:validate", json={"rego": "GetObject()"}).json()
+    assert rego_checked["valid"] is False and rego_checked["errors"][0]["line"] == 1
+    assert api.post(
+        f"{o}/policies:validate",
+        json={"rego": 'package lamina\n\nallow if input.action == "GetObject"\n'},
+    ).json() == {"valid": True, "errors": []}
     refused = api.post(f"{o}/policies", json={"name": "bad", "policy_text": "Nope()"})
     assert refused.status_code == 400 and "line 1, column 1" in refused.json()["message"]
 
@@ -205,8 +207,13 @@ def test_builtins_are_attachable_but_not_editable(api: httpx.Client, member: Mem
         json={"principal_type": "user", "principal_id": member.user_id},
     )
     assert attached.status_code == 201 and attached.json()["is_builtin"] is True
-    generated = api.post(f"{o}/policies:generate", json={"prompt": "read only"})
-    assert generated.status_code == 503
+    generated = api.post(
+        f"{o}/policies:generate", json={"prompt": "read-only access to all repositories"}
+    )
+    assert generated.status_code == 200, generated.text
+    text = generated.json()["policy_text"]
+    assert "GetObject" in text and "PutObject" not in text.replace("Deny PutObject", "")
+    assert api.post(f"{o}/policies:validate", json={"policy_text": text}).json()["valid"]
 
 
 def test_the_tilde_sdk_reads_groups_and_policies(local_server: LocalServer, member: Member) -> None:

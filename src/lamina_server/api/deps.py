@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from lamina_server.api.signing import UrlSigner
     from lamina_server.audit import AuditHook
     from lamina_server.authz import Authorizer
+    from lamina_server.authz.generate import PolicyGenerator
     from lamina_server.authz.store import AccessStore
     from lamina_server.config import ServerConfig
     from lamina_server.identity import Identity
@@ -39,6 +40,7 @@ class Services:
     staging: Staging
     authorizer: Authorizer
     access: AccessStore
+    policy_generator: PolicyGenerator
     audit: AuditHook
     sandboxes: Sandboxes
     triggers: SandboxTriggers

@@ -2,12 +2,12 @@
 to users, groups, roles and agents, and a principal's effective policies.
 
 Every route is :attr:`Action.MANAGE_POLICIES`, reads included: an organization's policies and
-who holds them are its security configuration. Policy text is the policy language of
-:mod:`lamina_server.authz.policy`. ``rego`` (the field the cerebral SDK sends) is accepted as
-another name for ``policy_text``: its text is validated and evaluated as the policy language,
-the only one this server evaluates.
+who holds them are its security configuration. ``policy_text`` is the policy language of
+:mod:`lamina_server.authz.policy`; ``rego`` (what the cerebral SDK sends) is OPA's Rego
+(:mod:`lamina_server.authz.rego`), validated and evaluated as such, beside the others.
 
-``policies:generate`` answers 503: this server has no policy generator configured.
+``policies:generate`` answers through the server's policy generator
+(:mod:`lamina_server.authz.generate`: built-in rules, or an OpenAI-compatible endpoint).
 """
 
 from __future__ import annotations
@@ -25,7 +25,9 @@ from lamina_server.api.pagination import envelope
 from lamina_server.api.params import ORG, Pages, ServicesDep
 from lamina_server.api.schemas import PaginationBody, error_responses, rfc3339
 from lamina_server.authz import Action
+from lamina_server.authz.generate import GenerationError, GeneratorBadOutput, GeneratorRateLimited
 from lamina_server.authz.policy import PolicyError, validate
+from lamina_server.authz.rego import validate_rego
 from lamina_server.authz.store import AttachmentRecord, PolicyRecord
 
 router = APIRouter(tags=["Policies"], route_class=LaminaRoute)
@@ -77,6 +79,8 @@ class Policy(BaseModel):
     name: str
     description: str
     policy_text: str
+    rego: str = Field(description="the text again when it is Rego (what cerebral-sdk reads)")
+    language: Literal["dsl", "rego"]
     is_builtin: bool
     created_by_type: str
     created_by: str
@@ -155,6 +159,8 @@ def policy_json(policy: PolicyRecord) -> dict[str, Any]:
         "name": policy.name,
         "description": policy.description,
         "policy_text": policy.policy_text,
+        "rego": policy.policy_text if policy.language == "rego" else "",
+        "language": policy.language,
         "is_builtin": policy.is_builtin,
         "created_by_type": policy.created_by_type,
         "created_by": policy.created_by,
@@ -201,24 +207,27 @@ def principal_of(
     return None
 
 
-def _text(policy_text: str | None, rego: str | None) -> str:
-    """The policy text of a body, sent as ``policy_text`` or ``rego``; 400 without either."""
-    text = policy_text if policy_text is not None else rego
-    if text is None:
-        raise bad_request("policy_text: is required")
-    return text
+def _text(policy_text: str | None, rego: str | None) -> tuple[str, str]:
+    """The text of a body and its language: ``policy_text`` (the policy language) or ``rego``;
+    400 without either."""
+    if policy_text is not None:
+        return policy_text, "dsl"
+    if rego is not None:
+        return rego, "rego"
+    raise bad_request("policy_text: is required (or rego)")
 
 
-def _errors(text: str) -> list[PolicyError]:
-    return validate(text)
+def _errors(text: str, language: str) -> list[PolicyError]:
+    return validate_rego(text) if language == "rego" else validate(text)
 
 
-def _require_valid(text: str) -> None:
-    errors = _errors(text)
+def _require_valid(text: str, language: str) -> None:
+    errors = _errors(text, language)
     if errors:
         first = errors[0]
+        field = "rego" if language == "rego" else "policy_text"
         raise bad_request(
-            f"policy_text: line {first.line}, column {first.column}: {first.message}",
+            f"{field}: line {first.line}, column {first.column}: {first.message}",
             "invalid_policy",
         )
 
@@ -253,14 +262,15 @@ async def list_policies(services: ServicesDep, access: AccessDep, pages: Pages) 
 async def create_policy(
     body: CreatePolicyRequest, services: ServicesDep, access: AccessDep
 ) -> JSONResponse:
-    text = _text(body.policy_text, body.rego)
-    _require_valid(text)
+    text, language = _text(body.policy_text, body.rego)
+    _require_valid(text, language)
     policy = await services.access.create_policy(
         access.org,
         name=body.name,
         text=text,
         description=body.description,
         by=access.caller,
+        language=language,
     )
     return JSONResponse(policy_json(policy), status_code=201)
 
@@ -273,7 +283,7 @@ async def create_policy(
     dependencies=[organization_action(Action.MANAGE_POLICIES)],
 )
 async def validate_policy(body: ValidatePolicyRequest, access: AccessDep) -> JSONResponse:
-    errors = _errors(_text(body.policy_text, body.rego))
+    errors = _errors(*_text(body.policy_text, body.rego))
     return JSONResponse(
         {
             "valid": not errors,
@@ -287,18 +297,23 @@ async def validate_policy(body: ValidatePolicyRequest, access: AccessDep) -> JSO
 
 @router.post(
     f"{ORG}/policies:generate",
-    summary="Generate policy text from a prompt (503: no generator is configured)",
+    summary="Generate policy text from a prompt; the text always validates",
     response_model=GeneratedPolicy,
-    responses=error_responses(400, 403, 404, 503),
+    responses=error_responses(400, 403, 404, 429, 502, 503),
     dependencies=[organization_action(Action.MANAGE_POLICIES)],
 )
-async def generate_policy(body: GeneratePolicyRequest, access: AccessDep) -> JSONResponse:
-    raise ApiError(
-        503,
-        "generator_unavailable",
-        "this server has no policy generator configured: write the policy text "
-        "(POST policies:validate checks it)",
-    )
+async def generate_policy(
+    body: GeneratePolicyRequest, services: ServicesDep, access: AccessDep
+) -> JSONResponse:
+    try:
+        text = await services.policy_generator.generate(body.prompt)
+    except GeneratorRateLimited as exc:
+        raise ApiError(429, "generator_rate_limited", str(exc)) from None
+    except GeneratorBadOutput as exc:
+        raise ApiError(502, "generator_bad_output", str(exc)) from None
+    except GenerationError as exc:
+        raise ApiError(503, "generator_unavailable", str(exc)) from None
+    return JSONResponse({"policy_text": text})
 
 
 @router.get(
@@ -326,12 +341,17 @@ async def get_policy(policy_id: PolicyId, services: ServicesDep, access: AccessD
 async def update_policy(
     policy_id: PolicyId, body: UpdatePolicyRequest, services: ServicesDep, access: AccessDep
 ) -> JSONResponse:
-    text = None
+    text = language = None
     if body.policy_text is not None or body.rego is not None:
-        text = _text(body.policy_text, body.rego)
-        _require_valid(text)
+        text, language = _text(body.policy_text, body.rego)
+        _require_valid(text, language)
     policy = await services.access.update_policy(
-        access.org, policy_id, name=body.name, description=body.description, text=text
+        access.org,
+        policy_id,
+        name=body.name,
+        description=body.description,
+        text=text,
+        language=language,
     )
     return JSONResponse(policy_json(policy))
 

@@ -23,7 +23,8 @@ from datetime import datetime
 
 from lamina_server.authz.actions import Action
 from lamina_server.authz.builtins import BUILTIN_POLICIES
-from lamina_server.authz.policy import CompiledPolicy, Target, compile_policy, evaluate
+from lamina_server.authz.policy import Policy, Target, compile_policy, evaluate
+from lamina_server.authz.rego import compile_rego
 from lamina_server.authz.store import AccessStore, PolicyRecord
 from lamina_server.identity import Identity, OrganizationRecord
 from lamina_server.principals import Principal
@@ -70,9 +71,9 @@ class Authorizer:
         self._identity = identity
         self._store = store
         # (organization id, principal type, principal id) -> (epoch, compiled policies)
-        self._effective: dict[tuple[str, str, str], tuple[int, Sequence[CompiledPolicy]]] = {}
+        self._effective: dict[tuple[str, str, str], tuple[int, Sequence[Policy]]] = {}
         # (policy id, updated at) -> compiled: a policy is compiled once per version
-        self._compiled: dict[tuple[str, datetime], CompiledPolicy] = {}
+        self._compiled: dict[tuple[str, datetime], Policy] = {}
 
     async def authorize(self, principal: Principal, action: Action, resource: Resource) -> Decision:
         org = resource.organization
@@ -84,9 +85,7 @@ class Authorizer:
         verdict = evaluate(policies, action, Target(org.name, resource.repository, resource.path))
         return Decision(verdict.allowed, verdict.reason)
 
-    async def policies(
-        self, org: OrganizationRecord, principal: Principal
-    ) -> Sequence[CompiledPolicy]:
+    async def policies(self, org: OrganizationRecord, principal: Principal) -> Sequence[Policy]:
         """The principal's compiled effective policies in ``org``, from the cache while the
         access epoch is the one they were read at."""
         epoch = await self._store.epoch()
@@ -103,7 +102,7 @@ class Authorizer:
         self._effective[key] = (epoch, compiled)
         return compiled
 
-    def _compile(self, policy: PolicyRecord) -> CompiledPolicy:
+    def _compile(self, policy: PolicyRecord) -> Policy:
         if policy.is_builtin:
             return BUILTIN_POLICIES[policy.name]
         key = (policy.id, policy.updated_at)
@@ -111,6 +110,10 @@ class Authorizer:
         if compiled is None:
             if len(self._compiled) >= _MAX_CACHED:
                 self._compiled.clear()
-            compiled = compile_policy(policy.policy_text, name=policy.name)
+            compiled = (
+                compile_rego(policy.policy_text, name=policy.name)
+                if policy.language == "rego"
+                else compile_policy(policy.policy_text, name=policy.name)
+            )
             self._compiled[key] = compiled
         return compiled

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -93,6 +93,7 @@ class PolicyRecord:
     created_at: datetime
     updated_at: datetime
     attachment_count: int = 0
+    language: str = "dsl"  # "dsl" (the policy language) | "rego"
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +150,7 @@ def _policy(row: Any, count: int = 0) -> PolicyRecord:
         row.created_at,
         row.updated_at,
         count,
+        language=row.language,
     )
 
 
@@ -386,12 +388,23 @@ class AccessStore:
         text: str,
         description: str,
         by: Principal,
+        language: str = "dsl",
     ) -> PolicyRecord:
         if name in BUILTIN_IDS:
             raise PolicyExists(name)
         now = utcnow()
         record = PolicyRecord(
-            str(uuid.uuid4()), org.id, name, description, text, False, by.type, by.id, now, now
+            str(uuid.uuid4()),
+            org.id,
+            name,
+            description,
+            text,
+            False,
+            by.type,
+            by.id,
+            now,
+            now,
+            language=language,
         )
         try:
             async with self._db.begin() as conn:
@@ -402,6 +415,7 @@ class AccessStore:
                         name=name,
                         description=description,
                         policy_text=text,
+                        language=language,
                         created_by_type=by.type,
                         created_by=by.id,
                         created_at=now,
@@ -420,6 +434,7 @@ class AccessStore:
         name: str | None,
         description: str | None,
         text: str | None,
+        language: str | None = None,
     ) -> PolicyRecord:
         if pid in BUILTIN_BY_ID:
             raise BuiltinPolicy(BUILTIN_BY_ID[pid])
@@ -431,6 +446,7 @@ class AccessStore:
                 ("name", name),
                 ("description", description),
                 ("policy_text", text),
+                ("language", language),
             )
             if value is not None
         }
@@ -591,19 +607,7 @@ class AccessStore:
 
 
 def _with_count(policy: PolicyRecord, count: int) -> PolicyRecord:
-    return PolicyRecord(
-        policy.id,
-        policy.organization_id,
-        policy.name,
-        policy.description,
-        policy.policy_text,
-        policy.is_builtin,
-        policy.created_by_type,
-        policy.created_by,
-        policy.created_at,
-        policy.updated_at,
-        count,
-    )
+    return replace(policy, attachment_count=count)
 
 
 async def _check_subject(conn: AsyncConnection, org: OrganizationRecord, subject: Subject) -> None:

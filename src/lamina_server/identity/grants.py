@@ -78,6 +78,7 @@ policies = sa.Table(
     sa.Column("name", sa.String(128), nullable=False),
     sa.Column("description", sa.String(1024), nullable=False, default=""),
     sa.Column("policy_text", sa.Text(), nullable=False),
+    sa.Column("language", sa.String(8), nullable=False, default="dsl"),  # "dsl" | "rego"
     sa.Column("created_by_type", sa.String(16), nullable=False),
     sa.Column("created_by", sa.String(36), nullable=False),
     sa.Column("created_at", UtcDateTime(), nullable=False),
