@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from lamina import AsyncClient, ForbiddenError, NotFoundError
+from lamina import AsyncClient, ForbiddenError, NotFoundError, PolicySyntaxError
 
 pytestmark = pytest.mark.anyio
 
@@ -349,3 +349,19 @@ async def test_key_lists_follow_pages_when_the_server_pages(
         {"amount": "1"},
         {"amount": "1", "after": "k1"},
     ]
+
+
+async def test_explain_refuses_to_guess_about_a_rego_policy(
+    client: AsyncClient, script: Script
+) -> None:
+    me = {"user": {"id": "u1", "username": "ana"}}
+    rego = {"id": "p3", "name": "opa", "policy_text": "package x", "language": "rego"}
+    script.answers.update(
+        {
+            ("GET", "/api/v1/auth/me"): (200, me),
+            ("GET", f"{ORG}/effective-policies"): (200, {"results": [{"policy_id": "p3"}]}),
+            ("GET", f"{ORG}/policies/p3"): (200, {"policy": rego}),
+        }
+    )
+    with pytest.raises(PolicySyntaxError, match=r"policy 'opa'.*a rego policy"):
+        await client.can_i("GetObject", "acme/data")

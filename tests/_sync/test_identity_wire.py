@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from lamina import Client, ForbiddenError, NotFoundError
+from lamina import Client, ForbiddenError, NotFoundError, PolicySyntaxError
 
 pytestmark = pytest.mark.sync
 
@@ -342,3 +342,17 @@ def test_key_lists_follow_pages_when_the_server_pages(client: Client, script: Sc
         {"amount": "1"},
         {"amount": "1", "after": "k1"},
     ]
+
+
+def test_explain_refuses_to_guess_about_a_rego_policy(client: Client, script: Script) -> None:
+    me = {"user": {"id": "u1", "username": "ana"}}
+    rego = {"id": "p3", "name": "opa", "policy_text": "package x", "language": "rego"}
+    script.answers.update(
+        {
+            ("GET", "/api/v1/auth/me"): (200, me),
+            ("GET", f"{ORG}/effective-policies"): (200, {"results": [{"policy_id": "p3"}]}),
+            ("GET", f"{ORG}/policies/p3"): (200, {"policy": rego}),
+        }
+    )
+    with pytest.raises(PolicySyntaxError, match=r"policy 'opa'.*a rego policy"):
+        client.can_i("GetObject", "acme/data")

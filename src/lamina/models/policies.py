@@ -11,7 +11,9 @@ from attrs import field, frozen
 @frozen
 class PolicyData:
     """A policy as the API returns it. ``policy_text`` is empty in a listing (which has
-    ``attachment_count`` instead); ``get()`` returns both the text and the attachments."""
+    ``attachment_count`` instead); ``get()`` returns both the text and the attachments.
+    ``language`` is ``"dsl"`` (the policy language) or ``"rego"`` (the reference server's
+    extension; a server that does not send it has only the policy language)."""
 
     id: str
     name: str
@@ -24,6 +26,7 @@ class PolicyData:
     created_at: datetime | None = None
     updated_at: datetime | None = None
     attachment_count: int | None = None
+    language: str = "dsl"
 
 
 @frozen

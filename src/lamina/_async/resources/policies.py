@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from lamina._async._pager import AsyncPager
 from lamina._async.resources._paths import organization_path, segment
 from lamina._converter import structure
+from lamina._errors import PolicySyntaxError
 from lamina._policy import Resource, SourcePolicy, evaluate
 from lamina.models.organizations import ResultList
 from lamina.models.policies import (
@@ -234,5 +235,12 @@ async def explain(client: AsyncClient, action: str, resource: str) -> Explanatio
     sources = []
     for entry in effective:
         policy = await policies.get(entry.policy_id)
+        if policy.data.language != "dsl":
+            raise PolicySyntaxError(
+                f"a {policy.data.language} policy: the SDK evaluates only the policy language",
+                line=1,
+                column=1,
+                policy=policy.name,
+            )
         sources.append(SourcePolicy(policy.id, policy.name, policy.policy_text))
     return evaluate(sources, action, target)

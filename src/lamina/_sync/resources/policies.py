@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from lamina._converter import structure
+from lamina._errors import PolicySyntaxError
 from lamina._policy import Resource, SourcePolicy, evaluate
 from lamina._sync._pager import Pager
 from lamina._sync.resources._paths import organization_path, segment
@@ -225,5 +226,12 @@ def explain(client: Client, action: str, resource: str) -> Explanation:
     sources = []
     for entry in effective:
         policy = policies.get(entry.policy_id)
+        if policy.data.language != "dsl":
+            raise PolicySyntaxError(
+                f"a {policy.data.language} policy: the SDK evaluates only the policy language",
+                line=1,
+                column=1,
+                policy=policy.name,
+            )
         sources.append(SourcePolicy(policy.id, policy.name, policy.policy_text))
     return evaluate(sources, action, target)
