@@ -7,12 +7,13 @@
     ├── TransportError              the request did not complete (connect, read, timeout)
     ├── SerializationError          the response is not the JSON the API promises
     ├── ApprovalTimeoutError        a commit waited longer than its timeout for approval
+    ├── PolicySyntaxError           a policy text the SDK's evaluator cannot read (also a ValueError)
     ├── SandboxError                a sandbox failed, was cancelled or timed out
     │   └── CommandError            a command exited non-zero
     └── APIError                    the server answered with an error status
         ├── BadRequestError              400
         ├── AuthenticationError          401
-        ├── ForbiddenError               403
+        ├── ForbiddenError               403  (action, resource, reason)
         ├── NotFoundError                404
         ├── ConflictError                409
         ├── GoneError                    410
@@ -32,6 +33,7 @@ Messages never show a credential: the tokens of signed URLs are redacted
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 from urllib.parse import unquote
 
@@ -55,6 +57,7 @@ __all__ = [
     "LaminaError",
     "LockedError",
     "NotFoundError",
+    "PolicySyntaxError",
     "PreconditionFailedError",
     "RangeNotSatisfiableError",
     "RateLimitError",
@@ -108,6 +111,19 @@ class ApprovalTimeoutError(LaminaError):
         super().__init__(message)
         self.session_id = session_id
         self.web_url = web_url
+
+
+class PolicySyntaxError(LaminaError, ValueError):
+    """A policy text that :func:`lamina.can_i` cannot evaluate: ``policy`` (its name, when
+    known), ``line`` and ``column`` (from 1) say where, ``detail`` says what."""
+
+    def __init__(self, detail: str, *, line: int, column: int, policy: str | None = None) -> None:
+        where = f"policy {policy!r}, " if policy is not None else ""
+        super().__init__(f"{where}line {line}, column {column}: {detail}")
+        self.detail = detail
+        self.line = line
+        self.column = column
+        self.policy = policy
 
 
 class SandboxError(LaminaError):
@@ -185,7 +201,33 @@ class AuthenticationError(APIError):
 
 
 class ForbiddenError(APIError):
-    """403: the caller's policies do not allow the action."""
+    """403: the caller's policies do not allow the action.
+
+    ``action`` (``"GetObject"``), ``resource`` (``"acme/data"``, ``"acme/data/raw/a.csv"``)
+    and ``reason`` are read from the server's message, ``"<Action> on <resource> is not
+    allowed: <reason>"``; each is ``None`` when the message does not say it.
+    """
+
+    def __init__(self, status_code: int, **kw: Any) -> None:
+        super().__init__(status_code, **kw)
+        self.action, self.resource, self.reason = parse_denial(self.message)
+
+
+_DENIAL = re.compile(
+    r"\s*(?P<action>[A-Za-z][A-Za-z0-9_]*) on (?P<resource>\S(?:.*?\S)?) is not allowed"
+    r"(?:\s*:\s*(?P<reason>.*\S))?\s*",
+    re.DOTALL,
+)
+
+
+def parse_denial(message: str) -> tuple[str | None, str | None, str | None]:
+    """``(action, resource, reason)`` from a 403 message in the server's format
+    ``"<Action> on <resource> is not allowed: <reason>"``; ``(None, None, None)`` for any
+    other message, and ``reason`` ``None`` when the message has none."""
+    match = _DENIAL.fullmatch(message)
+    if match is None:
+        return None, None, None
+    return match["action"], match["resource"], match["reason"]
 
 
 class NotFoundError(APIError):

@@ -1,5 +1,6 @@
 """The module-level API on a default blocking client: ``lamina.repository("org/repo")``,
-``lamina.organization("org")``, ``lamina.organizations`` and ``lamina.configure(...)``.
+``lamina.organization("org")``, ``lamina.organizations``, ``lamina.can_i(...)``,
+``lamina.explain(...)`` and ``lamina.configure(...)``.
 
 The default client is created on first use from the environment and config file (see
 :class:`~lamina.Client`); ``configure()`` replaces it, closing the previous one.
@@ -17,8 +18,9 @@ from lamina._types import NOT_GIVEN, NotGiven, TimeoutTypes
 if TYPE_CHECKING:
     from lamina._sync.resources.organizations import Organization, Organizations
     from lamina._sync.resources.repositories import Repository
+    from lamina.models.policies import Explanation
 
-__all__ = ["configure", "default_client", "organization", "repository"]
+__all__ = ["can_i", "configure", "default_client", "explain", "organization", "repository"]
 
 _lock = threading.Lock()
 _default_client: Client | None = None
@@ -76,3 +78,16 @@ def organization(name: str) -> Organization:
 def organizations() -> Organizations:
     """The default client's ``organizations`` (``lamina.organizations`` is this, live)."""
     return default_client().organizations
+
+
+def can_i(action: str, resource: str) -> bool:
+    """Whether the default client's caller may perform ``action`` on ``resource``
+    (``"org"``, ``"org/repo"`` or ``"org/repo/path"``), without trying it
+    (:meth:`Client.can_i <lamina.Client.can_i>`)."""
+    return default_client().can_i(action, resource)
+
+
+def explain(action: str, resource: str) -> Explanation:
+    """Whether the default client's caller may perform ``action`` on ``resource``, and which
+    policy line decides (:meth:`Client.explain <lamina.Client.explain>`)."""
+    return default_client().explain(action, resource)

@@ -209,3 +209,36 @@ def test_the_docstring_tree_matches_the_class_hierarchy() -> None:
         parent = drawn[name]
         assert cls.__bases__[0].__name__ == (parent or "Exception"), name
         assert getattr(lamina, name) is cls
+
+
+@pytest.mark.parametrize(
+    ("message", "parsed"),
+    [
+        (
+            "GetObject on acme/data is not allowed: no policy allows it",
+            ("GetObject", "acme/data", "no policy allows it"),
+        ),
+        (
+            "PutObject on acme/data/raw/a b.csv is not allowed: denied by policy 'guard'",
+            ("PutObject", "acme/data/raw/a b.csv", "denied by policy 'guard'"),
+        ),
+        ("ManageAgents on acme is not allowed: x: y", ("ManageAgents", "acme", "x: y")),
+        ("CreateOrganization on * is not allowed", ("CreateOrganization", "*", None)),
+        ("this URL's token expired", (None, None, None)),
+        ("", (None, None, None)),
+        ("on acme is not allowed: x", (None, None, None)),
+    ],
+)
+def test_forbidden_errors_carry_the_denied_action_and_resource(
+    message: str, parsed: tuple[str | None, str | None, str | None]
+) -> None:
+    error = api_error_from_response(response(403, {"message": message, "code": "forbidden"}))
+    assert isinstance(error, lamina.ForbiddenError)
+    assert (error.action, error.resource, error.reason) == parsed
+    assert _errors.parse_denial(message) == parsed
+
+
+def test_a_forbidden_error_without_an_envelope_has_no_action() -> None:
+    error = api_error_from_response(response(403, text="nope"))
+    assert isinstance(error, lamina.ForbiddenError)
+    assert (error.action, error.resource, error.reason) == (None, None, None)

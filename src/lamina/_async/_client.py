@@ -52,8 +52,10 @@ from lamina._websocket import handshake_headers, websocket_url
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
+    from lamina._async.resources.auth import AsyncAuth
     from lamina._async.resources.organizations import AsyncOrganization, AsyncOrganizations
     from lamina._async.resources.repositories import AsyncRepository
+    from lamina.models.policies import Explanation
 
 __all__ = ["AsyncClient"]
 
@@ -157,6 +159,31 @@ class AsyncClient:
 
             self._organizations = AsyncOrganizations(self)
         return self._organizations
+
+    @property
+    def auth(self) -> AsyncAuth:
+        """The calling user's account: ``me()`` and API ``keys``."""
+        from lamina._async.resources.auth import AsyncAuth
+
+        return AsyncAuth(self)
+
+    # -- authorization, asked in advance -----------------------------------------------------
+
+    async def can_i(self, action: str, resource: str) -> bool:
+        """Whether the caller may perform ``action`` (``"GetObject"``) on ``resource``
+        (``"org"``, ``"org/repo"`` or ``"org/repo/path"``), without trying it: see
+        :meth:`explain`."""
+        return (await self.explain(action, resource)).allowed
+
+    async def explain(self, action: str, resource: str) -> Explanation:
+        """Whether the caller may perform ``action`` on ``resource``, and which policy line
+        decides. The caller's effective policies in the organization are fetched and evaluated
+        by the SDK (a ``Deny`` line wins; what nothing allows is denied); the action itself is
+        not tried. :class:`~lamina.PolicySyntaxError` when a policy uses syntax the SDK's
+        evaluator does not know."""
+        from lamina._async.resources.policies import explain
+
+        return await explain(self, action, resource)
 
     # -- escape hatch ------------------------------------------------------------------------
 

@@ -53,8 +53,10 @@ from lamina._websocket import handshake_headers, websocket_url
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
+    from lamina._sync.resources.auth import Auth
     from lamina._sync.resources.organizations import Organization, Organizations
     from lamina._sync.resources.repositories import Repository
+    from lamina.models.policies import Explanation
 
 __all__ = ["Client"]
 
@@ -158,6 +160,31 @@ class Client:
 
             self._organizations = Organizations(self)
         return self._organizations
+
+    @property
+    def auth(self) -> Auth:
+        """The calling user's account: ``me()`` and API ``keys``."""
+        from lamina._sync.resources.auth import Auth
+
+        return Auth(self)
+
+    # -- authorization, asked in advance -----------------------------------------------------
+
+    def can_i(self, action: str, resource: str) -> bool:
+        """Whether the caller may perform ``action`` (``"GetObject"``) on ``resource``
+        (``"org"``, ``"org/repo"`` or ``"org/repo/path"``), without trying it: see
+        :meth:`explain`."""
+        return (self.explain(action, resource)).allowed
+
+    def explain(self, action: str, resource: str) -> Explanation:
+        """Whether the caller may perform ``action`` on ``resource``, and which policy line
+        decides. The caller's effective policies in the organization are fetched and evaluated
+        by the SDK (a ``Deny`` line wins; what nothing allows is denied); the action itself is
+        not tried. :class:`~lamina.PolicySyntaxError` when a policy uses syntax the SDK's
+        evaluator does not know."""
+        from lamina._sync.resources.policies import explain
+
+        return explain(self, action, resource)
 
     # -- escape hatch ------------------------------------------------------------------------
 

@@ -1,6 +1,9 @@
 """Lamina's data models: attrs classes built by the one cattrs converter, free of I/O."""
 
+from lamina.models.agents import AgentData
+from lamina.models.api_keys import APIKeyCreated, APIKeyData, APIKeyList
 from lamina.models.commits import CommitCreated, CommitData
+from lamina.models.groups import EffectiveGroup, GroupData, GroupDetail, GroupMember
 from lamina.models.objects import (
     CopyObjectResult,
     DeletedObjects,
@@ -16,7 +19,18 @@ from lamina.models.objects import (
     UploadTicket,
 )
 from lamina.models.organizations import Membership, OrganizationData, ResultList
+from lamina.models.policies import (
+    Attachment,
+    EffectivePolicy,
+    Explanation,
+    GeneratedPolicy,
+    PolicyData,
+    PolicyDetail,
+    ValidationIssue,
+    ValidationResult,
+)
 from lamina.models.repositories import RepositoryData
+from lamina.models.roles import RoleData
 from lamina.models.sandboxes import (
     PIPE,
     OutputEvent,
@@ -32,31 +46,51 @@ from lamina.models.sandboxes import (
     SandboxTriggerRun,
     TerminalExit,
 )
+from lamina.models.secrets import SecretData, SecretValue
 from lamina.models.sessions import ApprovalRequired, CommitResult, SessionCreated
 from lamina.models.transfers import TransferProgress
+from lamina.models.users import CallerPrincipal, CurrentUser, OrganizationSummary, UserData
 
 __all__ = [
     "PIPE",
+    "APIKeyCreated",
+    "APIKeyData",
+    "APIKeyList",
+    "AgentData",
     "ApprovalRequired",
+    "Attachment",
+    "CallerPrincipal",
     "CommitCreated",
     "CommitData",
     "CommitResult",
     "CopyObjectResult",
+    "CurrentUser",
     "DeletedObjects",
+    "EffectiveGroup",
+    "EffectivePolicy",
     "Entry",
     "EntryRecord",
+    "Explanation",
     "FinalizedObject",
+    "GeneratedPolicy",
+    "GroupData",
+    "GroupDetail",
+    "GroupMember",
     "ListingEntry",
     "Membership",
     "MultipartUpload",
     "ObjectMetadata",
     "OrganizationData",
+    "OrganizationSummary",
     "OutputEvent",
     "OutputStream",
     "PartTicket",
+    "PolicyData",
+    "PolicyDetail",
     "PutObjectResult",
     "RepositoryData",
     "ResultList",
+    "RoleData",
     "RunAs",
     "RunResult",
     "SandboxData",
@@ -66,9 +100,14 @@ __all__ = [
     "SandboxTriggerConfig",
     "SandboxTriggerData",
     "SandboxTriggerRun",
+    "SecretData",
+    "SecretValue",
     "SessionCreated",
     "SourceMetadata",
     "TerminalExit",
     "TransferProgress",
     "UploadTicket",
+    "UserData",
+    "ValidationIssue",
+    "ValidationResult",
 ]

@@ -1,35 +1,56 @@
 """The API's nouns as resource classes: one module per domain, named after it."""
 
+from lamina._async.resources.agents import AsyncAgent, AsyncAgents
+from lamina._async.resources.api_keys import AsyncAPIKey, AsyncAPIKeys
+from lamina._async.resources.auth import AsyncAuth
 from lamina._async.resources.commits import AsyncCommit, AsyncCommits
+from lamina._async.resources.groups import AsyncGroup, AsyncGroupMembers, AsyncGroups
 from lamina._async.resources.objects import AsyncReadOnlyObjects, AsyncSessionObjects
 from lamina._async.resources.organizations import (
     AsyncMembers,
     AsyncOrganization,
     AsyncOrganizations,
 )
+from lamina._async.resources.policies import AsyncPolicies, AsyncPolicy
 from lamina._async.resources.repositories import AsyncRepositories, AsyncRepository
+from lamina._async.resources.roles import AsyncRole, AsyncRoles
 from lamina._async.resources.sandbox_triggers import (
     AsyncSandboxTrigger,
     AsyncSandboxTriggerRuns,
     AsyncSandboxTriggers,
 )
 from lamina._async.resources.sandboxes import AsyncSandbox, AsyncSandboxes, AsyncShell
+from lamina._async.resources.secrets import AsyncSecret, AsyncSecrets
 from lamina._async.resources.sessions import AsyncSession
 
 __all__ = [
+    "AsyncAPIKey",
+    "AsyncAPIKeys",
+    "AsyncAgent",
+    "AsyncAgents",
+    "AsyncAuth",
     "AsyncCommit",
     "AsyncCommits",
+    "AsyncGroup",
+    "AsyncGroupMembers",
+    "AsyncGroups",
     "AsyncMembers",
     "AsyncOrganization",
     "AsyncOrganizations",
+    "AsyncPolicies",
+    "AsyncPolicy",
     "AsyncReadOnlyObjects",
     "AsyncRepositories",
     "AsyncRepository",
+    "AsyncRole",
+    "AsyncRoles",
     "AsyncSandbox",
     "AsyncSandboxTrigger",
     "AsyncSandboxTriggerRuns",
     "AsyncSandboxTriggers",
     "AsyncSandboxes",
+    "AsyncSecret",
+    "AsyncSecrets",
     "AsyncSession",
     "AsyncSessionObjects",
     "AsyncShell",

@@ -1,4 +1,4 @@
-"""Organizations, their members, and the repositories they own."""
+"""Organizations: their members, repositories, groups, policies, roles and agents."""
 
 from __future__ import annotations
 
@@ -6,10 +6,15 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from lamina._async._pager import AsyncPager
-from lamina._async.resources._paths import organization_path
+from lamina._async.resources._paths import organization_path, segment
+from lamina._async.resources.agents import AsyncAgents
+from lamina._async.resources.groups import AsyncGroups
+from lamina._async.resources.policies import AsyncPolicies
 from lamina._async.resources.repositories import AsyncRepositories
+from lamina._async.resources.roles import AsyncRoles
 from lamina._converter import structure
 from lamina._deferred import AsyncDeferred
+from lamina._errors import NotFoundError
 from lamina._types import Page
 from lamina.models.organizations import Membership, OrganizationData, ResultList
 
@@ -20,7 +25,8 @@ if TYPE_CHECKING:
 class AsyncOrganization(AsyncDeferred):
     """An organization. A handle made from a name loads its details on first use.
 
-    ``members`` and ``repositories`` are its collections (no request until used).
+    ``members``, ``repositories``, ``groups``, ``policies``, ``roles`` and ``agents`` are its
+    collections (no request until used).
     """
 
     def __init__(
@@ -77,6 +83,26 @@ class AsyncOrganization(AsyncDeferred):
     def repositories(self) -> AsyncRepositories:
         return AsyncRepositories(self._client, self._name)
 
+    @property
+    def groups(self) -> AsyncGroups:
+        return AsyncGroups(self._client, self._name)
+
+    @property
+    def policies(self) -> AsyncPolicies:
+        return AsyncPolicies(self._client, self._name)
+
+    @property
+    def roles(self) -> AsyncRoles:
+        return AsyncRoles(self._client, self._name)
+
+    @property
+    def agents(self) -> AsyncAgents:
+        return AsyncAgents(self._client, self._name)
+
+    async def delete(self) -> None:
+        """Delete the organization."""
+        await self._client.request("DELETE", organization_path(self._name))
+
 
 class AsyncOrganizations:
     """The organizations the caller belongs to."""
@@ -114,6 +140,10 @@ class AsyncOrganizations:
         created = structure(self._client.converter, data, OrganizationData)
         return AsyncOrganization(self._client, created.name, created)
 
+    async def delete(self, name: str) -> None:
+        """Delete the organization ``name``."""
+        await AsyncOrganization(self._client, name).delete()
+
 
 class AsyncMembers:
     """The members of an organization."""
@@ -134,3 +164,28 @@ class AsyncMembers:
             return Page(items=found.results, has_more=False)
 
         return AsyncPager(fetch_page, amount=amount)
+
+    async def get(self, user_id: str) -> Membership:
+        """The member whose user id or username is ``user_id`` (the API has no per-member
+        route: this reads the list); :class:`~lamina.NotFoundError` if there is none."""
+        async for member in self.list():
+            if user_id in (member.user_id, member.username):
+                return member
+        raise NotFoundError(
+            404,
+            message=f"{user_id!r} is not a member of organization {self._org!r}",
+            code="member_not_found",
+        )
+
+    async def create(self, username: str) -> Membership:
+        """Add the user ``username`` to the organization; returns the membership."""
+        await self._client.request(
+            "POST", f"{organization_path(self._org)}/members", json={"username": username}
+        )
+        return await self.get(username)
+
+    async def delete(self, user_id: str) -> None:
+        """Remove the member ``user_id`` from the organization."""
+        await self._client.request(
+            "DELETE", f"{organization_path(self._org)}/members/{segment(user_id)}"
+        )

@@ -12,6 +12,7 @@ from lamina._async.resources.commits import AsyncCommit, AsyncCommits
 from lamina._async.resources.objects import AsyncReadOnlyObjects
 from lamina._async.resources.sandbox_triggers import AsyncSandboxTriggers
 from lamina._async.resources.sandboxes import AsyncSandboxes, AsyncShell, execute
+from lamina._async.resources.secrets import AsyncSecrets
 from lamina._async.resources.sessions import AsyncSession
 from lamina._converter import structure
 from lamina._deferred import AsyncDeferred
@@ -181,6 +182,11 @@ class AsyncRepository(AsyncDeferred):
     def sandboxes(self) -> AsyncSandboxes:
         """The repository's sandboxes: ``create()``, ``list()``, ``get()``."""
         return AsyncSandboxes(self)
+
+    @property
+    def secrets(self) -> AsyncSecrets:
+        """The repository's secrets."""
+        return AsyncSecrets(self._client, f"{self.api_path}/secrets")
 
     @property
     def sandbox_triggers(self) -> AsyncSandboxTriggers:

@@ -12,10 +12,11 @@ def segment(name: str) -> str:
     """``name`` as one path segment (slashes and other reserved characters escaped)."""
     if not isinstance(name, str):
         raise InvalidArgumentTypeError(
-            f"organization and repository names are str, got {type(name).__name__} {name!r:.40}"
+            "organization, repository, agent... names are str, "
+            f"got {type(name).__name__} {name!r:.40}"
         )
     if not name:
-        raise InvalidArgumentError("organization and repository names must not be empty")
+        raise InvalidArgumentError("organization, repository, agent... names must not be empty")
     return quote(name, safe="")
 
 

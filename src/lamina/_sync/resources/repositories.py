@@ -15,6 +15,7 @@ from lamina._sync.resources.commits import Commit, Commits
 from lamina._sync.resources.objects import ReadOnlyObjects
 from lamina._sync.resources.sandbox_triggers import SandboxTriggers
 from lamina._sync.resources.sandboxes import Sandboxes, Shell, execute
+from lamina._sync.resources.secrets import Secrets
 from lamina._sync.resources.sessions import Session
 from lamina.models.repositories import RepositoryData
 from lamina.models.sandboxes import RunResult
@@ -182,6 +183,11 @@ class Repository(Deferred):
     def sandboxes(self) -> Sandboxes:
         """The repository's sandboxes: ``create()``, ``list()``, ``get()``."""
         return Sandboxes(self)
+
+    @property
+    def secrets(self) -> Secrets:
+        """The repository's secrets."""
+        return Secrets(self._client, f"{self.api_path}/secrets")
 
     @property
     def sandbox_triggers(self) -> SandboxTriggers:

@@ -1,0 +1,32 @@
+"""The caller's own account: who it is (``me()``) and its API keys (``keys``)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from lamina._async.resources.api_keys import AsyncAPIKeys
+from lamina._converter import structure
+from lamina.models.users import CurrentUser
+
+if TYPE_CHECKING:
+    from lamina._async._client import AsyncClient
+
+
+class AsyncAuth:
+    """``client.auth``: the calling user's account."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+    @property
+    def keys(self) -> AsyncAPIKeys:
+        """The calling user's API keys (``tuk-``)."""
+        return AsyncAPIKeys(self._client, "/auth/keys")
+
+    async def me(self) -> CurrentUser:
+        """The calling user and the organizations they belong to (``GET /auth/me``)."""
+        data = await self._client.request_json("GET", "/auth/me")
+        return structure(self._client.converter, data, CurrentUser)
