@@ -273,3 +273,41 @@ def test_running_a_sandbox_as_an_agent_needs_the_right_to_manage_agents(
     unknown = {**body, "run_as": {"type": "agent", "id": "00000000-0000-0000-0000-000000000000"}}
     assert api.post(sandboxes, json=unknown).status_code == 404
     assert api.post(sandboxes, json=body).status_code == 201
+
+
+@pytest.mark.parametrize("kind", ["agent", "role"])
+def test_agents_and_roles_are_judged_by_their_policies_on_every_route_family(
+    api: httpx.Client, member: Member, kind: str
+) -> None:
+    plural = f"{kind}s"
+    created = api.post(f"{member.o}/{plural}", json={"name": "machine", "description": ""})
+    assert created.status_code == 201, created.text
+    machine_id = created.json()["id"]
+    token = api.post(f"{member.o}/{plural}/machine/auth/keys", json={"name": "k"}).json()["token"]
+    client = httpx.Client(
+        base_url=api.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=60.0
+    )
+    calls = Calls(Member(member.org, member.repo, machine_id, client))
+    try:
+        _denied(calls.list_objects(), "ListObjects")  # a new machine principal holds nothing
+        _attach(api, member, _builtin(api, member, "ReadOnly"), kind, machine_id)
+        _allowed(calls.list_repositories())
+        _allowed(calls.list_objects())
+        _allowed(calls.get_object("private/b.txt"))
+        _allowed(calls.list_commits())
+        _denied(calls.create_session(), "CreateSession")
+        _denied(calls.create_sandbox(), "CreateSandbox")
+        _denied(calls.create_repository(), "CreateRepository")
+        writer = _policy(
+            api,
+            member,
+            f"{kind}-writer",
+            'CreateSession()\nPutObject(path="public/*")\nCommitSession()\n',
+        )
+        _attach(api, member, writer, kind, machine_id)
+        session = calls.create_session().json()["session_id"]
+        _allowed(calls.put_object(session, "public/n.txt"))
+        _denied(calls.put_object(session, "private/n.txt"), "PutObject")
+        _denied(calls.copy(session, "public/a.txt", "private/copy.txt"), "PutObject")
+    finally:
+        client.close()

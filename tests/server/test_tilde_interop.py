@@ -262,6 +262,7 @@ def test_agents_roles_and_their_keys(
     updated = org.agents.get("builder").update(inline_policy="GetObject()")
     assert updated.inline_policy == "GetObject()" and updated.inline_policy_updated_at is not None
     assert updated.update(inline_policy="").inline_policy == ""
+    updated.update(inline_policy="GetOrganization()")  # what the agent below may do
 
     key = agent.api_keys.create("ci")
     assert key.token.startswith("tak-") and key.id
