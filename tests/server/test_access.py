@@ -141,11 +141,18 @@ class RecordingAuthorizer(Authorizer):
     deny: set[Action] = field(default_factory=set)
     asked: list[tuple[str, Action, str]] = field(default_factory=list)
 
-    async def authorize(self, principal: Principal, action: Action, resource: Resource) -> Decision:
+    async def authorize(
+        self,
+        principal: Principal,
+        action: Action,
+        resource: Resource,
+        *,
+        epoch: int | None = None,
+    ) -> Decision:
         self.asked.append((principal.name, action, str(resource)))
         if action in self.deny:
             return Decision(False, "denied by the test's policy")
-        decision = await self.inner.authorize(principal, action, resource)
+        decision = await self.inner.authorize(principal, action, resource, epoch=epoch)
         assert decision.allowed, decision.reason
         return decision
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -315,3 +316,32 @@ def test_an_agents_inline_policy_is_enforced_and_changes_take_effect_at_once(
     assert changed.status_code == 200, changed.text
     refused = bot.get(f"/organizations/{org}/repositories")
     assert refused.status_code == 403 and "Deny ListRepositories" in refused.json()["message"]
+
+
+def test_a_revocation_in_one_process_is_seen_by_the_next_request_of_another(
+    tmp_path: Path,
+) -> None:
+    first = LocalServer(data_dir=tmp_path / "data")
+    first.start()
+    second = LocalServer(data_dir=tmp_path / "data")  # a second process on the same data
+    try:
+        second.start()
+        admin = {"Authorization": f"Bearer {first.api_key}"}
+        with httpx.Client(base_url=f"{first.endpoint_url}/api/v1", headers=admin) as on_first:
+            created = on_first.post("/auth/keys", json={"name": "short-lived"})
+            assert created.status_code == 201, created.text
+            key = created.json()
+        mine = {"Authorization": f"Bearer {key['token']}"}
+        with (
+            httpx.Client(base_url=f"{first.endpoint_url}/api/v1", headers=mine) as a,
+            httpx.Client(base_url=f"{second.endpoint_url}/api/v1", headers=mine) as b,
+        ):
+            for _ in range(3):  # both processes now hold the key as good
+                assert a.get("/auth/me").status_code == 200
+                assert b.get("/auth/me").status_code == 200
+            assert b.delete(f"/auth/keys/{key['id']}").status_code == 204
+            assert a.get("/auth/me").status_code == 401
+            assert b.get("/auth/me").status_code == 401
+    finally:
+        second.stop()
+        first.stop()

@@ -51,7 +51,7 @@ from lamina_server.api.params import OrgName, RepoName
 from lamina_server.api.request_ids import ensure_request_id
 from lamina_server.api.signing import TokenError
 from lamina_server.authz import Action, Resource
-from lamina_server.identity import OrganizationRecord
+from lamina_server.identity import Authenticated, OrganizationRecord
 from lamina_server.principals import Principal
 from lamina_server.repositories import RepositoryRecord
 
@@ -148,6 +148,7 @@ class Access:
     repository: RepositoryRecord | None = None
     claims: dict[str, Any] | None = None  # a signed URL's verified claims
     resource: Resource | None = None  # what the declared actions were authorized on
+    epoch: int = 0  # the access epoch the caller's rights were judged at
 
     @property
     def caller(self) -> Principal:
@@ -259,8 +260,9 @@ def _check_query_encoding(raw: bytes) -> None:
             raise bad_request("the query string's percent-escapes are not valid UTF-8") from None
 
 
-async def authenticate(request: HTTPConnection, services: Services) -> Principal:
-    """The principal behind ``Authorization: Bearer <key>``; 401 envelope otherwise."""
+async def authenticate(request: HTTPConnection, services: Services) -> Authenticated:
+    """The principal behind ``Authorization: Bearer <key>`` (and the access epoch its rights
+    are judged at); 401 envelope otherwise."""
     header = request.headers.get("authorization")
     if not header:
         raise unauthorized("missing Authorization header (expected 'Bearer <api key>')")
@@ -268,10 +270,10 @@ async def authenticate(request: HTTPConnection, services: Services) -> Principal
     key = key.strip()
     if scheme.lower() != "bearer" or not key:
         raise unauthorized("malformed Authorization header (expected 'Bearer <api key>')")
-    principal = await services.identity.authenticate(key)
-    if principal is None:
+    authenticated = await services.identity.authenticate(key)
+    if authenticated is None:
         raise unauthorized("invalid API key")
-    return principal
+    return authenticated
 
 
 def _verify_token(request: Request, services: Services, kind: str) -> dict[str, Any]:
@@ -304,7 +306,8 @@ async def prelude(request: HTTPConnection, declaration: Declaration) -> Access:
 async def _authorize(
     request: HTTPConnection, services: Services, declaration: Declaration
 ) -> Access:
-    principal = await authenticate(request, services)
+    authenticated = await authenticate(request, services)
+    principal, epoch = authenticated.principal, authenticated.epoch
     if declaration.scope is Scope.ACCOUNT:
         resource = Resource()
     else:
@@ -323,13 +326,13 @@ async def _authorize(
             value = parameters.get(check.path.removeprefix("query:"))
             if value:
                 target = resource.at(value)
-        await _check(services, principal, check.action, target)
+        await _check(services, principal, check.action, target, epoch)
     if resource.organization is None:
-        return Access(principal)
+        return Access(principal, epoch=epoch)
     if resource.repository is None:
-        return Access(principal, resource.organization)
+        return Access(principal, resource.organization, resource=resource, epoch=epoch)
     record = await services.repositories.get(resource.organization, resource.repository)
-    return Access(principal, resource.organization, record, resource=resource)
+    return Access(principal, resource.organization, record, resource=resource, epoch=epoch)
 
 
 def _query_of(request: HTTPConnection) -> dict[str, str]:
@@ -339,10 +342,10 @@ def _query_of(request: HTTPConnection) -> dict[str, str]:
 
 
 async def _check(
-    services: Services, principal: Principal, action: Action, resource: Resource
+    services: Services, principal: Principal, action: Action, resource: Resource, epoch: int
 ) -> None:
     """Asks the authorizer; a denial is audited, then concealed (404) or refused (403)."""
-    decision = await services.authorizer.authorize(principal, action, resource)
+    decision = await services.authorizer.authorize(principal, action, resource, epoch=epoch)
     if decision.allowed:
         return
     await services.audit.denied(principal, action, str(resource), decision.reason)
@@ -358,7 +361,9 @@ async def authorize_also(access: Access, services: Services, action: Action) -> 
     an agent needs ``ManageAgents``): asked of the same authorizer, audited and refused as the
     prelude does, on the request's organization."""
     assert access.resource is not None, "the route's scope names an organization"
-    await _check(services, access.caller, action, Resource(access.resource.organization))
+    await _check(
+        services, access.caller, action, Resource(access.resource.organization), access.epoch
+    )
 
 
 async def authorize_body(request: Request, declaration: Declaration, body: bytes) -> None:
@@ -380,7 +385,9 @@ async def authorize_body(request: Request, declaration: Declaration, body: bytes
         value = document.get(check.path.removeprefix("body:"))
         paths = [value] if isinstance(value, str) else value if isinstance(value, list) else []
         for path in dict.fromkeys(item for item in paths if isinstance(item, str) and item):
-            await _check(services, access.caller, check.action, access.resource.at(path))
+            await _check(
+                services, access.caller, check.action, access.resource.at(path), access.epoch
+            )
 
 
 # --- request bodies ---------------------------------------------------------------------------

@@ -79,23 +79,50 @@ class Authorizer:
         self._effective: dict[tuple[str, str, str], tuple[int, Sequence[Policy]]] = {}
         # (policy id, updated at) -> compiled: a policy is compiled once per version
         self._compiled: dict[tuple[str, datetime], Policy] = {}
+        # (organization id, user id) -> (epoch, is a member)
+        self._members: dict[tuple[str, str], tuple[int, bool]] = {}
 
-    async def authorize(self, principal: Principal, action: Action, resource: Resource) -> Decision:
+    async def authorize(
+        self,
+        principal: Principal,
+        action: Action,
+        resource: Resource,
+        *,
+        epoch: int | None = None,
+    ) -> Decision:
+        """``epoch``: the access epoch read when the caller was authenticated (read here
+        when not given); what is cached is used only while it is unchanged."""
         org = resource.organization
         if org is None:
             if principal.type == "user" or action in MACHINE_ACCOUNT_ACTIONS:
                 return ALLOWED
             return Decision(False, f"only a user may perform {action}")
-        if not await self._identity.is_member(org.id, principal):
+        if epoch is None:
+            epoch = await self._store.epoch()
+        if not await self._is_member(org, principal, epoch):
             return Decision(False, f"not a member of organization {org.name!r}", conceal=True)
-        policies = await self.policies(org, principal)
+        policies = await self.policies(org, principal, epoch)
         verdict = evaluate(policies, action, Target(org.name, resource.repository, resource.path))
         return Decision(verdict.allowed, verdict.reason)
 
-    async def policies(self, org: OrganizationRecord, principal: Principal) -> Sequence[Policy]:
+    async def _is_member(self, org: OrganizationRecord, principal: Principal, epoch: int) -> bool:
+        if principal.type != "user":
+            return principal.organization_id == org.id
+        key = (org.id, principal.id)
+        cached = self._members.get(key)
+        if cached is not None and cached[0] == epoch:
+            return cached[1]
+        member = await self._identity.is_member(org.id, principal)
+        if len(self._members) >= _MAX_CACHED:
+            self._members.clear()
+        self._members[key] = (epoch, member)  # joining and leaving both bump the epoch
+        return member
+
+    async def policies(
+        self, org: OrganizationRecord, principal: Principal, epoch: int
+    ) -> Sequence[Policy]:
         """The principal's compiled effective policies in ``org``, from the cache while the
         access epoch is the one they were read at."""
-        epoch = await self._store.epoch()
         key = (org.id, principal.type, principal.id)
         cached = self._effective.get(key)
         if cached is not None and cached[0] == epoch:

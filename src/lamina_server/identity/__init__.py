@@ -24,6 +24,7 @@ from lamina_server.identity.invitations import InvitationRecord, Invitations
 from lamina_server.identity.machines import KeyRecord, MachineRecord, Machines, NewKey
 from lamina_server.identity.service import (
     MEMBER_ROLES,
+    Authenticated,
     Identity,
     MembershipRecord,
     NewUser,
@@ -36,6 +37,7 @@ __all__ = [
     "AgentExists",
     "AgentNotFound",
     "AlreadyMember",
+    "Authenticated",
     "Identity",
     "IdentityError",
     "InvitationExists",

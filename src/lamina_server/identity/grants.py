@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lamina_server.identity.tables import memberships
 from lamina_server.storage.columns import UtcDateTime, utcnow
-from lamina_server.storage.db import metadata
+from lamina_server.storage.db import changed_access, metadata
 
 # The built-in policies: the same ids in every organization, never stored as rows.
 ORG_ADMIN = "OrgAdmin"
@@ -115,10 +115,13 @@ EPOCH_QUERY = sa.select(authz_epoch.c.value).where(authz_epoch.c.id == 1)
 
 
 async def bump_epoch(conn: AsyncConnection) -> None:
-    """Invalidates every process's cache of effective policies when ``conn`` commits."""
+    """Invalidates every process's cache of keys, memberships and effective policies when
+    ``conn`` commits: the epoch they are checked against moves, and (on one machine) the
+    shared change signal tells them to check."""
     await conn.execute(
         authz_epoch.update().where(authz_epoch.c.id == 1).values(value=authz_epoch.c.value + 1)
     )
+    changed_access(conn)
 
 
 async def attach(

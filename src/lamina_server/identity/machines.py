@@ -294,6 +294,7 @@ class Machines:
                 )
                 .values(revoked_at=utcnow())
             )
+            await bump_epoch(conn)  # its keys stop working in every process at once
 
     # --- API keys -------------------------------------------------------------------------
 
@@ -357,3 +358,4 @@ class Machines:
                 .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
                 .values(revoked_at=utcnow())
             )
+            await bump_epoch(conn)  # refused on the very next request, in every process

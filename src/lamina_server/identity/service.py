@@ -30,7 +30,7 @@ from lamina_server.identity.errors import (
     UserExists,
     UserNotFound,
 )
-from lamina_server.identity.grants import admit, forget_subject
+from lamina_server.identity.grants import EPOCH_QUERY, admit, bump_epoch, forget_subject
 from lamina_server.identity.invitations import Invitations
 from lamina_server.identity.keys import hash_key
 from lamina_server.identity.machines import Machines, insert_key
@@ -88,6 +88,24 @@ class UserRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class Authenticated:
+    """Who a key belongs to, and the access epoch when it was checked."""
+
+    principal: Principal
+    epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class _CachedKey:
+    """A key this process authenticated, while the change signal stood at ``mark``."""
+
+    mark: int
+    key_id: str
+    authenticated: Authenticated
+    last_used_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
 class NewUser:
     principal: Principal
     api_key: str
@@ -108,6 +126,7 @@ _KEY_OWNER = sa.select(
     api_keys.c.last_used_at,
     api_keys.c.revoked_at,
     sa.func.coalesce(users.c.username, agents.c.name, roles.c.name).label("owner_name"),
+    EPOCH_QUERY.scalar_subquery().label("epoch"),
 ).select_from(
     api_keys.outerjoin(
         users, sa.and_(api_keys.c.principal_type == "user", users.c.id == api_keys.c.principal_id)
@@ -133,6 +152,7 @@ class Identity:
         self._orgs: TtlCache[str, OrganizationRecord] = TtlCache(cache_ttl)
         # key id -> monotonic time this process last wrote its last_used_at
         self._touched: dict[str, float] = {}
+        self._keys: dict[str, _CachedKey] = {}  # key digest -> what it authenticated as
         self.machines = Machines(db)
         self.invitations = Invitations(db)
 
@@ -199,12 +219,20 @@ class Identity:
             raise UserNotFound(user_id)
         return UserRecord(row.id, row.username, row.full_name, row.email, row.created_at)
 
-    async def authenticate(self, key: str) -> Principal | None:
-        """The principal a live API key belongs to, or ``None`` (unknown key, revoked key, or
-        an owner that no longer exists)."""
+    async def authenticate(self, key: str) -> Authenticated | None:
+        """The principal a live API key belongs to, with the access epoch read in the same
+        query (what caches of its rights are checked against), or ``None`` (unknown key,
+        revoked key, or an owner that no longer exists)."""
         digest = hash_key(key)
+        # On one machine, what this process read stands while the shared change signal has
+        # not moved (a revocation moves it before its request is answered); else one query.
+        signal = self._db.signal
+        mark = signal.value() if signal is not None else None
+        cached = self._keys.get(digest) if mark is not None else None
+        if cached is not None and cached.mark == mark:
+            await self._touch(cached.key_id, cached.authenticated.principal, cached.last_used_at)
+            return cached.authenticated
         query = _KEY_OWNER.where(api_keys.c.key_hash == digest)
-        # One worker-thread hop on SQLite (see Database.run_read): this runs on every request.
         row = await self._db.run_read(lambda conn: conn.execute(query).first())
         if (
             row is None
@@ -213,11 +241,19 @@ class Identity:
             or not hmac.compare_digest(row.key_hash, digest)
         ):
             return None
-        await self._touch(row.id, row.principal_type, row.principal_id, row.last_used_at)
-        return Principal(row.principal_type, row.principal_id, row.owner_name, row.organization_id)
+        principal = Principal(
+            row.principal_type, row.principal_id, row.owner_name, row.organization_id
+        )
+        authenticated = Authenticated(principal, int(row.epoch or 0))
+        if mark is not None:
+            if len(self._keys) >= _MAX_TOUCHED:
+                self._keys.clear()
+            self._keys[digest] = _CachedKey(mark, row.id, authenticated, row.last_used_at)
+        await self._touch(row.id, principal, row.last_used_at)
+        return authenticated
 
     async def _touch(
-        self, key_id: str, principal_type: str, principal_id: str, last_used_at: datetime | None
+        self, key_id: str, principal: Principal, last_used_at: datetime | None
     ) -> None:
         """Records the key's (and its agent's or role's) use, at most once a minute: when the
         stored time is that old, and this process has not written it in that minute."""
@@ -235,10 +271,10 @@ class Identity:
             await conn.execute(
                 api_keys.update().where(api_keys.c.id == key_id).values(last_used_at=now)
             )
-            owner = {"agent": agents, "role": roles}.get(principal_type)
+            owner = {"agent": agents, "role": roles}.get(principal.type)
             if owner is not None:
                 await conn.execute(
-                    owner.update().where(owner.c.id == principal_id).values(last_used_at=now)
+                    owner.update().where(owner.c.id == principal.id).values(last_used_at=now)
                 )
 
     # --- organizations --------------------------------------------------------------------
@@ -321,6 +357,7 @@ class Identity:
                 .where(invitations.c.organization_id == org.id, invitations.c.status == "pending")
                 .values(status="revoked")
             )
+            await bump_epoch(conn)  # its agents' and roles' keys stop working at once
         self._orgs.discard(org.name)
 
     async def is_member(self, org_id: str, principal: Principal) -> bool:

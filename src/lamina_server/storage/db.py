@@ -7,6 +7,7 @@ that PostgreSQL can replace the embedded SQLite default without rewriting them.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -17,9 +18,24 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from lamina_server.storage.signal import ChangeSignal
+
 metadata = sa.MetaData()
 
 T = TypeVar("T")
+
+# Set on a write transaction's connection by what changes who may do what
+# (:func:`changed_access`); the transaction then bumps the shared :class:`ChangeSignal`.
+_ACCESS_CHANGED = "lamina_access_changed"
+
+
+def changed_access(conn: AsyncConnection) -> None:
+    """Marks ``conn``'s transaction as changing access: once it commits, every process's
+    caches of keys and rights are told to reload (:mod:`lamina_server.storage.signal`)."""
+    conn.info[_ACCESS_CHANGED] = True
+
+
+READ_POOL_SIZE = 40  # anyio's default worker-thread limit: the most reads that run at once
 
 
 def sqlite_url(data_dir: Path) -> str:
@@ -62,12 +78,22 @@ class Database:
         # instead of one event-loop/driver-thread round trip per statement through aiosqlite.
         self._blocking: sa.Engine | None = None
         self._blocking_write: sa.Engine | None = None
+        # Processes of one machine share a change counter; PostgreSQL replicas do not.
+        self.signal: ChangeSignal | None = None
+        if self.is_sqlite and self.engine.url.database:
+            self.signal = ChangeSignal(Path(self.engine.url.database).with_name("access.signal"))
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_on_connect)
             event.listen(self.engine.sync_engine, "begin", _sqlite_on_begin)
             blocking_url = self.engine.url.set(drivername="sqlite")
+            # Every request reads through it (its key, with the access epoch): keep a
+            # connection for each worker thread that may run at once, rather than open and
+            # set up (PRAGMAs) an overflow connection per read under load.
             self._blocking = sa.create_engine(
-                blocking_url, connect_args={"check_same_thread": False}
+                blocking_url,
+                connect_args={"check_same_thread": False},
+                pool_size=READ_POOL_SIZE,
+                max_overflow=READ_POOL_SIZE,
             )
             event.listen(self._blocking, "connect", _sqlite_on_connect)
             event.listen(self._blocking, "begin", _sqlite_on_begin)
@@ -79,13 +105,17 @@ class Database:
 
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[AsyncConnection]:
-        """A write transaction: committed on success, rolled back on any exception."""
-        if self._write_lock is None:
+        """A write transaction: committed on success, rolled back on any exception. One that
+        changed access (:func:`changed_access`) bumps the change signal once it committed."""
+        async with contextlib.AsyncExitStack() as stack:
+            if self._write_lock is not None:
+                await stack.enter_async_context(self._write_lock)
             async with self._write_engine.begin() as conn:
+                conn.info.pop(_ACCESS_CHANGED, None)  # what a failed transaction left
                 yield conn
-            return
-        async with self._write_lock, self._write_engine.begin() as conn:
-            yield conn
+                changed = conn.info.pop(_ACCESS_CHANGED, False)
+            if changed and self.signal is not None:
+                self.signal.bump()
 
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[AsyncConnection]:
@@ -121,6 +151,8 @@ class Database:
         return await anyio.to_thread.run_sync(snapshot)
 
     async def dispose(self) -> None:
+        if self.signal is not None:
+            self.signal.close()
         await self.engine.dispose()
         if self._blocking is not None:
             self._blocking.dispose()
