@@ -64,6 +64,7 @@ from lamina_server.repositories import Repositories
 from lamina_server.sandboxes.checkouts import Checkouts
 from lamina_server.sandboxes.dispatch import Launcher, TriggerDispatcher, TriggerOutbox
 from lamina_server.sandboxes.environment import StoredSecrets
+from lamina_server.sandboxes.gate import PolicyGate
 from lamina_server.sandboxes.images import Images, default_images_dir
 from lamina_server.sandboxes.runners.base import Limits
 from lamina_server.sandboxes.runners.bubblewrap import BubblewrapRunner
@@ -107,6 +108,7 @@ def create_app(config: ServerConfig, *, trigger_launcher: Launcher | None = None
             versions = CachingVersionStore(db, recorder=TriggerOutbox())
             blobs = LocalBlobStore(config.data_dir / "blobs")
             secret_store = Secrets(db, Sealer(load_key(config.data_dir, os.environ)))
+            authorizer = Authorizer(identity, access)
             sandbox_service = Sandboxes(
                 db=db,
                 versions=versions,
@@ -118,6 +120,7 @@ def create_app(config: ServerConfig, *, trigger_launcher: Launcher | None = None
                 limits=Limits(config.sandbox_memory_limit, config.sandbox_max_processes),
                 default_image=config.default_sandbox_image,
                 secrets=StoredSecrets(secret_store),
+                gate=PolicyGate(db, authorizer),
             )
             dispatcher = TriggerDispatcher(
                 db, versions, launcher=trigger_launcher or sandbox_service
@@ -132,7 +135,7 @@ def create_app(config: ServerConfig, *, trigger_launcher: Launcher | None = None
                 signer=UrlSigner(load_or_create_secret(config.data_dir / "signing.key")),
                 repositories=Repositories(db),
                 staging=Staging(versions, blobs),
-                authorizer=Authorizer(identity, access),
+                authorizer=authorizer,
                 access=access,
                 policy_generator=policy_generator(config.policy_generator),
                 audit=NoAudit(),

@@ -4,12 +4,14 @@ beats allow; a change takes effect on the next request; non-members learn nothin
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
 
 from lamina.testing import LocalServer
+from lamina_server.sandboxes.runners.bubblewrap import BubblewrapRunner
 from tests.server.members import Member, new_member
 
 
@@ -311,3 +313,41 @@ def test_agents_and_roles_are_judged_by_their_policies_on_every_route_family(
         _denied(calls.copy(session, "public/a.txt", "private/copy.txt"), "PutObject")
     finally:
         client.close()
+
+
+@pytest.mark.skipif(BubblewrapRunner().check() is not None, reason="sandboxes cannot run here")
+def test_a_sandbox_lands_only_what_its_principal_may_write(
+    api: httpx.Client, member: Member
+) -> None:
+    _detach_default(api, member)
+    writer = _policy(
+        api,
+        member,
+        "public-writer",
+        'CreateSandbox()\nGetSandbox()\nPutObject(path="public/*")\nDeleteObject(path="public/*")\n',
+    )
+    _attach(api, member, writer, "user", member.user_id)
+    sandboxes = f"{member.o}/repositories/data/sandboxes"
+
+    def run(script: str) -> dict[str, object]:
+        created = member.client.post(sandboxes, json={"command": ["sh", "-c", script]})
+        assert created.status_code == 201, created.text
+        status: dict[str, object] = {}
+        for _ in range(600):
+            status = api.get(f"{sandboxes}/{created.json()['sandbox_id']}/status").json()
+            if status["status"] not in ("starting", "running"):
+                return status
+            time.sleep(0.05)
+        raise AssertionError(status)
+
+    refused = run("echo x > /sandbox/public/ok.txt; echo y > /sandbox/private/no.txt")
+    assert (refused["status"], refused["status_reason"]) == ("failed", "policy_violation")
+    assert "PutObject on" in str(refused["error_message"]) and "private/no.txt" in str(
+        refused["error_message"]
+    )
+    assert "public/ok.txt" not in member.repo.tree()  # nothing landed
+    removal = run("rm -rf /sandbox/private")
+    assert removal["status_reason"] == "policy_violation", removal
+    landed = run("echo x > /sandbox/public/ok.txt")
+    assert landed["status_reason"] == "committed", landed
+    assert member.repo.read("public/ok.txt") == b"x\n"

@@ -18,8 +18,10 @@ from pathlib import Path
 
 import anyio
 
+from lamina_server.authz import Action
 from lamina_server.principals import Committer
 from lamina_server.sandboxes.capture import Capture, capture
+from lamina_server.sandboxes.gate import Actor, PolicyGate
 from lamina_server.sandboxes.models import (
     COMMIT_FAILED,
     COMMITTED,
@@ -29,6 +31,7 @@ from lamina_server.sandboxes.models import (
     META_TRIGGER_DEPTH,
     META_TRIGGER_ID,
     NO_CHANGES,
+    POLICY_VIOLATION,
     Outcome,
     SandboxRecord,
 )
@@ -68,10 +71,11 @@ async def land(
     lower: Path,
     versions: VersionStore,
     blobs: BlobStore,
+    gate: PolicyGate,
     note: Callable[[str], None],
     exit_code: int | None,
 ) -> Outcome:
-    """Captures, stages and commits what the sandbox changed; its outcome."""
+    """Captures, checks, stages and commits what the sandbox changed; its outcome."""
     assert record.session_id is not None
     repository_id, session_id = record.repository_id, record.session_id
     prefix = record.request.path_prefix
@@ -94,30 +98,42 @@ async def land(
         await versions.rollback_session(repository_id, session_id)
         return Outcome(DONE, NO_CHANGES, exit_code=code)
 
+    # What goes, as object paths: removed files, and every object under a removed folder.
+    removed = [repository_path(prefix, gone.path) for gone in found.deletes if not gone.is_prefix]
+    for gone in found.deletes:
+        if gone.is_prefix:
+            removed += await _objects_under(
+                versions, repository_id, session_id, repository_path(prefix, gone.path)
+            )
+    written = [repository_path(prefix, put.path) for put in found.puts]
+    refusals = await gate.refused(
+        acting_as(record),
+        repository_id,
+        [(Action.DELETE_OBJECT, path) for path in dict.fromkeys(removed)]
+        + [(Action.PUT_OBJECT, path) for path in written],
+    )
+    if refusals:
+        for line in refusals:
+            note(f"refused: {line}")
+        return Outcome(
+            FAILED,
+            POLICY_VIOLATION,
+            exit_code=code,
+            error_message=f"nothing landed: {len(refusals)} change(s) are not allowed to "
+            f"{acting_as(record).name}: " + _shown(refusals),
+        )
+
     entries: list[tuple[str, Entry]] = []
-    for put in found.puts:
-        relative = put.path
+    for put, path in zip(found.puts, written, strict=True):
         address = blobs.new_address()
         info = await blobs.write(address, _chunks(put.source))
         stored = await blobs.claim(address)
-        content_type = mimetypes.guess_type(relative)[0] or "application/octet-stream"
-        entries.append(
-            (
-                repository_path(prefix, relative),
-                Entry(stored, info.size, info.etag, content_type, utcnow(), {}),
-            )
-        )
+        content_type = mimetypes.guess_type(put.path)[0] or "application/octet-stream"
+        entries.append((path, Entry(stored, info.size, info.etag, content_type, utcnow(), {})))
     # Deletes first: a folder removed and made again (an opaque one) loses what it held,
     # then gains what it holds now.
-    exact = [repository_path(prefix, gone.path) for gone in found.deletes if not gone.is_prefix]
-    if exact:
-        await versions.stage_delete_many(repository_id, session_id, exact)
-    for gone in found.deletes:
-        if gone.is_prefix:
-            await _delete_prefix(
-                versions, repository_id, session_id, repository_path(prefix, gone.path)
-            )
-
+    if removed:
+        await versions.stage_delete_many(repository_id, session_id, removed)
     for start in range(0, len(entries), STAGE_BATCH):
         await versions.stage_put_many(
             repository_id, session_id, entries[start : start + STAGE_BATCH]
@@ -150,19 +166,29 @@ async def land(
     return Outcome(DONE, COMMITTED, exit_code=code, commit_id=commit_id)
 
 
-async def _delete_prefix(
+async def _objects_under(
     versions: VersionStore, repository_id: str, session_id: str, prefix: str
-) -> None:
-    """Stages the removal of every object under a directory the sandbox removed."""
+) -> list[str]:
+    """Every object of the session's view under a folder the sandbox removed."""
     directory = prefix.rstrip("/") + "/"
+    paths: list[str] = []
+    after: str | None = None
     while True:
         page = await versions.list_objects(
-            repository_id, session_id=session_id, prefix=directory, amount=1000
+            repository_id, session_id=session_id, prefix=directory, after=after, amount=1000
         )
-        paths = [item.path for item in page.items if item.entry is not None]
-        if not paths:
-            return
-        await versions.stage_delete_many(repository_id, session_id, paths)
+        paths += [item.path for item in page.items if item.entry is not None]
+        if not page.has_more:
+            return paths
+        after = page.next_offset
+
+
+def acting_as(record: SandboxRecord) -> Actor:
+    """The principal a sandbox acts as: its ``run_as`` one, else its creator."""
+    run_as = record.request.run_as
+    if run_as is not None:
+        return Actor(run_as.type, run_as.id, f"{run_as.type} {run_as.id}")
+    return Actor(record.created_by_type, record.created_by, record.created_by_name)
 
 
 def _committer(record: SandboxRecord) -> Committer:

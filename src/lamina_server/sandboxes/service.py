@@ -43,6 +43,7 @@ from lamina_server.sandboxes.errors import (
     SandboxStateConflict,
     WrongMode,
 )
+from lamina_server.sandboxes.gate import PolicyGate
 from lamina_server.sandboxes.images import ImageNotFound, Images
 from lamina_server.sandboxes.logs import SandboxLog, read_finished
 from lamina_server.sandboxes.models import (
@@ -135,6 +136,7 @@ class Sandboxes:
         folder: Path,
         limits: Limits,
         default_image: str,
+        gate: PolicyGate,
         secrets: SecretSource | None = None,
     ) -> None:
         self.records = SandboxRecords(db)
@@ -147,6 +149,7 @@ class Sandboxes:
         self._limits = limits
         self.default_image = default_image
         self._secrets = secrets or NoSecrets()
+        self._gate = gate
         self._live: dict[str, Live] = {}
         self._tasks: TaskGroup | None = None
         self.unavailable = runner.check()
@@ -489,6 +492,7 @@ class Sandboxes:
                 lower=live.checkout.path,
                 versions=self._versions,
                 blobs=self._blobs,
+                gate=self._gate,
                 note=live.log.note,
                 exit_code=live.main_exit,
             )
