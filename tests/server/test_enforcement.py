@@ -316,21 +316,21 @@ def test_agents_and_roles_are_judged_by_their_policies_on_every_route_family(
 
 
 @pytest.mark.skipif(BubblewrapRunner().check() is not None, reason="sandboxes cannot run here")
-def test_a_sandbox_lands_only_what_its_principal_may_write(
-    api: httpx.Client, member: Member
-) -> None:
+def test_a_sandbox_reaches_only_what_its_principal_may(api: httpx.Client, member: Member) -> None:
     _detach_default(api, member)
+    sandbox_rights = "CreateSandbox()\nGetSandbox()\n"
     writer = _policy(
         api,
         member,
         "public-writer",
-        'CreateSandbox()\nGetSandbox()\nPutObject(path="public/*")\nDeleteObject(path="public/*")\n',
+        sandbox_rights + 'GetObject()\nPutObject(path="public/*")\nDeleteObject(path="public/*")\n',
     )
     _attach(api, member, writer, "user", member.user_id)
     sandboxes = f"{member.o}/repositories/data/sandboxes"
 
-    def run(script: str) -> dict[str, object]:
-        created = member.client.post(sandboxes, json={"command": ["sh", "-c", script]})
+    def run(script: str, **options: str) -> dict[str, object]:
+        body = {"command": ["sh", "-c", script], **options}
+        created = member.client.post(sandboxes, json=body)
         assert created.status_code == 201, created.text
         status: dict[str, object] = {}
         for _ in range(600):
@@ -340,14 +340,28 @@ def test_a_sandbox_lands_only_what_its_principal_may_write(
             time.sleep(0.05)
         raise AssertionError(status)
 
+    # What it writes is judged as its principal: one refusal and nothing lands.
     refused = run("echo x > /sandbox/public/ok.txt; echo y > /sandbox/private/no.txt")
     assert (refused["status"], refused["status_reason"]) == ("failed", "policy_violation")
-    assert "PutObject on" in str(refused["error_message"]) and "private/no.txt" in str(
-        refused["error_message"]
-    )
-    assert "public/ok.txt" not in member.repo.tree()  # nothing landed
-    removal = run("rm -rf /sandbox/private")
-    assert removal["status_reason"] == "policy_violation", removal
+    message = str(refused["error_message"])
+    assert "PutObject on" in message and "private/no.txt" in message
+    assert "public/ok.txt" not in member.repo.tree()
+    assert run("rm -rf /sandbox/private")["status_reason"] == "policy_violation"
     landed = run("echo x > /sandbox/public/ok.txt")
     assert landed["status_reason"] == "committed", landed
     assert member.repo.read("public/ok.txt") == b"x\n"
+
+    # What it shows is what its principal may read: a mount it may not read whole is refused.
+    reader = _policy(api, member, "public-reader", sandbox_rights + 'GetObject(path="public/*")\n')
+    api.delete(
+        f"{member.o}/policies/{writer}/attachments",
+        params={"principal_type": "user", "principal_id": member.user_id},
+    )
+    _attach(api, member, reader, "user", member.user_id)
+    hidden = run("cat /sandbox/private/b.txt")
+    assert (hidden["status"], hidden["status_reason"]) == ("failed", "policy_violation")
+    assert "GetObject on" in str(hidden["error_message"]) and "private/b.txt" in str(
+        hidden["error_message"]
+    )
+    shown = run("cat /sandbox/a.txt", path_prefix="public")
+    assert shown["status_reason"] == "no_changes", shown

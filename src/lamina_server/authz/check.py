@@ -105,6 +105,16 @@ class Authorizer:
         verdict = evaluate(policies, action, Target(org.name, resource.repository, resource.path))
         return Decision(verdict.allowed, verdict.reason)
 
+    async def policies_of(
+        self, principal: Principal, org: OrganizationRecord
+    ) -> Sequence[Policy] | None:
+        """The principal's effective policies in ``org`` (None: it is not a member), for
+        judging many targets at once."""
+        epoch = await self._store.epoch()
+        if not await self._is_member(org, principal, epoch):
+            return None
+        return await self.policies(org, principal, epoch)
+
     async def _is_member(self, org: OrganizationRecord, principal: Principal, epoch: int) -> bool:
         if principal.type != "user":
             return principal.organization_id == org.id

@@ -487,3 +487,22 @@ def evaluate(
     if allowed is not None:
         return Verdict(True, allowed)
     return Verdict(False, f"no policy allows {action.value} on {target}")
+
+
+# A path no object can have (object paths never hold NUL): only an allow without a path
+# argument matches it.
+_NO_PATH = "\x00"
+
+
+def allows_every_path(policies: Sequence[Policy], action: Action, target: Target) -> bool:
+    """Whether ``policies`` allow ``action`` on every path of ``target``'s repository: some
+    allow without a ``path=`` matches, and no ``Deny`` of the action could refuse a path.
+    Only the policy language can be read this way: with a Rego policy, the answer is False
+    (ask path by path)."""
+    for policy in policies:
+        if not isinstance(policy, CompiledPolicy):
+            return False
+        if any(st.deny and st.action is action for st in policy.statements):
+            return False
+    no_path = Target(target.organization, target.repository, _NO_PATH)
+    return evaluate(policies, action, no_path).allowed

@@ -1,24 +1,32 @@
-"""What a sandbox may land is what the principal it acts as may write from outside.
+"""A sandbox reaches only what the principal it acts as may reach from outside.
 
-A sandbox acts as its ``run_as`` principal when it has one, else as its creator. Its changes
-reach the repository without a request of their own, so before they land each one is asked of
-the same :class:`~lamina_server.authz.Authorizer` that judges requests: ``PutObject`` for a
-new or changed file, ``DeleteObject`` for a removed one, on its path. One refusal fails the
-landing whole (``failed/policy_violation``, naming what was refused).
+A sandbox acts as its ``run_as`` principal when it has one, else as its creator. Its mount
+and its changes reach the repository without requests of their own, so they are asked of the
+same :class:`~lamina_server.authz.Authorizer` that judges requests:
+
+- before it starts, ``GetObject`` on every object it would see under its ``path_prefix``
+  (at once when a policy allows every path; else object by object);
+- before its changes land, ``PutObject`` for each new or changed file and ``DeleteObject`` for
+  each removed one.
+
+One refusal fails the sandbox, or the landing, whole (``failed/policy_violation``, naming what
+was refused).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 
 from lamina_server.authz import Action, Authorizer, Resource
+from lamina_server.authz.policy import Target, allows_every_path, evaluate
 from lamina_server.identity import OrganizationRecord
 from lamina_server.identity.tables import organizations
 from lamina_server.principals import Principal
 from lamina_server.repositories.tables import repositories
+from lamina_server.sandboxes.models import SandboxRecord
 from lamina_server.storage.db import Database
 
 
@@ -29,6 +37,14 @@ class Actor:
     type: str  # "user" | "agent" | "role"
     id: str
     name: str
+
+
+def acting_as(record: SandboxRecord) -> Actor:
+    """The principal a sandbox acts as: its ``run_as`` one, else its creator."""
+    run_as = record.request.run_as
+    if run_as is not None:
+        return Actor(run_as.type, run_as.id, f"{run_as.type} {run_as.id}")
+    return Actor(record.created_by_type, record.created_by, record.created_by_name)
 
 
 class PolicyGate:
@@ -51,15 +67,38 @@ class PolicyGate:
             place = self._places[repository_id] = (org, row.repository)
         return place
 
+    def _principal(self, actor: Actor, org: OrganizationRecord) -> Principal:
+        return Principal(actor.type, actor.id, actor.name, None if actor.type == "user" else org.id)
+
+    async def unreadable(
+        self,
+        actor: Actor,
+        repository_id: str,
+        paths: Callable[[], Awaitable[Iterable[str]]],
+    ) -> str | None:
+        """Why the actor may not see everything ``paths`` lists (called only when a policy
+        does not allow every path), or None."""
+        org, repository = await self._place(repository_id)
+        policies = await self._authorizer.policies_of(self._principal(actor, org), org)
+        if policies is None:
+            return f"{actor.name} is not a member of organization {org.name!r}"
+        if allows_every_path(policies, Action.GET_OBJECT, Target(org.name, repository)):
+            return None
+        for path in await paths():
+            verdict = evaluate(policies, Action.GET_OBJECT, Target(org.name, repository, path))
+            if not verdict.allowed:
+                return (
+                    f"GetObject on {org.name}/{repository}/{path} is not allowed: {verdict.reason}"
+                )
+        return None
+
     async def refused(
         self, actor: Actor, repository_id: str, changes: Iterable[tuple[Action, str]]
     ) -> list[str]:
         """What of ``changes`` (action, object path) the actor may not do, each as the
         message a request would get."""
         org, repository = await self._place(repository_id)
-        principal = Principal(
-            actor.type, actor.id, actor.name, None if actor.type == "user" else org.id
-        )
+        principal = self._principal(actor, org)
         refusals = []
         for action, path in changes:
             resource = Resource(org, repository, path)

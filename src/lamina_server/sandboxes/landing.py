@@ -21,7 +21,7 @@ import anyio
 from lamina_server.authz import Action
 from lamina_server.principals import Committer
 from lamina_server.sandboxes.capture import Capture, capture
-from lamina_server.sandboxes.gate import Actor, PolicyGate
+from lamina_server.sandboxes.gate import PolicyGate, acting_as
 from lamina_server.sandboxes.models import (
     COMMIT_FAILED,
     COMMITTED,
@@ -181,14 +181,6 @@ async def _objects_under(
         if not page.has_more:
             return paths
         after = page.next_offset
-
-
-def acting_as(record: SandboxRecord) -> Actor:
-    """The principal a sandbox acts as: its ``run_as`` one, else its creator."""
-    run_as = record.request.run_as
-    if run_as is not None:
-        return Actor(run_as.type, run_as.id, f"{run_as.type} {run_as.id}")
-    return Actor(record.created_by_type, record.created_by, record.created_by_name)
 
 
 def _committer(record: SandboxRecord) -> Committer:

@@ -43,7 +43,7 @@ from lamina_server.sandboxes.errors import (
     SandboxStateConflict,
     WrongMode,
 )
-from lamina_server.sandboxes.gate import PolicyGate
+from lamina_server.sandboxes.gate import PolicyGate, acting_as
 from lamina_server.sandboxes.images import ImageNotFound, Images
 from lamina_server.sandboxes.logs import SandboxLog, read_finished
 from lamina_server.sandboxes.models import (
@@ -60,6 +60,7 @@ from lamina_server.sandboxes.models import (
     INTERACTIVE,
     INTERNAL_ERROR,
     ONE_SHOT,
+    POLICY_VIOLATION,
     RUNNING,
     SANDBOX_LOST,
     SERVICE,
@@ -383,6 +384,21 @@ class Sandboxes:
         )
         for skipped in lower.skipped:
             live.log.note(f"not shown in the sandbox: {skipped.path} ({skipped.reason})")
+
+        async def mounted() -> list[str]:
+            tree = await self._versions.list_tree(
+                record.repository_id, base.base_commit, prefix=request.path_prefix
+            )
+            return [path for path, _ in tree]
+
+        refusal = await self._gate.unreadable(acting_as(record), record.repository_id, mounted)
+        if refusal is not None:
+            return Outcome(
+                FAILED,
+                POLICY_VIOLATION,
+                error_message=f"the sandbox would show what its principal may not read: "
+                f"{refusal} (give it a path_prefix it may read whole)",
+            )
         live.env = await sandbox_environment(
             self._secrets,
             image_env=image.env,
