@@ -275,6 +275,25 @@ def test_running_a_sandbox_as_an_agent_needs_the_right_to_manage_agents(
     unknown = {**body, "run_as": {"type": "agent", "id": "00000000-0000-0000-0000-000000000000"}}
     assert api.post(sandboxes, json=unknown).status_code == 404
     assert api.post(sandboxes, json=body).status_code == 201
+    if BubblewrapRunner().check() is not None:
+        return
+    # It acts as the agent: judged by the agent's policy, and its commit is the agent's.
+    assert api.put(
+        f"{member.o}/agents/runner", json={"inline_policy": "GetObject()\nPutObject()\n"}
+    ).is_success
+    created = api.post(
+        sandboxes, json={**body, "command": ["sh", "-c", "echo by-agent > /sandbox/agent.txt"]}
+    )
+    assert created.status_code == 201, created.text
+    status: dict[str, object] = {}
+    for _ in range(600):
+        status = api.get(f"{sandboxes}/{created.json()['sandbox_id']}/status").json()
+        if status["status"] not in ("starting", "running"):
+            break
+        time.sleep(0.05)
+    assert status["status_reason"] == "committed", status
+    commit = api.get(f"{member.o}/repositories/data/commits/{status['commit_id']}").json()
+    assert commit["committer"] == "runner", commit
 
 
 @pytest.mark.parametrize("kind", ["agent", "role"])

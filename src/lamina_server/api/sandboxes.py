@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import posixpath
 import re
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Response
@@ -248,7 +248,8 @@ async def create_sandbox(
             services,
             Action.MANAGE_AGENTS if run_as.type == "agent" else Action.MANAGE_ROLES,
         )
-        await services.identity.machines.get_by_id(run_as.type, access.org.id, run_as.id)
+        machine = await services.identity.machines.get_by_id(run_as.type, access.org.id, run_as.id)
+        request = replace(request, run_as=replace(run_as, name=machine.name))
     if sandboxes.unavailable:
         raise ApiError(
             503, "sandboxes_unavailable", f"sandboxes cannot run: {sandboxes.unavailable}"

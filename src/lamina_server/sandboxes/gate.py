@@ -43,7 +43,7 @@ def acting_as(record: SandboxRecord) -> Actor:
     """The principal a sandbox acts as: its ``run_as`` one, else its creator."""
     run_as = record.request.run_as
     if run_as is not None:
-        return Actor(run_as.type, run_as.id, f"{run_as.type} {run_as.id}")
+        return Actor(run_as.type, run_as.id, run_as.name or f"{run_as.type} {run_as.id}")
     return Actor(record.created_by_type, record.created_by, record.created_by_name)
 
 

@@ -184,4 +184,6 @@ async def _objects_under(
 
 
 def _committer(record: SandboxRecord) -> Committer:
-    return Committer(record.created_by_type, record.created_by, record.created_by_name)
+    """The sandbox's commit is its principal's: the ``run_as`` one, else its creator."""
+    actor = acting_as(record)
+    return Committer(actor.type, actor.id, actor.name)

@@ -48,6 +48,7 @@ META_TRIGGER_DEPTH = "lamina.trigger_depth"
 class RunAs:
     type: str  # "agent" | "role"
     id: str
+    name: str = ""  # known once the server found the principal
 
 
 @dataclass(frozen=True, slots=True)
