@@ -384,3 +384,33 @@ def test_a_sandbox_reaches_only_what_its_principal_may(api: httpx.Client, member
     )
     shown = run("cat /sandbox/a.txt", path_prefix="public")
     assert shown["status_reason"] == "no_changes", shown
+
+
+def test_a_signed_url_carries_only_what_its_request_was_allowed(
+    api: httpx.Client, member: Member
+) -> None:
+    _detach_default(api, member)
+    policy = 'CreateSession()\nPutObject(path="public/*")\nGetObject(path="public/*")\n'
+    _attach(api, member, _policy(api, member, "public-only", policy), "user", member.user_id)
+    calls = Calls(member)
+    session = calls.create_session().json()["session_id"]
+    ticket = calls.put_object(session, "public/new.txt").json()
+    assert httpx.put(ticket["upload_url"], content=b"data").is_success
+    # The upload's token names repository, session and path: it does not move to another path,
+    # and the finalize of another path is judged by policy first.
+    moved = member.client.post(
+        f"{calls.r}/object/finalize",
+        params={"session_id": session, "path": "private/new.txt"},
+        json={"upload_token": ticket["upload_token"]},
+    )
+    _denied(moved, "PutObject")
+    # A download URL is issued only for what the caller may read, and names one blob.
+    _denied(calls.get_object("private/b.txt"), "GetObject")
+    public = member.client.get(
+        f"{calls.r}/object", params={"path": "public/a.txt"}, follow_redirects=False
+    )
+    assert public.status_code in (302, 307), public.text
+    url = public.headers["location"]
+    assert httpx.get(url).content == b"public"
+    forged = url.replace("token=", "token=x")
+    assert httpx.get(forged).status_code == 403

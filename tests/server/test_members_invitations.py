@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -233,3 +234,25 @@ def test_delete_organization(
     recreated = api.post("/organizations", json={"name": org, "display_name": "Again"})
     assert recreated.status_code == 201
     assert api.get(f"/organizations/{org}/agents").json()["results"] == []
+
+
+def test_a_deleted_organization_stops_resolving_in_every_process(tmp_path: Path) -> None:
+    first = LocalServer(data_dir=tmp_path / "data")
+    first.start()
+    second = LocalServer(data_dir=tmp_path / "data")
+    try:
+        second.start()
+        admin = {"Authorization": f"Bearer {first.api_key}"}
+        with (
+            httpx.Client(base_url=f"{first.endpoint_url}/api/v1", headers=admin) as a,
+            httpx.Client(base_url=f"{second.endpoint_url}/api/v1", headers=admin) as b,
+        ):
+            assert a.post(
+                "/organizations", json={"name": "doomed-org", "display_name": "D"}
+            ).is_success
+            assert b.get("/organizations/doomed-org").status_code == 200  # cached there now
+            assert a.delete("/organizations/doomed-org").status_code == 204
+            assert b.get("/organizations/doomed-org").status_code == 404
+    finally:
+        second.stop()
+        first.stop()

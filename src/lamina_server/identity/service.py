@@ -150,6 +150,7 @@ class Identity:
     def __init__(self, db: Database, *, cache_ttl: float = 10.0) -> None:
         self._db = db
         self._orgs: TtlCache[str, OrganizationRecord] = TtlCache(cache_ttl)
+        self._orgs_mark: int | None = None  # the change signal the cached names were read at
         # key id -> monotonic time this process last wrote its last_used_at
         self._touched: dict[str, float] = {}
         self._keys: dict[str, _CachedKey] = {}  # key digest -> what it authenticated as
@@ -302,7 +303,14 @@ class Identity:
         return record
 
     async def organization(self, name: str) -> OrganizationRecord:
-        """The named organization; :class:`OrganizationNotFound` otherwise."""
+        """The named organization; :class:`OrganizationNotFound` otherwise.
+
+        Cached: on one machine while the change signal stands (deleting an organization
+        moves it), else for a few seconds."""
+        signal = self._db.signal
+        if signal is not None and signal.value() != self._orgs_mark:
+            self._orgs.clear()
+            self._orgs_mark = signal.value()
         org = self._orgs.get(name)
         if org is None:
             async with self._db.connect() as conn:
