@@ -168,6 +168,7 @@ def create_app(config: ServerConfig, *, trigger_launcher: Launcher | None = None
     )
     lane = lane_routes(API_PREFIX, uploads.router, uploads.FAST_LANE)
     lane += lane_routes("", data.router, data.FAST_LANE)
+    lane += lane_routes(API_PREFIX, sandboxes.router, sandboxes.FAST_LANE)
     app.lane = tuple(lane)
     app.add_middleware(RequestIdMiddleware)
     for error in HANDLED_ERRORS:

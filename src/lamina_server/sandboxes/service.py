@@ -252,6 +252,21 @@ class Sandboxes:
             return replace(live.record, outcome=live.outcome)
         return await self.records.get(repository_id, sandbox_id)
 
+    async def wait_for_change(
+        self, repository_id: str, sandbox_id: str, seconds: float, *, seen: str | None = None
+    ) -> None:
+        """Returns when a live sandbox's status moves on (starting → running, running →
+        ended), or after ``seconds``; at once for a sandbox that is not live here, or whose
+        status is no longer ``seen`` (what the caller last saw)."""
+        live = self._live.get(sandbox_id)
+        if live is None or live.record.repository_id != repository_id:
+            return
+        if seen is not None and seen != live.outcome.status:
+            return
+        change = live.ready if live.outcome.status == STARTING else live.ended
+        with anyio.move_on_after(seconds):
+            await change.wait()
+
     async def cancel(self, repository_id: str, sandbox_id: str) -> None:
         live = await self._active(repository_id, sandbox_id, conflict=True)
         self._request_end(live, _CANCEL)
@@ -391,7 +406,42 @@ class Sandboxes:
             )
             return [path for path, _ in tree]
 
-        refusal = await self._gate.unreadable(acting_as(record), record.repository_id, mounted)
+        folders = {name: live.folder / name for name in ("upper", "work", "scratch")}
+        for folder in folders.values():
+            folder.mkdir(mode=0o755)
+        spec = SandboxSpec(
+            sandbox_id=record.id,
+            image=image,
+            lower=lower.path,
+            upper=folders["upper"],
+            work=folders["work"],
+            scratch=folders["scratch"],
+            mountpoint=request.mountpoint,
+            limits=self._limits,
+        )
+        refusal: str | None = None
+
+        async def judge() -> None:
+            nonlocal refusal
+            refusal = await self._gate.unreadable(acting_as(record), record.repository_id, mounted)
+
+        async def environment() -> None:
+            live.env = await sandbox_environment(
+                self._secrets,
+                image_env=image.env,
+                repository_id=record.repository_id,
+                run_as=request.run_as,
+                request_env=request.env_vars,
+            )
+
+        async def start() -> None:
+            live.box = await self._runner.start(spec)
+
+        # The sandbox is made ready while its principal and environment are looked up: nothing
+        # runs in it before both are settled.
+        async with anyio.create_task_group() as tasks:
+            for step in (judge, environment, start):
+                tasks.start_soon(step)
         if refusal is not None:
             return Outcome(
                 FAILED,
@@ -399,35 +449,15 @@ class Sandboxes:
                 error_message=f"the sandbox would show what its principal may not read: "
                 f"{refusal} (give it a path_prefix it may read whole)",
             )
-        live.env = await sandbox_environment(
-            self._secrets,
-            image_env=image.env,
-            repository_id=record.repository_id,
-            run_as=request.run_as,
-            request_env=request.env_vars,
-        )
-        folders = {name: live.folder / name for name in ("upper", "work", "scratch")}
-        for folder in folders.values():
-            folder.mkdir(mode=0o755)
-        live.box = await self._runner.start(
-            SandboxSpec(
-                sandbox_id=record.id,
-                image=image,
-                lower=lower.path,
-                upper=folders["upper"],
-                work=folders["work"],
-                scratch=folders["scratch"],
-                mountpoint=request.mountpoint,
-                limits=self._limits,
-            )
-        )
+        box = live.box
+        assert box is not None
         try:
             if request.mode == ONE_SHOT and request.command:
-                live.main = await live.box.spawn(
+                live.main = await box.spawn(
                     list(request.command), env=live.env, cwd=request.mountpoint
                 )
             elif request.mode == INTERACTIVE:
-                live.main = await live.box.spawn(
+                live.main = await box.spawn(
                     list(request.command or DEFAULT_SHELL),
                     env=live.env,
                     cwd=request.mountpoint,
@@ -436,8 +466,8 @@ class Sandboxes:
         except RunnerError as exc:  # the user's command cannot start: as a shell would say
             live.log.note(str(exc))
             return Outcome(ERRORED, EXIT_NON_ZERO, exit_code=127, error_message=str(exc))
+        live.outcome = Outcome(RUNNING)  # what a status poll answers from, at once
         await self.records.move(record.id, Outcome(RUNNING))
-        live.outcome = Outcome(RUNNING)
         live.ready.set()
         if live.main is None and request.mode != SERVICE:
             return Outcome("done")  # a one-shot sandbox without a command: a no-op

@@ -100,6 +100,9 @@ def create_body(
     return body
 
 
+LONG_POLL = 10.0  # seconds a status check asks the server to wait for a change
+
+
 class Sandbox(Deferred):
     """A sandbox. Its full record (``data``) loads with ``refresh()``;
     sandboxes from ``list()``/``get()`` arrive loaded. ``status()`` asks for the current
@@ -149,9 +152,20 @@ class Sandbox(Deferred):
         self._data = structure(self._client.converter, data, SandboxData)
         return self
 
-    def status(self) -> SandboxStatus:
-        """The current status (``GET .../status``)."""
-        data = self._client.request_json("GET", f"{self._path}/status")
+    def status(self, *, wait: float | None = None, seen: str | None = None) -> SandboxStatus:
+        """The current status (``GET .../status``). With ``wait`` (seconds, at most 30), a
+        Lamina server answers when the status moves on from ``seen`` (default: from what it
+        is) or after that long; other servers answer at once."""
+        if wait is None:
+            data = self._client.request_json("GET", f"{self._path}/status")
+        else:
+            params = {"wait": f"{wait:.3f}"} | ({"seen": seen} if seen else {})
+            data = self._client.request_json(
+                "GET",
+                f"{self._path}/status",
+                params=params,
+                timeout=httpx.Timeout(**{**self._client._timeout, "read": wait + 30}),
+            )
         return structure(self._client.converter, data, SandboxStatus)
 
     def cancel(self) -> None:
@@ -169,16 +183,29 @@ class Sandbox(Deferred):
         self, timeout: float | None = None, *, until: Literal["terminal", "running"] = "terminal"
     ) -> SandboxStatus:
         """Check the status until the sandbox ended (``until="running"``: until it is
-        running) and return that status. The checks are 5 ms apart at first, doubling up to
-        250 ms. :class:`~lamina.SandboxError` when ``timeout`` seconds pass first (the sandbox
-        is left as it is), or, waiting for ``running``, when it ended first (its ``status``
-        says how)."""
+        running) and return that status. Each check asks the server to answer when the status
+        changes (a Lamina server does; so no polling); a server that answers at once is
+        checked again 5 ms later at first, doubling up to 250 ms. :class:`~lamina.SandboxError`
+        when ``timeout`` seconds pass first (the sandbox is left as it is), or, waiting for
+        ``running``, when it ended first (its ``status`` says how)."""
         if until not in ("terminal", "running"):
             raise InvalidArgumentError(f"until is 'terminal' or 'running', got {until!r}")
         deadline = None if timeout is None else time.monotonic() + timeout
         delays = poll_delays()
+        seen: str | None = None
+        wait = LONG_POLL
         while True:
-            status = self.status()
+            asked = time.monotonic()
+            first = seen is None
+            if first:
+                status = self.status()
+                waited = 0.0
+            else:
+                if deadline is not None:
+                    wait = max(0.001, min(LONG_POLL, deadline - asked))
+                status = self.status(wait=wait, seen=seen)
+                waited = time.monotonic() - asked
+            seen = status.status
             if status.is_terminal:
                 if until == "running":
                     raise SandboxError(
@@ -188,15 +215,14 @@ class Sandbox(Deferred):
                 return status
             if until == "running" and status.is_running:
                 return status
+            if deadline is not None and deadline - time.monotonic() <= 0:
+                raise SandboxError(f"sandbox {self._id} is still {status.status} after {timeout} s")
+            if first or waited >= wait * 0.9:
+                continue  # next, ask the server to answer when the status changes
             delay = next(delays)
             if deadline is not None:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise SandboxError(
-                        f"sandbox {self._id} is still {status.status} after {timeout} s"
-                    )
-                delay = min(delay, remaining)
-            sleep(delay)
+                delay = min(delay, deadline - time.monotonic())
+            sleep(max(delay, 0.0))
 
     def logs(self, *, follow: bool = True) -> Iterator[str]:
         """The lines of the sandbox's log (its main command's stdout and stderr, merged in

@@ -33,7 +33,7 @@ import tempfile
 from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 
-from . import agent, cgroups, fdio, layout, overlay, seccomp
+from . import agent, cgroups, child, fdio, layout, overlay, seccomp
 from .base import RunnerError, SandboxSpec
 from .terminal import set_size
 
@@ -134,7 +134,7 @@ class BubblewrapSandbox:
         self,
         spec: SandboxSpec,
         limiter: cgroups.Limiter,
-        bwrap: asyncio.subprocess.Process,
+        bwrap: child.Child,
         channel: agent.Channel,
     ) -> None:
         self._spec = spec
@@ -217,8 +217,7 @@ class BubblewrapSandbox:
         try:
             await asyncio.wait_for(self._bwrap.wait(), _STOP_TIMEOUT)
         except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                self._bwrap.kill()
+            self._bwrap.kill()
             await self._bwrap.wait()
         for process in self._processes:
             process.release()
@@ -334,7 +333,7 @@ class BubblewrapRunner:
         limiter: cgroups.Limiter,
         host_etc: Path,
         agent_binary: Path,
-    ) -> tuple[asyncio.subprocess.Process, agent.Channel]:
+    ) -> tuple[child.Child, agent.Channel]:
         """Starts the sandbox's bwrap and its agent, in the sandbox's limits."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         info_r, info_w = os.pipe()
@@ -357,13 +356,8 @@ class BubblewrapRunner:
         log_path = spec.scratch / "bwrap.log"
         try:
             with log_path.open("wb") as log:
-                bwrap = await asyncio.create_subprocess_exec(
-                    *command,
-                    stdin=asyncio.subprocess.DEVNULL,
-                    stdout=asyncio.subprocess.DEVNULL,
-                    stderr=log,
-                    pass_fds=(info_w, block_r, filter_r, theirs.fileno()),
-                    start_new_session=True,
+                bwrap = child.start(
+                    command, stderr=log, pass_fds=(info_w, block_r, filter_r, theirs.fileno())
                 )
         except BaseException:
             ours.close()
@@ -373,10 +367,16 @@ class BubblewrapRunner:
                 os.close(fd)
             theirs.close()
         channel = agent.Channel(ours)
+        # Joining a cgroup costs an RCU grace period on cgroup v1 (10-20 ms): bwrap joins
+        # while it sets the sandbox up, so that the agent it forks is born inside, and adding
+        # the agent afterwards (to be sure) finds the kernel's fast path.
+        early = asyncio.ensure_future(asyncio.to_thread(limiter.add, bwrap.pid))
         try:
             agent_pid = await _child_pid(info_r)
+            with contextlib.suppress(OSError):  # bwrap already gone: reported below
+                await early
             if agent_pid is not None:
-                await asyncio.to_thread(limiter.add, agent_pid)  # slow on cgroup v1 (RCU)
+                await asyncio.to_thread(limiter.add, agent_pid)
                 os.write(block_w, b"go")
             if agent_pid is None or not await channel.ready():
                 await bwrap.wait()
@@ -386,9 +386,9 @@ class BubblewrapRunner:
                     + (message or f"bwrap exit status {bwrap.returncode}")
                 )
         except BaseException:
+            early.cancel()
             channel.close()
-            with contextlib.suppress(ProcessLookupError):
-                bwrap.kill()
+            bwrap.kill()
             await bwrap.wait()
             raise
         finally:
