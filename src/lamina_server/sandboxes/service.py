@@ -438,10 +438,21 @@ class Sandboxes:
             live.box = await self._runner.start(spec)
 
         # The sandbox is made ready while its principal and environment are looked up: nothing
-        # runs in it before both are settled.
+        # runs in it before both are settled. A step that fails fails the start with its own
+        # error (the others finish first).
+        failures: list[Exception] = []
+
+        async def step(work: Callable[[], Awaitable[None]]) -> None:
+            try:
+                await work()
+            except Exception as exc:
+                failures.append(exc)
+
         async with anyio.create_task_group() as tasks:
-            for step in (judge, environment, start):
-                tasks.start_soon(step)
+            for work in (judge, environment, start):
+                tasks.start_soon(step, work)
+        if failures:
+            raise failures[0]
         if refusal is not None:
             return Outcome(
                 FAILED,
