@@ -15,10 +15,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from lamina_server.api.access import AccessDep, LaminaRoute, organization_action
-from lamina_server.api.errors import bad_request
 from lamina_server.api.pagination import envelope
 from lamina_server.api.params import ORG, Pages, ServicesDep
-from lamina_server.api.policies import Attachment, attachment_json, principal_of
+from lamina_server.api.policies import Attachment, QueriedPrincipal, attachment_json
 from lamina_server.api.schemas import PaginationBody, error_responses, rfc3339
 from lamina_server.authz import Action
 from lamina_server.authz.store import GroupRecord, MemberRecord
@@ -232,17 +231,8 @@ async def remove_group_member(
     dependencies=[organization_action(Action.LIST_MEMBERS)],
 )
 async def effective_groups(
-    services: ServicesDep,
-    access: AccessDep,
-    principal_type: Annotated[
-        SubjectType | None, Query(description="user, group, role or agent")
-    ] = None,
-    principal_id: Annotated[str | None, Query(description="The principal's ID")] = None,
-    user_id: Annotated[str | None, Query(description="A user's ID (older clients)")] = None,
+    subject: QueriedPrincipal, services: ServicesDep, access: AccessDep
 ) -> JSONResponse:
-    subject = principal_of(principal_type, principal_id, user_id)
-    if subject is None:
-        raise bad_request("principal_type and principal_id (or user_id) are required")
     found = await services.access.effective_groups(access.org, subject)
     return JSONResponse(
         {

@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -196,15 +196,23 @@ def attachment_json(item: AttachmentRecord) -> dict[str, Any]:
     }
 
 
-def principal_of(
-    principal_type: str | None, principal_id: str | None, user_id: str | None
-) -> tuple[str, str] | None:
-    """``principal_type`` + ``principal_id``, or the older ``user_id``; ``None`` without."""
+async def _queried_principal(
+    principal_type: Annotated[
+        PrincipalType | None, Query(description="user, group, role or agent")
+    ] = None,
+    principal_id: Annotated[str | None, Query(description="The principal's ID")] = None,
+    user_id: Annotated[str | None, Query(description="A user's ID (older clients)")] = None,
+) -> tuple[str, str]:
+    """``principal_type`` + ``principal_id``, or the older ``user_id``; 400 without."""
     if principal_type and principal_id:
         return (principal_type, principal_id)
     if user_id:
         return ("user", user_id)
-    return None
+    raise bad_request("principal_type and principal_id (or user_id) are required")
+
+
+# The principal a query names (effective groups, effective policies).
+QueriedPrincipal = Annotated[tuple[str, str], Depends(_queried_principal)]
 
 
 def _text(policy_text: str | None, rego: str | None) -> tuple[str, str]:
@@ -422,17 +430,8 @@ async def list_attachments(services: ServicesDep, access: AccessDep) -> JSONResp
     dependencies=[organization_action(Action.MANAGE_POLICIES)],
 )
 async def effective_policies(
-    services: ServicesDep,
-    access: AccessDep,
-    principal_type: Annotated[
-        PrincipalType | None, Query(description="user, group, role or agent")
-    ] = None,
-    principal_id: Annotated[str | None, Query(description="The principal's ID")] = None,
-    user_id: Annotated[str | None, Query(description="A user's ID (older clients)")] = None,
+    subject: QueriedPrincipal, services: ServicesDep, access: AccessDep
 ) -> JSONResponse:
-    subject = principal_of(principal_type, principal_id, user_id)
-    if subject is None:
-        raise bad_request("principal_type and principal_id (or user_id) are required")
     found = await services.access.effective_policies(access.org, subject)
     return JSONResponse(
         {
