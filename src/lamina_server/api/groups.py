@@ -20,7 +20,7 @@ from lamina_server.api.params import ORG, Pages, ServicesDep
 from lamina_server.api.policies import Attachment, QueriedPrincipal, attachment_json
 from lamina_server.api.schemas import PaginationBody, error_responses, rfc3339
 from lamina_server.authz import Action
-from lamina_server.authz.store import GroupRecord, MemberRecord
+from lamina_server.authz.records import GroupRecord, MemberRecord
 
 router = APIRouter(tags=["Groups"], route_class=LaminaRoute)
 

@@ -27,8 +27,8 @@ from lamina_server.api.schemas import PaginationBody, error_responses, rfc3339
 from lamina_server.authz import Action
 from lamina_server.authz.generate import GenerationError, GeneratorBadOutput, GeneratorRateLimited
 from lamina_server.authz.policy import PolicyError, validate
+from lamina_server.authz.records import AttachmentRecord, PolicyRecord
 from lamina_server.authz.rego import validate_rego
-from lamina_server.authz.store import AttachmentRecord, PolicyRecord
 
 router = APIRouter(tags=["Policies"], route_class=LaminaRoute)
 

@@ -26,8 +26,9 @@ from datetime import datetime
 from lamina_server.authz.actions import Action
 from lamina_server.authz.builtins import BUILTIN_POLICIES
 from lamina_server.authz.policy import Policy, Target, compile_policy, evaluate
+from lamina_server.authz.records import PolicyRecord
 from lamina_server.authz.rego import compile_rego
-from lamina_server.authz.store import AccessStore, PolicyRecord
+from lamina_server.authz.store import AccessStore
 from lamina_server.identity import Identity, OrganizationRecord
 from lamina_server.principals import Principal
 

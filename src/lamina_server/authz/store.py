@@ -7,15 +7,15 @@ Built-in policies are not rows: they have fixed ids (:data:`BUILTIN_IDS`), appea
 organization's listing, can be attached and detached, and cannot be changed or deleted.
 Subjects of group memberships and attachments are ``(type, id)`` pairs: a user must be a member
 of the organization and a group one of its groups; roles and agents are taken as given (their
-tables belong to another domain).
+tables belong to another domain). The records it answers are :mod:`.records`; the group graph
+(nesting, cycles, who is in which group) is :mod:`.graph`.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
-from datetime import datetime
+from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -33,7 +33,25 @@ from lamina_server.authz.errors import (
     NotInGroup,
     PolicyExists,
     PolicyNotFound,
-    SubjectNotFound,
+)
+from lamina_server.authz.graph import (
+    check_subject,
+    find_cycle,
+    groups_of,
+    names_of,
+)
+from lamina_server.authz.records import (
+    BUILTIN_BY_ID,
+    AttachmentRecord,
+    EffectiveGroup,
+    EffectivePolicy,
+    GroupRecord,
+    MemberRecord,
+    PolicyRecord,
+    Subject,
+    describe,
+    group_record,
+    policy_record,
 )
 from lamina_server.identity import OrganizationRecord
 from lamina_server.identity.grants import (
@@ -47,111 +65,10 @@ from lamina_server.identity.grants import (
     policies,
     policy_attachments,
 )
-from lamina_server.identity.tables import agents, memberships, users
+from lamina_server.identity.tables import agents
 from lamina_server.principals import Principal
 from lamina_server.storage.columns import utcnow
 from lamina_server.storage.db import Database
-
-Subject = tuple[str, str]  # (type, id): user | group | role | agent
-BUILTIN_BY_ID = {policy_id: name for name, policy_id in BUILTIN_IDS.items()}
-
-
-def describe(subject: Subject) -> str:
-    return f"{subject[0]} {subject[1]!r}"
-
-
-@dataclass(frozen=True, slots=True)
-class GroupRecord:
-    id: str
-    organization_id: str
-    name: str
-    description: str
-    created_by_type: str
-    created_by: str
-    created_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class MemberRecord:
-    subject_type: str
-    subject_id: str
-    display_name: str
-    username: str
-    added_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class PolicyRecord:
-    id: str
-    organization_id: str
-    name: str
-    description: str
-    policy_text: str
-    is_builtin: bool
-    created_by_type: str
-    created_by: str
-    created_at: datetime
-    updated_at: datetime
-    attachment_count: int = 0
-    language: str = "dsl"  # "dsl" (the policy language) | "rego"
-
-
-@dataclass(frozen=True, slots=True)
-class AttachmentRecord:
-    policy_id: str
-    policy_name: str
-    is_builtin: bool
-    principal_type: str
-    principal_id: str
-    principal_name: str
-    attached_by_type: str
-    attached_by: str
-    attached_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class EffectiveGroup:
-    group_id: str
-    group_name: str
-    description: str
-    source: str  # "direct" | "group"
-    source_name: str  # the parent group's name when source is "group"
-
-
-@dataclass(frozen=True, slots=True)
-class EffectivePolicy:
-    policy: PolicyRecord
-    source: str  # "direct" | "group" | "inline"
-    source_name: str  # the group's name when source is "group", the agent's when "inline"
-
-
-def _group(row: Any) -> GroupRecord:
-    return GroupRecord(
-        row.id,
-        row.organization_id,
-        row.name,
-        row.description,
-        row.created_by_type,
-        row.created_by,
-        row.created_at,
-    )
-
-
-def _policy(row: Any, count: int = 0) -> PolicyRecord:
-    return PolicyRecord(
-        row.id,
-        row.organization_id,
-        row.name,
-        row.description,
-        row.policy_text,
-        False,
-        row.created_by_type,
-        row.created_by,
-        row.created_at,
-        row.updated_at,
-        count,
-        language=row.language,
-    )
 
 
 class AccessStore:
@@ -193,7 +110,7 @@ class AccessStore:
             query = query.where(groups.c.name > after)
         async with self._db.connect() as conn:
             rows = (await conn.execute(query.order_by(groups.c.name).limit(amount + 1))).all()
-        return [_group(row) for row in rows[:amount]], len(rows) > amount
+        return [group_record(row) for row in rows[:amount]], len(rows) > amount
 
     async def create_group(
         self, org: OrganizationRecord, name: str, description: str, by: Principal
@@ -228,7 +145,7 @@ class AccessStore:
 
     async def get_group(self, org: OrganizationRecord, gid: str) -> GroupRecord:
         async with self._db.connect() as conn:
-            return _group(await self._group_row(conn, org, gid))
+            return group_record(await self._group_row(conn, org, gid))
 
     async def update_group(
         self, org: OrganizationRecord, gid: str, name: str | None, description: str | None
@@ -246,7 +163,7 @@ class AccessStore:
                 row = await self._group_row(conn, org, gid)
         except IntegrityError:
             raise GroupExists(str(name)) from None
-        return _group(row)
+        return group_record(row)
 
     async def delete_group(self, org: OrganizationRecord, gid: str) -> None:
         async with self._db.begin() as conn:
@@ -279,7 +196,7 @@ class AccessStore:
                     .order_by(group_members.c.added_at, group_members.c.subject_id)
                 )
             ).all()
-            names = await _names(conn, org, ((row.subject_type, row.subject_id) for row in rows))
+            names = await names_of(conn, org, ((row.subject_type, row.subject_id) for row in rows))
         result = []
         for row in rows:
             display, username = names.get((row.subject_type, row.subject_id), ("", ""))
@@ -291,9 +208,9 @@ class AccessStore:
     async def add_member(self, org: OrganizationRecord, gid: str, subject: Subject) -> None:
         async with self._db.begin() as conn:
             group = await self._group_row(conn, org, gid)
-            await _check_subject(conn, org, subject)
+            await check_subject(conn, org, subject)
             if subject[0] == "group":
-                cycle = await _cycle(conn, org, gid, subject[1])
+                cycle = await find_cycle(conn, org, gid, subject[1])
                 if cycle is not None:
                     raise GroupCycle(cycle)
             try:
@@ -329,7 +246,7 @@ class AccessStore:
         self, org: OrganizationRecord, subject: Subject
     ) -> list[EffectiveGroup]:
         async with self._db.connect() as conn:
-            return await _effective_groups(conn, org.id, subject)
+            return await groups_of(conn, org.id, subject)
 
     # --- policies -------------------------------------------------------------------------
 
@@ -351,7 +268,7 @@ class AccessStore:
             if after:
                 query = query.where(policies.c.name > after)
             rows = (await conn.execute(query.order_by(policies.c.name).limit(amount + 1))).all()
-        found = [_policy(row, counts.get(row.id, 0)) for row in rows]
+        found = [policy_record(row, counts.get(row.id, 0)) for row in rows]
         for name, policy_id in BUILTIN_IDS.items():
             if after is None or name > after:
                 builtin = self.builtin(org, name)
@@ -374,7 +291,7 @@ class AccessStore:
         ).first()
         if row is None:
             raise PolicyNotFound(pid)
-        return _policy(row)
+        return policy_record(row)
 
     async def get_policy(self, org: OrganizationRecord, pid: str) -> PolicyRecord:
         async with self._db.connect() as conn:
@@ -482,7 +399,7 @@ class AccessStore:
     ) -> None:
         async with self._db.begin() as conn:
             policy = await self._policy_row(conn, org, pid)
-            await _check_subject(conn, org, principal)
+            await check_subject(conn, org, principal)
             if not await attach(conn, org.id, pid, principal, (by.type, by.id)):
                 raise AlreadyAttached(policy.name, describe(principal))
 
@@ -519,7 +436,7 @@ class AccessStore:
         query = query.order_by(policy_attachments.c.attached_at, policy_attachments.c.principal_id)
         async with self._db.connect() as conn:
             rows = (await conn.execute(query)).all()
-            names = await _names(
+            names = await names_of(
                 conn, org, ((row.principal_type, row.principal_id) for row in rows)
             )
             policy_names = await self._policy_names(conn, org, {row.policy_id for row in rows})
@@ -561,7 +478,7 @@ class AccessStore:
     async def _effective(
         self, conn: AsyncConnection, org: OrganizationRecord, subject: Subject
     ) -> list[EffectivePolicy]:
-        in_groups = await _effective_groups(conn, org.id, subject)
+        in_groups = await groups_of(conn, org.id, subject)
         holders: dict[Subject, tuple[str, str]] = {subject: ("direct", "")}
         for group in in_groups:
             holders.setdefault(("group", group.group_id), ("group", group.group_name))
@@ -591,7 +508,7 @@ class AccessStore:
         stored: dict[str, PolicyRecord] = {}
         if stored_ids:
             found = await conn.execute(sa.select(policies).where(policies.c.id.in_(stored_ids)))
-            stored = {row.id: _policy(row) for row in found}
+            stored = {row.id: policy_record(row) for row in found}
         result: list[EffectivePolicy] = []
         seen: set[tuple[str, str, str]] = set()
         for row in rows:
@@ -645,131 +562,3 @@ async def _inline_policy(
 
 def _with_count(policy: PolicyRecord, count: int) -> PolicyRecord:
     return replace(policy, attachment_count=count)
-
-
-async def _check_subject(conn: AsyncConnection, org: OrganizationRecord, subject: Subject) -> None:
-    kind, sid = subject
-    if kind == "user":
-        found = await conn.scalar(
-            sa.select(memberships.c.user_id).where(
-                memberships.c.organization_id == org.id, memberships.c.user_id == sid
-            )
-        )
-    elif kind == "group":
-        found = await conn.scalar(
-            sa.select(groups.c.id).where(groups.c.organization_id == org.id, groups.c.id == sid)
-        )
-    else:
-        return
-    if found is None:
-        raise SubjectNotFound(describe(subject), org.name)
-
-
-async def _parents(conn: AsyncConnection, org_id: str) -> dict[str, list[str]]:
-    """Group id -> the groups it is a member of, for the whole organization."""
-    rows = await conn.execute(
-        sa.select(group_members.c.subject_id, group_members.c.group_id).where(
-            group_members.c.organization_id == org_id, group_members.c.subject_type == "group"
-        )
-    )
-    parents: dict[str, list[str]] = {}
-    for child, parent in rows:
-        parents.setdefault(child, []).append(parent)
-    return parents
-
-
-async def _cycle(
-    conn: AsyncConnection, org: OrganizationRecord, parent: str, child: str
-) -> list[str] | None:
-    """The cycle that making group ``child`` a member of group ``parent`` would close, as group
-    names from ``parent`` back to itself, or ``None``."""
-    parents = await _parents(conn, org.id)
-    # A cycle exists when ``parent`` is ``child`` or already (transitively) inside ``child``.
-    trail: dict[str, str | None] = {parent: None}
-    frontier = [parent]
-    while frontier and child not in trail:
-        step = []
-        for gid in frontier:
-            for up in parents.get(gid, []):
-                if up not in trail:
-                    trail[up] = gid
-                    step.append(up)
-        frontier = step
-    if child not in trail:
-        return None
-    path: list[str] = []
-    node: str | None = child
-    while node is not None:
-        path.append(node)
-        node = trail[node]
-    rows = await conn.execute(sa.select(groups.c.id, groups.c.name).where(groups.c.id.in_(path)))
-    names = {row.id: row.name for row in rows}
-    # parent -> child (the new edge) -> ... -> parent
-    return [names.get(parent, parent)] + [names.get(gid, gid) for gid in path]
-
-
-async def _effective_groups(
-    conn: AsyncConnection, org_id: str, subject: Subject
-) -> list[EffectiveGroup]:
-    direct = [
-        row[0]
-        for row in await conn.execute(
-            sa.select(group_members.c.group_id).where(
-                group_members.c.organization_id == org_id,
-                group_members.c.subject_type == subject[0],
-                group_members.c.subject_id == subject[1],
-            )
-        )
-    ]
-    if not direct:
-        return []
-    parents = await _parents(conn, org_id)
-    via: dict[str, str | None] = {gid: None for gid in direct}
-    frontier = list(direct)
-    while frontier:
-        step = []
-        for gid in frontier:
-            for up in parents.get(gid, []):
-                if up not in via:
-                    via[up] = gid
-                    step.append(up)
-        frontier = step
-    rows = await conn.execute(sa.select(groups).where(groups.c.id.in_(list(via))))
-    by_id = {row.id: row for row in rows}
-    result = []
-    for gid, child in via.items():
-        row = by_id.get(gid)
-        if row is None:
-            continue
-        if child is None:
-            result.append(EffectiveGroup(gid, row.name, row.description, "direct", ""))
-        else:
-            result.append(
-                EffectiveGroup(gid, row.name, row.description, "group", by_id[child].name)
-            )
-    return result
-
-
-async def _names(
-    conn: AsyncConnection, org: OrganizationRecord, subjects: Iterable[Subject]
-) -> dict[Subject, tuple[str, str]]:
-    """(display name, username) of users and groups; roles and agents stay unnamed here."""
-    wanted = set(subjects)
-    user_ids = [sid for kind, sid in wanted if kind == "user"]
-    group_ids = [sid for kind, sid in wanted if kind == "group"]
-    names: dict[Subject, tuple[str, str]] = {}
-    if user_ids:
-        rows = await conn.execute(
-            sa.select(users.c.id, users.c.username, users.c.full_name).where(
-                users.c.id.in_(user_ids)
-            )
-        )
-        for row in rows:
-            names[("user", row.id)] = (row.full_name or row.username, row.username)
-    if group_ids:
-        rows = await conn.execute(
-            sa.select(groups.c.id, groups.c.name).where(groups.c.id.in_(group_ids))
-        )
-        for row in rows:
-            names[("group", row.id)] = (row.name, "")
-    return names
