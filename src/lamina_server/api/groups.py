@@ -17,7 +17,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from lamina_server.api.access import AccessDep, LaminaRoute, organization_action
 from lamina_server.api.pagination import envelope
 from lamina_server.api.params import ORG, Pages, ServicesDep
-from lamina_server.api.policies import Attachment, QueriedPrincipal, attachment_json
+from lamina_server.api.policies import (
+    Attachment,
+    PrincipalType,
+    QueriedPrincipal,
+    attachment_json,
+)
 from lamina_server.api.schemas import PaginationBody, error_responses, rfc3339
 from lamina_server.authz import Action
 from lamina_server.authz.records import GroupRecord, MemberRecord
@@ -26,7 +31,6 @@ router = APIRouter(tags=["Groups"], route_class=LaminaRoute)
 
 GROUP = f"{ORG}/groups/{{group_id}}"
 GroupId = Annotated[str, Path(description="Group ID")]
-SubjectType = Literal["user", "group", "role", "agent"]
 
 
 class CreateGroupRequest(BaseModel):
@@ -43,7 +47,7 @@ class UpdateGroupRequest(BaseModel):
 
 class AddGroupMemberRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    subject_type: SubjectType
+    subject_type: PrincipalType
     subject_id: str = Field(min_length=1, max_length=36)
 
 
@@ -58,7 +62,7 @@ class Group(BaseModel):
 
 
 class GroupMember(BaseModel):
-    subject_type: SubjectType
+    subject_type: PrincipalType
     subject_id: str
     display_name: str
     username: str
@@ -214,7 +218,7 @@ async def add_group_member(
 )
 async def remove_group_member(
     group_id: GroupId,
-    subject_type: Annotated[SubjectType, Query(description="user, group, role or agent")],
+    subject_type: Annotated[PrincipalType, Query(description="user, group, role or agent")],
     subject_id: Annotated[str, Query(description="The member's ID")],
     services: ServicesDep,
     access: AccessDep,

@@ -4,8 +4,7 @@ From lowest to highest: the image's own environment, the repository's secrets, t
 the agent the sandbox runs as, the request's ``env_vars``, and, for one ``/exec`` command, the
 ``env`` of its launch frame. Nothing of the server's own environment is passed on.
 
-The app's source is :class:`StoredSecrets` (:mod:`lamina_server.secrets`); a sandbox service
-built without one (in tests) sees :class:`NoSecrets`.
+The source is :class:`StoredSecrets` (:mod:`lamina_server.secrets`).
 """
 
 from __future__ import annotations
@@ -21,16 +20,6 @@ class SecretSource(Protocol):
     async def repository_secrets(self, repository_id: str) -> Mapping[str, str]: ...
 
     async def agent_secrets(self, run_as: RunAs) -> Mapping[str, str]: ...
-
-
-class NoSecrets:
-    """No secrets at all."""
-
-    async def repository_secrets(self, repository_id: str) -> Mapping[str, str]:
-        return {}
-
-    async def agent_secrets(self, run_as: RunAs) -> Mapping[str, str]:
-        return {}
 
 
 class StoredSecrets:

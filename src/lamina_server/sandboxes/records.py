@@ -125,14 +125,6 @@ class SandboxRecords:
             rows = (await conn.execute(query.limit(amount + 1))).all()
         return [_record(row) for row in rows[:amount]], len(rows) > amount
 
-    async def set_session(self, sandbox_id: str, session_id: str) -> None:
-        async with self._db.begin() as conn:
-            await conn.execute(
-                sandboxes.update()
-                .where(sandboxes.c.id == sandbox_id)
-                .values(session_id=session_id, updated_at=utcnow())
-            )
-
     async def move(self, sandbox_id: str, outcome: Outcome) -> bool:
         """Sets the status, unless the sandbox is terminal already; True if it moved."""
         now = utcnow()

@@ -35,7 +35,7 @@ from anyio.abc import TaskGroup
 from lamina_server.principals import Committer, Principal
 from lamina_server.sandboxes import landing
 from lamina_server.sandboxes.checkouts import Checkout, Checkouts
-from lamina_server.sandboxes.environment import NoSecrets, SecretSource, sandbox_environment
+from lamina_server.sandboxes.environment import SecretSource, sandbox_environment
 from lamina_server.sandboxes.errors import (
     SandboxFinished,
     SandboxNotFound,
@@ -138,7 +138,7 @@ class Sandboxes:
         limits: Limits,
         default_image: str,
         gate: PolicyGate,
-        secrets: SecretSource | None = None,
+        secrets: SecretSource,
     ) -> None:
         self.records = SandboxRecords(db)
         self._versions = versions
@@ -149,7 +149,7 @@ class Sandboxes:
         self._folder = folder
         self._limits = limits
         self.default_image = default_image
-        self._secrets = secrets or NoSecrets()
+        self._secrets = secrets
         self._gate = gate
         self._live: dict[str, Live] = {}
         self._tasks: TaskGroup | None = None
