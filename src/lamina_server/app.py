@@ -22,6 +22,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lamina_server import __version__
 from lamina_server.api import (
+    approvals,
+    audit,
     auth,
     commits,
     data,
@@ -52,13 +54,14 @@ from lamina_server.api.lane import LaminaApp, lane_routes
 from lamina_server.api.openapi import API_PREFIX, build_openapi, operation_id
 from lamina_server.api.request_ids import RequestIdMiddleware
 from lamina_server.api.signing import UrlSigner
-from lamina_server.audit import NoAudit
 from lamina_server.authz import Authorizer
 from lamina_server.authz.builtins import BUILTIN_TEXTS
 from lamina_server.authz.generate import policy_generator
 from lamina_server.authz.store import AccessStore
 from lamina_server.bootstrap import bootstrap, load_or_create_secret
 from lamina_server.config import ServerConfig
+from lamina_server.governance.approvals import Approvals
+from lamina_server.governance.audit import AuditLog
 from lamina_server.identity import Identity
 from lamina_server.repositories import Repositories
 from lamina_server.sandboxes.checkouts import Checkouts
@@ -138,7 +141,8 @@ def create_app(config: ServerConfig, *, trigger_launcher: Launcher | None = None
                 authorizer=authorizer,
                 access=access,
                 policy_generator=policy_generator(config.policy_generator),
-                audit=NoAudit(),
+                audit=AuditLog(db),
+                approvals=Approvals(db, versions),
                 secrets=secret_store,
                 sandboxes=sandbox_service,
                 triggers=SandboxTriggers(db),
@@ -179,6 +183,7 @@ def create_app(config: ServerConfig, *, trigger_launcher: Launcher | None = None
     app.include_router(health.router)
     for module in (
         auth,
+        audit,
         organizations,
         groups,
         policies,
@@ -186,6 +191,7 @@ def create_app(config: ServerConfig, *, trigger_launcher: Launcher | None = None
         principals,
         repositories,
         sessions,
+        approvals,
         commits,
         objects,
         uploads,

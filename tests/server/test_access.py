@@ -23,7 +23,6 @@ from lamina_server.api.access import (
     walk_routes,
 )
 from lamina_server.app import API_PREFIX, create_app
-from lamina_server.audit import NoAudit
 from lamina_server.authz import Action, Authorizer, Decision, Resource
 from lamina_server.config import ServerConfig
 from lamina_server.principals import Principal
@@ -158,20 +157,9 @@ class RecordingAuthorizer(Authorizer):
 
 
 @dataclass
-class RecordingAudit(NoAudit):
-    denials: list[tuple[Action, str, str]] = field(default_factory=list)
-
-    async def denied(
-        self, principal: Principal, action: Action, resource: str, reason: str
-    ) -> None:
-        self.denials.append((action, resource, reason))
-
-
-@dataclass
 class InProcessServer:
     url: str
     authorizer: RecordingAuthorizer
-    audit: RecordingAudit
     api_key: str
 
 
@@ -183,14 +171,13 @@ def in_process(tmp_path: Path) -> Iterator[InProcessServer]:
     with serving(app) as port:
         services = app.state.services
         authorizer = RecordingAuthorizer(services.authorizer)
-        audit = RecordingAudit()
-        services.authorizer, services.audit = authorizer, audit
+        services.authorizer = authorizer
         key = next(
             line.split('"')[1]
             for line in config_path.read_text().splitlines()
             if line.startswith("api_key")
         )
-        yield InProcessServer(f"http://127.0.0.1:{port}{API_PREFIX}", authorizer, audit, key)
+        yield InProcessServer(f"http://127.0.0.1:{port}{API_PREFIX}", authorizer, key)
 
 
 def test_the_lane_and_the_framework_run_the_same_prelude(in_process: InProcessServer) -> None:
@@ -219,6 +206,9 @@ def test_the_lane_and_the_framework_run_the_same_prelude(in_process: InProcessSe
             ),
             api.get(f"{repo}/objects"),
         ]
+        # The denials are in the audit log, with their requests' ids.
+        in_process.authorizer.deny = set()
+        log = api.get("/organizations/local/audit-log", params={"outcome": "denied"}).json()
     for response in denied:
         assert response.status_code == 403, response.text
         body = response.json()
@@ -226,11 +216,11 @@ def test_the_lane_and_the_framework_run_the_same_prelude(in_process: InProcessSe
         assert " on local/seam" in body["message"]
         assert "is not allowed: denied by the test's policy" in body["message"]
         assert body["request_id"] == response.headers["x-request-id"]
-    assert [action for action, _, _ in in_process.audit.denials] == [
-        Action.PUT_OBJECT,
-        Action.PUT_OBJECT,
-        Action.LIST_OBJECTS,
+    assert [entry["action"] for entry in log["items"]] == ["PutObject", "PutObject", "ListObjects"]
+    assert [entry["request_id"] for entry in log["items"]] == [
+        response.headers["x-request-id"] for response in denied
     ]
+    assert all(entry["resource"].startswith("local/seam") for entry in log["items"])
 
 
 def test_a_websocket_is_authorized_by_the_same_prelude(in_process: InProcessServer) -> None:
@@ -249,7 +239,16 @@ def test_a_websocket_is_authorized_by_the_same_prelude(in_process: InProcessServ
     refused = httpx.get(url, headers=upgrade)
     assert refused.status_code == 403, refused.text
     assert refused.json()["code"] == "forbidden" and "ExecSandbox" in refused.json()["message"]
-    assert in_process.audit.denials[-1][0] is Action.EXEC_SANDBOX
+    in_process.authorizer.deny = set()
+    log = httpx.get(
+        f"{in_process.url}/organizations/local/audit-log",
+        params={"outcome": "denied"},
+        headers=headers,
+    ).json()
+    assert [(e["action"], e["resource"]) for e in log["items"]] == [
+        ("ExecSandbox", "local/sockets")
+    ]
+    assert log["items"][0]["request_id"] == refused.json()["request_id"]
 
 
 def test_openapi_route_is_the_only_undeclared_route() -> None:

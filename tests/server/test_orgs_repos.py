@@ -25,6 +25,8 @@ REPO_KEYS = {
     "created_by_type",
     "created_by",
     "created_at",
+    "approval_required_for",
+    "approval_paths",
 }
 
 
@@ -236,6 +238,7 @@ def test_create_repository_defaults(
     assert body["visibility"] == "private"
     assert body["retention_days"] == 14
     assert body["session_max_duration_days"] is None
+    assert body["approval_required_for"] == "none" and body["approval_paths"] == []
     assert body["created_by_type"] == "user"
     assert body["organization_id"] == api.get(f"/organizations/{org}").json()["id"]
     members = api.get(f"/organizations/{org}/members").json()["results"]

@@ -51,9 +51,11 @@ from lamina_server.api.params import OrgName, RepoName
 from lamina_server.api.request_ids import ensure_request_id
 from lamina_server.api.signing import TokenError
 from lamina_server.authz import Action, Resource
+from lamina_server.governance.audit import AuditEvent, RequestFacts, serving, subject_of
 from lamina_server.identity import Authenticated, OrganizationRecord
 from lamina_server.principals import Principal
 from lamina_server.repositories import RepositoryRecord
+from lamina_server.storage import journal
 
 MAX_JSON_BODY = 4 * 1024 * 1024
 
@@ -286,9 +288,13 @@ def _verify_token(request: Request, services: Services, kind: str) -> dict[str, 
         raise forbidden(f"this URL's token {exc}") from None
 
 
+_MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
 async def prelude(request: HTTPConnection, declaration: Declaration) -> Access:
     """Everything a request passes before its handler runs; see the module docstring."""
-    ensure_request_id(request.scope)
+    client = request.scope.get("client")
+    serving(RequestFacts(ensure_request_id(request.scope), client[0] if client else ""))
     _check_query_encoding(request.scope["query_string"])
     services: Services = request.app.state.services
     scope = declaration.scope
@@ -327,12 +333,48 @@ async def _authorize(
             if value:
                 target = resource.at(value)
         await _check(services, principal, check.action, target, epoch)
+    if request.scope.get("method") in _MUTATING:
+        _hold_audit_event(request, declaration, principal, resource, parameters)
     if resource.organization is None:
         return Access(principal, epoch=epoch)
     if resource.repository is None:
         return Access(principal, resource.organization, resource=resource, epoch=epoch)
     record = await services.repositories.get(resource.organization, resource.repository)
     return Access(principal, resource.organization, record, resource=resource, epoch=epoch)
+
+
+def _hold_audit_event(
+    request: HTTPConnection,
+    declaration: Declaration,
+    principal: Principal,
+    resource: Resource,
+    parameters: dict[str, str] | None,
+) -> None:
+    """The audit entry of a request that may change state: written by the request's first
+    write transaction, if it has one (:mod:`lamina_server.governance.audit`). It records the
+    last declared action (the write, when a route also reads), on the most specific thing the
+    request names: the last of its path's parameters (``sandbox_id``, ``agent_name``…), else the object path its query names, else the
+    repository or organization."""
+    kind, ident = subject_of(resource)
+    for check in declaration.checks:
+        if check.path is not None and parameters is not None:
+            value = parameters.get(check.path.partition(":")[2])
+            if value:
+                kind, ident = "object", value
+    for name, value in request.path_params.items():
+        if name not in ("organization", "repository"):
+            kind, ident = name.removesuffix("_id").removesuffix("_name").removesuffix("_key"), value
+    organization = resource.organization
+    journal.hold(
+        AuditEvent.of(
+            principal,
+            organization_id=organization.id if organization is not None else None,
+            action=str(declaration.actions[-1]) if declaration.actions else "",
+            resource=str(resource),
+            resource_kind=kind,
+            resource_id=ident,
+        )
+    )
 
 
 def _query_of(request: HTTPConnection) -> dict[str, str]:
@@ -348,7 +390,7 @@ async def _check(
     decision = await services.authorizer.authorize(principal, action, resource, epoch=epoch)
     if decision.allowed:
         return
-    await services.audit.denied(principal, action, str(resource), decision.reason)
+    await services.audit.denied(principal, action, resource, decision.reason)
     if decision.conceal and resource.organization is not None:
         raise not_found(
             f"organization {resource.organization.name!r} not found", "organization_not_found"

@@ -11,11 +11,12 @@ from starlette.requests import HTTPConnection
 
 if TYPE_CHECKING:
     from lamina_server.api.signing import UrlSigner
-    from lamina_server.audit import AuditHook
     from lamina_server.authz import Authorizer
     from lamina_server.authz.generate import PolicyGenerator
     from lamina_server.authz.store import AccessStore
     from lamina_server.config import ServerConfig
+    from lamina_server.governance.approvals import Approvals
+    from lamina_server.governance.audit import AuditLog
     from lamina_server.identity import Identity
     from lamina_server.repositories import Repositories
     from lamina_server.sandboxes.dispatch import TriggerDispatcher
@@ -42,7 +43,8 @@ class Services:
     authorizer: Authorizer
     access: AccessStore
     policy_generator: PolicyGenerator
-    audit: AuditHook
+    audit: AuditLog
+    approvals: Approvals
     secrets: Secrets
     sandboxes: Sandboxes
     triggers: SandboxTriggers

@@ -28,6 +28,7 @@ from starlette.types import Scope
 
 from lamina_server import identity, repositories, secrets, versioning
 from lamina_server.authz import errors as access
+from lamina_server.governance import errors as governance
 from lamina_server.sandboxes import errors as sandboxes
 from lamina_server.sandboxes import triggers
 from lamina_server.storage import blobs
@@ -64,6 +65,7 @@ HANDLED_ERRORS: tuple[type[Exception], ...] = (
     triggers.TriggerError,
     blobs.BlobError,
     sandboxes.SandboxError,
+    governance.GovernanceError,
 )
 
 
@@ -135,6 +137,10 @@ _DOMAIN_STATUS: tuple[tuple[type[Exception], int, str], ...] = (
     # Server-side corruption (an altered row, a changed key), logged where it is found.
     (secrets.SecretUnreadable, 500, "secret_unreadable"),
     (secrets.SecretsError, 409, "conflict"),
+    (governance.ApprovalNotFound, 404, "approval_not_found"),
+    (governance.ApprovalDecided, 409, "approval_decided"),
+    (governance.SelfApproval, 403, "self_approval"),
+    (governance.GovernanceError, 409, "conflict"),
     (sandboxes.SandboxNotFound, 404, "sandbox_not_found"),
     (sandboxes.SandboxFinished, 410, "sandbox_finished"),
     (sandboxes.SandboxNotReady, 503, "sandbox_not_ready"),

@@ -75,3 +75,30 @@ def page_envelope(results: list[Any], page: Page[Any] | None, amount: int) -> di
     if page is None:
         return envelope(results, has_more=False, next_offset=None, amount=amount)
     return envelope(results, has_more=page.has_more, next_offset=page.next_offset, amount=amount)
+
+
+# --- limit/offset lists (the governance extensions and the Velerian API) ----------------------
+
+MAX_LIMIT = 1000
+_LIMIT_SCHEMA = {"minimum": 1, "maximum": MAX_LIMIT}
+
+
+@dataclass(frozen=True, slots=True)
+class OffsetParams:
+    limit: int
+    offset: int
+
+
+async def offset_params(
+    limit: Annotated[
+        int, Query(description="Items per page (1-1000)", json_schema_extra=_LIMIT_SCHEMA)
+    ] = 50,
+    offset: Annotated[int, Query(description="Items to skip", ge=0)] = 0,
+) -> OffsetParams:
+    """``limit``/``offset`` (a coroutine dependency, like :func:`page_params`)."""
+    return OffsetParams(limit=check_amount(limit, "limit"), offset=offset)
+
+
+def offset_envelope(items: list[Any], params: OffsetParams, total: int) -> dict[str, Any]:
+    """``{"items", "limit", "offset", "total"}``."""
+    return {"items": items, "limit": params.limit, "offset": params.offset, "total": total}

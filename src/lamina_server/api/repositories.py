@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
@@ -13,6 +13,7 @@ from lamina_server.api.access import AccessDep, LaminaRoute, organization_action
 from lamina_server.api.pagination import envelope
 from lamina_server.api.params import ORG, REPO, Pages, ServicesDep
 from lamina_server.api.schemas import SLUG_PATTERN, PaginationBody, error_responses, rfc3339
+from lamina_server.api.validation import MAX_PATH_BYTES
 from lamina_server.authz import Action
 from lamina_server.repositories import DEFAULT_RETENTION_DAYS, RepositoryRecord
 from lamina_server.secrets import SecretScope
@@ -21,7 +22,20 @@ router = APIRouter(tags=["Repositories"], route_class=LaminaRoute)
 
 
 MAX_RETENTION_DAYS = 36500
+MAX_APPROVAL_PATHS = 100
 Visibility = Literal["private", "public"]
+ApprovalRequiredFor = Literal["none", "agents", "all"]
+ApprovalPaths = Annotated[
+    list[Annotated[str, Field(min_length=1, max_length=MAX_PATH_BYTES, pattern=r"^[^\u0000]*$")]],
+    Field(
+        max_length=MAX_APPROVAL_PATHS,
+        description="Path prefixes: when given, only commits changing a path under one of them "
+        "need approval",
+    ),
+]
+APPROVAL_DOC = (
+    "Which commits wait for a human's approval: none, an agent's (agents), or every commit (all)"
+)
 
 
 class CreateRepositoryRequest(BaseModel):
@@ -31,6 +45,8 @@ class CreateRepositoryRequest(BaseModel):
     visibility: Visibility = "private"
     retention_days: int = Field(DEFAULT_RETENTION_DAYS, ge=1, le=MAX_RETENTION_DAYS)
     session_max_duration_days: int | None = Field(None, ge=1, le=MAX_RETENTION_DAYS)
+    approval_required_for: ApprovalRequiredFor = Field("none", description=APPROVAL_DOC)
+    approval_paths: ApprovalPaths = []
 
 
 class UpdateRepositoryRequest(BaseModel):
@@ -41,6 +57,8 @@ class UpdateRepositoryRequest(BaseModel):
     visibility: Visibility | None = None
     retention_days: int | None = Field(None, ge=1, le=MAX_RETENTION_DAYS)
     session_max_duration_days: int | None = Field(None, ge=1, le=MAX_RETENTION_DAYS)
+    approval_required_for: ApprovalRequiredFor | None = Field(None, description=APPROVAL_DOC)
+    approval_paths: ApprovalPaths | None = None
 
 
 class Repository(BaseModel):
@@ -54,6 +72,8 @@ class Repository(BaseModel):
     created_by_type: Literal["user", "role", "agent"]
     created_by: str
     created_at: datetime
+    approval_required_for: ApprovalRequiredFor
+    approval_paths: list[str]
 
 
 class RepositoryList(BaseModel):
@@ -73,6 +93,8 @@ def repository_json(repo: RepositoryRecord) -> dict[str, Any]:
         "created_by_type": repo.created_by_type,
         "created_by": repo.created_by,
         "created_at": rfc3339(repo.created_at),
+        "approval_required_for": repo.approval_required_for,
+        "approval_paths": list(repo.approval_paths),
     }
 
 
@@ -94,6 +116,8 @@ async def create_repository(
         visibility=body.visibility,
         retention_days=body.retention_days,
         session_max_duration_days=body.session_max_duration_days,
+        approval_required_for=body.approval_required_for,
+        approval_paths=body.approval_paths,
     )
     try:
         await services.versions.init_repository(record.id, committer=access.caller.committer)

@@ -1,14 +1,18 @@
-"""Sessions: create, list changes, commit (three-way merge onto HEAD), roll back, approval
-polling."""
+"""Sessions: create, list changes, commit (three-way merge onto HEAD, or held for approval:
+:mod:`lamina_server.api.approvals`), roll back."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from lamina_server.api.access import AccessDep, LaminaRoute, repository_action
-from lamina_server.api.errors import not_found
+from lamina_server.api.deps import request_base
+from lamina_server.api.openapi import API_PREFIX
 from lamina_server.api.pagination import page_envelope
 from lamina_server.api.params import REPO, Pages, Prefix, ServicesDep, SessionId, SessionPathId
 from lamina_server.api.schemas import (
@@ -20,6 +24,9 @@ from lamina_server.api.schemas import (
 )
 from lamina_server.api.validation import require, validate_prefix
 from lamina_server.authz import Action
+from lamina_server.config import ServerConfig
+from lamina_server.governance import audit
+from lamina_server.repositories import RepositoryRecord
 
 router = APIRouter(tags=["Sessions"], route_class=LaminaRoute)
 
@@ -38,6 +45,34 @@ class CommitSessionRequest(BaseModel):
 class CommitSessionResponse(BaseModel):
     model_config = ConfigDict(extra="forbid")
     commit_id: str
+
+
+class ApprovalRequiredResponse(BaseModel):
+    approval_required: bool
+    session_id: str
+    message: str
+    api_url: str = Field(description="The API route that reviews (GET) and approves (POST)")
+    web_url: str = Field(description="The approval page, for a browser")
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalLinks:
+    api_url: str
+    web_url: str
+
+
+def approval_links(
+    config: ServerConfig, base: str, repo: RepositoryRecord, session_id: str
+) -> ApprovalLinks:
+    """Where a held session is reviewed: its API route and its page, under the server's public
+    URL when one is configured, else ``base`` (where the request that held it was sent)."""
+    root = (config.public_url or base).rstrip("/")
+    names = f"{quote(repo.org_name)}/{quote(repo.name)}"
+    return ApprovalLinks(
+        api_url=f"{root}{API_PREFIX}/organizations/{repo.org_name}/repositories/{repo.name}"
+        f"/sessions/{session_id}/approve",
+        web_url=f"{root}/approvals/{names}/{session_id}",
+    )
 
 
 class EntryRecordBody(BaseModel):
@@ -95,19 +130,42 @@ async def list_changes(
 
 @router.post(
     f"{REPO}/sessions/{{session_id}}",
-    summary="Commit a session: its changes land whole on HEAD, or not at all (409 conflict)",
+    summary="Commit a session: its changes land whole on HEAD, or not at all (409 conflict); "
+    "202 when the repository's rule holds it for approval",
     responses={
         200: {"model": CommitSessionResponse},
+        202: {"model": ApprovalRequiredResponse},
         **error_responses(400, 404, 409),
     },
     dependencies=[repository_action(Action.COMMIT_SESSION)],
 )
 async def commit_session(
+    request: Request,
     session_id: SessionPathId,
     body: CommitSessionRequest,
     services: ServicesDep,
     access: AccessDep,
 ) -> JSONResponse:
+    if await services.approvals.needed(access.repo, session_id, access.caller.type):
+        audit.annotate(outcome="approval_required")
+        await services.approvals.request(
+            access.repo,
+            session_id,
+            message=body.message,
+            metadata=body.metadata or {},
+            requester=access.caller.committer,
+        )
+        links = approval_links(services.config, request_base(request), access.repo, session_id)
+        return JSONResponse(
+            {
+                "approval_required": True,
+                "session_id": session_id,
+                "message": f"this commit needs approval: review it at {links.web_url}",
+                "api_url": links.api_url,
+                "web_url": links.web_url,
+            },
+            status_code=202,
+        )
     commit_id = await services.versions.commit_session(
         access.repo.id,
         session_id,
@@ -128,20 +186,8 @@ async def commit_session(
 async def rollback_session(
     session_id: SessionPathId, services: ServicesDep, access: AccessDep
 ) -> Response:
-    await services.versions.rollback_session(access.repo.id, session_id)
+    if await services.approvals.is_pending(access.repo.id, session_id):
+        await services.approvals.withdraw(access.repo.id, session_id, access.caller)
+    else:
+        await services.versions.rollback_session(access.repo.id, session_id)
     return Response(status_code=204)
-
-
-@router.head(
-    f"{REPO}/sessions/{{session_id}}/approve",
-    summary="Is the session pending approval? (200 pending; 404 otherwise)",
-    responses={200: {"description": "Pending approval"}, **error_responses(404)},
-    dependencies=[repository_action(Action.GET_SESSION)],
-)
-async def session_approval_pending(
-    session_id: SessionPathId, services: ServicesDep, access: AccessDep
-) -> Response:
-    session = await services.versions.get_session(access.repo.id, session_id)
-    # No approval policies exist yet, so no session is ever pending: open, committed and
-    # rolled-back sessions all answer 404, which ends a client's approval polling.
-    raise not_found(f"session {session.id!r} is not pending approval", "not_pending_approval")

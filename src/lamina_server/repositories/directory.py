@@ -5,8 +5,9 @@ A deleted repository keeps its row (``deleted_at`` set) and frees its name for r
 
 from __future__ import annotations
 
+import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -23,7 +24,23 @@ from lamina_server.storage.columns import utcnow
 from lamina_server.storage.db import Database
 
 DEFAULT_RETENTION_DAYS = 14
-SETTINGS = ("description", "visibility", "retention_days", "session_max_duration_days")
+SETTINGS = (
+    "description",
+    "visibility",
+    "retention_days",
+    "session_max_duration_days",
+    "approval_required_for",
+    "approval_paths",
+)
+APPROVAL_REQUIRED_FOR = ("none", "agents", "all")
+
+
+def _column_values(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Column values of a record's fields (the path prefixes are stored as JSON)."""
+    values = dict(settings)
+    if "approval_paths" in values:
+        values["approval_paths"] = json.dumps(list(values["approval_paths"]))
+    return values
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +56,14 @@ class RepositoryRecord:
     created_by_type: str
     created_by: str
     created_at: datetime
+    approval_required_for: str = "none"
+    approval_paths: tuple[str, ...] = ()
+
+    def needs_approval(self, committer_type: str) -> bool:
+        """Whether a commit by a principal of ``committer_type`` may need approval (then
+        :attr:`approval_paths`, if any, narrow it to changes under them)."""
+        rule = self.approval_required_for
+        return rule == "all" or (rule == "agents" and committer_type == "agent")
 
 
 def _record(row: sa.Row[Any], org: OrganizationRecord) -> RepositoryRecord:
@@ -54,6 +79,8 @@ def _record(row: sa.Row[Any], org: OrganizationRecord) -> RepositoryRecord:
         created_by_type=row.created_by_type,
         created_by=row.created_by,
         created_at=row.created_at,
+        approval_required_for=row.approval_required_for,
+        approval_paths=tuple(json.loads(row.approval_paths)),
     )
 
 
@@ -77,6 +104,8 @@ class Repositories:
         visibility: str = "private",
         retention_days: int = DEFAULT_RETENTION_DAYS,
         session_max_duration_days: int | None = None,
+        approval_required_for: str = "none",
+        approval_paths: Sequence[str] = (),
     ) -> RepositoryRecord:
         record = RepositoryRecord(
             id=str(uuid.uuid4()),
@@ -90,19 +119,23 @@ class Repositories:
             created_by_type=creator.type,
             created_by=creator.id,
             created_at=utcnow(),
+            approval_required_for=approval_required_for,
+            approval_paths=tuple(approval_paths),
         )
-        values = {
-            field: getattr(record, field)
-            for field in (
-                "id",
-                "organization_id",
-                "name",
-                *SETTINGS,
-                "created_by_type",
-                "created_by",
-                "created_at",
-            )
-        }
+        values = _column_values(
+            {
+                field: getattr(record, field)
+                for field in (
+                    "id",
+                    "organization_id",
+                    "name",
+                    *SETTINGS,
+                    "created_by_type",
+                    "created_by",
+                    "created_at",
+                )
+            }
+        )
         try:
             async with self._db.begin() as conn:
                 await conn.execute(repositories.insert().values(**values))
@@ -141,7 +174,10 @@ class Repositories:
     async def update(
         self, record: RepositoryRecord, changes: Mapping[str, Any]
     ) -> RepositoryRecord:
-        values = {key: value for key, value in changes.items() if key in SETTINGS}
+        settings = {key: value for key, value in changes.items() if key in SETTINGS}
+        if "approval_paths" in settings:
+            settings["approval_paths"] = tuple(settings["approval_paths"])
+        values = _column_values(settings)
         self._cache.discard((record.organization_id, record.name))
         if not values:
             return record
@@ -154,7 +190,7 @@ class Repositories:
         self._cache.discard((record.organization_id, record.name))
         if result.rowcount == 0:
             raise RepositoryNotFound(record.org_name, record.name)
-        return replace(record, **values)
+        return replace(record, **settings)
 
     async def delete(self, record: RepositoryRecord) -> None:
         self._cache.discard((record.organization_id, record.name))

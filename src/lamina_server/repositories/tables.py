@@ -22,6 +22,10 @@ repositories = sa.Table(
     sa.Column("visibility", sa.String(16), nullable=False, default="private"),
     sa.Column("retention_days", sa.Integer(), nullable=False, default=14),
     sa.Column("session_max_duration_days", sa.Integer(), nullable=True),
+    # Which commits wait for a human's approval: "none", "agents" (an agent's) or "all"; and,
+    # when the JSON list of path prefixes is not empty, only those changing a path under one.
+    sa.Column("approval_required_for", sa.String(16), nullable=False, default="none"),
+    sa.Column("approval_paths", sa.Text(), nullable=False, default="[]"),
     sa.Column("created_by_type", sa.String(16), nullable=False),
     sa.Column("created_by", sa.String(36), nullable=False),
     sa.Column("created_at", UtcDateTime(), nullable=False),

@@ -8,7 +8,7 @@ that PostgreSQL can replace the embedded SQLite default without rewriting them.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -18,11 +18,15 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from lamina_server.storage import journal
 from lamina_server.storage.signal import ChangeSignal
 
 metadata = sa.MetaData()
 
 T = TypeVar("T")
+
+# Writes a transaction's journal entries (:mod:`lamina_server.storage.journal`) on its connection.
+JournalWriter = Callable[[sa.Connection, Sequence[Any]], None]
 
 # Set on a write transaction's connection by what changes who may do what
 # (:func:`changed_access`); the transaction then bumps the shared :class:`ChangeSignal`.
@@ -63,10 +67,15 @@ def _sqlite_on_begin(conn: sa.Connection) -> None:
 
 
 class Database:
-    """Owns the engine. ``begin()`` is one atomic write transaction; ``connect()`` is for reads."""
+    """Owns the engine. ``begin()`` is one atomic write transaction; ``connect()`` is for reads.
+
+    Every write transaction writes, through :attr:`journal_writer` when one is set, the journal
+    entries the task holds (:mod:`lamina_server.storage.journal`) before it commits.
+    """
 
     def __init__(self, url: str) -> None:
         self.url = url
+        self.journal_writer: JournalWriter | None = None
         self.is_sqlite = url.startswith("sqlite")
         self.engine: AsyncEngine = create_async_engine(url)
         self._write_engine = self.engine.execution_options(lamina_write=True)
@@ -113,9 +122,20 @@ class Database:
             async with self._write_engine.begin() as conn:
                 conn.info.pop(_ACCESS_CHANGED, None)  # what a failed transaction left
                 yield conn
+                entries = self._journal()
+                if entries:
+                    await conn.run_sync(self._write_journal, entries)
                 changed = conn.info.pop(_ACCESS_CHANGED, False)
+            journal.mark_written(entries)
             if changed and self.signal is not None:
                 self.signal.bump()
+
+    def _journal(self) -> tuple[Any, ...]:
+        return journal.pending() if self.journal_writer is not None else ()
+
+    def _write_journal(self, conn: sa.Connection, entries: Sequence[Any]) -> None:
+        assert self.journal_writer is not None
+        self.journal_writer(conn, entries)
 
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[AsyncConnection]:
@@ -129,13 +149,19 @@ class Database:
         if blocking is None or self._write_lock is None:
             async with self.begin() as conn:
                 return await conn.run_sync(fn)
+        entries = self._journal()
 
         def transaction() -> T:
             with blocking.begin() as conn:
-                return fn(conn)
+                result = fn(conn)
+                if entries:
+                    self._write_journal(conn, entries)
+                return result
 
         async with self._write_lock:
-            return await anyio.to_thread.run_sync(transaction)
+            result = await anyio.to_thread.run_sync(transaction)
+        journal.mark_written(entries)
+        return result
 
     async def run_read(self, fn: Callable[[sa.Connection], T]) -> T:
         """Run ``fn`` on a read connection (one consistent snapshot)."""

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import anyio
+import sqlalchemy as sa
 
 from lamina_server.cache import TtlCache
 from lamina_server.principals import Committer
@@ -100,17 +101,41 @@ class CachingVersionStore(VersionStore):
         message: str,
         metadata: Mapping[str, str],
         committer: Committer,
+        held: bool = False,
+        also: Callable[[sa.Connection, str], None] | None = None,
     ) -> str:
         try:
             return await super().commit_session(
-                repository_id, session_id, message=message, metadata=metadata, committer=committer
+                repository_id,
+                session_id,
+                message=message,
+                metadata=metadata,
+                committer=committer,
+                held=held,
+                also=also,
             )
         finally:
             self._forget(repository_id, session_id)
 
-    async def rollback_session(self, repository_id: str, session_id: str) -> None:
+    async def hold_session(
+        self,
+        repository_id: str,
+        session_id: str,
+        also: Callable[[sa.Connection], None] | None = None,
+    ) -> None:
         try:
-            await super().rollback_session(repository_id, session_id)
+            await super().hold_session(repository_id, session_id, also)
+        finally:
+            self._forget(repository_id, session_id)
+
+    async def rollback_session(
+        self,
+        repository_id: str,
+        session_id: str,
+        also: Callable[[sa.Connection], None] | None = None,
+    ) -> None:
+        try:
+            await super().rollback_session(repository_id, session_id, also)
         finally:
             self._forget(repository_id, session_id)
 

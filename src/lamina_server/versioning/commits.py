@@ -40,6 +40,7 @@ class Plan:
     rewrite: Rewrite
     stats: tuple[int, int]  # object count and total size of the new tree
     session_seq: int | None  # the session's change counter when planned
+    session_state: str = rows.OPEN  # the state the session was in (held: awaiting approval)
 
 
 def init_repository(conn: sa.Connection, repository_id: str, committer: Committer) -> str:
@@ -61,9 +62,12 @@ def init_repository(conn: sa.Connection, repository_id: str, committer: Committe
     return commit_id
 
 
-def plan_commit(conn: sa.Connection, tree: Tree, repository_id: str, session_id: str) -> Plan:
-    """The session's staged changes merged onto HEAD (:class:`MergeConflict`)."""
-    session = rows.open_session_row(conn, repository_id, session_id)
+def plan_commit(
+    conn: sa.Connection, tree: Tree, repository_id: str, session_id: str, state: str = rows.OPEN
+) -> Plan:
+    """The staged changes of the session (in ``state``) merged onto HEAD
+    (:class:`MergeConflict`)."""
+    session = rows.open_session_row(conn, repository_id, session_id, state)
     head = rows.head(conn, repository_id)
     base = rows.root(conn, repository_id, session.base_commit)
     head_root = rows.root(conn, repository_id, head)
@@ -82,7 +86,7 @@ def plan_commit(conn: sa.Connection, tree: Tree, repository_id: str, session_id:
     rewrite = tree.apply(head_root, changes)
     if conflicts:
         raise MergeConflict(conflicts)
-    return Plan(head, rewrite, tree.stats(rewrite.root), session.change_seq)
+    return Plan(head, rewrite, tree.stats(rewrite.root), session.change_seq, session.state)
 
 
 def plan_revert(conn: sa.Connection, tree: Tree, repository_id: str, target: CommitInfo) -> Plan:
@@ -130,7 +134,7 @@ def land(
             sa.update(repo_sessions)
             .where(
                 repo_sessions.c.id == session_id,
-                repo_sessions.c.state == "open",
+                repo_sessions.c.state == plan.session_state,
                 repo_sessions.c.change_seq == plan.session_seq,
             )
             .values(state="committed", commit_id=commit_id)

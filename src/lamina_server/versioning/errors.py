@@ -30,8 +30,8 @@ class SessionNotFound(VersioningError):
 
 class SessionClosed(VersioningError):
     def __init__(self, session_id: str, state: str) -> None:
-        word = "rolled back" if state == "rolled_back" else state
-        super().__init__(f"session {session_id!r} is already {word}")
+        words = {"rolled_back": "rolled back", "awaiting_approval": "awaiting approval"}
+        super().__init__(f"session {session_id!r} is already {words.get(state, state)}")
         self.session_id = session_id
         self.state = state
 

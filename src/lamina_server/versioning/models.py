@@ -58,7 +58,7 @@ class SessionInfo:
     id: str
     repository_id: str
     base_commit: str
-    state: str  # "open" | "committed" | "rolled_back"
+    state: str  # "open" | "awaiting_approval" | "committed" | "rolled_back"
     created_by: Committer
     created_at: datetime
     commit_id: str | None  # set once committed

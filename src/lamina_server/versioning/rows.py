@@ -137,6 +137,9 @@ def commit_record(
 
 # Built once: the staging path runs these in every transaction.
 _SESSION_ROW = sa.select(repo_sessions).where(repo_sessions.c.id == sa.bindparam("session"))
+OPEN = "open"
+AWAITING_APPROVAL = "awaiting_approval"  # held: nothing more is staged; approval commits it
+
 _BUMP_OPEN_SESSION = (
     sa.update(repo_sessions)
     .where(
@@ -155,9 +158,12 @@ def session_row(conn: sa.Connection, repository_id: str, session_id: str) -> Any
     return row
 
 
-def open_session_row(conn: sa.Connection, repository_id: str, session_id: str) -> Any:
+def open_session_row(
+    conn: sa.Connection, repository_id: str, session_id: str, state: str = OPEN
+) -> Any:
+    """The session's row, if it is in ``state`` (open, or held for approval)."""
     row = session_row(conn, repository_id, session_id)
-    if row.state != "open":
+    if row.state != state:
         raise SessionClosed(session_id, row.state)
     return row
 

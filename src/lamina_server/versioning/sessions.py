@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from lamina_server.principals import Committer
 from lamina_server.versioning import rows
 from lamina_server.versioning.codec import dump_json, entry_value, now_micros, value_entry
-from lamina_server.versioning.errors import ObjectNotFound
+from lamina_server.versioning.errors import ObjectNotFound, SessionClosed
 from lamina_server.versioning.merge import values_at
 from lamina_server.versioning.models import Entry, SessionInfo
 from lamina_server.versioning.reads import session_value
@@ -45,11 +45,30 @@ def create(
 
 
 def roll_back(conn: sa.Connection, repository_id: str, session_id: str) -> None:
+    """Rolls back an open session, or one held for approval (its rejection)."""
+    rolled = conn.execute(
+        sa.update(repo_sessions)
+        .where(
+            repo_sessions.c.id == session_id,
+            repo_sessions.c.repository_id == repository_id,
+            repo_sessions.c.state.in_((rows.OPEN, rows.AWAITING_APPROVAL)),
+        )
+        .values(state="rolled_back", change_seq=repo_sessions.c.change_seq + 1)
+    )
+    if rolled.rowcount != 1:
+        raise SessionClosed(session_id, rows.session_row(conn, repository_id, session_id).state)
+    rows.clear_staged(conn, session_id)
+
+
+def hold(conn: sa.Connection, repository_id: str, session_id: str) -> None:
+    """Holds an open session for approval: nothing more can be staged in it, and only
+    approval commits it (or a rollback drops it)."""
     rows.lock_open_session(conn, repository_id, session_id)
     conn.execute(
-        sa.update(repo_sessions).where(repo_sessions.c.id == session_id).values(state="rolled_back")
+        sa.update(repo_sessions)
+        .where(repo_sessions.c.id == session_id)
+        .values(state=rows.AWAITING_APPROVAL)
     )
-    rows.clear_staged(conn, session_id)
 
 
 def stage_puts(

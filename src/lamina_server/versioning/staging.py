@@ -9,7 +9,8 @@ sync for all their bytes), then stages every entry whose upload was claimed in o
 ``stage_put_many`` transaction. Each request still answers only after its own entry is
 committed; a claim that fails (the token was used already) fails only its own request, and a
 failed transaction (the session was closed meanwhile) every request of that batch, as it would
-have one by one. Batches are keyed by (repository id, session id) and forgotten when no request
+have one by one. Each request's journal entries (its audit record) land in the transaction that
+stages its entry, and only if it does (:mod:`lamina_server.storage.journal`). Batches are keyed by (repository id, session id) and forgotten when no request
 uses them.
 """
 
@@ -17,14 +18,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import Any
 
+from lamina_server.storage import journal
 from lamina_server.storage.blobs import BlobError, BlobStore
 from lamina_server.storage.group_commit import GroupCommit
 from lamina_server.versioning.models import Entry
 from lamina_server.versioning.store import VersionStore
 
 _Key = tuple[str, str]
-_Put = tuple[str, Entry, bool]  # path, entry, whether its address is an upload to claim
+# path, entry, whether its address is an upload to claim, the request's journal entries
+_Put = tuple[str, Entry, bool, tuple[Any, ...]]
 
 
 class Staging:
@@ -53,7 +57,7 @@ class Staging:
 
             puts = self._puts[key] = GroupCommit(flush)
         try:
-            outcome = await puts.submit((path, entry, claim))
+            outcome = await puts.submit((path, entry, claim, journal.pending()))
         finally:
             if puts.idle and self._puts.get(key) is puts:
                 del self._puts[key]
@@ -64,8 +68,8 @@ class Staging:
     async def _flush(
         self, repository_id: str, session_id: str, items: Sequence[_Put]
     ) -> list[Entry | BlobError]:
-        outcomes: list[Entry | BlobError] = [entry for _, entry, _ in items]
-        claims = [index for index, (_, _, claim) in enumerate(items) if claim]
+        outcomes: list[Entry | BlobError] = [item[1] for item in items]
+        claims = [index for index, item in enumerate(items) if item[2]]
         if claims:
             claimed = await self._blobs.claim_many([items[index][1].address for index in claims])
             for index, address in zip(claims, claimed, strict=True):
@@ -74,11 +78,13 @@ class Staging:
                     address if isinstance(address, BlobError) else replace(entry, address=address)
                 )
         # One entry per path: the later of two puts to a path wins, as it would alone.
-        latest = {
-            path: outcome
-            for (path, _, _), outcome in zip(items, outcomes, strict=True)
+        staged = [
+            (item, outcome)
+            for item, outcome in zip(items, outcomes, strict=True)
             if isinstance(outcome, Entry)
-        }
+        ]
+        latest = {item[0]: outcome for item, outcome in staged}
         if latest:
-            await self._versions.stage_put_many(repository_id, session_id, list(latest.items()))
+            with journal.carrying(entry for item, _ in staged for entry in item[3]):
+                await self._versions.stage_put_many(repository_id, session_id, list(latest.items()))
         return outcomes

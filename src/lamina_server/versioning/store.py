@@ -165,8 +165,34 @@ class VersionStore:
             lambda conn: rows.session_info(rows.open_session_row(conn, repository_id, session_id))
         )
 
-    async def rollback_session(self, repository_id: str, session_id: str) -> None:
+    async def hold_session(
+        self,
+        repository_id: str,
+        session_id: str,
+        also: Callable[[sa.Connection], None] | None = None,
+    ) -> None:
+        """Holds an open session for approval (nothing more is staged in it; a commit with
+        ``held=True`` lands it, a rollback drops it); ``also`` writes in the same transaction
+        (the approval's record)."""
+
         def run(conn: sa.Connection) -> None:
+            sessions.hold(conn, repository_id, session_id)
+            if also is not None:
+                also(conn)
+
+        await self._write(run)
+
+    async def rollback_session(
+        self,
+        repository_id: str,
+        session_id: str,
+        also: Callable[[sa.Connection], None] | None = None,
+    ) -> None:
+        """Rolls back an open or held session; ``also`` writes in the same transaction."""
+
+        def run(conn: sa.Connection) -> None:
+            if also is not None:
+                also(conn)
             sessions.roll_back(conn, repository_id, session_id)
             self._record_staging(conn, "rollback_session", repository_id, session_id, ())
 
@@ -346,11 +372,16 @@ class VersionStore:
         message: str,
         metadata: Mapping[str, str],
         committer: Committer,
+        held: bool = False,
+        also: Callable[[sa.Connection, str], None] | None = None,
     ) -> str:
-        """Land the session's changes on HEAD (three-way merge when HEAD moved)."""
+        """Land the session's changes on HEAD (three-way merge when HEAD moved). ``held``: the
+        session is held for approval, and this is its approval; ``also`` writes in the commit's
+        transaction, given the new commit's id."""
+        state = rows.AWAITING_APPROVAL if held else rows.OPEN
 
         def plan(conn: sa.Connection) -> Plan:
-            return commits.plan_commit(conn, self._tree(conn), repository_id, session_id)
+            return commits.plan_commit(conn, self._tree(conn), repository_id, session_id, state)
 
         def land(conn: sa.Connection, planned: Plan) -> str:
             commit_id = commits.land(
@@ -368,6 +399,8 @@ class VersionStore:
                     "commit", repository_id, session_id, commit_id=commit_id, principal=committer
                 ),
             )
+            if also is not None:
+                also(conn, commit_id)
             return commit_id
 
         commit_id = await self._land(repository_id, plan, land)

@@ -1,0 +1,1 @@
+"""Governance: approvals of held commits, the audit log, evidence packs and usage."""
