@@ -25,6 +25,7 @@ from lamina_server.api import (
     auth,
     commits,
     data,
+    evidence,
     groups,
     health,
     invitations,
@@ -59,6 +60,7 @@ from lamina_server.authz.generate import policy_generator
 from lamina_server.authz.store import AccessStore
 from lamina_server.bootstrap import bootstrap, load_or_create_secret
 from lamina_server.config import ServerConfig
+from lamina_server.governance import EvidenceService, load_signing_key
 from lamina_server.identity import Identity
 from lamina_server.repositories import Repositories
 from lamina_server.sandboxes.checkouts import Checkouts
@@ -126,6 +128,14 @@ def create_app(config: ServerConfig, *, trigger_launcher: Launcher | None = None
                 db, versions, launcher=trigger_launcher or sandbox_service
             )
             versions.on_landed = dispatcher.wake
+            evidence_service = EvidenceService(
+                db=db,
+                versions=versions,
+                blobs=blobs,
+                sandboxes=sandbox_service,
+                key=load_signing_key(config.data_dir),
+            )
+            sandbox_service.on_ended = evidence_service.after_sandbox
             app.state.services = Services(
                 config=config,
                 db=db,
@@ -143,6 +153,7 @@ def create_app(config: ServerConfig, *, trigger_launcher: Launcher | None = None
                 sandboxes=sandbox_service,
                 triggers=SandboxTriggers(db),
                 trigger_dispatcher=dispatcher,
+                evidence=evidence_service,
             )
             async with anyio.create_task_group() as tasks:
                 await tasks.start(sandbox_service.serve)
@@ -193,6 +204,7 @@ def create_app(config: ServerConfig, *, trigger_launcher: Launcher | None = None
         sandbox_streams,
         sandbox_triggers,
         secrets,
+        evidence,
     ):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(data.router)

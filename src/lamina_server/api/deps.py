@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from lamina_server.authz.generate import PolicyGenerator
     from lamina_server.authz.store import AccessStore
     from lamina_server.config import ServerConfig
+    from lamina_server.governance import EvidenceService
     from lamina_server.identity import Identity
     from lamina_server.repositories import Repositories
     from lamina_server.sandboxes.dispatch import TriggerDispatcher
@@ -47,6 +48,7 @@ class Services:
     sandboxes: Sandboxes
     triggers: SandboxTriggers
     trigger_dispatcher: TriggerDispatcher
+    evidence: EvidenceService
 
 
 async def get_services(request: HTTPConnection) -> Services:
