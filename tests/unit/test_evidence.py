@@ -262,9 +262,7 @@ def test_an_audit_entry_whose_fields_changed_is_named(bundle: Path, key: Signing
     assert not any("audit entry e1" in problem for problem in problems)
 
 
-def test_changed_commit_fields_no_longer_give_the_commit_id(
-    bundle: Path, key: SigningKey
-) -> None:
+def test_changed_commit_fields_no_longer_give_the_commit_id(bundle: Path, key: SigningKey) -> None:
     edit_document(
         bundle,
         "pack-1",
@@ -304,8 +302,7 @@ def test_objects_left_out_over_the_cap_are_reported_unchecked(
     report = verify(bundle, public_key=key.public_key_pem)
     assert report.ok
     assert report.unchecked == (
-        "pack pack-1: object data/out.txt: not included in the bundle; its content was not "
-        "checked",
+        "pack pack-1: object data/out.txt: not included in the bundle; its content was not checked",
     )
     assert "not checked: pack pack-1: object data/out.txt" in str(report)
 
