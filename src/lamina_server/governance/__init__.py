@@ -6,6 +6,7 @@ from lamina_server.governance.evidence import (
     EvidencePack,
     EvidenceService,
     NoAuditSource,
+    SandboxSource,
 )
 from lamina_server.governance.signing_key import SigningKey, load_signing_key
 
@@ -14,6 +15,7 @@ __all__ = [
     "EvidencePack",
     "EvidenceService",
     "NoAuditSource",
+    "SandboxSource",
     "SigningKey",
     "load_signing_key",
 ]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -30,7 +30,6 @@ from lamina_server.governance.signing_key import SigningKey
 from lamina_server.identity.tables import organizations
 from lamina_server.repositories.tables import repositories
 from lamina_server.sandboxes.models import SandboxRecord
-from lamina_server.sandboxes.service import Sandboxes
 from lamina_server.storage.blobs import BlobStore
 from lamina_server.storage.columns import utcnow
 from lamina_server.storage.db import Database
@@ -52,6 +51,15 @@ class AuditSource(Protocol):
     async def entries_for(
         self, organization_id: str, resource_ids: Sequence[str]
     ) -> list[dict[str, Any]]: ...
+
+
+class SandboxSource(Protocol):
+    """What a sandbox's pack is read from (the sandbox service): its record, and its log
+    (``None`` when gone)."""
+
+    async def get(self, repository_id: str, sandbox_id: str) -> SandboxRecord: ...
+
+    async def logs(self, repository_id: str, sandbox_id: str) -> AsyncIterator[bytes] | None: ...
 
 
 class NoAuditSource:
@@ -131,7 +139,7 @@ class EvidenceService:
         db: Database,
         versions: VersionStore,
         blobs: BlobStore,
-        sandboxes: Sandboxes,
+        sandboxes: SandboxSource,
         key: SigningKey,
         audit: AuditSource | None = None,
         object_cap: int = DEFAULT_OBJECT_CAP,
@@ -150,7 +158,7 @@ class EvidenceService:
         """The sandbox service's ``on_ended`` hook: the pack of a sandbox that just ended.
         A failure is logged, never raised: evidence never fails the run it records."""
         try:
-            record = await self._sandboxes.records.get(repository_id, sandbox_id)
+            record = await self._sandboxes.get(repository_id, sandbox_id)
             await self.for_sandbox(record)
         except Exception:
             log.exception("evidence pack of sandbox %s failed", sandbox_id)
