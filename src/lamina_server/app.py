@@ -27,6 +27,7 @@ from lamina_server.api import (
     auth,
     commits,
     data,
+    evidence,
     groups,
     health,
     invitations,
@@ -62,6 +63,8 @@ from lamina_server.bootstrap import bootstrap, load_or_create_secret
 from lamina_server.config import ServerConfig
 from lamina_server.governance.approvals import Approvals
 from lamina_server.governance.audit import AuditLog
+from lamina_server.governance.evidence import EvidenceService
+from lamina_server.governance.signing_key import load_signing_key
 from lamina_server.identity import Identity
 from lamina_server.repositories import Repositories
 from lamina_server.sandboxes.checkouts import Checkouts
@@ -129,6 +132,16 @@ def create_app(config: ServerConfig, *, trigger_launcher: Launcher | None = None
                 db, versions, launcher=trigger_launcher or sandbox_service
             )
             versions.on_landed = dispatcher.wake
+            audit_log = AuditLog(db)
+            evidence_service = EvidenceService(
+                db=db,
+                versions=versions,
+                blobs=blobs,
+                sandboxes=sandbox_service,
+                key=load_signing_key(config.data_dir),
+                audit=audit_log,
+            )
+            sandbox_service.on_ended = evidence_service.after_sandbox
             app.state.services = Services(
                 config=config,
                 db=db,
@@ -141,12 +154,13 @@ def create_app(config: ServerConfig, *, trigger_launcher: Launcher | None = None
                 authorizer=authorizer,
                 access=access,
                 policy_generator=policy_generator(config.policy_generator),
-                audit=AuditLog(db),
+                audit=audit_log,
                 approvals=Approvals(db, versions),
                 secrets=secret_store,
                 sandboxes=sandbox_service,
                 triggers=SandboxTriggers(db),
                 trigger_dispatcher=dispatcher,
+                evidence=evidence_service,
             )
             async with anyio.create_task_group() as tasks:
                 await tasks.start(sandbox_service.serve)
@@ -199,6 +213,7 @@ def create_app(config: ServerConfig, *, trigger_launcher: Launcher | None = None
         sandbox_streams,
         sandbox_triggers,
         secrets,
+        evidence,
     ):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(data.router)

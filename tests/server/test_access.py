@@ -75,7 +75,8 @@ def test_every_route_declares_its_action_and_scope() -> None:
         assert isinstance(route, LaminaRoute), route.path
         assert declaration is not None and declaration is route.declaration, route.path
         if declaration.scope is Scope.PUBLIC:
-            assert route.path == "/healthz"
+            # Liveness, and the key evidence is verified against (what anyone may check with).
+            assert route.path.removeprefix(API_PREFIX) in ("/healthz", "/evidence/public-key")
             continue
         assert declaration.actions, route.path
         assert all(isinstance(action, Action) for action in declaration.actions)
@@ -84,7 +85,10 @@ def test_every_route_declares_its_action_and_scope() -> None:
         elif declaration.scope is Scope.ORGANIZATION:
             assert "{organization}" in route.path and "{repository}" not in route.path
         elif declaration.scope is Scope.SIGNED:
-            assert route.path.startswith(f"{API_PREFIX}/blobs/") and declaration.token_kind
+            assert declaration.token_kind, route.path
+            assert route.path.startswith(f"{API_PREFIX}/blobs/") or (
+                route.path.removeprefix(API_PREFIX) == "/evidence/download"
+            )
 
 
 def test_the_routes_name_the_actions_of_the_contract() -> None:

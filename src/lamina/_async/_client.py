@@ -48,6 +48,7 @@ from lamina._types import (
 )
 from lamina._urls import ApiUrls
 from lamina._websocket import handshake_headers, websocket_url
+from lamina.models.evidence import EvidencePublicKey
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -184,6 +185,14 @@ class AsyncClient:
         from lamina._async.resources.policies import explain
 
         return await explain(self, action, resource)
+
+    # -- evidence ----------------------------------------------------------------------------
+
+    async def evidence_public_key(self) -> EvidencePublicKey:
+        """The key the server signs evidence packs with (published without authentication):
+        pass its ``public_key_pem`` to :func:`lamina.evidence.verify`."""
+        data = await self.request_json("GET", "/evidence/public-key", authenticated=False)
+        return structure(self.converter, data, EvidencePublicKey)
 
     # -- escape hatch ------------------------------------------------------------------------
 

@@ -49,6 +49,7 @@ from lamina._types import (
 )
 from lamina._urls import ApiUrls
 from lamina._websocket import handshake_headers, websocket_url
+from lamina.models.evidence import EvidencePublicKey
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -185,6 +186,14 @@ class Client:
         from lamina._sync.resources.policies import explain
 
         return explain(self, action, resource)
+
+    # -- evidence ----------------------------------------------------------------------------
+
+    def evidence_public_key(self) -> EvidencePublicKey:
+        """The key the server signs evidence packs with (published without authentication):
+        pass its ``public_key_pem`` to :func:`lamina.evidence.verify`."""
+        data = self.request_json("GET", "/evidence/public-key", authenticated=False)
+        return structure(self.converter, data, EvidencePublicKey)
 
     # -- escape hatch ------------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 Subcommands:
     server    run the reference server (needs the ``server`` extra); ``lamina server --help``
+    evidence  verify evidence bundles offline: ``lamina evidence verify BUNDLE``
 """
 
 from __future__ import annotations
@@ -9,12 +10,14 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 
+from lamina.cli.evidence import run_evidence
 from lamina.cli.server import run_server
 
 __all__ = ["main"]
 
 _COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "server": (run_server, "run the Lamina reference server"),
+    "evidence": (run_evidence, "verify an evidence bundle offline (evidence verify BUNDLE)"),
 }
 
 

@@ -3,6 +3,12 @@
 from lamina.models.agents import AgentData
 from lamina.models.api_keys import APIKeyCreated, APIKeyData, APIKeyList
 from lamina.models.commits import CommitCreated, CommitData
+from lamina.models.evidence import (
+    EvidenceExport,
+    EvidencePack,
+    EvidencePackSummary,
+    EvidencePublicKey,
+)
 from lamina.models.groups import EffectiveGroup, GroupData, GroupDetail, GroupMember
 from lamina.models.objects import (
     CopyObjectResult,
@@ -70,6 +76,10 @@ __all__ = [
     "EffectivePolicy",
     "Entry",
     "EntryRecord",
+    "EvidenceExport",
+    "EvidencePack",
+    "EvidencePackSummary",
+    "EvidencePublicKey",
     "Explanation",
     "FinalizedObject",
     "GeneratedPolicy",

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from lamina_server.config import ServerConfig
     from lamina_server.governance.approvals import Approvals
     from lamina_server.governance.audit import AuditLog
+    from lamina_server.governance.evidence import EvidenceService
     from lamina_server.identity import Identity
     from lamina_server.repositories import Repositories
     from lamina_server.sandboxes.dispatch import TriggerDispatcher
@@ -49,6 +50,7 @@ class Services:
     sandboxes: Sandboxes
     triggers: SandboxTriggers
     trigger_dispatcher: TriggerDispatcher
+    evidence: EvidenceService
 
 
 async def get_services(request: HTTPConnection) -> Services:

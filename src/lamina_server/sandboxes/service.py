@@ -153,6 +153,8 @@ class Sandboxes:
         self._gate = gate
         self._live: dict[str, Live] = {}
         self._tasks: TaskGroup | None = None
+        # Told (repository id, sandbox id) of each sandbox once it has ended (evidence).
+        self.on_ended: Callable[[str, str], Awaitable[None]] | None = None
         self.unavailable = runner.check()
 
     # --- running ------------------------------------------------------------------------------
@@ -565,7 +567,7 @@ class Sandboxes:
                 await self._versions.rollback_session(record.repository_id, record.session_id)
         if outcome.exit_code is None and live is not None and live.main_exit is not None:
             outcome = replace(outcome, exit_code=live.main_exit)
-        await self.records.move(record.id, outcome)
+        moved = await self.records.move(record.id, outcome)
         if live is not None:
             live.log.close()
             live.ended.set()
@@ -574,6 +576,8 @@ class Sandboxes:
             if live.checkout is not None:
                 self._checkouts.release(live.checkout)
                 await self._checkouts.prune()
+        if moved and self.on_ended is not None:
+            await self.on_ended(record.repository_id, record.id)
 
     def _clean(self, sandbox_id: str) -> None:
         """Drops what a finished sandbox kept on disk, but its log."""

@@ -4,6 +4,7 @@ from lamina._async.resources.agents import AsyncAgent, AsyncAgents
 from lamina._async.resources.api_keys import AsyncAPIKey, AsyncAPIKeys
 from lamina._async.resources.auth import AsyncAuth
 from lamina._async.resources.commits import AsyncCommit, AsyncCommits
+from lamina._async.resources.evidence import AsyncEvidencePacks, AsyncOrganizationEvidence
 from lamina._async.resources.groups import AsyncGroup, AsyncGroupMembers, AsyncGroups
 from lamina._async.resources.objects import AsyncReadOnlyObjects, AsyncSessionObjects
 from lamina._async.resources.organizations import (
@@ -31,11 +32,13 @@ __all__ = [
     "AsyncAuth",
     "AsyncCommit",
     "AsyncCommits",
+    "AsyncEvidencePacks",
     "AsyncGroup",
     "AsyncGroupMembers",
     "AsyncGroups",
     "AsyncMembers",
     "AsyncOrganization",
+    "AsyncOrganizationEvidence",
     "AsyncOrganizations",
     "AsyncPolicies",
     "AsyncPolicy",

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from lamina._async._pager import AsyncPager
 from lamina._async.resources._paths import organization_path, segment
 from lamina._async.resources.agents import AsyncAgents
+from lamina._async.resources.evidence import AsyncOrganizationEvidence
 from lamina._async.resources.groups import AsyncGroups
 from lamina._async.resources.policies import AsyncPolicies
 from lamina._async.resources.repositories import AsyncRepositories
@@ -94,6 +95,11 @@ class AsyncOrganization(AsyncDeferred):
     @property
     def roles(self) -> AsyncRoles:
         return AsyncRoles(self._client, self._name)
+
+    @property
+    def evidence(self) -> AsyncOrganizationEvidence:
+        """Exports of the organization's evidence packs."""
+        return AsyncOrganizationEvidence(self._client, organization_path(self._name))
 
     @property
     def agents(self) -> AsyncAgents:

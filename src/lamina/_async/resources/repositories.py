@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from lamina._async._pager import AsyncPager
 from lamina._async.resources._paths import organization_path, repository_path
 from lamina._async.resources.commits import AsyncCommit, AsyncCommits
+from lamina._async.resources.evidence import AsyncEvidencePacks
 from lamina._async.resources.objects import AsyncReadOnlyObjects
 from lamina._async.resources.sandbox_triggers import AsyncSandboxTriggers
 from lamina._async.resources.sandboxes import AsyncSandboxes, AsyncShell, execute
@@ -187,6 +188,11 @@ class AsyncRepository(AsyncDeferred):
     def secrets(self) -> AsyncSecrets:
         """The repository's secrets."""
         return AsyncSecrets(self._client, f"{self.api_path}/secrets")
+
+    @property
+    def evidence(self) -> AsyncEvidencePacks:
+        """The repository's evidence packs (one per sandbox run and approved commit)."""
+        return AsyncEvidencePacks(self._client, self.api_path)
 
     @property
     def sandbox_triggers(self) -> AsyncSandboxTriggers:

@@ -5,6 +5,7 @@ from lamina._sync.resources.agents import Agent, Agents
 from lamina._sync.resources.api_keys import APIKey, APIKeys
 from lamina._sync.resources.auth import Auth
 from lamina._sync.resources.commits import Commit, Commits
+from lamina._sync.resources.evidence import EvidencePacks, OrganizationEvidence
 from lamina._sync.resources.groups import Group, GroupMembers, Groups
 from lamina._sync.resources.objects import ReadOnlyObjects, SessionObjects
 from lamina._sync.resources.organizations import (
@@ -32,11 +33,13 @@ __all__ = [
     "Auth",
     "Commit",
     "Commits",
+    "EvidencePacks",
     "Group",
     "GroupMembers",
     "Groups",
     "Members",
     "Organization",
+    "OrganizationEvidence",
     "Organizations",
     "Policies",
     "Policy",

@@ -12,6 +12,7 @@ from lamina._errors import NotFoundError
 from lamina._sync._pager import Pager
 from lamina._sync.resources._paths import organization_path, segment
 from lamina._sync.resources.agents import Agents
+from lamina._sync.resources.evidence import OrganizationEvidence
 from lamina._sync.resources.groups import Groups
 from lamina._sync.resources.policies import Policies
 from lamina._sync.resources.repositories import Repositories
@@ -93,6 +94,11 @@ class Organization(Deferred):
     @property
     def roles(self) -> Roles:
         return Roles(self._client, self._name)
+
+    @property
+    def evidence(self) -> OrganizationEvidence:
+        """Exports of the organization's evidence packs."""
+        return OrganizationEvidence(self._client, organization_path(self._name))
 
     @property
     def agents(self) -> Agents:

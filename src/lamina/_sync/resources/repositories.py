@@ -12,6 +12,7 @@ from lamina._deferred import Deferred
 from lamina._sync._pager import Pager
 from lamina._sync.resources._paths import organization_path, repository_path
 from lamina._sync.resources.commits import Commit, Commits
+from lamina._sync.resources.evidence import EvidencePacks
 from lamina._sync.resources.objects import ReadOnlyObjects
 from lamina._sync.resources.sandbox_triggers import SandboxTriggers
 from lamina._sync.resources.sandboxes import Sandboxes, Shell, execute
@@ -188,6 +189,11 @@ class Repository(Deferred):
     def secrets(self) -> Secrets:
         """The repository's secrets."""
         return Secrets(self._client, f"{self.api_path}/secrets")
+
+    @property
+    def evidence(self) -> EvidencePacks:
+        """The repository's evidence packs (one per sandbox run and approved commit)."""
+        return EvidencePacks(self._client, self.api_path)
 
     @property
     def sandbox_triggers(self) -> SandboxTriggers:
