@@ -104,9 +104,7 @@ def test_the_log_filters_and_pages_and_records_denials(api: httpx.Client, member
     refused = member.client.post(f"{member.o}/groups", json={"name": "nope"})
     assert refused.status_code == 403
     denied = _log(api, member.org, outcome="denied")["items"]
-    assert [(e["action"], e["principal_id"]) for e in denied] == [
-        ("ManageGroups", member.user_id)
-    ]
+    assert [(e["action"], e["principal_id"]) for e in denied] == [("ManageGroups", member.user_id)]
     assert denied[0]["request_id"] == refused.json()["request_id"]
     assert "ManageGroups" in denied[0]["details"]["reason"] or denied[0]["details"]["reason"]
 
