@@ -269,8 +269,13 @@ def test_an_invoke_runs_governed_lands_its_commit_and_exports_evidence(
     assert zipfile.ZipFile(BytesIO(bundle.content)).namelist()
     package = client.evidence_package(abp_id, since="2000-01-01T00:00:00Z")
     assert httpx.get(package.download_url, timeout=30.0).status_code == 200
-    invokes = client.list_audit_log(action="abp.invoke", resource_id=result.invocation_id)
-    assert invokes.total == 1
+    invokes = [
+        entry
+        for entry in client.iter_audit_log(action="abp.invoke")
+        if entry["details"].get("run_id") == result.invocation_id
+    ]
+    assert len(invokes) == 1 and invokes[0]["details"]["abp_id"] == abp_id
+    assert invokes[0]["resource_kind"] == "sandbox"  # the run's sandbox
     assert any(run["run_id"] == result.invocation_id for run in client.iter_paginated("pack-runs"))
 
 

@@ -329,7 +329,10 @@ async def invoke_abp(
         raise Invalid(f"payload: at most {MAX_PAYLOAD} bytes as JSON, got {len(payload)}")
     runs = services.velerian.runs
     invocation_id = new_invocation_id()
-    audit.annotate(resource_kind="run", resource_id=invocation_id, abp_id=abp.id)
+    # The entry names the run (its sandbox, once the sandbox service names it), in details too.
+    audit.annotate(
+        resource_kind="run", resource_id=invocation_id, run_id=invocation_id, abp_id=abp.id
+    )
     if grant.refusal is not None:
         invocation = await runs.deny(
             invocation_id, abp, grant.refusal, access.caller, grant.key_id, payload
