@@ -297,7 +297,7 @@ def _verify_token(request: Request, services: Services, kind: str) -> dict[str, 
         raise forbidden(f"this URL's token {exc}") from None
 
 
-_MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 async def prelude(request: HTTPConnection, declaration: Declaration) -> Access:
@@ -342,7 +342,7 @@ async def _authorize(
             if value:
                 target = resource.at(value)
         await check_action(services, principal, check.action, target, epoch)
-    if request.scope.get("method") in _MUTATING:
+    if request.scope.get("method") in MUTATING:
         _hold_audit_event(request, declaration, principal, resource, parameters)
     if resource.organization is None:
         return Access(principal, epoch=epoch)

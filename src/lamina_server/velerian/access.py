@@ -35,6 +35,7 @@ from starlette.requests import HTTPConnection
 
 from lamina_server.api.access import (
     MAX_JSON_BODY,
+    MUTATING,
     Access,
     Check,
     Declaration,
@@ -137,7 +138,7 @@ class VelerianDeclaration(Declaration):
         for action in self.actions:  # only a user may: agents' and roles' keys are refused
             await check_action(services, principal, action, Resource(), epoch)
         request.scope["state"][_STATE] = Grant("", self.actions)
-        if request.scope.get("method") in _MUTATING:
+        if request.scope.get("method") in MUTATING:
             journal.hold(
                 AuditEvent.of(
                     principal,
@@ -194,7 +195,7 @@ class VelerianDeclaration(Declaration):
         ident: str,
         refusal: str | None,
     ) -> None:
-        if request.scope.get("method") not in _MUTATING:
+        if request.scope.get("method") not in MUTATING:
             return
         journal.hold(
             AuditEvent.of(
@@ -208,9 +209,6 @@ class VelerianDeclaration(Declaration):
                 details={"reason": refusal} if refusal else None,
             )
         )
-
-
-_MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 def _bearer(request: HTTPConnection) -> str:

@@ -35,6 +35,7 @@ from lamina_server.velerian.access import AbpId, GrantDep, On, admit_repository,
 from lamina_server.velerian.errors import Conflict, Invalid, ServiceUnavailable
 from lamina_server.velerian.evidence_links import pack_of
 from lamina_server.velerian.runs import (
+    BLOCKED,
     MAX_PAYLOAD,
     RunView,
     abp_sandbox_request,
@@ -49,7 +50,6 @@ ApprovalId = Annotated[str, Path(description="Approval id (the held run's sessio
 OffsetDep = Annotated[OffsetParams, Depends(offset_params)]
 INVOKE_WAIT = 20.0  # seconds an invoke waits for its run to end or be held (SDK timeout: 30)
 PACK_WAIT = 3.0  # and then for the evidence pack its end makes
-_STATUS_AFTER_DENIAL = "blocked"
 
 
 class CreateAbpBody(BaseModel):
@@ -197,7 +197,7 @@ async def result_json(services: Services, view: RunView, *, wait: float = 0.0) -
         "run_id": invocation.id,
         "status": status,
         "outcome": view.outcome,
-        "is_allowed": status != _STATUS_AFTER_DENIAL,
+        "is_allowed": status != BLOCKED,
         "requires_human": held,
         "withheld": held,
         "constraint_count": len(conditions),
