@@ -42,6 +42,7 @@ from lamina_server.api import (
     secrets,
     sessions,
     uploads,
+    usage,
 )
 from lamina_server.api.access import refuse_undeclared_sockets
 from lamina_server.api.deps import Services
@@ -65,6 +66,7 @@ from lamina_server.governance.approvals import Approvals
 from lamina_server.governance.audit import AuditLog
 from lamina_server.governance.evidence import EvidenceService
 from lamina_server.governance.signing_key import load_signing_key
+from lamina_server.governance.usage import Usage
 from lamina_server.identity import Identity
 from lamina_server.repositories import Repositories
 from lamina_server.sandboxes.checkouts import Checkouts
@@ -79,6 +81,12 @@ from lamina_server.sandboxes.triggers import SandboxTriggers
 from lamina_server.secrets import Sealer, Secrets, load_key
 from lamina_server.storage.blobs import LocalBlobStore
 from lamina_server.storage.db import Database, sqlite_url
+from lamina_server.velerian import Velerian
+from lamina_server.velerian.abps import Abps
+from lamina_server.velerian.app import PREFIX as VELERIAN_PREFIX
+from lamina_server.velerian.app import create_velerian_app
+from lamina_server.velerian.keys import VelerianKeys
+from lamina_server.velerian.runs import Runs
 from lamina_server.versioning import CachingVersionStore, Staging
 
 __all__ = ["API_PREFIX", "create_app"]
@@ -150,6 +158,8 @@ def create_app(config: ServerConfig, *, trigger_launcher: Launcher | None = None
             )
             approvals.on_decided.append(evidence_service.after_approval)
             sandbox_service.on_ended = evidence_service.after_sandbox
+            abps = Abps(db)
+            runs = Runs(db, abps, sandbox_service)
             app.state.services = Services(
                 config=config,
                 db=db,
@@ -169,6 +179,8 @@ def create_app(config: ServerConfig, *, trigger_launcher: Launcher | None = None
                 triggers=SandboxTriggers(db),
                 trigger_dispatcher=dispatcher,
                 evidence=evidence_service,
+                usage=Usage(db, runs),
+                velerian=Velerian(VelerianKeys(db), abps, runs),
             )
             async with anyio.create_task_group() as tasks:
                 await tasks.start(sandbox_service.serve)
@@ -222,9 +234,11 @@ def create_app(config: ServerConfig, *, trigger_launcher: Launcher | None = None
         sandbox_triggers,
         secrets,
         evidence,
+        usage,
     ):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(data.router)
+    app.mount(VELERIAN_PREFIX, create_velerian_app(app.state))
     refuse_undeclared_sockets(app.routes)
 
     def openapi() -> dict[str, Any]:

@@ -26,6 +26,8 @@ from lamina_server.app import API_PREFIX, create_app
 from lamina_server.authz import Action, Authorizer, Decision, Resource
 from lamina_server.config import ServerConfig
 from lamina_server.principals import Principal
+from lamina_server.velerian.access import VelerianDeclaration
+from lamina_server.velerian.keys import SCOPES
 from tests.server.in_process import serving
 
 
@@ -84,6 +86,10 @@ def test_every_route_declares_its_action_and_scope() -> None:
             assert "{organization}/repositories/{repository}" in route.path
         elif declaration.scope is Scope.ORGANIZATION:
             assert "{organization}" in route.path and "{repository}" not in route.path
+        elif declaration.scope is Scope.TENANT:
+            # /api/v2: a Velerian key's scope, and the Lamina actions it maps to.
+            assert isinstance(declaration, VelerianDeclaration), route.path
+            assert declaration.key_scope in SCOPES, route.path
         elif declaration.scope is Scope.SIGNED:
             assert declaration.token_kind, route.path
             assert route.path.startswith(f"{API_PREFIX}/blobs/") or (
@@ -258,4 +264,8 @@ def test_a_websocket_is_authorized_by_the_same_prelude(in_process: InProcessServ
 def test_openapi_route_is_the_only_undeclared_route() -> None:
     app = create_app(ServerConfig(data_dir=Path("unused"), config_path=None, write_config=False))
     plain = [r for r in walk_routes(app.routes) if not isinstance(r, APIRoute | APIWebSocketRoute)]
-    assert [r.path for r in plain if isinstance(r, Route)] == [f"{API_PREFIX}/openapi.json"]
+    # The Velerian facade's own document, at /api/v2/openapi.json (a mounted application).
+    assert [r.path for r in plain if isinstance(r, Route)] == [
+        f"{API_PREFIX}/openapi.json",
+        "/openapi.json",
+    ]

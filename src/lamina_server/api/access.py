@@ -42,7 +42,7 @@ from fastapi.params import Depends as DependsParam
 from fastapi.routing import APIRoute, APIWebSocketRoute
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
-from starlette.routing import BaseRoute
+from starlette.routing import BaseRoute, Mount
 from starlette.types import Message
 
 from lamina_server.api.deps import Services, query
@@ -68,6 +68,7 @@ class Scope(enum.Enum):
     ACCOUNT = "account"  # the caller's own organizations
     ORGANIZATION = "organization"  # /organizations/{organization}/...
     REPOSITORY = "repository"  # /organizations/{organization}/repositories/{repository}/...
+    TENANT = "tenant"  # /api/v2: the organization of the Velerian key (lamina_server.velerian)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +119,11 @@ class Declaration:
         self.scope = scope
         self.token_kind = token_kind
         self.body_limit = body_limit
+
+    async def admit(self, request: HTTPConnection, services: Services) -> Access:
+        """Authenticates the caller and authorizes the declared actions (steps 3-5 of the
+        :func:`prelude`); a declaration of another API (the Velerian facade's) overrides it."""
+        return await _authorize(request, services, self)
 
     def __repr__(self) -> str:
         names = ", ".join(
@@ -219,11 +225,14 @@ def declaration_of(route: APIRoute) -> Declaration | None:
 
 def walk_routes(routes: Sequence[BaseRoute]) -> Iterator[BaseRoute]:
     """Every route an app serves, including those of included routers (which newer FastAPI
-    versions keep as one entry that holds the router)."""
+    versions keep as one entry that holds the router) and of mounted applications (the
+    Velerian facade under ``/api/v2``)."""
     for route in routes:
         router = getattr(route, "original_router", None)
         if router is not None:
             yield from walk_routes(router.routes)
+        elif isinstance(route, Mount):
+            yield from walk_routes(route.routes)
         else:
             yield route
 
@@ -288,7 +297,7 @@ def _verify_token(request: Request, services: Services, kind: str) -> dict[str, 
         raise forbidden(f"this URL's token {exc}") from None
 
 
-_MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 async def prelude(request: HTTPConnection, declaration: Declaration) -> Access:
@@ -304,7 +313,7 @@ async def prelude(request: HTTPConnection, declaration: Declaration) -> Access:
         assert declaration.token_kind is not None and isinstance(request, Request)
         access = Access(None, claims=_verify_token(request, services, declaration.token_kind))
     else:
-        access = await _authorize(request, services, declaration)
+        access = await declaration.admit(request, services)
     request.scope["state"][_STATE] = access
     return access
 
@@ -332,12 +341,12 @@ async def _authorize(
             value = parameters.get(check.path.removeprefix("query:"))
             if value:
                 target = resource.at(value)
-        await _check(services, principal, check.action, target, epoch)
+        await check_action(services, principal, check.action, target, epoch)
     if request.scope["type"] == "websocket":  # a session in a sandbox: recorded as it opens
         await services.audit.record(
             _audit_event(request, declaration, principal, resource, parameters)
         )
-    elif request.scope.get("method") in _MUTATING:
+    elif request.scope.get("method") in MUTATING:
         journal.hold(_audit_event(request, declaration, principal, resource, parameters))
     if resource.organization is None:
         return Access(principal, epoch=epoch)
@@ -386,7 +395,7 @@ def _query_of(request: HTTPConnection) -> dict[str, str]:
     return dict(request.query_params)
 
 
-async def _check(
+async def check_action(
     services: Services, principal: Principal, action: Action, resource: Resource, epoch: int
 ) -> None:
     """Asks the authorizer; a denial is audited, then concealed (404) or refused (403)."""
@@ -406,7 +415,7 @@ async def authorize_also(access: Access, services: Services, action: Action) -> 
     an agent needs ``ManageAgents``): asked of the same authorizer, audited and refused as the
     prelude does, on the request's organization."""
     assert access.resource is not None, "the route's scope names an organization"
-    await _check(
+    await check_action(
         services, access.caller, action, Resource(access.resource.organization), access.epoch
     )
 
@@ -430,7 +439,7 @@ async def authorize_body(request: Request, declaration: Declaration, body: bytes
         value = document.get(check.path.removeprefix("body:"))
         paths = [value] if isinstance(value, str) else value if isinstance(value, list) else []
         for path in dict.fromkeys(item for item in paths if isinstance(item, str) and item):
-            await _check(
+            await check_action(
                 services, access.caller, check.action, access.resource.at(path), access.epoch
             )
 

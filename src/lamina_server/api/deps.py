@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from lamina_server.governance.approvals import Approvals
     from lamina_server.governance.audit import AuditLog
     from lamina_server.governance.evidence import EvidenceService
+    from lamina_server.governance.usage import Usage
     from lamina_server.identity import Identity
     from lamina_server.repositories import Repositories
     from lamina_server.sandboxes.dispatch import TriggerDispatcher
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from lamina_server.secrets import Secrets
     from lamina_server.storage.blobs import BlobStore
     from lamina_server.storage.db import Database
+    from lamina_server.velerian import Velerian
     from lamina_server.versioning import Staging, VersionStore
 
 __all__ = ["Services", "get_services", "query", "request_base"]
@@ -51,6 +53,8 @@ class Services:
     triggers: SandboxTriggers
     trigger_dispatcher: TriggerDispatcher
     evidence: EvidenceService
+    usage: Usage
+    velerian: Velerian
 
 
 async def get_services(request: HTTPConnection) -> Services:

@@ -88,7 +88,7 @@ class ExportBody(BaseModel):
     delivery: str
 
 
-def _export(
+def export_json(
     request: Request, services: Services, claims: dict[str, str | int], s3_key: str
 ) -> dict[str, Any]:
     """A signed download URL of the bundle ``claims`` name, as the export's answer."""
@@ -193,7 +193,7 @@ async def export_evidence(
     pack = await _pack(services, access.repo.id, pack_id)
     claims: dict[str, str | int] = {"o": access.org.id, "r": access.repo.id, "p": pack.id}
     s3_key = f"evidence/{access.org.name}/{access.repo.name}/{pack.id}.zip"
-    return JSONResponse(_export(request, services, claims, s3_key))
+    return JSONResponse(export_json(request, services, claims, s3_key))
 
 
 @router.post(
@@ -239,7 +239,7 @@ async def export_organization_evidence(
     scope = f"{access.org.name}/{repository}" if repository else access.org.name
     stamp = start.strftime("%Y%m%dT%H%M%SZ") if start else "all"
     s3_key = f"evidence/{scope}/since-{stamp}-until-{until.strftime('%Y%m%dT%H%M%SZ')}.zip"
-    return JSONResponse(_export(request, services, claims, s3_key))
+    return JSONResponse(export_json(request, services, claims, s3_key))
 
 
 @router.get(

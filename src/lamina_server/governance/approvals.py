@@ -187,6 +187,22 @@ class Approvals:
 
         return await self._db.run_read(run)
 
+    async def find(self, organization_id: str, session_id: str) -> ApprovalRecord:
+        """The organization's approval request of ``session_id``, whatever its repository."""
+
+        def run(conn: sa.Connection) -> ApprovalRecord:
+            row = conn.execute(
+                sa.select(approvals).where(
+                    approvals.c.session_id == session_id,
+                    approvals.c.organization_id == organization_id,
+                )
+            ).one_or_none()
+            if row is None:
+                raise ApprovalNotFound(session_id)
+            return _record(row)
+
+        return await self._db.run_read(run)
+
     async def is_pending(self, repository_id: str, session_id: str) -> bool:
         try:
             return (await self.get(repository_id, session_id)).state == PENDING

@@ -95,6 +95,7 @@ from lamina_server.sandboxes.runners.base import (
     RunnerError,
     Sandbox,
     SandboxSpec,
+    write_inputs,
 )
 from lamina_server.sandboxes.triggers import TriggerRecord
 from lamina_server.storage import journal
@@ -448,6 +449,7 @@ class Sandboxes:
             scratch=folders["scratch"],
             mountpoint=request.mountpoint,
             limits=self._limits,
+            inputs=write_inputs(live.folder / "input", request.files) if request.files else None,
         )
         refusal: str | None = None
 
@@ -684,7 +686,7 @@ class Sandboxes:
 
     def _clean(self, sandbox_id: str) -> None:
         """Drops what a finished sandbox kept on disk, but its log."""
-        for name in ("upper", "work", "scratch"):
+        for name in ("upper", "work", "scratch", "input"):
             shutil.rmtree(self._folder / sandbox_id / name, ignore_errors=True)
 
 

@@ -56,7 +56,8 @@ class SandboxSpec:
     by this sandbox: after :meth:`Sandbox.stop`, ``upper`` holds exactly what the sandbox
     changed under ``mountpoint``, as an overlay upper directory (new and modified files,
     whiteouts for removals, opaque directories). ``scratch`` is an empty directory the runner
-    may use for its own state (e.g. cgroup names, sockets).
+    may use for its own state (e.g. cgroup names, sockets). ``inputs``, when given, is a
+    directory of files the sandbox reads, read-only, at :data:`INPUT_DIR`.
     """
 
     sandbox_id: str
@@ -67,6 +68,20 @@ class SandboxSpec:
     scratch: Path
     mountpoint: str = "/sandbox"
     limits: Limits = Limits()
+    inputs: Path | None = None
+
+
+INPUT_DIR = "/lamina/input"
+
+
+def write_inputs(folder: Path, files: Mapping[str, bytes]) -> Path:
+    """``files`` (plain names) written into a new ``folder``, for :attr:`SandboxSpec.inputs`."""
+    folder.mkdir(mode=0o755)
+    for name, data in files.items():
+        if not name or "/" in name or name in (".", ".."):
+            raise ValueError(f"an input file's name must be a plain file name, not {name!r}")
+        (folder / name).write_bytes(data)
+    return folder
 
 
 class Process(Protocol):

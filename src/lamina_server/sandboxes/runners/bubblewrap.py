@@ -34,7 +34,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 
 from . import agent, cgroups, child, fdio, layout, overlay, seccomp
-from .base import RunnerError, SandboxSpec
+from .base import INPUT_DIR, RunnerError, SandboxSpec
 from .terminal import set_size
 
 _STOP_TIMEOUT = 10.0
@@ -347,6 +347,7 @@ class BubblewrapRunner:
             *layout.image_args(spec.image, host_etc, spec.mountpoint),
             *("--bind", str(overlay.merged(spec)), spec.mountpoint),
             *("--ro-bind", str(agent_binary), _AGENT_PATH),
+            *(("--ro-bind", str(spec.inputs), INPUT_DIR) if spec.inputs else ()),
             *("--remount-ro", "/", "--chdir", "/"),
             *("--info-fd", str(info_w), "--block-fd", str(block_r)),
             *("--seccomp", str(filter_r), "--new-session", "--"),
