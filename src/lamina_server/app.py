@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lamina_server import __version__
 from lamina_server.api import (
+    approval_page,
     approvals,
     audit,
     auth,
@@ -30,6 +31,7 @@ from lamina_server.api import (
     groups,
     health,
     invitations,
+    login,
     objects,
     organizations,
     policies,
@@ -63,6 +65,7 @@ from lamina_server.config import ServerConfig
 from lamina_server.governance.approvals import Approvals
 from lamina_server.governance.audit import AuditLog
 from lamina_server.identity import Identity
+from lamina_server.identity.web_sessions import WebSessions
 from lamina_server.repositories import Repositories
 from lamina_server.sandboxes.checkouts import Checkouts
 from lamina_server.sandboxes.dispatch import Launcher, TriggerDispatcher, TriggerOutbox
@@ -135,6 +138,7 @@ def create_app(config: ServerConfig, *, trigger_launcher: Launcher | None = None
                 versions=versions,
                 blobs=blobs,
                 identity=identity,
+                web_sessions=WebSessions(db, identity.authenticate_digest),
                 signer=UrlSigner(load_or_create_secret(config.data_dir / "signing.key")),
                 repositories=Repositories(db),
                 staging=Staging(versions, blobs),
@@ -202,6 +206,8 @@ def create_app(config: ServerConfig, *, trigger_launcher: Launcher | None = None
     ):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(data.router)
+    app.include_router(login.router)
+    app.include_router(approval_page.router)
     refuse_undeclared_sockets(app.routes)
 
     def openapi() -> dict[str, Any]:
