@@ -3,12 +3,14 @@
 # the generated-mirror check, lint, then the whole suite against real servers on loopback.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# Sandboxes run under bubblewrap, with an agent built by cc against a static libc: install
-# what is missing when we may (root, Debian). Without them the sandbox tests skip, saying why.
+# Sandboxes run under bubblewrap, with an agent built by cc against a static libc, and the
+# approval page is tested in Debian's headless Chromium (driven by Playwright): install what is
+# missing when we may (root, Debian). Without them those tests skip, saying why.
 missing=()
 command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
 command -v cc >/dev/null 2>&1 || missing+=(gcc)
 dpkg -s libc6-dev >/dev/null 2>&1 || missing+=(libc6-dev)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if [ "${#missing[@]}" -gt 0 ] && [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null

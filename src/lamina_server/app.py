@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lamina_server import __version__
 from lamina_server.api import (
+    approval_page,
     approvals,
     audit,
     auth,
@@ -31,6 +32,7 @@ from lamina_server.api import (
     groups,
     health,
     invitations,
+    login,
     objects,
     organizations,
     policies,
@@ -68,6 +70,7 @@ from lamina_server.governance.evidence import EvidenceService
 from lamina_server.governance.signing_key import load_signing_key
 from lamina_server.governance.usage import Usage
 from lamina_server.identity import Identity
+from lamina_server.identity.web_sessions import WebSessions
 from lamina_server.repositories import Repositories
 from lamina_server.sandboxes.checkouts import Checkouts
 from lamina_server.sandboxes.dispatch import Launcher, TriggerDispatcher, TriggerOutbox
@@ -166,6 +169,7 @@ def create_app(config: ServerConfig, *, trigger_launcher: Launcher | None = None
                 versions=versions,
                 blobs=blobs,
                 identity=identity,
+                web_sessions=WebSessions(db, identity.authenticate_digest),
                 signer=UrlSigner(load_or_create_secret(config.data_dir / "signing.key")),
                 repositories=repository_directory,
                 staging=Staging(versions, blobs),
@@ -238,6 +242,8 @@ def create_app(config: ServerConfig, *, trigger_launcher: Launcher | None = None
     ):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(data.router)
+    app.include_router(login.router)
+    app.include_router(approval_page.router)
     app.mount(VELERIAN_PREFIX, create_velerian_app(app.state))
     refuse_undeclared_sockets(app.routes)
 

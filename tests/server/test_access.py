@@ -22,6 +22,7 @@ from lamina_server.api.access import (
     refuse_undeclared_sockets,
     walk_routes,
 )
+from lamina_server.api.html import PageRoute
 from lamina_server.app import API_PREFIX, create_app
 from lamina_server.authz import Action, Authorizer, Decision, Resource
 from lamina_server.config import ServerConfig
@@ -76,13 +77,23 @@ def test_every_route_declares_its_action_and_scope() -> None:
         declaration = declaration_of(route)
         assert isinstance(route, LaminaRoute), route.path
         assert declaration is not None and declaration is route.declaration, route.path
+        # A page, and only a page, is served by the page route class (its errors are pages).
+        assert declaration.browser is isinstance(route, PageRoute), route.path
         if declaration.scope is Scope.PUBLIC:
-            # Liveness, and the key evidence is verified against (what anyone may check with).
-            assert route.path.removeprefix(API_PREFIX) in ("/healthz", "/evidence/public-key")
+            # Liveness, sign-in and -out, and the key evidence is verified against.
+            assert route.path.removeprefix(API_PREFIX) in (
+                "/healthz",
+                "/evidence/public-key",
+                "/login",
+                "/logout",
+            )
             continue
         assert declaration.actions, route.path
         assert all(isinstance(action, Action) for action in declaration.actions)
-        if declaration.scope is Scope.REPOSITORY:
+        if declaration.browser:
+            assert declaration.scope is Scope.REPOSITORY, route.path
+            assert route.path.startswith("/approvals/{organization}/{repository}"), route.path
+        elif declaration.scope is Scope.REPOSITORY:
             assert "{organization}/repositories/{repository}" in route.path
         elif declaration.scope is Scope.ORGANIZATION:
             assert "{organization}" in route.path and "{repository}" not in route.path
@@ -124,6 +135,13 @@ def test_the_routes_name_the_actions_of_the_contract() -> None:
         ("PUT", f"{repo}/secrets/{{secret_key}}"): (Action.MANAGE_SECRETS,),
         ("GET", f"{repo}/secrets/{{secret_key}}"): (Action.GET_SECRET,),
         ("DELETE", f"{repo}/secrets/{{secret_key}}"): (Action.MANAGE_SECRETS,),
+        ("GET", "/approvals/{organization}/{repository}/{session_id}"): (Action.GET_SESSION,),
+        ("POST", "/approvals/{organization}/{repository}/{session_id}/approve"): (
+            Action.APPROVE_SESSION,
+        ),
+        ("POST", "/approvals/{organization}/{repository}/{session_id}/reject"): (
+            Action.APPROVE_SESSION,
+        ),
     }
     for key, actions in expected.items():
         declaration = declared[key]

@@ -16,7 +16,8 @@ lane alike. It:
 
 1. gives the request its id (:mod:`lamina_server.api.request_ids`);
 2. refuses a query string that is not UTF-8 (two different raw keys must never read as one);
-3. authenticates the API key (or, on the token-only data plane, verifies the URL's token);
+3. authenticates the API key (or, on the token-only data plane, verifies the URL's token; or,
+   on a page, the session cookie of a signed-in browser: :func:`authenticate_browser`);
 4. resolves the organization, asks :meth:`Authorizer.authorize` about every declared action,
    and tells the audit hook about a denial (404 when the caller may not learn that the
    resource exists, else a 403 naming action, resource and reason);
@@ -26,6 +27,14 @@ lane alike. It:
 and leaves the outcome, an :class:`Access`, where handlers find it (:data:`AccessDep`). A
 request body is read only after that, and no more than :data:`MAX_JSON_BODY` bytes of it (or
 the smaller ``body_limit`` a declaration names).
+
+A page (a declaration made with ``browser=True``: :func:`public_page`, :func:`repository_page`)
+is authorized exactly as an API route is, with the browser session as its credential. The form
+a page posts is read (bounded, URL-encoded) before the handler runs; it is refused unless the
+request comes from the server's own origin (when the browser says where it comes from) and,
+once signed in, unless it carries the session's CSRF token
+(:func:`~lamina_server.api.page_forms.check_form`). Handlers find it as
+:data:`~lamina_server.api.page_forms.PageForm`.
 """
 
 from __future__ import annotations
@@ -47,17 +56,21 @@ from starlette.types import Message
 
 from lamina_server.api.deps import Services, query
 from lamina_server.api.errors import ApiError, bad_request, forbidden, not_found, unauthorized
+from lamina_server.api.page_forms import check_form
 from lamina_server.api.params import OrgName, RepoName
 from lamina_server.api.request_ids import ensure_request_id
 from lamina_server.api.signing import TokenError
 from lamina_server.authz import Action, Resource
 from lamina_server.governance.audit import AuditEvent, RequestFacts, serving, subject_of
 from lamina_server.identity import Authenticated, OrganizationRecord
+from lamina_server.identity.web_sessions import WebSession
 from lamina_server.principals import Principal
 from lamina_server.repositories import RepositoryRecord
 from lamina_server.storage import journal
 
 MAX_JSON_BODY = 4 * 1024 * 1024
+MAX_FORM_BODY = 256 * 1024
+SESSION_COOKIE = "lamina_session"
 
 
 class Scope(enum.Enum):
@@ -112,6 +125,8 @@ class Declaration:
         scope: Scope,
         token_kind: str | None = None,
         body_limit: int = MAX_JSON_BODY,
+        *,
+        browser: bool = False,
     ) -> None:
         self.checks = checks
         self.actions = tuple(check.action for check in checks)
@@ -119,6 +134,7 @@ class Declaration:
         self.scope = scope
         self.token_kind = token_kind
         self.body_limit = body_limit
+        self.browser = browser  # a page: the session cookie is the credential, forms its body
 
     async def admit(self, request: HTTPConnection, services: Services) -> Access:
         """Authenticates the caller and authorizes the declared actions (steps 3-5 of the
@@ -129,7 +145,8 @@ class Declaration:
         names = ", ".join(
             str(check.action) + (f"@{check.path}" if check.path else "") for check in self.checks
         )
-        return f"Declaration({names or '-'} on {self.scope.value})"
+        page = ", page" if self.browser else ""
+        return f"Declaration({names or '-'} on {self.scope.value}{page})"
 
 
 class _PlainDeclaration(Declaration):
@@ -157,6 +174,7 @@ class Access:
     claims: dict[str, Any] | None = None  # a signed URL's verified claims
     resource: Resource | None = None  # what the declared actions were authorized on
     epoch: int = 0  # the access epoch the caller's rights were judged at
+    csrf_token: str | None = None  # a page's: what the forms it renders must send back
 
     @property
     def caller(self) -> Principal:
@@ -194,6 +212,20 @@ def account_action(action: Action) -> Any:
 def organization_action(action: Action, *, body_limit: int = MAX_JSON_BODY) -> Any:
     return Depends(
         _OrganizationDeclaration((Check(action),), Scope.ORGANIZATION, body_limit=body_limit)
+    )
+
+
+def public_page() -> Any:
+    """A page anyone may open (signing in and out)."""
+    return Depends(_PlainDeclaration((), Scope.PUBLIC, body_limit=MAX_FORM_BODY, browser=True))
+
+
+def repository_page(*actions: Action) -> Any:
+    """A page's actions on its repository, for a signed-in browser."""
+    return Depends(
+        _RepositoryDeclaration(
+            _checks(actions, None), Scope.REPOSITORY, body_limit=MAX_FORM_BODY, browser=True
+        )
     )
 
 
@@ -287,6 +319,20 @@ async def authenticate(request: HTTPConnection, services: Services) -> Authentic
     return authenticated
 
 
+def login_required() -> ApiError:
+    return ApiError(401, "login_required", "sign in to open this page")
+
+
+async def authenticate_browser(request: HTTPConnection, services: Services) -> WebSession:
+    """The signed-in browser session the request's cookie names; ``login_required`` (401,
+    which a page answers by sending the browser to sign in) otherwise."""
+    token = request.cookies.get(SESSION_COOKIE)
+    session = await services.web_sessions.resolve(token) if token else None
+    if session is None:
+        raise login_required()
+    return session
+
+
 def _verify_token(request: Request, services: Services, kind: str) -> dict[str, Any]:
     token = query(request).get("token")
     if not token:
@@ -321,7 +367,12 @@ async def prelude(request: HTTPConnection, declaration: Declaration) -> Access:
 async def _authorize(
     request: HTTPConnection, services: Services, declaration: Declaration
 ) -> Access:
-    authenticated = await authenticate(request, services)
+    csrf_token: str | None = None
+    if declaration.browser:
+        session = await authenticate_browser(request, services)
+        authenticated, csrf_token = session.authenticated, session.csrf_token
+    else:
+        authenticated = await authenticate(request, services)
     principal, epoch = authenticated.principal, authenticated.epoch
     if declaration.scope is Scope.ACCOUNT:
         resource = Resource()
@@ -349,11 +400,18 @@ async def _authorize(
     elif request.scope.get("method") in MUTATING:
         journal.hold(_audit_event(request, declaration, principal, resource, parameters))
     if resource.organization is None:
-        return Access(principal, epoch=epoch)
-    if resource.repository is None:
-        return Access(principal, resource.organization, resource=resource, epoch=epoch)
-    record = await services.repositories.get(resource.organization, resource.repository)
-    return Access(principal, resource.organization, record, resource=resource, epoch=epoch)
+        return Access(principal, epoch=epoch, csrf_token=csrf_token)
+    record = None
+    if resource.repository is not None:
+        record = await services.repositories.get(resource.organization, resource.repository)
+    return Access(
+        principal,
+        resource.organization,
+        record,
+        resource=resource,
+        epoch=epoch,
+        csrf_token=csrf_token,
+    )
 
 
 def _audit_event(
@@ -500,16 +558,22 @@ class LaminaRoute(APIRoute):
         super().__init__(path, endpoint, **options)
         if declaration.body_checks and self.body_field is None:
             raise TypeError(f"route {path} declares a body path but reads no body")
+        if declaration.browser and self.body_field is not None:
+            raise TypeError(f"page {path} reads its form as PageForm, not as a body model")
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handle = super().get_route_handler()
         declaration = self.declaration
         reads_body = self.body_field is not None
         body_limit = declaration.body_limit
+        posts_form = declaration.browser and "POST" in (self.methods or ())
 
         async def handler(request: Request) -> Response:
-            await prelude(request, declaration)
-            if reads_body:
+            access = await prelude(request, declaration)
+            if posts_form and request.method == "POST":
+                body = await read_body(request, body_limit)
+                await check_form(request, access, declaration, body)
+            elif reads_body:
                 body = await read_body(request, body_limit)
                 if declaration.body_checks:
                     await authorize_body(request, declaration, body)

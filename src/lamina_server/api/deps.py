@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from lamina_server.governance.evidence import EvidenceService
     from lamina_server.governance.usage import Usage
     from lamina_server.identity import Identity
+    from lamina_server.identity.web_sessions import WebSessions
     from lamina_server.repositories import Repositories
     from lamina_server.sandboxes.dispatch import TriggerDispatcher
     from lamina_server.sandboxes.service import Sandboxes
@@ -40,6 +41,7 @@ class Services:
     versions: VersionStore
     blobs: BlobStore
     identity: Identity
+    web_sessions: WebSessions
     signer: UrlSigner
     repositories: Repositories
     staging: Staging

@@ -224,7 +224,11 @@ class Identity:
         """The principal a live API key belongs to, with the access epoch read in the same
         query (what caches of its rights are checked against), or ``None`` (unknown key,
         revoked key, or an owner that no longer exists)."""
-        digest = hash_key(key)
+        return await self.authenticate_digest(hash_key(key))
+
+    async def authenticate_digest(self, digest: str) -> Authenticated | None:
+        """:meth:`authenticate` by the key's digest (:func:`hash_key`), as a browser session
+        that signed in with the key remembers it."""
         # On one machine, what this process read stands while the shared change signal has
         # not moved (a revocation moves it before its request is answered); else one query.
         signal = self._db.signal
