@@ -124,14 +124,16 @@ def start_bare(folder: Path) -> Server:
     return server
 
 
-def start_lamina(data_dir: Path) -> Server:
+def start_lamina(
+    data_dir: Path, name: str = "lamina full protocol", options: tuple[str, ...] = ()
+) -> Server:
     port = _free_port()
     config_path = data_dir / "config.toml"
     command = [sys.executable, "-m", "lamina_server", "--port", str(port)]
     command += ["--data-dir", str(data_dir), "--config-path", str(config_path)]
-    command += ["--log-level", str(UVICORN_OPTIONS["log_level"])]
+    command += ["--log-level", str(UVICORN_OPTIONS["log_level"]), *options]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-    server = Server("lamina full protocol", process, f"http://127.0.0.1:{port}")
+    server = Server(name, process, f"http://127.0.0.1:{port}")
     _wait_for(server)
     server.api_key = tomllib.loads(config_path.read_text())["api_key"]
     return server

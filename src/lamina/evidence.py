@@ -14,7 +14,7 @@ Verify against the key the server publishes (``GET /api/v1/evidence/public-key``
 used, which proves only that the bundle is intact relative to itself.
 
 Checking signatures needs the ``cryptography`` package (``pip install 'lamina[evidence]'``).
-The format is described in ``docs/evidence.md``.
+The format is described in ``docs/governance.md`` (Evidence packs).
 """
 
 from __future__ import annotations

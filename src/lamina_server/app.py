@@ -52,7 +52,7 @@ from lamina_server.api.errors import (
     handle_validation_error,
 )
 from lamina_server.api.lane import LaminaApp, lane_routes
-from lamina_server.api.openapi import API_PREFIX, build_openapi, operation_id
+from lamina_server.api.openapi import build_openapi, operation_id
 from lamina_server.api.request_ids import RequestIdMiddleware
 from lamina_server.api.signing import UrlSigner
 from lamina_server.authz import Authorizer
@@ -60,7 +60,7 @@ from lamina_server.authz.builtins import BUILTIN_TEXTS
 from lamina_server.authz.generate import policy_generator
 from lamina_server.authz.store import AccessStore
 from lamina_server.bootstrap import bootstrap, load_or_create_secret
-from lamina_server.config import ServerConfig
+from lamina_server.config import API_PREFIX, ServerConfig
 from lamina_server.governance.approvals import Approvals
 from lamina_server.governance.audit import AuditLog
 from lamina_server.governance.evidence import EvidenceService
@@ -115,6 +115,9 @@ def create_app(config: ServerConfig, *, trigger_launcher: Launcher | None = None
             blobs = LocalBlobStore(config.data_dir / "blobs")
             secret_store = Secrets(db, Sealer(load_key(config.data_dir, os.environ)))
             authorizer = Authorizer(identity, access)
+            audit_log = AuditLog(db, enabled=config.audit_log)
+            repository_directory = Repositories(db)
+            approvals = Approvals(db, versions)
             sandbox_service = Sandboxes(
                 db=db,
                 versions=versions,
@@ -127,12 +130,15 @@ def create_app(config: ServerConfig, *, trigger_launcher: Launcher | None = None
                 default_image=config.default_sandbox_image,
                 secrets=StoredSecrets(secret_store),
                 gate=PolicyGate(db, authorizer),
+                approvals=approvals,
+                repositories=repository_directory,
+                base_url=config.base_url,
             )
+            approvals.on_decided.append(sandbox_service.approval_decided)
             dispatcher = TriggerDispatcher(
                 db, versions, launcher=trigger_launcher or sandbox_service
             )
             versions.on_landed = dispatcher.wake
-            audit_log = AuditLog(db)
             evidence_service = EvidenceService(
                 db=db,
                 versions=versions,
@@ -140,7 +146,9 @@ def create_app(config: ServerConfig, *, trigger_launcher: Launcher | None = None
                 sandboxes=sandbox_service,
                 key=load_signing_key(config.data_dir),
                 audit=audit_log,
+                approvals=approvals,
             )
+            approvals.on_decided.append(evidence_service.after_approval)
             sandbox_service.on_ended = evidence_service.after_sandbox
             app.state.services = Services(
                 config=config,
@@ -149,13 +157,13 @@ def create_app(config: ServerConfig, *, trigger_launcher: Launcher | None = None
                 blobs=blobs,
                 identity=identity,
                 signer=UrlSigner(load_or_create_secret(config.data_dir / "signing.key")),
-                repositories=Repositories(db),
+                repositories=repository_directory,
                 staging=Staging(versions, blobs),
                 authorizer=authorizer,
                 access=access,
                 policy_generator=policy_generator(config.policy_generator),
                 audit=audit_log,
-                approvals=Approvals(db, versions),
+                approvals=approvals,
                 secrets=secret_store,
                 sandboxes=sandbox_service,
                 triggers=SandboxTriggers(db),

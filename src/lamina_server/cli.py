@@ -2,7 +2,8 @@
 
 ``[serve] [options]`` runs the server; ``create-user NAME`` adds a user (and prints its API key)
 to a server's data directory, which may be in use by a running server; ``image add|alias|ls|rm``
-manages the sandbox images of a data directory the same way.
+manages the sandbox images of a data directory the same way; ``audit verify`` checks the audit
+log's hash chains and names the first broken entry.
 """
 
 from __future__ import annotations
@@ -14,8 +15,12 @@ import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lamina_server.config import ServerConfig, default_config_path, default_data_dir
+
+if TYPE_CHECKING:
+    from lamina_server.storage.db import Database
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 
@@ -135,6 +140,11 @@ def _serve_parser(prog: str) -> argparse.ArgumentParser:
         default=ServerConfig.sandbox_max_processes,
         help="processes of one sandbox at a time (%(default)s)",
     )
+    parser.add_argument(
+        "--no-audit-log",
+        action="store_true",
+        help="record nothing in the audit log (benchmarks, throwaway servers)",
+    )
     return parser
 
 
@@ -147,6 +157,19 @@ def _create_user_parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument("--full-name", default="")
     parser.add_argument("--email", default="")
     parser.add_argument("--data-dir", type=Path, default=None)
+    return parser
+
+
+def _audit_parser(prog: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=f"{prog} audit",
+        description="Check the audit log: every organization's chain of entries, each carrying "
+        "the hash of the one before it. Exits 0 when every chain verifies, 1 naming the first "
+        "broken entry.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    verify = commands.add_parser("verify", help="verify every chain; name the first broken entry")
+    verify.add_argument("--data-dir", type=Path, default=None)
     return parser
 
 
@@ -202,6 +225,7 @@ def serve(args: argparse.Namespace) -> int:
         default_sandbox_image=args.default_sandbox_image,
         sandbox_memory_limit=args.sandbox_memory_limit,
         sandbox_max_processes=args.sandbox_max_processes,
+        audit_log=not args.no_audit_log,
     )
     try:
         sock = serving.listen(config.host, config.port, config.backlog)
@@ -220,15 +244,24 @@ def serve(args: argparse.Namespace) -> int:
     return serving.run(create_app(config), config, sock, log_level=args.log_level)
 
 
-async def _create_user(args: argparse.Namespace) -> int:
-    from lamina_server.identity import Identity, IdentityError
+def _database(args: argparse.Namespace) -> Database | None:
+    """The metadata database of ``--data-dir`` (the default one unless given), or None (said
+    on stderr) when no server ever started there."""
     from lamina_server.storage.db import Database, sqlite_url
 
     data_dir = (args.data_dir or default_data_dir()).expanduser()
     if not (data_dir / "metadata.db").exists():
         print(f"error: no server data in {data_dir} (start the server once first)", file=sys.stderr)
+        return None
+    return Database(sqlite_url(data_dir))
+
+
+async def _create_user(args: argparse.Namespace) -> int:
+    from lamina_server.identity import Identity, IdentityError
+
+    db = _database(args)
+    if db is None:
         return 1
-    db = Database(sqlite_url(data_dir))
     try:
         created = await Identity(db).create_user(
             args.username, full_name=args.full_name, email=args.email, org_name=args.org
@@ -249,14 +282,11 @@ async def _image(args: argparse.Namespace) -> int:
         default_images_dir,
         sandbox_images,
     )
-    from lamina_server.storage.db import Database, sqlite_url
 
-    data_dir = (args.data_dir or default_data_dir()).expanduser()
-    if not (data_dir / "metadata.db").exists():
-        print(f"error: no server data in {data_dir} (start the server once first)", file=sys.stderr)
+    db = _database(args)
+    if db is None:
         return 1
-    db = Database(sqlite_url(data_dir))
-    images = Images(db, default_images_dir(data_dir))
+    images = Images(db, default_images_dir((args.data_dir or default_data_dir()).expanduser()))
     try:
         await db.run_write(lambda conn: sandbox_images.create(conn, checkfirst=True))
         if args.command == "add":
@@ -285,10 +315,30 @@ async def _image(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _audit(args: argparse.Namespace) -> int:
+    from lamina_server.governance.audit import AuditLog
+
+    db = _database(args)
+    if db is None:
+        return 1
+    try:
+        report = await AuditLog(db).verify()
+    finally:
+        await db.dispose()
+    if report.broken is not None:
+        print(f"broken: {report.broken}", file=sys.stderr)
+        print(f"({report.entries} entries verified before it)", file=sys.stderr)
+        return 1
+    print(f"ok: {report.entries} entries in {report.chains} chain(s) verify")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None, prog: str = "lamina-server") -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] == "create-user":
         return asyncio.run(_create_user(_create_user_parser(prog).parse_args(args[1:])))
+    if args and args[0] == "audit":
+        return asyncio.run(_audit(_audit_parser(prog).parse_args(args[1:])))
     if args and args[0] == "image":
         return asyncio.run(_image(_image_parser(prog).parse_args(args[1:])))
     if args and args[0] == "serve":

@@ -10,6 +10,9 @@ if TYPE_CHECKING:
     from lamina_server.authz.generate import GeneratorSettings
 
 
+API_PREFIX = "/api/v1"  # where the Tilde API and its extensions are served
+
+
 def default_data_dir() -> Path:
     return Path.home() / ".lamina" / "data"
 
@@ -35,6 +38,9 @@ class ServerConfig:
     Sandboxes: an image name a request does not give is ``default_sandbox_image``; each sandbox
     may use ``sandbox_memory_limit`` bytes of memory and ``sandbox_max_processes`` processes.
 
+    ``audit_log`` False records nothing in the audit log (for benchmarks and throwaway
+    servers; :mod:`lamina_server.governance.audit`).
+
     ``policy_generator`` names an OpenAI-compatible endpoint for ``policies:generate``; unset,
     the built-in rule generator answers (:func:`lamina_server.authz.generate.policy_generator`).
     """
@@ -57,6 +63,13 @@ class ServerConfig:
     sandbox_memory_limit: int = 2 * 1024**3
     sandbox_max_processes: int = 256
     policy_generator: GeneratorSettings | None = None
+    audit_log: bool = True
+
+    @property
+    def base_url(self) -> str:
+        """Where the server is reached from outside a request (links a sandbox hands out):
+        ``public_url``, else the address it listens on."""
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
     @property
     def endpoint_url(self) -> str:

@@ -13,6 +13,8 @@ import pytest
 from lamina.testing import LocalServer
 from tests.conftest import RepoHttp
 from tests.server.members import Member, new_member
+from tests.server.sandbox_wire import Sandboxes
+from tests.server.test_evidence import needs_sandboxes, pack_of
 
 AGENT_POLICY = "CreateSession()\nGetSession()\nPutObject()\nCommitSession()\nRollbackSession()\nListObjects()\n"
 
@@ -170,3 +172,77 @@ def test_the_rule_is_validated(api: httpx.Client, member: Member) -> None:
         json={"name": "more", "approval_paths": ["ok/", "bad\u0000"]},
     )
     assert bad.status_code == 400 and "approval_paths" in bad.json()["message"]
+
+
+@needs_sandboxes
+def test_a_sandbox_held_for_approval_lands_when_approved(
+    api: httpx.Client, member: Member, agent: httpx.Client, local_server: LocalServer
+) -> None:
+    _rule(api, member, "agents")
+    agent_id = api.get(f"{member.o}/agents/writer").json()["id"]
+    boxes = Sandboxes(member.repo, local_server.endpoint_url, local_server.api_key)
+    sandbox = boxes.create(
+        command=["sh", "-c", "echo result > /sandbox/out.txt"],
+        run_as={"type": "agent", "id": agent_id},
+    )
+    status = boxes.wait(sandbox)
+    assert (status["status"], status["status_reason"]) == ("done", "awaiting_approval"), status
+    assert status["web_url"].startswith(local_server.endpoint_url + "/approvals/")
+    assert "out.txt" not in member.repo.tree()
+    held = api.get(f"{member.repo.base}/approvals", params={"state": "pending"}).json()["items"]
+    assert [(item["sandbox_id"], item["requested_by"]["name"]) for item in held] == [
+        (sandbox, "writer")
+    ]
+    session = held[0]["session_id"]
+    approved = api.post(f"{member.repo.base}/sessions/{session}/approve", json={"message": ""})
+    assert approved.status_code == 200, approved.text
+    status = boxes.status(sandbox)
+    assert (status["status"], status["status_reason"]) == ("done", "committed"), status
+    assert status["commit_id"] == approved.json()["commit_id"]
+    assert member.repo.read("out.txt") == b"result\n"
+    # The run's audit trail: created, held (by the agent it ran as), approved.
+    entries = api.get(f"{member.o}/audit-log").json()["items"]
+    trail = [
+        (e["action"], e["outcome"], e["principal_name"])
+        for e in entries
+        if e["resource_id"] in (sandbox, session)
+    ]
+    assert trail[0][:2] == ("CreateSandbox", "success")
+    assert trail[1:] == [
+        ("CommitSession", "approval_required", "writer"),
+        ("ApproveSession", "approved", trail[0][2]),
+    ]
+    # Its evidence pack records the decisions and the approval.
+    pack = pack_of(boxes, sandbox)
+    parts = {p["name"]: p["body"] for p in pack["document"]["parts"]}
+    assert parts["approval"]["record"]["state"] == "approved"
+    assert any(
+        d["action"] == "PutObject" and d["allowed"] for d in parts["policy_decisions"]["decisions"]
+    )
+
+
+@needs_sandboxes
+def test_a_rejected_sandbox_change_fails_its_landing(
+    api: httpx.Client, member: Member, local_server: LocalServer
+) -> None:
+    _rule(api, member, "all")
+    boxes = Sandboxes(member.repo, local_server.endpoint_url, local_server.api_key)
+    sandbox = boxes.create(command=["sh", "-c", "echo no > /sandbox/no.txt"])
+    assert boxes.wait(sandbox)["status_reason"] == "awaiting_approval"
+    session = api.get(f"{member.repo.base}/approvals").json()["items"][0]["session_id"]
+    # The admin started it, so another member decides; with the right to.
+    policy = api.post(
+        f"{member.o}/policies", json={"name": "approver", "policy_text": "ApproveSession()\n"}
+    )
+    api.post(
+        f"{member.o}/policies/{policy.json()['id']}/attachments",
+        json={"principal_type": "user", "principal_id": member.user_id},
+    )
+    rejected = member.client.post(
+        f"{member.repo.base}/sessions/{session}/reject", json={"reason": "wrong file"}
+    )
+    assert rejected.status_code == 200, rejected.text
+    status = boxes.status(sandbox)
+    assert (status["status"], status["status_reason"]) == ("failed", "commit_failed")
+    assert "rejected" in status["error_message"] and "wrong file" in status["error_message"]
+    assert "no.txt" not in member.repo.tree()

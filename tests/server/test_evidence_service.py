@@ -13,8 +13,8 @@ import pytest
 
 from lamina.evidence import verify
 from lamina_server.governance.evidence import EvidenceService
-from lamina_server.governance.signing_key import SigningKey
 from lamina_server.governance.evidence_format import APPROVED_COMMIT, canonical
+from lamina_server.governance.signing_key import SigningKey
 from lamina_server.identity import Identity
 from lamina_server.repositories import Repositories
 from lamina_server.sandboxes.models import SandboxRecord

@@ -16,17 +16,16 @@ from lamina_server.api.errors import bad_request, not_found
 from lamina_server.api.pagination import OffsetParams, offset_envelope, offset_params, page_envelope
 from lamina_server.api.params import REPO, Pages, Prefix, ServicesDep, SessionPathId
 from lamina_server.api.schemas import entry_json, error_responses, rfc3339
-from lamina_server.api.sessions import (
-    ChangeList,
-    CommitSessionRequest,
-    CommitSessionResponse,
-    approval_links,
-)
+from lamina_server.api.sessions import ChangeList, CommitSessionRequest, CommitSessionResponse
 from lamina_server.api.validation import validate_prefix
 from lamina_server.authz import Action
 from lamina_server.governance import audit
-from lamina_server.governance.approvals import STATES, ApprovalRecord
-from lamina_server.principals import Committer
+from lamina_server.governance.approvals import (
+    STATES,
+    ApprovalRecord,
+    approval_document,
+    approval_links,
+)
 from lamina_server.repositories import RepositoryRecord
 
 router = APIRouter(tags=["Approvals"], route_class=LaminaRoute)
@@ -70,30 +69,16 @@ class ApprovalPage(BaseModel):
     total: int
 
 
-def _principal(committer: Committer | None) -> dict[str, str] | None:
-    if committer is None:
-        return None
-    return {"type": committer.type, "id": committer.id, "name": committer.name}
-
-
 def approval_json(
     services: Services, base: str, repo: RepositoryRecord, record: ApprovalRecord
 ) -> dict[str, Any]:
-    links = approval_links(services.config, base, repo, record.session_id)
+    links = approval_links(services.config.public_url or base, repo, record.session_id)
     return {
-        "session_id": record.session_id,
+        **approval_document(record),
         "organization": repo.org_name,
         "repository": repo.name,
-        "state": record.state,
-        "message": record.message,
-        "metadata": dict(record.metadata),
-        "requested_by": _principal(record.requested_by),
         "requested_at": rfc3339(record.requested_at),
-        "sandbox_id": record.sandbox_id,
-        "decided_by": _principal(record.decided_by),
         "decided_at": rfc3339(record.decided_at) if record.decided_at else None,
-        "reason": record.reason,
-        "commit_id": record.commit_id,
         "api_url": links.api_url,
         "web_url": links.web_url,
     }

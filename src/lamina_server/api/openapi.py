@@ -22,8 +22,7 @@ from fastapi.routing import APIRoute
 
 from lamina_server.api.access import Declaration, Scope, declaration_of, walk_routes
 from lamina_server.api.schemas import ErrorBody, error_responses
-
-API_PREFIX = "/api/v1"
+from lamina_server.config import API_PREFIX
 
 _METHOD_ORDER = {
     method: index for index, method in enumerate(("get", "head", "post", "put", "patch", "delete"))

@@ -3,16 +3,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from urllib.parse import quote
-
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from lamina_server.api.access import AccessDep, LaminaRoute, repository_action
 from lamina_server.api.deps import request_base
-from lamina_server.api.openapi import API_PREFIX
 from lamina_server.api.pagination import page_envelope
 from lamina_server.api.params import REPO, Pages, Prefix, ServicesDep, SessionId, SessionPathId
 from lamina_server.api.schemas import (
@@ -24,9 +20,9 @@ from lamina_server.api.schemas import (
 )
 from lamina_server.api.validation import require, validate_prefix
 from lamina_server.authz import Action
-from lamina_server.config import ServerConfig
 from lamina_server.governance import audit
-from lamina_server.repositories import RepositoryRecord
+from lamina_server.governance.approvals import approval_links
+from lamina_server.governance.audit import note_commit
 
 router = APIRouter(tags=["Sessions"], route_class=LaminaRoute)
 
@@ -53,26 +49,6 @@ class ApprovalRequiredResponse(BaseModel):
     message: str
     api_url: str = Field(description="The API route that reviews (GET) and approves (POST)")
     web_url: str = Field(description="The approval page, for a browser")
-
-
-@dataclass(frozen=True, slots=True)
-class ApprovalLinks:
-    api_url: str
-    web_url: str
-
-
-def approval_links(
-    config: ServerConfig, base: str, repo: RepositoryRecord, session_id: str
-) -> ApprovalLinks:
-    """Where a held session is reviewed: its API route and its page, under the server's public
-    URL when one is configured, else ``base`` (where the request that held it was sent)."""
-    root = (config.public_url or base).rstrip("/")
-    names = f"{quote(repo.org_name)}/{quote(repo.name)}"
-    return ApprovalLinks(
-        api_url=f"{root}{API_PREFIX}/organizations/{repo.org_name}/repositories/{repo.name}"
-        f"/sessions/{session_id}/approve",
-        web_url=f"{root}/approvals/{names}/{session_id}",
-    )
 
 
 class EntryRecordBody(BaseModel):
@@ -155,7 +131,9 @@ async def commit_session(
             metadata=body.metadata or {},
             requester=access.caller.committer,
         )
-        links = approval_links(services.config, request_base(request), access.repo, session_id)
+        links = approval_links(
+            services.config.public_url or request_base(request), access.repo, session_id
+        )
         return JSONResponse(
             {
                 "approval_required": True,
@@ -172,6 +150,7 @@ async def commit_session(
         message=body.message,
         metadata=body.metadata or {},
         committer=access.caller.committer,
+        also=note_commit,
     )
     return JSONResponse({"commit_id": commit_id})
 

@@ -19,10 +19,13 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 import sqlalchemy as sa
 
+from lamina_server.config import API_PREFIX
 from lamina_server.governance.approvals_tables import approvals
+from lamina_server.governance.audit import note_commit
 from lamina_server.governance.errors import ApprovalDecided, ApprovalNotFound, SelfApproval
 from lamina_server.principals import Committer, Principal
 from lamina_server.repositories import RepositoryRecord
@@ -73,6 +76,46 @@ def _record(row: Any) -> ApprovalRecord:
         reason=row.reason,
         commit_id=row.commit_id,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalLinks:
+    api_url: str
+    web_url: str
+
+
+def approval_links(base: str, repo: RepositoryRecord, session_id: str) -> ApprovalLinks:
+    """Where a held session is reviewed, under ``base`` (the server's public URL, or where the
+    request that asks was sent): its API route and its page."""
+    root = base.rstrip("/")
+    return ApprovalLinks(
+        api_url=f"{root}{API_PREFIX}/organizations/{repo.org_name}/repositories/{repo.name}"
+        f"/sessions/{session_id}/approve",
+        web_url=f"{root}/approvals/{quote(repo.org_name)}/{quote(repo.name)}/{session_id}",
+    )
+
+
+def approval_document(record: ApprovalRecord) -> dict[str, Any]:
+    """The approval as plain data (what an evidence pack records)."""
+
+    def who(committer: Committer | None) -> dict[str, str] | None:
+        if committer is None:
+            return None
+        return {"type": committer.type, "id": committer.id, "name": committer.name}
+
+    return {
+        "session_id": record.session_id,
+        "state": record.state,
+        "message": record.message,
+        "metadata": dict(record.metadata),
+        "requested_by": who(record.requested_by),
+        "requested_at": record.requested_at.isoformat(),
+        "sandbox_id": record.sandbox_id,
+        "decided_by": who(record.decided_by),
+        "decided_at": record.decided_at.isoformat() if record.decided_at else None,
+        "reason": record.reason,
+        "commit_id": record.commit_id,
+    }
 
 
 Listener = Callable[[ApprovalRecord], Awaitable[None]]
@@ -195,6 +238,8 @@ class Approvals:
         self, session_id: str, state: str, decider: Principal, reason: str = ""
     ) -> Callable[[sa.Connection, str | None], None]:
         def write(conn: sa.Connection, commit_id: str | None) -> None:
+            if commit_id is not None:
+                note_commit(conn, commit_id)
             decided = conn.execute(
                 sa.update(approvals)
                 .where(approvals.c.session_id == session_id, approvals.c.state == PENDING)

@@ -30,11 +30,10 @@ import orjson
 import sqlalchemy as sa
 
 from lamina_server.authz import Resource
-from lamina_server.governance.audit_tables import audit_entries, audit_heads
+from lamina_server.governance.audit_tables import audit_entries
 from lamina_server.principals import Principal
 from lamina_server.storage import journal
 from lamina_server.storage.db import Database
-from lamina_server.versioning.sql import dialect_insert
 
 GENESIS = "0" * 64
 VERIFY_BATCH = 1000
@@ -147,6 +146,12 @@ def annotate(
             event.details.update(details)
 
 
+def note_commit(_conn: Any, commit_id: str) -> None:
+    """Names the commit a commit's transaction made in its audit entry (a ``commit_session``
+    ``also`` hook: it runs in that transaction, before the entry is written)."""
+    annotate(commit_id=commit_id)
+
+
 def subject_of(resource: Resource) -> tuple[str, str]:
     """The kind and id an authorization resource names (an object's id is its path)."""
     if resource.path is not None:
@@ -177,19 +182,22 @@ def _now_us() -> int:
     return int(datetime.now(timezone.utc).timestamp() * 1_000_000)
 
 
-def _head(conn: sa.Connection, organization_id: str) -> tuple[int, str]:
-    """The chain's head, locked for this transaction (created empty on first use)."""
-    conn.execute(
-        dialect_insert(conn, audit_heads)
-        .values(organization_id=organization_id, seq=0, hash=GENESIS)
-        .on_conflict_do_nothing(index_elements=["organization_id"])
-    )
-    row = conn.execute(
-        sa.select(audit_heads.c.seq, audit_heads.c.hash)
-        .where(audit_heads.c.organization_id == organization_id)
-        .with_for_update()
-    ).one()
-    return int(row.seq), str(row.hash)
+# Built once: constructing a statement costs more than running it on SQLite.
+_LAST = (
+    sa.select(audit_entries.c.seq, audit_entries.c.hash)
+    .where(audit_entries.c.organization_id == sa.bindparam("organization"))
+    .order_by(audit_entries.c.seq.desc())
+    .limit(1)
+)
+_APPEND = sa.insert(audit_entries)
+
+
+def _last(conn: sa.Connection, organization_id: str) -> tuple[int, str]:
+    """The chain's last position and hash (0 and :data:`GENESIS` for an empty chain). The
+    caller's write transaction holds the database's one write lock on SQLite; where writers
+    run concurrently, an append that lost the race to the same position fails on the key."""
+    row = conn.execute(_LAST, {"organization": organization_id}).one_or_none()
+    return (0, GENESIS) if row is None else (int(row.seq), str(row.hash))
 
 
 def append(conn: sa.Connection, events: Sequence[AuditEvent]) -> None:
@@ -199,8 +207,9 @@ def append(conn: sa.Connection, events: Sequence[AuditEvent]) -> None:
     for event in events:
         by_organization.setdefault(event.organization_id, []).append(event)
     now = _now_us()
+    created_at = iso_time(now)
     for organization_id, chain in by_organization.items():
-        seq, previous = _head(conn, organization_id)
+        seq, previous = _last(conn, organization_id)
         rows: list[dict[str, Any]] = []
         for event in chain:
             seq += 1
@@ -209,7 +218,7 @@ def append(conn: sa.Connection, events: Sequence[AuditEvent]) -> None:
                 "organization_id": organization_id,
                 "seq": seq,
                 "timestamp_us": now,
-                "created_at": iso_time(now),
+                "created_at": created_at,
                 "principal_type": event.principal_type,
                 "principal_id": event.principal_id,
                 "principal_name": event.principal_name,
@@ -224,13 +233,9 @@ def append(conn: sa.Connection, events: Sequence[AuditEvent]) -> None:
                 "prev_hash": previous,
             }
             previous = entry["hash"] = entry_hash(entry)
-            rows.append({**entry, "details": _canonical(event.details).decode()})
-        conn.execute(sa.insert(audit_entries), rows)
-        conn.execute(
-            sa.update(audit_heads)
-            .where(audit_heads.c.organization_id == organization_id)
-            .values(seq=seq, hash=previous)
-        )
+            entry["details"] = _canonical(event.details).decode()
+            rows.append(entry)
+        conn.execute(_APPEND, rows)
 
 
 def _entry(row: Any) -> dict[str, Any]:
@@ -300,7 +305,6 @@ class VerifyReport:
 def _verify_chain(conn: sa.Connection, organization_id: str) -> tuple[int, ChainBreak | None]:
     c = audit_entries.c
     expected_seq, previous, checked = 1, GENESIS, 0
-    last_id = ""
     while True:
         rows = conn.execute(
             sa.select(audit_entries)
@@ -319,29 +323,28 @@ def _verify_chain(conn: sa.Connection, organization_id: str) -> tuple[int, Chain
             if problem is not None:
                 return checked, ChainBreak(organization_id, row.seq, row.id, problem)
             checked += 1
-            expected_seq, previous, last_id = row.seq + 1, row.hash, row.id
+            expected_seq, previous = row.seq + 1, row.hash
         if len(rows) < VERIFY_BATCH:
             break
-    head = conn.execute(
-        sa.select(audit_heads).where(audit_heads.c.organization_id == organization_id)
-    ).one_or_none()
-    if head is not None and (head.seq != expected_seq - 1 or head.hash != previous):
-        problem = f"the chain's head says {head.seq} entries; entries after {expected_seq - 1} were removed"
-        return checked, ChainBreak(organization_id, expected_seq - 1, last_id, problem)
     return checked, None
 
 
 class AuditLog:
-    """Appends, lists and verifies the audit log of ``db`` (whose journal writer it becomes)."""
+    """Appends, lists and verifies the audit log of ``db`` (whose journal writer it becomes;
+    a disabled log records nothing)."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, enabled: bool = True) -> None:
         self._db = db
-        db.journal_writer = append
+        self.enabled = enabled
+        if enabled:
+            db.journal_writer = append
 
     async def denied(
         self, principal: Principal, action: str, resource: Resource, reason: str
     ) -> None:
         """Records a refused request, in a transaction of its own."""
+        if not self.enabled:
+            return
         kind, ident = subject_of(resource)
         organization = resource.organization
         event = AuditEvent.of(
@@ -404,8 +407,7 @@ class AuditLog:
 
         def run(conn: sa.Connection) -> VerifyReport:
             organizations = sorted(
-                set(conn.execute(sa.select(audit_entries.c.organization_id).distinct()).scalars())
-                | set(conn.execute(sa.select(audit_heads.c.organization_id)).scalars())
+                conn.execute(sa.select(audit_entries.c.organization_id).distinct()).scalars()
             )
             total = 0
             for organization_id in organizations:

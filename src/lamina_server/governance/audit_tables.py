@@ -1,8 +1,7 @@
 """The audit log's tables: append-only entries, hash-chained per organization.
 
-An organization's chain is the sequence of its entries by ``seq``; its head row holds the last
-``seq`` and hash, and is what a writer locks (``SELECT … FOR UPDATE`` where the database has
-row locks; SQLite has one writer) to append. Entries of requests that name no organization
+An organization's chain is the sequence of its entries by ``seq`` (the primary key, so two
+appends can never take the same position). Entries of requests that name no organization
 (creating one, a user's own keys) form the chain of the organization ``""``.
 """
 
@@ -38,11 +37,3 @@ audit_entries = sa.Table(
 sa.Index("ix_audit_action", audit_entries.c.organization_id, audit_entries.c.action)
 sa.Index("ix_audit_resource", audit_entries.c.organization_id, audit_entries.c.resource_id)
 sa.Index("ix_audit_time", audit_entries.c.organization_id, audit_entries.c.timestamp_us)
-
-audit_heads = sa.Table(
-    "audit_heads",
-    metadata,
-    sa.Column("organization_id", sa.String(36), primary_key=True),
-    sa.Column("seq", sa.BigInteger, nullable=False),
-    sa.Column("hash", sa.String(64), nullable=False),
-)

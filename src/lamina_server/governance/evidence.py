@@ -12,6 +12,7 @@ failures.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import uuid
@@ -24,6 +25,13 @@ import anyio
 import sqlalchemy as sa
 
 from lamina_server.governance import evidence_format as fmt
+from lamina_server.governance.approvals import (
+    APPROVED,
+    ApprovalRecord,
+    Approvals,
+    approval_document,
+)
+from lamina_server.governance.errors import ApprovalNotFound
 from lamina_server.governance.evidence_bundle import DEFAULT_OBJECT_CAP, BundleWriter
 from lamina_server.governance.evidence_tables import evidence_packs
 from lamina_server.governance.signing_key import SigningKey
@@ -142,6 +150,7 @@ class EvidenceService:
         sandboxes: SandboxSource,
         key: SigningKey,
         audit: AuditSource | None = None,
+        approvals: Approvals | None = None,
         object_cap: int = DEFAULT_OBJECT_CAP,
     ) -> None:
         self._db = db
@@ -150,6 +159,7 @@ class EvidenceService:
         self._sandboxes = sandboxes
         self.key = key
         self.audit: AuditSource = audit or NoAuditSource()
+        self._approvals = approvals
         self.bundles = BundleWriter(versions=versions, blobs=blobs, key=key, object_cap=object_cap)
 
     # --- producing --------------------------------------------------------------------------
@@ -159,9 +169,30 @@ class EvidenceService:
         A failure is logged, never raised: evidence never fails the run it records."""
         try:
             record = await self._sandboxes.get(repository_id, sandbox_id)
-            await self.for_sandbox(record)
+            approval = None
+            if self._approvals is not None and record.session_id:
+                with contextlib.suppress(ApprovalNotFound):
+                    held = await self._approvals.get(repository_id, record.session_id)
+                    approval = approval_document(held)
+            await self.for_sandbox(record, approval=approval)
         except Exception:
             log.exception("evidence pack of sandbox %s failed", sandbox_id)
+
+    async def after_approval(self, approval: ApprovalRecord) -> None:
+        """An approvals listener: the pack of a commit that landed once approved (a sandbox's
+        is made when the sandbox ends). Logged, never raised, like :meth:`after_sandbox`."""
+        if approval.sandbox_id is not None or approval.state != APPROVED:
+            return
+        assert approval.commit_id is not None
+        try:
+            await self.for_approved_commit(
+                repository_id=approval.repository_id,
+                session_id=approval.session_id,
+                commit_id=approval.commit_id,
+                approval=approval_document(approval),
+            )
+        except Exception:
+            log.exception("evidence pack of approved session %s failed", approval.session_id)
 
     async def for_sandbox(
         self, record: SandboxRecord, *, approval: Mapping[str, Any] | None = None

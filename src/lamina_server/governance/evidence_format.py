@@ -1,5 +1,5 @@
 """The evidence formats, as the server writes them (pure; :mod:`lamina.evidence` is the
-verifier's independent reading of the same text, and ``docs/evidence.md`` describes both).
+verifier's independent reading of the same text, and ``docs/governance.md`` (Evidence packs) describes both).
 
 A pack document (``lamina.evidence/1``) is JSON::
 

@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from lamina_server.cache import TtlCache
 from lamina_server.identity import OrganizationRecord
+from lamina_server.identity.tables import organizations
 from lamina_server.principals import Principal
 from lamina_server.repositories.errors import RepositoryExists, RepositoryNotFound
 from lamina_server.repositories.tables import repositories
@@ -66,12 +67,12 @@ class RepositoryRecord:
         return rule == "all" or (rule == "agents" and committer_type == "agent")
 
 
-def _record(row: sa.Row[Any], org: OrganizationRecord) -> RepositoryRecord:
+def _record(row: sa.Row[Any], org_name: str) -> RepositoryRecord:
     return RepositoryRecord(
         id=row.id,
         organization_id=row.organization_id,
         name=row.name,
-        org_name=org.name,
+        org_name=org_name,
         description=row.description,
         visibility=row.visibility,
         retention_days=row.retention_days,
@@ -155,9 +156,23 @@ class Repositories:
             ).first()
         if row is None:
             raise RepositoryNotFound(org.name, name)
-        record = _record(row, org)
+        record = _record(row, org.name)
         self._cache.put((org.id, name), record)
         return record
+
+    async def by_id(self, repository_id: str) -> RepositoryRecord:
+        """A live repository by id, with its organization's name (for work that knows only
+        the id, like a sandbox's landing)."""
+        query = (
+            sa.select(repositories, organizations.c.name.label("org_name"))
+            .join(organizations, organizations.c.id == repositories.c.organization_id)
+            .where(repositories.c.id == repository_id, repositories.c.deleted_at.is_(None))
+        )
+        async with self._db.connect() as conn:
+            row = (await conn.execute(query)).first()
+        if row is None:
+            raise RepositoryNotFound("id", repository_id)
+        return _record(row, row.org_name)
 
     async def list(
         self, org: OrganizationRecord, *, after: str | None, amount: int
@@ -169,7 +184,7 @@ class Repositories:
         query = query.order_by(repositories.c.name).limit(amount + 1)
         async with self._db.connect() as conn:
             rows = (await conn.execute(query)).all()
-        return [_record(row, org) for row in rows[:amount]], len(rows) > amount
+        return [_record(row, org.name) for row in rows[:amount]], len(rows) > amount
 
     async def update(
         self, record: RepositoryRecord, changes: Mapping[str, Any]

@@ -39,6 +39,21 @@ class Actor:
     name: str
 
 
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """One decision the gate took (what a sandbox's evidence lists)."""
+
+    action: str
+    resource: str
+    allowed: bool
+    reason: str
+
+    @property
+    def refusal(self) -> str:
+        """The message a request refused the same way would get."""
+        return f"{self.action} on {self.resource} is not allowed: {self.reason}"
+
+
 def acting_as(record: SandboxRecord) -> Actor:
     """The principal a sandbox acts as: its ``run_as`` one, else its creator."""
     run_as = record.request.run_as
@@ -70,39 +85,40 @@ class PolicyGate:
     def _principal(self, actor: Actor, org: OrganizationRecord) -> Principal:
         return Principal(actor.type, actor.id, actor.name, None if actor.type == "user" else org.id)
 
-    async def unreadable(
+    async def may_read(
         self,
         actor: Actor,
         repository_id: str,
+        prefix: str,
         paths: Callable[[], Awaitable[Iterable[str]]],
-    ) -> str | None:
-        """Why the actor may not see everything ``paths`` lists (called only when a policy
-        does not allow every path), or None."""
+    ) -> Verdict:
+        """Whether the actor may see everything under ``prefix``: at once when a policy allows
+        every path, else each of what ``paths`` lists (the first refusal decides)."""
         org, repository = await self._place(repository_id)
+        action = str(Action.GET_OBJECT)
+        whole = f"{org.name}/{repository}/{prefix}*"
         policies = await self._authorizer.policies_of(self._principal(actor, org), org)
         if policies is None:
-            return f"{actor.name} is not a member of organization {org.name!r}"
+            return Verdict(
+                action, whole, False, f"{actor.name} is not a member of organization {org.name!r}"
+            )
         if allows_every_path(policies, Action.GET_OBJECT, Target(org.name, repository)):
-            return None
+            return Verdict(action, whole, True, "allowed")
         for path in await paths():
             verdict = evaluate(policies, Action.GET_OBJECT, Target(org.name, repository, path))
             if not verdict.allowed:
-                return (
-                    f"GetObject on {org.name}/{repository}/{path} is not allowed: {verdict.reason}"
-                )
-        return None
+                return Verdict(action, f"{org.name}/{repository}/{path}", False, verdict.reason)
+        return Verdict(action, whole, True, "allowed, object by object")
 
-    async def refused(
+    async def judge(
         self, actor: Actor, repository_id: str, changes: Iterable[tuple[Action, str]]
-    ) -> list[str]:
-        """What of ``changes`` (action, object path) the actor may not do, each as the
-        message a request would get."""
+    ) -> list[Verdict]:
+        """The actor's verdict on each of ``changes`` (action, object path)."""
         org, repository = await self._place(repository_id)
         principal = self._principal(actor, org)
-        refusals = []
+        verdicts = []
         for action, path in changes:
             resource = Resource(org, repository, path)
             decision = await self._authorizer.authorize(principal, action, resource)
-            if not decision.allowed:
-                refusals.append(f"{action} on {resource} is not allowed: {decision.reason}")
-        return refusals
+            verdicts.append(Verdict(str(action), str(resource), decision.allowed, decision.reason))
+        return verdicts

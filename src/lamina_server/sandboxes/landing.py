@@ -13,16 +13,18 @@ devices, fifos, sockets: never followed, never stored) is noted in the sandbox's
 from __future__ import annotations
 
 import mimetypes
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 
 import anyio
 
 from lamina_server.authz import Action
+from lamina_server.governance.audit import note_commit
 from lamina_server.principals import Committer
 from lamina_server.sandboxes.capture import Capture, capture
-from lamina_server.sandboxes.gate import PolicyGate, acting_as
+from lamina_server.sandboxes.gate import PolicyGate, Verdict, acting_as
 from lamina_server.sandboxes.models import (
+    AWAITING_APPROVAL,
     COMMIT_FAILED,
     COMMITTED,
     DONE,
@@ -35,6 +37,7 @@ from lamina_server.sandboxes.models import (
     Outcome,
     SandboxRecord,
 )
+from lamina_server.storage import journal
 from lamina_server.storage.blobs import BlobStore
 from lamina_server.storage.columns import utcnow
 from lamina_server.versioning import VersionStore
@@ -43,6 +46,11 @@ from lamina_server.versioning.models import Entry
 
 READ_SIZE = 1024 * 1024
 STAGE_BATCH = 1000  # entries staged per transaction
+MAX_DECISIONS = 1000  # the policy decisions a sandbox's record keeps (its evidence lists them)
+
+# Holds the staged change (message, metadata, committer) for approval when that is needed:
+# the approval page's URL, or None to commit now.
+Hold = Callable[[str, dict[str, str], Committer], Awaitable[str | None]]
 SHOWN_PATHS = 10
 
 
@@ -73,9 +81,15 @@ async def land(
     blobs: BlobStore,
     gate: PolicyGate,
     note: Callable[[str], None],
+    decide: Callable[[Verdict], None],
+    hold: Hold,
+    landing_entries: Sequence[journal.Entry],
     exit_code: int | None,
 ) -> Outcome:
-    """Captures, checks, stages and commits what the sandbox changed; its outcome."""
+    """Captures, checks, stages and commits what the sandbox changed; its outcome. Each
+    policy decision taken is told to ``decide``; ``hold`` holds the staged change for approval
+    when the repository's rule (or the run) asks for it, answering its page's URL. The
+    ``landing_entries`` (its audit record) are written with the commit, or the hold."""
     assert record.session_id is not None
     repository_id, session_id = record.repository_id, record.session_id
     prefix = record.request.path_prefix
@@ -106,12 +120,15 @@ async def land(
                 versions, repository_id, session_id, repository_path(prefix, gone.path)
             )
     written = [repository_path(prefix, put.path) for put in found.puts]
-    refusals = await gate.refused(
+    verdicts = await gate.judge(
         acting_as(record),
         repository_id,
         [(Action.DELETE_OBJECT, path) for path in dict.fromkeys(removed)]
         + [(Action.PUT_OBJECT, path) for path in written],
     )
+    for verdict in verdicts[:MAX_DECISIONS]:
+        decide(verdict)
+    refusals = [verdict.refusal for verdict in verdicts if not verdict.allowed]
     if refusals:
         for line in refusals:
             note(f"refused: {line}")
@@ -144,15 +161,20 @@ async def land(
         metadata[META_TRIGGER_ID] = record.trigger_id
         metadata[META_TRIGGER_DEPTH] = str(record.trigger_depth)
     command = " ".join(record.request.command)
-    message = f"Sandbox {record.id}" + (f": {command}" if command else "")
+    message = (f"Sandbox {record.id}" + (f": {command}" if command else ""))[:1000]
     try:
-        commit_id = await versions.commit_session(
-            repository_id,
-            session_id,
-            message=message[:1000],
-            metadata=metadata,
-            committer=_committer(record),
-        )
+        with journal.carrying(landing_entries):
+            web_url = await hold(message, metadata, _committer(record))
+            if web_url is not None:
+                return Outcome(DONE, AWAITING_APPROVAL, exit_code=code, web_url=web_url)
+            commit_id = await versions.commit_session(
+                repository_id,
+                session_id,
+                message=message,
+                metadata=metadata,
+                committer=_committer(record),
+                also=note_commit,
+            )
     except MergeConflict as exc:
         return Outcome(
             FAILED,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 # Modes (CreateSandboxRequest.mode)
 ONE_SHOT = "one-shot"
@@ -63,6 +64,10 @@ class SandboxRequest:
     env_vars: Mapping[str, str] = field(default_factory=dict)
     mode: str = ONE_SHOT
     run_as: RunAs | None = None
+    # Its changes wait for a human's approval whatever the repository's rule (a governed run).
+    require_approval: bool = False
+    # Small files the run reads under /lamina/input/<name> (a governed run's payload); not kept.
+    files: Mapping[str, bytes] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,3 +109,5 @@ class SandboxRecord:
     finished_at: datetime | None
     trigger_id: str | None = None
     trigger_depth: int = 0
+    # The policy decisions its run took: {"action", "resource", "allowed", "reason"} each.
+    decisions: tuple[Mapping[str, Any], ...] = ()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -10,6 +11,8 @@ import sqlalchemy as sa
 from lamina_server.sandboxes.errors import SandboxNotFound
 from lamina_server.sandboxes.models import (
     ACTIVE,
+    AWAITING_APPROVAL,
+    DONE,
     Outcome,
     RunAs,
     SandboxRecord,
@@ -34,6 +37,7 @@ def _record(row: sa.Row[Any]) -> SandboxRecord:
             env_vars=dict(row.env_vars),
             mode=row.mode,
             run_as=run_as,
+            require_approval=row.require_approval,
         ),
         outcome=Outcome(
             status=row.status,
@@ -52,6 +56,7 @@ def _record(row: sa.Row[Any]) -> SandboxRecord:
         finished_at=row.finished_at,
         trigger_id=row.trigger_id,
         trigger_depth=row.trigger_depth,
+        decisions=tuple(row.decisions),
     )
 
 
@@ -76,6 +81,8 @@ class SandboxRecords:
                     env_vars=dict(request.env_vars),
                     mode=request.mode,
                     run_as=asdict(request.run_as) if request.run_as else None,
+                    require_approval=request.require_approval,
+                    decisions=[],
                     session_id=record.session_id,
                     trigger_id=record.trigger_id,
                     trigger_depth=record.trigger_depth,
@@ -125,12 +132,20 @@ class SandboxRecords:
             rows = (await conn.execute(query.limit(amount + 1))).all()
         return [_record(row) for row in rows[:amount]], len(rows) > amount
 
-    async def move(self, sandbox_id: str, outcome: Outcome) -> bool:
-        """Sets the status, unless the sandbox is terminal already; True if it moved."""
+    async def move(
+        self,
+        sandbox_id: str,
+        outcome: Outcome,
+        decisions: Sequence[Mapping[str, Any]] | None = None,
+    ) -> bool:
+        """Sets the status (and the decisions its run took), unless the sandbox is terminal
+        already; True if it moved."""
         now = utcnow()
         values: dict[str, Any] = {**asdict(outcome), "updated_at": now}
         if not outcome.active:
             values["finished_at"] = now
+        if decisions is not None:
+            values["decisions"] = [dict(decision) for decision in decisions]
         async with self._db.begin() as conn:
             result = await conn.execute(
                 sandboxes.update()
@@ -138,6 +153,26 @@ class SandboxRecords:
                 .values(**values)
             )
         return bool(result.rowcount)
+
+    async def conclude(self, sandbox_id: str, outcome: Outcome) -> SandboxRecord | None:
+        """Moves a sandbox that waited for approval to how the decision ended it; the record,
+        or None if it was not waiting."""
+        async with self._db.begin() as conn:
+            result = await conn.execute(
+                sandboxes.update()
+                .where(
+                    sandboxes.c.id == sandbox_id,
+                    sandboxes.c.status == DONE,
+                    sandboxes.c.status_reason == AWAITING_APPROVAL,
+                )
+                .values(**asdict(outcome), updated_at=utcnow())
+            )
+            if not result.rowcount:
+                return None
+            row = (
+                await conn.execute(sa.select(sandboxes).where(sandboxes.c.id == sandbox_id))
+            ).one()
+        return _record(row)
 
     async def active(self) -> list[SandboxRecord]:
         """Every sandbox that was starting or running (at startup: what a crash left)."""

@@ -26,13 +26,24 @@ import logging
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 import anyio
 from anyio.abc import TaskGroup
 
+from lamina_server.authz import Action
+from lamina_server.governance import audit
+from lamina_server.governance.approvals import (
+    APPROVED,
+    ApprovalRecord,
+    Approvals,
+    approval_links,
+)
+from lamina_server.governance.audit import AuditEvent
 from lamina_server.principals import Committer, Principal
+from lamina_server.repositories import Repositories
 from lamina_server.sandboxes import landing
 from lamina_server.sandboxes.checkouts import Checkout, Checkouts
 from lamina_server.sandboxes.environment import SecretSource, sandbox_environment
@@ -43,15 +54,19 @@ from lamina_server.sandboxes.errors import (
     SandboxStateConflict,
     WrongMode,
 )
-from lamina_server.sandboxes.gate import PolicyGate, acting_as
+from lamina_server.sandboxes.gate import PolicyGate, Verdict, acting_as
 from lamina_server.sandboxes.images import ImageNotFound, Images
 from lamina_server.sandboxes.logs import SandboxLog, read_finished
 from lamina_server.sandboxes.models import (
+    AWAITING_APPROVAL,
     CANCELLED,
     CANCELLED_BY_USER,
+    COMMIT_FAILED,
+    COMMITTED,
     CREATED,
     DEFAULT_MOUNTPOINT,
     DEFAULT_TIMEOUT_SECONDS,
+    DONE,
     ERRORED,
     EXIT_NON_ZERO,
     FAILED,
@@ -116,6 +131,7 @@ class Live:
     # Output of an interactive sandbox's terminal goes to the log and to the attached socket.
     terminal_sink: Callable[[bytes], Awaitable[None]] | None = None
     main_exit: int | None = None
+    decisions: list[Verdict] = field(default_factory=list)  # the policy decisions it took
 
     @property
     def id(self) -> str:
@@ -139,6 +155,9 @@ class Sandboxes:
         default_image: str,
         gate: PolicyGate,
         secrets: SecretSource,
+        approvals: Approvals,
+        repositories: Repositories,
+        base_url: str,
     ) -> None:
         self.records = SandboxRecords(db)
         self._versions = versions
@@ -151,6 +170,9 @@ class Sandboxes:
         self.default_image = default_image
         self._secrets = secrets
         self._gate = gate
+        self._approvals = approvals
+        self._repositories = repositories
+        self._base_url = base_url
         self._live: dict[str, Live] = {}
         self._tasks: TaskGroup | None = None
         # Told (repository id, sandbox id) of each sandbox once it has ended (evidence).
@@ -195,12 +217,14 @@ class Sandboxes:
     ) -> SandboxRecord:
         if self._tasks is None:
             raise RuntimeError("the sandbox service is not serving")
+        sandbox_id = str(uuid.uuid4())
+        audit.annotate(resource_kind="sandbox", resource_id=sandbox_id)
         session = await self._versions.create_session(
             repository_id, created_by=Committer(creator.type, creator.id, creator.name)
         )
         now = utcnow()
         record = SandboxRecord(
-            id=str(uuid.uuid4()),
+            id=sandbox_id,
             repository_id=repository_id,
             request=request,
             outcome=Outcome(STARTING, CREATED),
@@ -425,7 +449,12 @@ class Sandboxes:
 
         async def judge() -> None:
             nonlocal refusal
-            refusal = await self._gate.unreadable(acting_as(record), record.repository_id, mounted)
+            verdict = await self._gate.may_read(
+                acting_as(record), record.repository_id, request.path_prefix, mounted
+            )
+            live.decisions.append(verdict)
+            if not verdict.allowed:
+                refusal = verdict.refusal
 
         async def environment() -> None:
             live.env = await sandbox_environment(
@@ -545,6 +574,18 @@ class Sandboxes:
         record = live.record
         assert live.checkout is not None, "a sandbox lands only after it started"
         try:
+            repo = await self._repositories.by_id(record.repository_id)
+            actor = acting_as(record)
+            # The landing's audit entry, written with its commit (or its approval request).
+            event = AuditEvent.of(
+                Principal(actor.type, actor.id, actor.name),
+                organization_id=repo.organization_id,
+                action=Action.COMMIT_SESSION,
+                resource=f"{repo.org_name}/{repo.name}",
+                resource_kind="sandbox",
+                resource_id=record.id,
+                details={"session_id": record.session_id},
+            )
             return await landing.land(
                 record,
                 upper=live.folder / "upper",
@@ -553,6 +594,9 @@ class Sandboxes:
                 blobs=self._blobs,
                 gate=self._gate,
                 note=live.log.note,
+                decide=live.decisions.append,
+                hold=partial(self._hold, record),
+                landing_entries=(event,),
                 exit_code=live.main_exit,
             )
         except Exception as exc:
@@ -567,7 +611,8 @@ class Sandboxes:
                 await self._versions.rollback_session(record.repository_id, record.session_id)
         if outcome.exit_code is None and live is not None and live.main_exit is not None:
             outcome = replace(outcome, exit_code=live.main_exit)
-        moved = await self.records.move(record.id, outcome)
+        decisions = [asdict(verdict) for verdict in live.decisions] if live is not None else None
+        moved = await self.records.move(record.id, outcome, decisions)
         if live is not None:
             live.log.close()
             live.ended.set()
@@ -576,7 +621,60 @@ class Sandboxes:
             if live.checkout is not None:
                 self._checkouts.release(live.checkout)
                 await self._checkouts.prune()
-        if moved and self.on_ended is not None:
+        # A sandbox held for approval has not ended yet: its decision ends it.
+        if moved and self.on_ended is not None and outcome.status_reason != AWAITING_APPROVAL:
+            await self.on_ended(record.repository_id, record.id)
+
+    async def _hold(
+        self,
+        record: SandboxRecord,
+        message: str,
+        metadata: dict[str, str],
+        committer: Committer,
+    ) -> str | None:
+        """Holds a landing for approval when the run or its repository's rule asks for it:
+        the approval page's URL, or None to commit now."""
+        assert record.session_id is not None
+        repo = await self._repositories.by_id(record.repository_id)
+        if not record.request.require_approval and not await self._approvals.needed(
+            repo, record.session_id, committer.type
+        ):
+            return None
+        audit.annotate(outcome="approval_required")
+        await self._approvals.request(
+            repo,
+            record.session_id,
+            message=message,
+            metadata=metadata,
+            requester=committer,
+            sandbox_id=record.id,
+        )
+        return approval_links(self._base_url, repo, record.session_id).web_url
+
+    async def approval_decided(self, approval: ApprovalRecord) -> None:
+        """An approvals listener: a sandbox that waited for the decision ends as it says (its
+        changes landed, or were dropped)."""
+        if approval.sandbox_id is None:
+            return
+        record = await self.records.get(approval.repository_id, approval.sandbox_id)
+        held = record.outcome
+        if approval.state == APPROVED:
+            outcome = Outcome(
+                DONE, COMMITTED, exit_code=held.exit_code, commit_id=approval.commit_id or ""
+            )
+        else:
+            who = approval.decided_by.name if approval.decided_by else "someone"
+            because = f": {approval.reason}" if approval.reason else ""
+            outcome = Outcome(
+                FAILED,
+                COMMIT_FAILED,
+                exit_code=held.exit_code,
+                error_message=f"nothing landed: the change was {approval.state} by {who}{because}",
+            )
+        if (
+            await self.records.conclude(record.id, outcome) is not None
+            and self.on_ended is not None
+        ):
             await self.on_ended(record.repository_id, record.id)
 
     def _clean(self, sandbox_id: str) -> None:

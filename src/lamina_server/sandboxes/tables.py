@@ -25,6 +25,8 @@ sandboxes = sa.Table(
     sa.Column("env_vars", sa.JSON(), nullable=False),
     sa.Column("mode", sa.String(16), nullable=False),
     sa.Column("run_as", sa.JSON(), nullable=True),
+    sa.Column("require_approval", sa.Boolean(), nullable=False, default=False),
+    sa.Column("decisions", sa.JSON(), nullable=False, default=list),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("status_reason", sa.String(32), nullable=False),
     sa.Column("exit_code", sa.Integer(), nullable=True),
