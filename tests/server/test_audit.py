@@ -19,6 +19,8 @@ from lamina.testing import LocalServer
 from lamina_server.cli import main as server_main
 from tests.conftest import RepoHttp
 from tests.server.members import Member, new_member
+from tests.server.sandbox_wire import Sandboxes
+from tests.server.test_evidence import needs_sandboxes
 
 
 @pytest.fixture
@@ -228,3 +230,20 @@ def test_a_crash_in_a_burst_of_commits_keeps_commits_and_entries_together(
     assert sorted(audited) == sorted(commits)  # each landed commit once, and nothing else
     code = server_main(["audit", "verify", "--data-dir", str(own_server.data_dir)])
     assert code == 0
+
+
+@needs_sandboxes
+def test_a_sandbox_run_and_its_exec_sessions_are_audited(
+    api: httpx.Client, member: Member, local_server: LocalServer
+) -> None:
+    boxes = Sandboxes(member.repo, local_server.endpoint_url, local_server.api_key)
+    sandbox = boxes.running(mode="service")
+    assert boxes.exec(sandbox, "echo hi").stdout == b"hi\n"
+    assert boxes.api.post(f"{boxes.base}/{sandbox}/finish").status_code == 202
+    boxes.wait(sandbox)
+    entries = _log(api, member.org, resource_id=sandbox)["items"]
+    assert [(e["action"], e["resource_kind"]) for e in entries][:3] == [
+        ("CreateSandbox", "sandbox"),
+        ("ExecSandbox", "sandbox"),
+        ("FinishSandbox", "sandbox"),
+    ]

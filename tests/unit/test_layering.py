@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import lamina_server
+from lamina_server.governance.errors import GovernanceError
 from lamina_server.identity import IdentityError
 from lamina_server.repositories import RepositoryError
 from lamina_server.secrets import SecretsError
@@ -25,9 +26,10 @@ DOMAINS = {
     "identity": IdentityError,
     "repositories": RepositoryError,
     "secrets": SecretsError,
+    "governance": GovernanceError,
 }
 # Below the API layer too, without errors of their own.
-NEUTRAL = ("authz", "audit.py", "principals.py", "cache.py")
+NEUTRAL = ("authz", "principals.py", "cache.py")
 FORBIDDEN = ("fastapi", "starlette", "lamina_server.api", "lamina_server.app")
 
 

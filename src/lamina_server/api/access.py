@@ -333,8 +333,12 @@ async def _authorize(
             if value:
                 target = resource.at(value)
         await _check(services, principal, check.action, target, epoch)
-    if request.scope.get("method") in _MUTATING:
-        _hold_audit_event(request, declaration, principal, resource, parameters)
+    if request.scope["type"] == "websocket":  # a session in a sandbox: recorded as it opens
+        await services.audit.record(
+            _audit_event(request, declaration, principal, resource, parameters)
+        )
+    elif request.scope.get("method") in _MUTATING:
+        journal.hold(_audit_event(request, declaration, principal, resource, parameters))
     if resource.organization is None:
         return Access(principal, epoch=epoch)
     if resource.repository is None:
@@ -343,15 +347,16 @@ async def _authorize(
     return Access(principal, resource.organization, record, resource=resource, epoch=epoch)
 
 
-def _hold_audit_event(
+def _audit_event(
     request: HTTPConnection,
     declaration: Declaration,
     principal: Principal,
     resource: Resource,
     parameters: dict[str, str] | None,
-) -> None:
+) -> AuditEvent:
     """The audit entry of a request that may change state: written by the request's first
-    write transaction, if it has one (:mod:`lamina_server.governance.audit`). It records the
+    write transaction, if it has one (:mod:`lamina_server.governance.audit`); a websocket's is
+    written as it opens. It records the
     last declared action (the write, when a route also reads), on the most specific thing the
     request names: the last of its path's parameters (``sandbox_id``, ``agent_name``…), else the object path its query names, else the
     repository or organization."""
@@ -365,15 +370,13 @@ def _hold_audit_event(
         if name not in ("organization", "repository"):
             kind, ident = name.removesuffix("_id").removesuffix("_name").removesuffix("_key"), value
     organization = resource.organization
-    journal.hold(
-        AuditEvent.of(
-            principal,
-            organization_id=organization.id if organization is not None else None,
-            action=str(declaration.actions[-1]) if declaration.actions else "",
-            resource=str(resource),
-            resource_kind=kind,
-            resource_id=ident,
-        )
+    return AuditEvent.of(
+        principal,
+        organization_id=organization.id if organization is not None else None,
+        action=str(declaration.actions[-1]) if declaration.actions else "",
+        resource=str(resource),
+        resource_kind=kind,
+        resource_id=ident,
     )
 
 

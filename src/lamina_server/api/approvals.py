@@ -13,11 +13,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from lamina_server.api.access import AccessDep, LaminaRoute, repository_action
 from lamina_server.api.deps import Services, request_base
 from lamina_server.api.errors import bad_request, not_found
-from lamina_server.api.pagination import OffsetParams, offset_envelope, offset_params, page_envelope
+from lamina_server.api.pagination import OffsetParams, offset_envelope, offset_params
 from lamina_server.api.params import REPO, Pages, Prefix, ServicesDep, SessionPathId
-from lamina_server.api.schemas import entry_json, error_responses, rfc3339
-from lamina_server.api.sessions import ChangeList, CommitSessionRequest, CommitSessionResponse
-from lamina_server.api.validation import validate_prefix
+from lamina_server.api.schemas import error_responses, rfc3339
+from lamina_server.api.sessions import (
+    ChangeList,
+    CommitSessionRequest,
+    CommitSessionResponse,
+    changes_page,
+)
 from lamina_server.authz import Action
 from lamina_server.governance import audit
 from lamina_server.governance.approvals import (
@@ -123,18 +127,7 @@ async def review_session(
     prefix: Prefix = None,
 ) -> JSONResponse:
     await services.approvals.get(access.repo.id, session_id)
-    page = await services.versions.list_changes(
-        access.repo.id,
-        session_id,
-        prefix=validate_prefix(prefix),
-        after=pages.after,
-        amount=pages.amount,
-    )
-    results = [
-        {"path": change.path, "entry": None if change.entry is None else entry_json(change.entry)}
-        for change in page.items
-    ]
-    return JSONResponse(page_envelope(results, page, pages.amount))
+    return await changes_page(services, access.repo.id, session_id, pages, prefix)
 
 
 @router.post(

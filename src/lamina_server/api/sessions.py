@@ -8,8 +8,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from lamina_server.api.access import AccessDep, LaminaRoute, repository_action
-from lamina_server.api.deps import request_base
-from lamina_server.api.pagination import page_envelope
+from lamina_server.api.deps import Services, request_base
+from lamina_server.api.pagination import PageParams, page_envelope
 from lamina_server.api.params import REPO, Pages, Prefix, ServicesDep, SessionId, SessionPathId
 from lamina_server.api.schemas import (
     EntryBody,
@@ -90,8 +90,19 @@ async def list_changes(
     prefix: Prefix = None,
 ) -> JSONResponse:
     require(session_id, "session_id")
+    return await changes_page(services, access.repo.id, session_id, pages, prefix)
+
+
+async def changes_page(
+    services: Services,
+    repository_id: str,
+    session_id: str,
+    pages: PageParams,
+    prefix: str | None,
+) -> JSONResponse:
+    """A page of a session's changes (``entry`` null for a staged delete)."""
     page = await services.versions.list_changes(
-        access.repo.id,
+        repository_id,
         session_id,
         prefix=validate_prefix(prefix),
         after=pages.after,

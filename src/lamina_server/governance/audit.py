@@ -235,7 +235,7 @@ def append(conn: sa.Connection, events: Sequence[AuditEvent]) -> None:
             previous = entry["hash"] = entry_hash(entry)
             entry["details"] = _canonical(event.details).decode()
             rows.append(entry)
-        conn.execute(_APPEND, rows)
+        conn.execute(_APPEND, rows[0] if len(rows) == 1 else rows)
 
 
 def _entry(row: Any) -> dict[str, Any]:

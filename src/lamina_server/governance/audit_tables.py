@@ -16,7 +16,7 @@ audit_entries = sa.Table(
     metadata,
     sa.Column("organization_id", sa.String(36), primary_key=True),
     sa.Column("seq", sa.BigInteger, primary_key=True),
-    sa.Column("id", sa.String(36), nullable=False, unique=True),
+    sa.Column("id", sa.String(36), nullable=False),  # a uuid4: unique without an index
     sa.Column("timestamp_us", sa.BigInteger, nullable=False),
     sa.Column("created_at", sa.String(32), nullable=False),
     sa.Column("principal_type", sa.String(16), nullable=False),

@@ -28,3 +28,7 @@ class SelfApproval(GovernanceError):
             f"the change of session {session_id!r} was requested by you: "
             "another member must approve it"
         )
+
+
+class SigningKeyError(GovernanceError):
+    """The evidence key file exists but does not hold an Ed25519 private key."""

@@ -18,12 +18,10 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from lamina_server.governance.errors import SigningKeyError
+
 KEY_FILE = "evidence.key"
 ALGORITHM = "ed25519"
-
-
-class SigningKeyError(Exception):
-    """The key file exists but does not hold an Ed25519 private key."""
 
 
 def key_id_of(raw_public_key: bytes) -> str:

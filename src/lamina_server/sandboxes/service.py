@@ -97,6 +97,7 @@ from lamina_server.sandboxes.runners.base import (
     SandboxSpec,
 )
 from lamina_server.sandboxes.triggers import TriggerRecord
+from lamina_server.storage import journal
 from lamina_server.storage.blobs import BlobStore
 from lamina_server.storage.columns import utcnow
 from lamina_server.storage.db import Database
@@ -132,6 +133,7 @@ class Live:
     terminal_sink: Callable[[bytes], Awaitable[None]] | None = None
     main_exit: int | None = None
     decisions: list[Verdict] = field(default_factory=list)  # the policy decisions it took
+    end_entries: tuple[journal.Entry, ...] = ()  # the audit entry of a finish or cancel
 
     @property
     def id(self) -> str:
@@ -376,6 +378,8 @@ class Sandboxes:
 
     def _request_end(self, live: Live, how: str) -> None:
         live.ending = how
+        # The request's audit entry is written with the sandbox's end, which it causes.
+        live.end_entries = journal.pending()
         live.stop.set()
 
     # --- a sandbox's life ----------------------------------------------------------------------
@@ -612,7 +616,8 @@ class Sandboxes:
         if outcome.exit_code is None and live is not None and live.main_exit is not None:
             outcome = replace(outcome, exit_code=live.main_exit)
         decisions = [asdict(verdict) for verdict in live.decisions] if live is not None else None
-        moved = await self.records.move(record.id, outcome, decisions)
+        with journal.carrying(live.end_entries if live is not None else ()):
+            moved = await self.records.move(record.id, outcome, decisions)
         if live is not None:
             live.log.close()
             live.ended.set()
