@@ -46,6 +46,11 @@ def test_all_is_complete() -> None:
         "NotGiven",
         "Page",
         "__version__",
+        "audit",
+        "evidence",
+        "Approval",
+        "AuditEntry",
+        "PrincipalRef",
     }
     assert required <= set(lamina.__all__), sorted(required - set(lamina.__all__))
     errors = {
@@ -173,5 +178,12 @@ def test_the_collections_public_properties_return_are_exported() -> None:
                 returned.update(
                     word for word in re.findall(r"\w+", annotation) if word in resource_names
                 )
-    assert {"AsyncReadOnlyObjects", "AsyncCommits", "Repositories", "Organizations"} <= returned
+    assert {
+        "AsyncReadOnlyObjects",
+        "AsyncCommits",
+        "Repositories",
+        "Organizations",
+        "AsyncApprovals",
+        "AuditLog",
+    } <= returned
     assert returned <= set(lamina.__all__)

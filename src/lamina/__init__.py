@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from lamina import _module_api, evidence
+from lamina import _module_api, audit, evidence
 from lamina._async._client import AsyncClient
 from lamina._async._exec import AsyncProcess, AsyncProcessOutput, AsyncProcessStdin, AsyncTerminal
 from lamina._async._object_reader import AsyncObjectReader
@@ -26,6 +26,8 @@ from lamina._async.resources import (
     AsyncAgents,
     AsyncAPIKey,
     AsyncAPIKeys,
+    AsyncApprovals,
+    AsyncAuditLog,
     AsyncAuth,
     AsyncCommit,
     AsyncCommits,
@@ -57,6 +59,7 @@ from lamina._async.resources import (
 )
 from lamina._errors import (
     APIError,
+    ApprovalRejectedError,
     ApprovalTimeoutError,
     AuthenticationError,
     BadRequestError,
@@ -90,6 +93,8 @@ from lamina._sync.resources import (
     Agents,
     APIKey,
     APIKeys,
+    Approvals,
+    AuditLog,
     Auth,
     Commit,
     Commits,
@@ -125,7 +130,9 @@ from lamina.models import (
     PIPE,
     AgentData,
     APIKeyData,
+    Approval,
     Attachment,
+    AuditEntry,
     CallerPrincipal,
     CommitData,
     CommitResult,
@@ -149,6 +156,7 @@ from lamina.models import (
     OutputEvent,
     OutputStream,
     PolicyData,
+    PrincipalRef,
     PutObjectResult,
     RepositoryData,
     RoleData,
@@ -195,11 +203,16 @@ __all__ = [
     "Agent",
     "AgentData",
     "Agents",
+    "Approval",
+    "ApprovalRejectedError",
     "ApprovalTimeoutError",
+    "Approvals",
     "AsyncAPIKey",
     "AsyncAPIKeys",
     "AsyncAgent",
     "AsyncAgents",
+    "AsyncApprovals",
+    "AsyncAuditLog",
     "AsyncAuth",
     "AsyncClient",
     "AsyncCommit",
@@ -236,6 +249,8 @@ __all__ = [
     "AsyncShell",
     "AsyncTerminal",
     "Attachment",
+    "AuditEntry",
+    "AuditLog",
     "Auth",
     "AuthenticationError",
     "BadRequestError",
@@ -291,6 +306,7 @@ __all__ = [
     "PolicyData",
     "PolicySyntaxError",
     "PreconditionFailedError",
+    "PrincipalRef",
     "Process",
     "ProcessOutput",
     "ProcessStdin",
@@ -337,6 +353,7 @@ __all__ = [
     "ValidationIssue",
     "ValidationResult",
     "__version__",
+    "audit",
     "can_i",
     "configure",
     "evidence",

@@ -7,6 +7,7 @@
     ├── TransportError              the request did not complete (connect, read, timeout)
     ├── SerializationError          the response is not the JSON the API promises
     ├── ApprovalTimeoutError        a commit waited longer than its timeout for approval
+    ├── ApprovalRejectedError       a commit held for approval was rejected or withdrawn
     ├── PolicySyntaxError           a policy text the SDK's evaluator cannot read (also a ValueError)
     ├── SandboxError                a sandbox failed, was cancelled or timed out
     │   └── CommandError            a command exited non-zero
@@ -34,7 +35,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 import httpx
@@ -42,8 +43,12 @@ import httpx
 from lamina._redact import redact
 from lamina._retry import parse_retry_after
 
+if TYPE_CHECKING:
+    from lamina.models.governance import PrincipalRef
+
 __all__ = [
     "APIError",
+    "ApprovalRejectedError",
     "ApprovalTimeoutError",
     "AuthenticationError",
     "BadRequestError",
@@ -111,6 +116,27 @@ class ApprovalTimeoutError(LaminaError):
         super().__init__(message)
         self.session_id = session_id
         self.web_url = web_url
+
+
+class ApprovalRejectedError(LaminaError):
+    """``commit(block_for_approval=True)`` waited for a decision and the session was not
+    approved: ``state`` is ``rejected`` (by ``decided_by``, a :class:`~lamina.PrincipalRef`,
+    for ``reason``) or ``withdrawn`` (rolled back by its requester); nothing landed."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        session_id: str,
+        state: str,
+        reason: str = "",
+        decided_by: PrincipalRef | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.session_id = session_id
+        self.state = state
+        self.reason = reason
+        self.decided_by = decided_by
 
 
 class PolicySyntaxError(LaminaError, ValueError):

@@ -72,12 +72,14 @@ class Page(Generic[T]):
     """One page of a cursor-paginated listing.
 
     ``next_offset`` is the opaque cursor of the next page (the ``after`` of the next request);
-    it is ``None`` when ``has_more`` is false.
+    it is ``None`` when ``has_more`` is false. ``total`` is the number of items of the whole
+    listing, when the route says it (limit/offset routes do), else ``None``.
     """
 
     items: list[T]
     has_more: bool
     next_offset: str | None = None
+    total: int | None = None
 
 
 #: ``fetch_page(after, page_size)`` behind an :class:`~lamina.AsyncPager`.

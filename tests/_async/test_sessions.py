@@ -78,7 +78,7 @@ async def test_explicit_session_and_attach_from_another_client(
         assert staged == ["one.txt", "two.txt"]
         result = await attached.commit_result("from the second client")
     assert isinstance(result, CommitResult)
-    assert result.status == "committed"
+    assert (result.status, result.session_id) == ("committed", session.session_id)
     assert result.commit_id
     assert await paths_at_head(repo) == ["one.txt", "two.txt"]
     with pytest.raises(LaminaError):
@@ -128,9 +128,10 @@ async def test_unknown_session_is_not_found(repo: AsyncRepository) -> None:
 
 
 class _ApprovalGate(httpx.AsyncBaseTransport):
-    """Fault injection: the reference server has no approval policies yet, so this answers the
+    """Fault injection: a server with only the contract's approval routes. This answers the
     commit with the API's 202 and keeps the approval pending for ``pending`` polls; every other
-    request reaches the real server."""
+    request reaches the real server, which keeps no approval record of the session (so a
+    decided wait ends with the contract's ``""``). Real approvals: ``test_approvals.py``."""
 
     def __init__(self, pending: int) -> None:
         self._real = httpx.AsyncHTTPTransport()
@@ -174,7 +175,10 @@ async def test_commit_waits_for_approval(local_server: LocalServer, repository: 
         session = await client.repository(repository).session()
         result = await session.commit_result("needs approval")
         assert result == CommitResult(
-            status="approval_required", web_url="http://approve.invalid/web"
+            status="approval_required",
+            web_url="http://approve.invalid/web",
+            session_id=session.session_id,
+            api_url="http://approve.invalid/api",
         )
 
         session = await client.repository(repository).session()

@@ -7,9 +7,10 @@ import threading
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import httpx
+from attrs import evolve
 
 from lamina._async._pager import AsyncPager
 from lamina._concurrency import AsyncLimiter, asleep
@@ -34,6 +35,7 @@ from lamina._http import (
     timeout_extension,
 )
 from lamina._httpx_compat import build_request
+from lamina._pagination import offset_cursor, offset_page
 from lamina._redact import redact
 from lamina._retry import retry_delay, should_retry
 from lamina._transport import create_async_transport
@@ -331,6 +333,74 @@ class AsyncClient:
             return await self.fetch_page(path, model, params=query)
 
         return AsyncPager(fetch_page, amount=amount, page_size=page_size, after=after)
+
+    @overload
+    def paginate_offset(
+        self,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        limit_param: str = "limit",
+        offset_param: str = "offset",
+        items_key: str = "items",
+        page_size: int = 100,
+        model: None = None,
+        amount: int | None = None,
+    ) -> AsyncPager[Any]: ...
+
+    @overload
+    def paginate_offset(
+        self,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        limit_param: str = "limit",
+        offset_param: str = "offset",
+        items_key: str = "items",
+        page_size: int = 100,
+        model: type[T],
+        amount: int | None = None,
+    ) -> AsyncPager[T]: ...
+
+    def paginate_offset(
+        self,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        limit_param: str = "limit",
+        offset_param: str = "offset",
+        items_key: str = "items",
+        page_size: int = 100,
+        model: type[Any] | None = None,
+        amount: int | None = None,
+    ) -> AsyncPager[Any]:
+        """A lazy pager over any limit/offset list route: ``GET path?limit=&offset=`` answering
+        ``{"items": [...], "total": n, ...}``.
+
+        ``limit_param``, ``offset_param`` and ``items_key`` name the route's own parameters and
+        list (e.g. ``"evidence_limit"``, ``"evidence_offset"``, ``"evidence_packs"``);
+        ``params`` are sent with every page (``None`` values left out). Items are the JSON
+        objects as they are, or ``model`` instances. ``page_size`` is the limit sent per
+        request, ``amount`` caps the total. The listing stops at an empty page, or at a short
+        one unless the route's ``total`` says more remain; the pager's ``total`` is the route's.
+
+        ``path`` is relative to :attr:`base_url` (``"/organizations/acme/audit-log"``), or,
+        when it starts with ``/api/``, to :attr:`endpoint_url` (``"/api/v2/usage/summary"``),
+        or an absolute URL.
+        """
+        url = f"{self.endpoint_url}{path}" if path.startswith("/api/") else path
+
+        async def fetch_page(cursor: str | None, size: int) -> Page[Any]:
+            offset = offset_cursor(cursor)
+            query = {**(params or {}), limit_param: size, offset_param: offset}
+            data = await self.request_json("GET", url, params=query)
+            page = offset_page(data, items_key=items_key, offset=offset, limit=size)
+            if model is None:
+                return page
+            items = structure(self.converter, page.items, list[model])  # type: ignore[valid-type]
+            return evolve(page, items=items)
+
+        return AsyncPager(fetch_page, amount=amount, page_size=page_size)
 
     # -- lifecycle ---------------------------------------------------------------------------
 

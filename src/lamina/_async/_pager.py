@@ -28,7 +28,9 @@ class AsyncPager(Generic[T]):
     - ``after`` starts the listing after that cursor.
 
     Iterate it for the items (``async for item in pager``), or call :meth:`pages` for the pages.
-    The listing stops at the first page without ``has_more``, or at an empty page.
+    The listing stops at the first page without ``has_more``, or at an empty page. ``total`` is
+    the size of the whole listing as the last fetched page says it (``None`` before the first
+    page, and for routes that do not say it).
     """
 
     def __init__(
@@ -55,6 +57,7 @@ class AsyncPager(Generic[T]):
         self._page_size = page_size
         self._after = after
         self._items: AsyncIterator[T] | None = None
+        self.total: int | None = None
 
     def map(self, func: Callable[[T], U]) -> AsyncPager[U]:
         """A pager over ``func(item)`` for each item, with the same cap, page size and start."""
@@ -66,6 +69,7 @@ class AsyncPager(Generic[T]):
                 items=[func(item) for item in page.items],
                 has_more=page.has_more,
                 next_offset=page.next_offset,
+                total=page.total,
             )
 
         return AsyncPager(
@@ -98,6 +102,8 @@ class AsyncPager(Generic[T]):
             page = await self._fetch_page(cursor, size)
             if page.has_more and not page.next_offset:
                 raise SerializationError("a page says has_more but gives no next_offset cursor")
+            if page.total is not None:
+                self.total = page.total
             if remaining is not None:
                 if len(page.items) > remaining:
                     page = evolve(page, items=page.items[:remaining])

@@ -9,6 +9,7 @@ from lamina.models.evidence import (
     EvidencePackSummary,
     EvidencePublicKey,
 )
+from lamina.models.governance import Approval, AuditEntry, PrincipalRef
 from lamina.models.groups import EffectiveGroup, GroupData, GroupDetail, GroupMember
 from lamina.models.objects import (
     CopyObjectResult,
@@ -35,7 +36,7 @@ from lamina.models.policies import (
     ValidationIssue,
     ValidationResult,
 )
-from lamina.models.repositories import RepositoryData
+from lamina.models.repositories import ApprovalRule, RepositoryData
 from lamina.models.roles import RoleData
 from lamina.models.sandboxes import (
     PIPE,
@@ -63,8 +64,11 @@ __all__ = [
     "APIKeyData",
     "APIKeyList",
     "AgentData",
+    "Approval",
     "ApprovalRequired",
+    "ApprovalRule",
     "Attachment",
+    "AuditEntry",
     "CallerPrincipal",
     "CommitCreated",
     "CommitData",
@@ -97,6 +101,7 @@ __all__ = [
     "PartTicket",
     "PolicyData",
     "PolicyDetail",
+    "PrincipalRef",
     "PutObjectResult",
     "RepositoryData",
     "ResultList",

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from attrs import frozen
+
+#: Which commits wait for a human's approval: none, an agent's, or every commit.
+ApprovalRule = Literal["none", "agents", "all"]
 
 
 @frozen
@@ -21,3 +25,8 @@ class RepositoryData:
     created_by_type: str = ""
     created_by: str = ""
     created_at: datetime | None = None
+    #: ``none``, ``agents`` or ``all`` (see :data:`ApprovalRule`); a str, so that a rule a
+    #: newer server adds still reads.
+    approval_required_for: str = "none"
+    #: Path prefixes: when not empty, only commits changing a path under one need approval.
+    approval_paths: tuple[str, ...] = ()

@@ -27,8 +27,11 @@ class ApprovalRequired:
 @frozen
 class CommitResult:
     """What a commit did: ``committed`` (with ``commit_id``) or ``approval_required``
-    (with ``web_url``, where a human approves it)."""
+    (with ``web_url``, where a human approves it, and ``api_url``, the contract's approve
+    route). ``session_id`` is the committed session's."""
 
     status: Literal["committed", "approval_required"]
     commit_id: str | None = None
     web_url: str | None = None
+    session_id: str | None = None
+    api_url: str | None = None

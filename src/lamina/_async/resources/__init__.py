@@ -2,6 +2,8 @@
 
 from lamina._async.resources.agents import AsyncAgent, AsyncAgents
 from lamina._async.resources.api_keys import AsyncAPIKey, AsyncAPIKeys
+from lamina._async.resources.approvals import AsyncApprovals
+from lamina._async.resources.audit_log import AsyncAuditLog
 from lamina._async.resources.auth import AsyncAuth
 from lamina._async.resources.commits import AsyncCommit, AsyncCommits
 from lamina._async.resources.evidence import AsyncEvidencePacks, AsyncOrganizationEvidence
@@ -29,6 +31,8 @@ __all__ = [
     "AsyncAPIKeys",
     "AsyncAgent",
     "AsyncAgents",
+    "AsyncApprovals",
+    "AsyncAuditLog",
     "AsyncAuth",
     "AsyncCommit",
     "AsyncCommits",

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from lamina._async._pager import AsyncPager
 from lamina._async.resources._paths import organization_path, segment
 from lamina._async.resources.agents import AsyncAgents
+from lamina._async.resources.audit_log import AsyncAuditLog
 from lamina._async.resources.evidence import AsyncOrganizationEvidence
 from lamina._async.resources.groups import AsyncGroups
 from lamina._async.resources.policies import AsyncPolicies
@@ -27,7 +28,7 @@ class AsyncOrganization(AsyncDeferred):
     """An organization. A handle made from a name loads its details on first use.
 
     ``members``, ``repositories``, ``groups``, ``policies``, ``roles`` and ``agents`` are its
-    collections (no request until used).
+    collections, ``audit_log`` its audit log (no request until used).
     """
 
     def __init__(
@@ -104,6 +105,11 @@ class AsyncOrganization(AsyncDeferred):
     @property
     def agents(self) -> AsyncAgents:
         return AsyncAgents(self._client, self._name)
+
+    @property
+    def audit_log(self) -> AsyncAuditLog:
+        """The organization's audit log: ``list()`` with filters."""
+        return AsyncAuditLog(self._client, organization_path(self._name))
 
     async def delete(self) -> None:
         """Delete the organization."""

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from lamina._async._pager import AsyncPager
 from lamina._async.resources._paths import organization_path, repository_path
+from lamina._async.resources.approvals import AsyncApprovals
 from lamina._async.resources.commits import AsyncCommit, AsyncCommits
 from lamina._async.resources.evidence import AsyncEvidencePacks
 from lamina._async.resources.objects import AsyncReadOnlyObjects
@@ -17,11 +18,16 @@ from lamina._async.resources.secrets import AsyncSecrets
 from lamina._async.resources.sessions import AsyncSession
 from lamina._converter import structure
 from lamina._deferred import AsyncDeferred
-from lamina.models.repositories import RepositoryData
+from lamina.models.repositories import ApprovalRule, RepositoryData
 from lamina.models.sandboxes import RunResult
 
 if TYPE_CHECKING:
     from lamina._async._client import AsyncClient
+
+
+def _paths(prefixes: Sequence[str]) -> list[str]:
+    """``approval_paths`` as the API takes them (a lone str is one prefix, not its letters)."""
+    return [prefixes] if isinstance(prefixes, str) else list(prefixes)
 
 
 class AsyncRepository(AsyncDeferred):
@@ -124,6 +130,16 @@ class AsyncRepository(AsyncDeferred):
     def created_at(self) -> datetime | None:
         return self.data.created_at
 
+    @property
+    def approval_required_for(self) -> str:
+        """Which commits wait for approval: ``none``, ``agents`` (an agent's) or ``all``."""
+        return self.data.approval_required_for
+
+    @property
+    def approval_paths(self) -> tuple[str, ...]:
+        """When not empty, only commits changing a path under one of these prefixes wait."""
+        return self.data.approval_paths
+
     async def update(
         self,
         *,
@@ -131,8 +147,11 @@ class AsyncRepository(AsyncDeferred):
         visibility: str | None = None,
         session_max_duration_days: int | None = None,
         retention_days: int | None = None,
+        approval_required_for: ApprovalRule | None = None,
+        approval_paths: Sequence[str] | None = None,
     ) -> AsyncRepository:
-        """Change the given settings (the others stay); returns the reloaded handle."""
+        """Change the given settings (the others stay); returns the reloaded handle.
+        ``approval_paths=[]`` clears the prefixes (every path counts again)."""
         body: dict[str, Any] = {}
         if description is not None:
             body["description"] = description
@@ -142,6 +161,10 @@ class AsyncRepository(AsyncDeferred):
             body["session_max_duration_days"] = session_max_duration_days
         if retention_days is not None:
             body["retention_days"] = retention_days
+        if approval_required_for is not None:
+            body["approval_required_for"] = approval_required_for
+        if approval_paths is not None:
+            body["approval_paths"] = _paths(approval_paths)
         data = await self._client.request_json("PUT", self.api_path, json=body)
         self._data = structure(self._client.converter, data, RepositoryData)
         return self
@@ -188,6 +211,12 @@ class AsyncRepository(AsyncDeferred):
     def secrets(self) -> AsyncSecrets:
         """The repository's secrets."""
         return AsyncSecrets(self._client, f"{self.api_path}/secrets")
+
+    @property
+    def approvals(self) -> AsyncApprovals:
+        """The commits held for approval: ``list()``, ``get()``, ``approve()``, ``reject()``,
+        ``changes()``."""
+        return AsyncApprovals(self._client, self.api_path)
 
     @property
     def evidence(self) -> AsyncEvidencePacks:
@@ -305,8 +334,14 @@ class AsyncRepositories:
         visibility: str = "private",
         session_max_duration_days: int | None = None,
         retention_days: int | None = None,
+        approval_required_for: ApprovalRule | None = None,
+        approval_paths: Sequence[str] | None = None,
     ) -> AsyncRepository:
-        """Create a repository (with its first, empty commit)."""
+        """Create a repository (with its first, empty commit).
+
+        ``approval_required_for`` holds commits for a second principal's approval: ``none``
+        (the server's default), ``agents`` (an agent's commits) or ``all``; with
+        ``approval_paths``, only commits changing a path under one of those prefixes."""
         body: dict[str, Any] = {"name": name, "visibility": visibility}
         if description:
             body["description"] = description
@@ -314,6 +349,10 @@ class AsyncRepositories:
             body["session_max_duration_days"] = session_max_duration_days
         if retention_days is not None:
             body["retention_days"] = retention_days
+        if approval_required_for is not None:
+            body["approval_required_for"] = approval_required_for
+        if approval_paths is not None:
+            body["approval_paths"] = _paths(approval_paths)
         data = await self._client.request_json(
             "POST", f"{organization_path(self._org)}/repositories", json=body
         )

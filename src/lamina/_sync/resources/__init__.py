@@ -3,6 +3,8 @@
 
 from lamina._sync.resources.agents import Agent, Agents
 from lamina._sync.resources.api_keys import APIKey, APIKeys
+from lamina._sync.resources.approvals import Approvals
+from lamina._sync.resources.audit_log import AuditLog
 from lamina._sync.resources.auth import Auth
 from lamina._sync.resources.commits import Commit, Commits
 from lamina._sync.resources.evidence import EvidencePacks, OrganizationEvidence
@@ -30,6 +32,8 @@ __all__ = [
     "APIKeys",
     "Agent",
     "Agents",
+    "Approvals",
+    "AuditLog",
     "Auth",
     "Commit",
     "Commits",

@@ -12,6 +12,7 @@ from lamina._errors import NotFoundError
 from lamina._sync._pager import Pager
 from lamina._sync.resources._paths import organization_path, segment
 from lamina._sync.resources.agents import Agents
+from lamina._sync.resources.audit_log import AuditLog
 from lamina._sync.resources.evidence import OrganizationEvidence
 from lamina._sync.resources.groups import Groups
 from lamina._sync.resources.policies import Policies
@@ -28,7 +29,7 @@ class Organization(Deferred):
     """An organization. A handle made from a name loads its details on first use.
 
     ``members``, ``repositories``, ``groups``, ``policies``, ``roles`` and ``agents`` are its
-    collections (no request until used).
+    collections, ``audit_log`` its audit log (no request until used).
     """
 
     def __init__(self, client: Client, name: str, data: OrganizationData | None = None) -> None:
@@ -103,6 +104,11 @@ class Organization(Deferred):
     @property
     def agents(self) -> Agents:
         return Agents(self._client, self._name)
+
+    @property
+    def audit_log(self) -> AuditLog:
+        """The organization's audit log: ``list()`` with filters."""
+        return AuditLog(self._client, organization_path(self._name))
 
     def delete(self) -> None:
         """Delete the organization."""

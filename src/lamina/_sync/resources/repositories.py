@@ -11,6 +11,7 @@ from lamina._converter import structure
 from lamina._deferred import Deferred
 from lamina._sync._pager import Pager
 from lamina._sync.resources._paths import organization_path, repository_path
+from lamina._sync.resources.approvals import Approvals
 from lamina._sync.resources.commits import Commit, Commits
 from lamina._sync.resources.evidence import EvidencePacks
 from lamina._sync.resources.objects import ReadOnlyObjects
@@ -18,11 +19,16 @@ from lamina._sync.resources.sandbox_triggers import SandboxTriggers
 from lamina._sync.resources.sandboxes import Sandboxes, Shell, execute
 from lamina._sync.resources.secrets import Secrets
 from lamina._sync.resources.sessions import Session
-from lamina.models.repositories import RepositoryData
+from lamina.models.repositories import ApprovalRule, RepositoryData
 from lamina.models.sandboxes import RunResult
 
 if TYPE_CHECKING:
     from lamina._sync._client import Client
+
+
+def _paths(prefixes: Sequence[str]) -> list[str]:
+    """``approval_paths`` as the API takes them (a lone str is one prefix, not its letters)."""
+    return [prefixes] if isinstance(prefixes, str) else list(prefixes)
 
 
 class Repository(Deferred):
@@ -125,6 +131,16 @@ class Repository(Deferred):
     def created_at(self) -> datetime | None:
         return self.data.created_at
 
+    @property
+    def approval_required_for(self) -> str:
+        """Which commits wait for approval: ``none``, ``agents`` (an agent's) or ``all``."""
+        return self.data.approval_required_for
+
+    @property
+    def approval_paths(self) -> tuple[str, ...]:
+        """When not empty, only commits changing a path under one of these prefixes wait."""
+        return self.data.approval_paths
+
     def update(
         self,
         *,
@@ -132,8 +148,11 @@ class Repository(Deferred):
         visibility: str | None = None,
         session_max_duration_days: int | None = None,
         retention_days: int | None = None,
+        approval_required_for: ApprovalRule | None = None,
+        approval_paths: Sequence[str] | None = None,
     ) -> Repository:
-        """Change the given settings (the others stay); returns the reloaded handle."""
+        """Change the given settings (the others stay); returns the reloaded handle.
+        ``approval_paths=[]`` clears the prefixes (every path counts again)."""
         body: dict[str, Any] = {}
         if description is not None:
             body["description"] = description
@@ -143,6 +162,10 @@ class Repository(Deferred):
             body["session_max_duration_days"] = session_max_duration_days
         if retention_days is not None:
             body["retention_days"] = retention_days
+        if approval_required_for is not None:
+            body["approval_required_for"] = approval_required_for
+        if approval_paths is not None:
+            body["approval_paths"] = _paths(approval_paths)
         data = self._client.request_json("PUT", self.api_path, json=body)
         self._data = structure(self._client.converter, data, RepositoryData)
         return self
@@ -189,6 +212,12 @@ class Repository(Deferred):
     def secrets(self) -> Secrets:
         """The repository's secrets."""
         return Secrets(self._client, f"{self.api_path}/secrets")
+
+    @property
+    def approvals(self) -> Approvals:
+        """The commits held for approval: ``list()``, ``get()``, ``approve()``, ``reject()``,
+        ``changes()``."""
+        return Approvals(self._client, self.api_path)
 
     @property
     def evidence(self) -> EvidencePacks:
@@ -306,8 +335,14 @@ class Repositories:
         visibility: str = "private",
         session_max_duration_days: int | None = None,
         retention_days: int | None = None,
+        approval_required_for: ApprovalRule | None = None,
+        approval_paths: Sequence[str] | None = None,
     ) -> Repository:
-        """Create a repository (with its first, empty commit)."""
+        """Create a repository (with its first, empty commit).
+
+        ``approval_required_for`` holds commits for a second principal's approval: ``none``
+        (the server's default), ``agents`` (an agent's commits) or ``all``; with
+        ``approval_paths``, only commits changing a path under one of those prefixes."""
         body: dict[str, Any] = {"name": name, "visibility": visibility}
         if description:
             body["description"] = description
@@ -315,6 +350,10 @@ class Repositories:
             body["session_max_duration_days"] = session_max_duration_days
         if retention_days is not None:
             body["retention_days"] = retention_days
+        if approval_required_for is not None:
+            body["approval_required_for"] = approval_required_for
+        if approval_paths is not None:
+            body["approval_paths"] = _paths(approval_paths)
         data = self._client.request_json(
             "POST", f"{organization_path(self._org)}/repositories", json=body
         )

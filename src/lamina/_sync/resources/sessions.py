@@ -14,6 +14,7 @@ from lamina._concurrency import sleep
 from lamina._converter import structure
 from lamina._deferred import Deferred
 from lamina._errors import (
+    ApprovalRejectedError,
     ApprovalTimeoutError,
     LaminaError,
     NotFoundError,
@@ -22,6 +23,7 @@ from lamina._errors import (
 from lamina._sync._pager import Pager
 from lamina._sync.resources.objects import SessionObjects
 from lamina.models.commits import CommitCreated
+from lamina.models.governance import Approval
 from lamina.models.objects import EntryRecord
 from lamina.models.sessions import ApprovalRequired, CommitResult, SessionCreated
 
@@ -104,7 +106,8 @@ class Session(Deferred):
         self, message: str, metadata: Mapping[str, str] | None = None
     ) -> CommitResult:
         """Commit, and say what happened: ``committed`` with the ``commit_id``, or
-        ``approval_required`` with the ``web_url`` where a human approves it. Never waits."""
+        ``approval_required`` with the ``web_url`` where a human approves it and the
+        contract's ``api_url``. Never waits."""
         body: dict[str, Any] = {"message": message}
         if metadata:
             body["metadata"] = dict(metadata)
@@ -116,9 +119,16 @@ class Session(Deferred):
             raise SerializationError(f"the commit response is not JSON: {exc}") from exc
         if response.status_code == 202:
             approval = structure(self._client.converter, data, ApprovalRequired)
-            return CommitResult(status="approval_required", web_url=approval.web_url)
+            return CommitResult(
+                status="approval_required",
+                web_url=approval.web_url,
+                session_id=self.session_id,
+                api_url=approval.api_url or None,
+            )
         created = structure(self._client.converter, data, CommitCreated)
-        return CommitResult(status="committed", commit_id=created.commit_id)
+        return CommitResult(
+            status="committed", commit_id=created.commit_id, session_id=self.session_id
+        )
 
     def commit(
         self,
@@ -134,12 +144,15 @@ class Session(Deferred):
         Conflicting changes (the same paths changed since the session began) raise
         :class:`~lamina.ConflictError` and nothing lands.
 
-        When the repository's policy asks a human to approve the commit, a ``UserWarning``
-        names the approval page; with ``block_for_approval`` the call then waits (checking
-        every ``poll_interval`` seconds, at most ``timeout`` seconds, forever if ``None``)
-        until the session is approved or rejected and returns ``""``
-        (:class:`ApprovalTimeoutError` when the wait runs out), otherwise it returns ``None``
-        at once.
+        When the repository's rule asks a second principal to approve the commit, a
+        ``UserWarning`` names the approval page; with ``block_for_approval`` the call then
+        waits (checking every ``poll_interval`` seconds, at most ``timeout`` seconds, forever
+        if ``None``, without blocking the event loop) until the session is decided, and returns
+        the id of the commit that landed on approval; a rejected or withdrawn session raises
+        :class:`~lamina.ApprovalRejectedError`, and a wait that runs out
+        :class:`~lamina.ApprovalTimeoutError`. A server without Lamina's approval records (the
+        contract has only ``…/approve``) gives ``""`` once the session is no longer pending.
+        Without ``block_for_approval`` it returns ``None`` at once.
         """
         result = self.commit_result(message, metadata)
         if result.status == "committed":
@@ -149,10 +162,26 @@ class Session(Deferred):
         warnings.warn(f"Approval required - review and approve at: {web_url}", stacklevel=2)
         if not block_for_approval:
             return None
-        self._wait_for_approval(web_url, timeout, poll_interval)
-        return ""
+        approval = self._wait_for_decision(web_url, timeout, poll_interval)
+        if approval is None:
+            return ""
+        if approval.state == "approved":
+            return approval.commit_id or ""
+        decided = f" by {approval.decided_by.name}" if approval.decided_by else ""
+        why = f": {approval.reason}" if approval.reason else ""
+        raise ApprovalRejectedError(
+            f"session {self.session_id} was {approval.state}{decided}{why}; nothing landed",
+            session_id=self.session_id,
+            state=approval.state,
+            reason=approval.reason,
+            decided_by=approval.decided_by,
+        )
 
-    def _wait_for_approval(self, web_url: str, timeout: float | None, poll_interval: float) -> None:
+    def _wait_for_decision(
+        self, web_url: str, timeout: float | None, poll_interval: float
+    ) -> Approval | None:
+        """Polls the contract's ``HEAD …/approve`` until the session is no longer pending,
+        then reads its approval record (``None`` from a server that keeps none)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             if deadline is not None and time.monotonic() >= deadline:
@@ -169,7 +198,12 @@ class Session(Deferred):
             try:
                 self._client.request("HEAD", f"{self._path}/approve")
             except NotFoundError:
-                return
+                try:
+                    approval = self._repository.approvals.get(self.session_id)
+                except NotFoundError:
+                    return None
+                if approval.state != "pending":
+                    return approval
 
     def rollback(self) -> None:
         """Discard the staged changes and close the session."""
