@@ -8,8 +8,10 @@ action(s) it performs, and on what (:class:`On`)::
 and the one prelude of :mod:`lamina_server.api.access` (its :class:`~.api.access.LaminaRoute`,
 its request id, query check and bounded body) runs :meth:`VelerianDeclaration.admit`, which
 
-1. authenticates the ``vk_live_`` key (:mod:`.keys`; 401 when unknown or revoked) — or, for
-   the keys' own routes (:attr:`On.ACCOUNT`), a Lamina user key;
+1. authenticates the ``vk_live_`` key (:mod:`.keys`; 401 when unknown or revoked) — or a
+   Lamina API key (any principal's: every scope, its rights alone decide; its organization is
+   the ``X-Lamina-Organization`` header's, else its only one), which is how Lamina's own SDK
+   calls the facade; the keys' own routes (:attr:`On.ACCOUNT`) take a Lamina user key only;
 2. refuses a key without the declared scope (403, audited as a denial);
 3. resolves what the route acts on in the key's organization (an ABP, a run, an approval: 404
    when the organization has none by that id) and asks :meth:`Authorizer.authorize` about
@@ -52,7 +54,8 @@ from lamina_server.identity import OrganizationRecord
 from lamina_server.principals import Principal
 from lamina_server.repositories import RepositoryRecord
 from lamina_server.storage import journal
-from lamina_server.velerian.keys import KEY_PREFIX, grants
+from lamina_server.velerian.errors import Invalid, NotFound
+from lamina_server.velerian.keys import KEY_PREFIX, KeyGrant, grants
 
 _STATE = "velerian"
 
@@ -109,9 +112,12 @@ class VelerianDeclaration(Declaration):
         if self.on is On.ACCOUNT:
             return await self._admit_user(request, services)
         token = _bearer(request)
-        grant = await services.velerian.keys.authenticate(token)
-        if grant is None:
-            raise unauthorized("invalid or revoked API key (expected 'Bearer vk_live_…')")
+        if token.startswith(KEY_PREFIX):
+            grant = await services.velerian.keys.authenticate(token)
+            if grant is None:
+                raise unauthorized("invalid or revoked API key (expected 'Bearer vk_live_…')")
+        else:
+            grant = await _lamina_grant(request, services)
         principal, epoch = grant.principal, grant.epoch
         org = await services.identity.organization(grant.organization)
         if self.key_scope is not None and not grants(grant.scopes, self.key_scope):
@@ -209,6 +215,30 @@ class VelerianDeclaration(Declaration):
                 details={"reason": refusal} if refusal else None,
             )
         )
+
+
+ORGANIZATION_HEADER = "x-lamina-organization"
+
+
+async def _lamina_grant(request: HTTPConnection, services: Services) -> KeyGrant:
+    """A Lamina API key as a facade key: every scope (its policies alone decide what it may),
+    in the organization the request names, or its only one."""
+    authenticated = await authenticate(request, services)
+    principal = authenticated.principal
+    named = request.headers.get(ORGANIZATION_HEADER)
+    organizations = await services.identity.list_organizations(principal)
+    if named is not None:
+        chosen = [org for org in organizations if org.name == named]
+        if not chosen:
+            raise NotFound(f"organization {named!r} not found")
+    elif len(organizations) == 1:
+        chosen = organizations
+    else:
+        raise Invalid(
+            f"{ORGANIZATION_HEADER}: required, since the key's principal is a member of "
+            f"{len(organizations)} organizations"
+        )
+    return KeyGrant("", principal, chosen[0].name, ("write",), authenticated.epoch)
 
 
 def _bearer(request: HTTPConnection) -> str:
