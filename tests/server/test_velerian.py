@@ -162,8 +162,15 @@ def test_each_error_status_is_the_sdks_typed_error(
 ) -> None:
     with pytest.raises(VelerianAuthError):
         VelerianClient(api_key="vk_live_nope", base_url=local_server.endpoint_url).get("abps")
-    with pytest.raises(VelerianAuthError):  # a Lamina key is not a Velerian key
-        VelerianClient(api_key=local_server.api_key, base_url=local_server.endpoint_url).get("abps")
+    with pytest.raises(VelerianAuthError):  # an unknown Lamina key, likewise
+        VelerianClient(api_key="tuk-nope", base_url=local_server.endpoint_url).get("abps")
+    # A Lamina key works (its policies decide), in the organization it names when it has several.
+    lamina_key = VelerianClient(api_key=local_server.api_key, base_url=local_server.endpoint_url)
+    with pytest.raises(VelerianValidationError) as unnamed:
+        lamina_key.get("abps")
+    assert "x-lamina-organization" in str(unnamed.value.detail)
+    listed = lamina_key.get("abps", headers={"X-Lamina-Organization": local_server.org})
+    assert "items" in listed.json()
     reader = velerian(["runs:read"])
     with pytest.raises(VelerianForbiddenError) as forbidden:
         reader.list_audit_log()
