@@ -321,9 +321,11 @@ def error_class_for_status(status_code: int) -> type[APIError]:
 def api_error_from_response(response: httpx.Response) -> APIError:
     """The typed error for a read error response (its ``request`` names the method and URL).
 
-    The message and code come from the JSON envelope; a response without one (a HEAD has no
+    The message and code come from the JSON envelope; a body in FastAPI's shape (the
+    ``/api/v2`` facade's) gives the message from its ``detail`` (a text, or the list of
+    validation problems, each as ``loc: msg``); a response without either (a HEAD has no
     body) gives them in the ``X-Error-Message`` (percent-encoded UTF-8) and ``X-Error-Code``
-    headers; failing both, the message is the start of the body, or says which request got
+    headers; failing all, the message is the start of the body, or says which request got
     which status.
     """
     content = response.content
@@ -332,6 +334,8 @@ def api_error_from_response(response: httpx.Response) -> APIError:
     request = response.request
     message = envelope.get("message")
     if not isinstance(message, str) or not message:
+        message = _detail_message(envelope.get("detail"))
+    if not message:
         header = response.headers.get("x-error-message")
         message = unquote(header) if header else text[:_MESSAGE_LIMIT]
     if not message:
@@ -357,6 +361,24 @@ def api_error_from_response(response: httpx.Response) -> APIError:
     if cls is RateLimitError:
         fields["retry_after"] = parse_retry_after(response.headers.get("retry-after"))
     return cls(status, **fields)
+
+
+def _detail_message(detail: Any) -> str:
+    """The message of FastAPI's ``{"detail": ...}``: the text, or each validation problem as
+    ``loc: msg`` (``body.payload: Field required``), joined by ``; ``; ``""`` for anything
+    else."""
+    if isinstance(detail, str):
+        return detail
+    if not isinstance(detail, list):
+        return ""
+    problems: list[str] = []
+    for problem in detail:
+        if not isinstance(problem, dict) or not isinstance(problem.get("msg"), str):
+            return ""
+        loc = problem.get("loc")
+        where = ".".join(str(part) for part in loc) if isinstance(loc, list) else ""
+        problems.append(f"{where}: {problem['msg']}" if where else problem["msg"])
+    return "; ".join(problems)
 
 
 def _json_object(content: bytes) -> dict[str, Any]:

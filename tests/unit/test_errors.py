@@ -105,6 +105,32 @@ def test_json_that_is_not_an_envelope() -> None:
     assert api_error_from_response(response(400, {"message": 7})).message == '{"message": 7}'
 
 
+def test_fastapi_detail_gives_the_message() -> None:
+    """The ``/api/v2`` facade answers FastAPI's ``{"detail": ...}``: a text, or the list of
+    validation problems."""
+    refused = api_error_from_response(response(409, {"detail": "ABP 'a1' is draft"}))
+    assert (type(refused), refused.message) == (lamina.ConflictError, "ABP 'a1' is draft")
+    problems = [
+        {"type": "missing", "loc": ["body", "payload"], "msg": "Field required", "input": {}},
+        {"type": "greater_than_equal", "loc": ["body", "n"], "msg": "Input should be >= 1"},
+        {"msg": "no location"},
+    ]
+    invalid = api_error_from_response(response(422, {"detail": problems}))
+    assert isinstance(invalid, lamina.UnprocessableEntityError)
+    assert invalid.message == (
+        "body.payload: Field required; body.n: Input should be >= 1; no location"
+    )
+    denied = api_error_from_response(
+        response(403, {"detail": "InvokeRun on acme/data is not allowed: no policy allows it"})
+    )
+    assert isinstance(denied, lamina.ForbiddenError)
+    assert (denied.action, denied.resource) == ("InvokeRun", "acme/data")
+    envelope_wins = api_error_from_response(response(404, {"message": "m", "detail": "d"}))
+    assert envelope_wins.message == "m"
+    for odd in ({"detail": 7}, {"detail": [{"loc": ["x"]}]}, {"detail": ""}):
+        assert api_error_from_response(response(400, odd)).message == json.dumps(odd)
+
+
 def test_empty_body_says_which_request_got_which_status() -> None:
     error = api_error_from_response(response(404, text=""))
     assert error.message == f"GET {URL} answered 404 Not Found with no error message"
