@@ -8,6 +8,7 @@
     ├── SerializationError          the response is not the JSON the API promises
     ├── ApprovalTimeoutError        a commit waited longer than its timeout for approval
     ├── ApprovalRejectedError       a commit held for approval was rejected or withdrawn
+    ├── RunTimeoutError             a governed run did not end within its wait's timeout
     ├── PolicySyntaxError           a policy text the SDK's evaluator cannot read (also a ValueError)
     ├── SandboxError                a sandbox failed, was cancelled or timed out
     │   └── CommandError            a command exited non-zero
@@ -45,6 +46,7 @@ from lamina._retry import parse_retry_after
 
 if TYPE_CHECKING:
     from lamina.models.governance import PrincipalRef
+    from lamina.models.runs import Run
 
 __all__ = [
     "APIError",
@@ -66,6 +68,7 @@ __all__ = [
     "PreconditionFailedError",
     "RangeNotSatisfiableError",
     "RateLimitError",
+    "RunTimeoutError",
     "SandboxError",
     "SerializationError",
     "ServerError",
@@ -137,6 +140,18 @@ class ApprovalRejectedError(LaminaError):
         self.state = state
         self.reason = reason
         self.decided_by = decided_by
+
+
+class RunTimeoutError(LaminaError):
+    """``org.runs.wait(run_id, timeout=...)`` waited longer than ``timeout`` for a governed run
+    to end (``succeeded``, ``failed`` or ``blocked``); ``run`` is the :class:`~lamina.Run` as
+    last read (e.g. ``awaiting_approval``, its ``output.web_url`` where it can be approved).
+    The run is left as it is."""
+
+    def __init__(self, message: str, *, run_id: str, run: Run) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+        self.run = run
 
 
 class PolicySyntaxError(LaminaError, ValueError):

@@ -213,6 +213,26 @@ def test_approval_timeout_error_carries_the_session_and_its_approval_page() -> N
     assert (error.session_id, error.web_url, str(error)) == ("s1", "http://x/approve", "waited")
 
 
+def test_run_timeout_error_carries_the_run_as_last_read() -> None:
+    run = lamina.Run(
+        invocation_id="r1",
+        outcome="requires_approval",
+        is_allowed=True,
+        requires_human=True,
+        withheld=True,
+        run_id="r1",
+        status="awaiting_approval",
+        abp_id="a1",
+    )
+    error = lamina.RunTimeoutError("still waiting", run_id="r1", run=run)
+    assert isinstance(error, lamina.LaminaError) and not isinstance(error, lamina.APIError)
+    assert (error.run_id, error.run.status, str(error)) == (
+        "r1",
+        "awaiting_approval",
+        "still waiting",
+    )
+
+
 def test_the_docstring_tree_matches_the_class_hierarchy() -> None:
     classes = {
         name: value
