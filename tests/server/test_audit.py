@@ -21,6 +21,7 @@ from tests.conftest import RepoHttp
 from tests.server.members import Member, new_member
 from tests.server.sandbox_wire import Sandboxes
 from tests.server.test_evidence import needs_sandboxes
+from tests.server.test_sandbox_triggers import create as create_trigger
 
 
 @pytest.fixture
@@ -64,6 +65,10 @@ def test_every_route_family_that_changes_state_is_audited(
         200,
         201,
     )
+    policy = api.post(f"{o}/policies", json={"name": "p", "policy_text": "GetObject()\n"})
+    assert policy.status_code == 201, policy.text
+    trigger = create_trigger(repo)
+    assert api.delete(f"{repo.base}/sandbox-triggers/{trigger['id']}").status_code == 204
     assert api.delete(f"{o}/members/{member.user_id}").status_code == 204
 
     entries = _log(api, member.org)["items"]
@@ -82,6 +87,9 @@ def test_every_route_family_that_changes_state_is_audited(
         ("ManageAgents", "organization"),
         ("ManageSecrets", "secret"),
         ("ManageMembers", "user"),
+        ("ManagePolicies", "organization"),
+        ("ManageSandboxTriggers", "repository"),
+        ("ManageSandboxTriggers", "trigger"),
     } <= actions, actions
     assert all(e["outcome"] == "success" for e in entries)
     committed = next(e for e in entries if e["action"] == "CommitSession")

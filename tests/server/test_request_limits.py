@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from lamina.testing import LocalServer
-from lamina_server.api.access import MAX_JSON_BODY
+from lamina_server.api.bodies import MAX_JSON_BODY
 
 
 def rss_bytes(pid: int) -> int:

@@ -52,8 +52,8 @@ from fastapi.routing import APIRoute, APIWebSocketRoute
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount
-from starlette.types import Message
 
+from lamina_server.api.bodies import MAX_JSON_BODY, read_body, replaying
 from lamina_server.api.deps import Services, query
 from lamina_server.api.errors import ApiError, bad_request, forbidden, not_found, unauthorized
 from lamina_server.api.page_forms import check_form
@@ -68,7 +68,6 @@ from lamina_server.principals import Principal
 from lamina_server.repositories import RepositoryRecord
 from lamina_server.storage import journal
 
-MAX_JSON_BODY = 4 * 1024 * 1024
 MAX_FORM_BODY = 256 * 1024
 SESSION_COOKIE = "lamina_session"
 
@@ -502,45 +501,6 @@ async def authorize_body(request: Request, declaration: Declaration, body: bytes
             )
 
 
-# --- request bodies ---------------------------------------------------------------------------
-
-
-def too_large(limit: int) -> ApiError:
-    return ApiError(
-        413, "request_too_large", f"the request body is larger than the {limit}-byte limit"
-    )
-
-
-async def read_body(request: Request, limit: int = MAX_JSON_BODY) -> bytes:
-    """The request's body, at most ``limit`` bytes of it: 413 past that (at once, when the
-    declared ``Content-Length`` says so, before a byte is read)."""
-    length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > limit:
-        raise too_large(limit)
-    chunks: list[bytes] = []
-    received = 0
-    async for chunk in request.stream():
-        received += len(chunk)
-        if received > limit:
-            raise too_large(limit)
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _replaying(request: Request, body: bytes) -> Request:
-    """A request over the same scope whose body is ``body`` (already read)."""
-    sent = False
-
-    async def receive() -> Message:
-        nonlocal sent
-        if sent:
-            return await request.receive()
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    return Request(request.scope, receive)
-
-
 # --- routes -----------------------------------------------------------------------------------
 
 
@@ -577,7 +537,7 @@ class LaminaRoute(APIRoute):
                 body = await read_body(request, body_limit)
                 if declaration.body_checks:
                     await authorize_body(request, declaration, body)
-                request = _replaying(request, body)
+                request = replaying(request, body)
             return await handle(request)
 
         return handler

@@ -30,9 +30,9 @@ from lamina_server.api.access import (
     AccessDep,
     LaminaRoute,
     access_of,
-    read_body,
     repository_action,
 )
+from lamina_server.api.bodies import read_body
 from lamina_server.api.deps import Services, get_services, query
 from lamina_server.api.errors import api_error_for, bad_request, body_validation_failed
 from lamina_server.api.params import (

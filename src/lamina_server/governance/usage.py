@@ -52,7 +52,7 @@ class Usage:
     async def summary(
         self, organization_id: str, organization: str, evidence: EvidencePage
     ) -> dict[str, Any]:
-        """The summary (see the module docstring; ``docs/velerian.md`` shows the shape)."""
+        """The summary (see the module docstring; ``docs/governance.md`` shows the shape)."""
         live = sa.select(repositories.c.id).where(
             repositories.c.organization_id == organization_id,
             repositories.c.deleted_at.is_(None),

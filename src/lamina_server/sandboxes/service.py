@@ -8,7 +8,8 @@ the same commit), starts the runner over an overlay whose upper directory receiv
 sandbox's writes, and moves it to ``running``. What ends it:
 
 - one-shot and interactive: the main command exits; 0 lands the changes (:mod:`.landing`:
-  ``done/committed``, ``done/no_changes`` or ``failed/commit_failed``), anything else is
+  ``done/committed``, ``done/no_changes`` or ``failed/commit_failed``; or ``done/
+  awaiting_approval`` until a decision ends it, :mod:`.held`), anything else is
   ``errored/exit_non_zero`` and rolls the session back;
 - service: ``/finish`` lands, DELETE rolls back;
 - for every mode: DELETE is ``cancelled/cancelled_by_user``, the timeout
@@ -26,26 +27,22 @@ import logging
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, replace
 from functools import partial
 from pathlib import Path
 
 import anyio
 from anyio.abc import TaskGroup
 
-from lamina_server.authz import Action
 from lamina_server.governance import audit
 from lamina_server.governance.approvals import (
-    APPROVED,
     ApprovalRecord,
     Approvals,
-    approval_links,
 )
-from lamina_server.governance.audit import AuditEvent
 from lamina_server.principals import Committer, Principal
 from lamina_server.repositories import Repositories
 from lamina_server.sandboxes import landing
-from lamina_server.sandboxes.checkouts import Checkout, Checkouts
+from lamina_server.sandboxes.checkouts import Checkouts
 from lamina_server.sandboxes.environment import SecretSource, sandbox_environment
 from lamina_server.sandboxes.errors import (
     SandboxFinished,
@@ -54,19 +51,16 @@ from lamina_server.sandboxes.errors import (
     SandboxStateConflict,
     WrongMode,
 )
-from lamina_server.sandboxes.gate import PolicyGate, Verdict, acting_as
+from lamina_server.sandboxes.gate import PolicyGate, acting_as
+from lamina_server.sandboxes.held import Landings, decided
 from lamina_server.sandboxes.images import ImageNotFound, Images
+from lamina_server.sandboxes.live import Live
 from lamina_server.sandboxes.logs import SandboxLog, read_finished
 from lamina_server.sandboxes.models import (
     AWAITING_APPROVAL,
     CANCELLED,
     CANCELLED_BY_USER,
-    COMMIT_FAILED,
-    COMMITTED,
     CREATED,
-    DEFAULT_MOUNTPOINT,
-    DEFAULT_TIMEOUT_SECONDS,
-    DONE,
     ERRORED,
     EXIT_NON_ZERO,
     FAILED,
@@ -83,7 +77,6 @@ from lamina_server.sandboxes.models import (
     TIMEOUT,
     Origin,
     Outcome,
-    RunAs,
     SandboxRecord,
     SandboxRequest,
 )
@@ -93,7 +86,6 @@ from lamina_server.sandboxes.runners.base import (
     Process,
     Runner,
     RunnerError,
-    Sandbox,
     SandboxSpec,
     write_inputs,
 )
@@ -110,35 +102,6 @@ log = logging.getLogger("lamina.sandboxes")
 TERMINAL_SIZE = (80, 24)
 DEFAULT_SHELL = ("/bin/sh",)
 _FINISH, _CANCEL = "finish", "cancel"
-
-
-@dataclass(eq=False)
-class Live:
-    """What the server holds of a sandbox while it is active."""
-
-    record: SandboxRecord
-    folder: Path
-    log: SandboxLog
-    env: dict[str, str] = field(default_factory=dict)
-    box: Sandbox | None = None
-    checkout: Checkout | None = None
-    main: Process | None = None
-    ready: anyio.Event = field(default_factory=anyio.Event)  # running, or ended
-    stop: anyio.Event = field(default_factory=anyio.Event)  # finish or cancel was asked
-    ended: anyio.Event = field(default_factory=anyio.Event)
-    exited: anyio.Event = field(default_factory=anyio.Event)  # the main command exited
-    ending: str | None = None
-    # Where it is, fresher than its row: "initializing" is only ever kept here.
-    outcome: Outcome = field(default_factory=lambda: Outcome(STARTING, CREATED))
-    # Output of an interactive sandbox's terminal goes to the log and to the attached socket.
-    terminal_sink: Callable[[bytes], Awaitable[None]] | None = None
-    main_exit: int | None = None
-    decisions: list[Verdict] = field(default_factory=list)  # the policy decisions it took
-    end_entries: tuple[journal.Entry, ...] = ()  # the audit entry of a finish or cancel
-
-    @property
-    def id(self) -> str:
-        return self.record.id
 
 
 class Sandboxes:
@@ -173,9 +136,7 @@ class Sandboxes:
         self.default_image = default_image
         self._secrets = secrets
         self._gate = gate
-        self._approvals = approvals
-        self._repositories = repositories
-        self._base_url = base_url
+        self._landings = Landings(approvals, repositories, base_url)
         self._live: dict[str, Live] = {}
         self._tasks: TaskGroup | None = None
         # Told (repository id, sandbox id) of each sandbox once it has ended (evidence).
@@ -256,18 +217,7 @@ class Sandboxes:
         repository's HEAD, which the commit that fired it has just become or passed."""
         if self.unavailable:
             raise RuntimeError(f"sandboxes cannot run: {self.unavailable}")
-        config = trigger.sandbox_config
-        prefix = str(config.get("path_prefix") or "").strip("/")
-        request = SandboxRequest(
-            image=config.get("image") or self.default_image,
-            command=tuple(config.get("command") or ()),
-            mountpoint=config.get("mountpoint") or DEFAULT_MOUNTPOINT,
-            path_prefix=f"{prefix}/" if prefix else "",
-            timeout_seconds=config.get("timeout_seconds") or DEFAULT_TIMEOUT_SECONDS,
-            env_vars=dict(config.get("env_vars") or {}),
-            mode=ONE_SHOT,
-            run_as=RunAs(**trigger.run_as) if trigger.run_as else None,
-        )
+        request = trigger.sandbox_request(self.default_image)
         creator = Committer(trigger.created_by_type, trigger.created_by, f"trigger {trigger.name}")
         record = await self.create(
             repository_id, creator, request, origin=Origin(trigger.id, depth)
@@ -580,18 +530,7 @@ class Sandboxes:
         record = live.record
         assert live.checkout is not None, "a sandbox lands only after it started"
         try:
-            repo = await self._repositories.by_id(record.repository_id)
-            actor = acting_as(record)
-            # The landing's audit entry, written with its commit (or its approval request).
-            event = AuditEvent.of(
-                Principal(actor.type, actor.id, actor.name),
-                organization_id=repo.organization_id,
-                action=Action.COMMIT_SESSION,
-                resource=f"{repo.org_name}/{repo.name}",
-                resource_kind="sandbox",
-                resource_id=record.id,
-                details={"session_id": record.session_id},
-            )
+            entry = await self._landings.entry(record)
             return await landing.land(
                 record,
                 upper=live.folder / "upper",
@@ -601,8 +540,8 @@ class Sandboxes:
                 gate=self._gate,
                 note=live.log.note,
                 decide=live.decisions.append,
-                hold=partial(self._hold, record),
-                landing_entries=(event,),
+                hold=partial(self._landings.hold, record),
+                landing_entries=(entry,),
                 exit_code=live.main_exit,
             )
         except Exception as exc:
@@ -632,56 +571,13 @@ class Sandboxes:
         if moved and self.on_ended is not None and outcome.status_reason != AWAITING_APPROVAL:
             await self.on_ended(record.repository_id, record.id)
 
-    async def _hold(
-        self,
-        record: SandboxRecord,
-        message: str,
-        metadata: dict[str, str],
-        committer: Committer,
-    ) -> str | None:
-        """Holds a landing for approval when the run or its repository's rule asks for it:
-        the approval page's URL, or None to commit now."""
-        assert record.session_id is not None
-        repo = await self._repositories.by_id(record.repository_id)
-        if not record.request.require_approval and not await self._approvals.needed(
-            repo, record.session_id, committer.type
-        ):
-            return None
-        audit.annotate(outcome="approval_required")
-        await self._approvals.request(
-            repo,
-            record.session_id,
-            message=message,
-            metadata=metadata,
-            requester=committer,
-            sandbox_id=record.id,
-        )
-        return approval_links(self._base_url, repo, record.session_id).web_url
-
     async def approval_decided(self, approval: ApprovalRecord) -> None:
-        """An approvals listener: a sandbox that waited for the decision ends as it says (its
-        changes landed, or were dropped)."""
+        """An approvals listener: a sandbox that waited for the decision ends as it says."""
         if approval.sandbox_id is None:
             return
         record = await self.records.get(approval.repository_id, approval.sandbox_id)
-        held = record.outcome
-        if approval.state == APPROVED:
-            outcome = Outcome(
-                DONE, COMMITTED, exit_code=held.exit_code, commit_id=approval.commit_id or ""
-            )
-        else:
-            who = approval.decided_by.name if approval.decided_by else "someone"
-            because = f": {approval.reason}" if approval.reason else ""
-            outcome = Outcome(
-                FAILED,
-                COMMIT_FAILED,
-                exit_code=held.exit_code,
-                error_message=f"nothing landed: the change was {approval.state} by {who}{because}",
-            )
-        if (
-            await self.records.conclude(record.id, outcome) is not None
-            and self.on_ended is not None
-        ):
+        concluded = await self.records.conclude(record.id, decided(approval, record.outcome))
+        if concluded is not None and self.on_ended is not None:
             await self.on_ended(record.repository_id, record.id)
 
     def _clean(self, sandbox_id: str) -> None:

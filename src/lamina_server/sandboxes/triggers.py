@@ -32,6 +32,13 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from lamina_server.principals import Principal
+from lamina_server.sandboxes.models import (
+    DEFAULT_MOUNTPOINT,
+    DEFAULT_TIMEOUT_SECONDS,
+    ONE_SHOT,
+    RunAs,
+    SandboxRequest,
+)
 from lamina_server.sandboxes.trigger_tables import sandbox_triggers, trigger_runs
 from lamina_server.storage.columns import utcnow
 from lamina_server.storage.db import Database
@@ -103,6 +110,22 @@ class TriggerRecord:
     created_by: str
     created_at: datetime
     updated_at: datetime
+
+    def sandbox_request(self, default_image: str) -> SandboxRequest:
+        """The one-shot sandbox the trigger starts (its config; ``default_image`` when it
+        names none)."""
+        config = self.sandbox_config
+        prefix = str(config.get("path_prefix") or "").strip("/")
+        return SandboxRequest(
+            image=config.get("image") or default_image,
+            command=tuple(config.get("command") or ()),
+            mountpoint=config.get("mountpoint") or DEFAULT_MOUNTPOINT,
+            path_prefix=f"{prefix}/" if prefix else "",
+            timeout_seconds=config.get("timeout_seconds") or DEFAULT_TIMEOUT_SECONDS,
+            env_vars=dict(config.get("env_vars") or {}),
+            mode=ONE_SHOT,
+            run_as=RunAs(**self.run_as) if self.run_as else None,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,5 +1,5 @@
 """The Velerian API (``/api/v2``): a facade for the official ``velerian-sdk``, mapped onto
-Lamina's governance and sandboxes (``docs/velerian.md``).
+Lamina's governance and sandboxes (``docs/governance.md``).
 
 - :mod:`.keys`: ``vk_live_`` keys, minted by a Lamina user for one of its organizations;
 - :mod:`.access`: the prelude every facade route declares (key scope and Lamina action);

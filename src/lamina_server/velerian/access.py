@@ -36,7 +36,6 @@ from fastapi import Depends, Path
 from starlette.requests import HTTPConnection
 
 from lamina_server.api.access import (
-    MAX_JSON_BODY,
     MUTATING,
     Access,
     Check,
@@ -46,6 +45,7 @@ from lamina_server.api.access import (
     authenticate,
     check_action,
 )
+from lamina_server.api.bodies import MAX_JSON_BODY
 from lamina_server.api.deps import Services
 from lamina_server.api.errors import forbidden, unauthorized
 from lamina_server.authz import Action, Resource

@@ -28,7 +28,7 @@ def create_velerian_app(state: State) -> FastAPI:
         title="Lamina — Velerian API",
         version=__version__,
         description="The Velerian API (/api/v2) for the official velerian-sdk, mapped onto "
-        "Lamina's governance and sandboxes (docs/velerian.md).",
+        "Lamina's governance and sandboxes (docs/governance.md).",
         docs_url=None,
         redoc_url=None,
         openapi_url="/openapi.json",
