@@ -8,6 +8,7 @@
     ├── SerializationError          the response is not the JSON the API promises
     ├── ApprovalTimeoutError        a commit waited longer than its timeout for approval
     ├── ApprovalRejectedError       a commit held for approval was rejected or withdrawn
+    ├── RunTimeoutError             a governed run did not end within its wait's timeout
     ├── PolicySyntaxError           a policy text the SDK's evaluator cannot read (also a ValueError)
     ├── SandboxError                a sandbox failed, was cancelled or timed out
     │   └── CommandError            a command exited non-zero
@@ -45,6 +46,7 @@ from lamina._retry import parse_retry_after
 
 if TYPE_CHECKING:
     from lamina.models.governance import PrincipalRef
+    from lamina.models.runs import Run
 
 __all__ = [
     "APIError",
@@ -66,6 +68,7 @@ __all__ = [
     "PreconditionFailedError",
     "RangeNotSatisfiableError",
     "RateLimitError",
+    "RunTimeoutError",
     "SandboxError",
     "SerializationError",
     "ServerError",
@@ -137,6 +140,18 @@ class ApprovalRejectedError(LaminaError):
         self.state = state
         self.reason = reason
         self.decided_by = decided_by
+
+
+class RunTimeoutError(LaminaError):
+    """``org.runs.wait(run_id, timeout=...)`` waited longer than ``timeout`` for a governed run
+    to end (``succeeded``, ``failed`` or ``blocked``); ``run`` is the :class:`~lamina.Run` as
+    last read (e.g. ``awaiting_approval``, its ``output.web_url`` where it can be approved).
+    The run is left as it is."""
+
+    def __init__(self, message: str, *, run_id: str, run: Run) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+        self.run = run
 
 
 class PolicySyntaxError(LaminaError, ValueError):
@@ -321,9 +336,11 @@ def error_class_for_status(status_code: int) -> type[APIError]:
 def api_error_from_response(response: httpx.Response) -> APIError:
     """The typed error for a read error response (its ``request`` names the method and URL).
 
-    The message and code come from the JSON envelope; a response without one (a HEAD has no
+    The message and code come from the JSON envelope; a body in FastAPI's shape (the
+    ``/api/v2`` facade's) gives the message from its ``detail`` (a text, or the list of
+    validation problems, each as ``loc: msg``); a response without either (a HEAD has no
     body) gives them in the ``X-Error-Message`` (percent-encoded UTF-8) and ``X-Error-Code``
-    headers; failing both, the message is the start of the body, or says which request got
+    headers; failing all, the message is the start of the body, or says which request got
     which status.
     """
     content = response.content
@@ -332,6 +349,8 @@ def api_error_from_response(response: httpx.Response) -> APIError:
     request = response.request
     message = envelope.get("message")
     if not isinstance(message, str) or not message:
+        message = _detail_message(envelope.get("detail"))
+    if not message:
         header = response.headers.get("x-error-message")
         message = unquote(header) if header else text[:_MESSAGE_LIMIT]
     if not message:
@@ -357,6 +376,24 @@ def api_error_from_response(response: httpx.Response) -> APIError:
     if cls is RateLimitError:
         fields["retry_after"] = parse_retry_after(response.headers.get("retry-after"))
     return cls(status, **fields)
+
+
+def _detail_message(detail: Any) -> str:
+    """The message of FastAPI's ``{"detail": ...}``: the text, or each validation problem as
+    ``loc: msg`` (``body.payload: Field required``), joined by ``; ``; ``""`` for anything
+    else."""
+    if isinstance(detail, str):
+        return detail
+    if not isinstance(detail, list):
+        return ""
+    problems: list[str] = []
+    for problem in detail:
+        if not isinstance(problem, dict) or not isinstance(problem.get("msg"), str):
+            return ""
+        loc = problem.get("loc")
+        where = ".".join(str(part) for part in loc) if isinstance(loc, list) else ""
+        problems.append(f"{where}: {problem['msg']}" if where else problem["msg"])
+    return "; ".join(problems)
 
 
 def _json_object(content: bytes) -> dict[str, Any]:

@@ -105,6 +105,32 @@ def test_json_that_is_not_an_envelope() -> None:
     assert api_error_from_response(response(400, {"message": 7})).message == '{"message": 7}'
 
 
+def test_fastapi_detail_gives_the_message() -> None:
+    """The ``/api/v2`` facade answers FastAPI's ``{"detail": ...}``: a text, or the list of
+    validation problems."""
+    refused = api_error_from_response(response(409, {"detail": "ABP 'a1' is draft"}))
+    assert (type(refused), refused.message) == (lamina.ConflictError, "ABP 'a1' is draft")
+    problems = [
+        {"type": "missing", "loc": ["body", "payload"], "msg": "Field required", "input": {}},
+        {"type": "greater_than_equal", "loc": ["body", "n"], "msg": "Input should be >= 1"},
+        {"msg": "no location"},
+    ]
+    invalid = api_error_from_response(response(422, {"detail": problems}))
+    assert isinstance(invalid, lamina.UnprocessableEntityError)
+    assert invalid.message == (
+        "body.payload: Field required; body.n: Input should be >= 1; no location"
+    )
+    denied = api_error_from_response(
+        response(403, {"detail": "InvokeRun on acme/data is not allowed: no policy allows it"})
+    )
+    assert isinstance(denied, lamina.ForbiddenError)
+    assert (denied.action, denied.resource) == ("InvokeRun", "acme/data")
+    envelope_wins = api_error_from_response(response(404, {"message": "m", "detail": "d"}))
+    assert envelope_wins.message == "m"
+    for odd in ({"detail": 7}, {"detail": [{"loc": ["x"]}]}, {"detail": ""}):
+        assert api_error_from_response(response(400, odd)).message == json.dumps(odd)
+
+
 def test_empty_body_says_which_request_got_which_status() -> None:
     error = api_error_from_response(response(404, text=""))
     assert error.message == f"GET {URL} answered 404 Not Found with no error message"
@@ -185,6 +211,26 @@ def test_approval_timeout_error_carries_the_session_and_its_approval_page() -> N
     assert isinstance(error, lamina.LaminaError)
     assert not isinstance(error, lamina.APIError)
     assert (error.session_id, error.web_url, str(error)) == ("s1", "http://x/approve", "waited")
+
+
+def test_run_timeout_error_carries_the_run_as_last_read() -> None:
+    run = lamina.Run(
+        invocation_id="r1",
+        outcome="requires_approval",
+        is_allowed=True,
+        requires_human=True,
+        withheld=True,
+        run_id="r1",
+        status="awaiting_approval",
+        abp_id="a1",
+    )
+    error = lamina.RunTimeoutError("still waiting", run_id="r1", run=run)
+    assert isinstance(error, lamina.LaminaError) and not isinstance(error, lamina.APIError)
+    assert (error.run_id, error.run.status, str(error)) == (
+        "r1",
+        "awaiting_approval",
+        "still waiting",
+    )
 
 
 def test_the_docstring_tree_matches_the_class_hierarchy() -> None:

@@ -347,6 +347,7 @@ class Client:
         page_size: int = 100,
         model: None = None,
         amount: int | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Pager[Any]: ...
 
     @overload
@@ -361,6 +362,7 @@ class Client:
         page_size: int = 100,
         model: type[T],
         amount: int | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Pager[T]: ...
 
     def paginate_offset(
@@ -374,13 +376,15 @@ class Client:
         page_size: int = 100,
         model: type[Any] | None = None,
         amount: int | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Pager[Any]:
         """A lazy pager over any limit/offset list route: ``GET path?limit=&offset=`` answering
         ``{"items": [...], "total": n, ...}``.
 
         ``limit_param``, ``offset_param`` and ``items_key`` name the route's own parameters and
         list (e.g. ``"evidence_limit"``, ``"evidence_offset"``, ``"evidence_packs"``);
-        ``params`` are sent with every page (``None`` values left out). Items are the JSON
+        ``params`` are sent with every page (``None`` values left out), and so are
+        ``headers`` (e.g. ``X-Lamina-Organization`` for the ``/api/v2`` facade). Items are the JSON
         objects as they are, or ``model`` instances. ``page_size`` is the limit sent per
         request, ``amount`` caps the total. The listing stops at an empty page, or at a short
         one unless the route's ``total`` says more remain; the pager's ``total`` is the route's.
@@ -394,7 +398,7 @@ class Client:
         def fetch_page(cursor: str | None, size: int) -> Page[Any]:
             offset = offset_cursor(cursor)
             query = {**(params or {}), limit_param: size, offset_param: offset}
-            data = self.request_json("GET", url, params=query)
+            data = self.request_json("GET", url, params=query, headers=headers)
             page = offset_page(data, items_key=items_key, offset=offset, limit=size)
             if model is None:
                 return page

@@ -49,13 +49,13 @@ async def pack_of(
 ) -> PackRef | None:
     """The run's pack; waiting up to ``wait`` seconds for the one its sandbox's end makes
     (written just after the end is)."""
-    pack: EvidencePack | None = None
-    with anyio.move_on_after(wait):
-        while True:
-            pack = await newest_pack(services, sandbox)
-            if pack is not None or wait <= 0:
-                break
-            await anyio.sleep(_POLL)
+    # Looked up once outside any deadline: a scope of 0 s would cancel the first lookup.
+    pack = await newest_pack(services, sandbox)
+    if pack is None and wait > 0:
+        with anyio.move_on_after(wait):
+            while pack is None:
+                await anyio.sleep(_POLL)
+                pack = await newest_pack(services, sandbox)
     if pack is None:
         return None
     return PackRef(pack.id, pack.chain_hash, s3_key(organization, repository, pack))

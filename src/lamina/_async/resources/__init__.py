@@ -1,5 +1,6 @@
 """The API's nouns as resource classes: one module per domain, named after it."""
 
+from lamina._async.resources.abps import AsyncAbps
 from lamina._async.resources.agents import AsyncAgent, AsyncAgents
 from lamina._async.resources.api_keys import AsyncAPIKey, AsyncAPIKeys
 from lamina._async.resources.approvals import AsyncApprovals
@@ -17,6 +18,7 @@ from lamina._async.resources.organizations import (
 from lamina._async.resources.policies import AsyncPolicies, AsyncPolicy
 from lamina._async.resources.repositories import AsyncRepositories, AsyncRepository
 from lamina._async.resources.roles import AsyncRole, AsyncRoles
+from lamina._async.resources.runs import AsyncRuns
 from lamina._async.resources.sandbox_triggers import (
     AsyncSandboxTrigger,
     AsyncSandboxTriggerRuns,
@@ -25,10 +27,12 @@ from lamina._async.resources.sandbox_triggers import (
 from lamina._async.resources.sandboxes import AsyncSandbox, AsyncSandboxes, AsyncShell
 from lamina._async.resources.secrets import AsyncSecret, AsyncSecrets
 from lamina._async.resources.sessions import AsyncSession
+from lamina._async.resources.usage import AsyncUsage
 
 __all__ = [
     "AsyncAPIKey",
     "AsyncAPIKeys",
+    "AsyncAbps",
     "AsyncAgent",
     "AsyncAgents",
     "AsyncApprovals",
@@ -51,6 +55,7 @@ __all__ = [
     "AsyncRepository",
     "AsyncRole",
     "AsyncRoles",
+    "AsyncRuns",
     "AsyncSandbox",
     "AsyncSandboxTrigger",
     "AsyncSandboxTriggerRuns",
@@ -61,4 +66,5 @@ __all__ = [
     "AsyncSession",
     "AsyncSessionObjects",
     "AsyncShell",
+    "AsyncUsage",
 ]

@@ -25,3 +25,17 @@ def organization_path(org: str) -> str:
 
 def repository_path(org: str, repo: str) -> str:
     return f"{organization_path(org)}/repositories/{segment(repo)}"
+
+
+#: The header that names the organization a request to the ``/api/v2`` facade acts in.
+ORGANIZATION_HEADER = "X-Lamina-Organization"
+
+
+def facade_url(endpoint_url: str, path: str) -> str:
+    """The absolute URL of ``path`` (``"/abps"``) under the ``/api/v2`` facade."""
+    return f"{endpoint_url}/api/v2{path}"
+
+
+def facade_headers(org: str) -> dict[str, str]:
+    """The headers that make a Lamina API key act in the organization ``org`` on the facade."""
+    return {ORGANIZATION_HEADER: org}

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from lamina._async._pager import AsyncPager
 from lamina._async.resources._paths import organization_path, segment
+from lamina._async.resources.abps import AsyncAbps
 from lamina._async.resources.agents import AsyncAgents
 from lamina._async.resources.audit_log import AsyncAuditLog
 from lamina._async.resources.evidence import AsyncOrganizationEvidence
@@ -14,6 +15,8 @@ from lamina._async.resources.groups import AsyncGroups
 from lamina._async.resources.policies import AsyncPolicies
 from lamina._async.resources.repositories import AsyncRepositories
 from lamina._async.resources.roles import AsyncRoles
+from lamina._async.resources.runs import AsyncRuns
+from lamina._async.resources.usage import AsyncUsage
 from lamina._converter import structure
 from lamina._deferred import AsyncDeferred
 from lamina._errors import NotFoundError
@@ -28,7 +31,8 @@ class AsyncOrganization(AsyncDeferred):
     """An organization. A handle made from a name loads its details on first use.
 
     ``members``, ``repositories``, ``groups``, ``policies``, ``roles`` and ``agents`` are its
-    collections, ``audit_log`` its audit log (no request until used).
+    collections, ``audit_log`` its audit log, ``abps`` and ``runs`` its governed runs,
+    ``usage`` its usage (no request until used).
     """
 
     def __init__(
@@ -110,6 +114,21 @@ class AsyncOrganization(AsyncDeferred):
     def audit_log(self) -> AsyncAuditLog:
         """The organization's audit log: ``list()`` with filters."""
         return AsyncAuditLog(self._client, organization_path(self._name))
+
+    @property
+    def abps(self) -> AsyncAbps:
+        """Its ABPs: run definitions invoked as governed runs."""
+        return AsyncAbps(self._client, self._name)
+
+    @property
+    def runs(self) -> AsyncRuns:
+        """Its governed runs (the invocations of its ABPs) and their evidence."""
+        return AsyncRuns(self._client, self._name)
+
+    @property
+    def usage(self) -> AsyncUsage:
+        """Its usage: ``summary()`` and ``evidence_packs()``."""
+        return AsyncUsage(self._client, organization_path(self._name))
 
     async def delete(self) -> None:
         """Delete the organization."""

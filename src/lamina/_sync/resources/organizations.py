@@ -11,6 +11,7 @@ from lamina._deferred import Deferred
 from lamina._errors import NotFoundError
 from lamina._sync._pager import Pager
 from lamina._sync.resources._paths import organization_path, segment
+from lamina._sync.resources.abps import Abps
 from lamina._sync.resources.agents import Agents
 from lamina._sync.resources.audit_log import AuditLog
 from lamina._sync.resources.evidence import OrganizationEvidence
@@ -18,6 +19,8 @@ from lamina._sync.resources.groups import Groups
 from lamina._sync.resources.policies import Policies
 from lamina._sync.resources.repositories import Repositories
 from lamina._sync.resources.roles import Roles
+from lamina._sync.resources.runs import Runs
+from lamina._sync.resources.usage import Usage
 from lamina._types import Page
 from lamina.models.organizations import Membership, OrganizationData, ResultList
 
@@ -29,7 +32,8 @@ class Organization(Deferred):
     """An organization. A handle made from a name loads its details on first use.
 
     ``members``, ``repositories``, ``groups``, ``policies``, ``roles`` and ``agents`` are its
-    collections, ``audit_log`` its audit log (no request until used).
+    collections, ``audit_log`` its audit log, ``abps`` and ``runs`` its governed runs,
+    ``usage`` its usage (no request until used).
     """
 
     def __init__(self, client: Client, name: str, data: OrganizationData | None = None) -> None:
@@ -109,6 +113,21 @@ class Organization(Deferred):
     def audit_log(self) -> AuditLog:
         """The organization's audit log: ``list()`` with filters."""
         return AuditLog(self._client, organization_path(self._name))
+
+    @property
+    def abps(self) -> Abps:
+        """Its ABPs: run definitions invoked as governed runs."""
+        return Abps(self._client, self._name)
+
+    @property
+    def runs(self) -> Runs:
+        """Its governed runs (the invocations of its ABPs) and their evidence."""
+        return Runs(self._client, self._name)
+
+    @property
+    def usage(self) -> Usage:
+        """Its usage: ``summary()`` and ``evidence_packs()``."""
+        return Usage(self._client, organization_path(self._name))
 
     def delete(self) -> None:
         """Delete the organization."""
