@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections import deque
 from typing import TYPE_CHECKING, Literal
 
-from websockets.exceptions import ConnectionClosed, WebSocketException
+from websockets.exceptions import ConnectionClosed, ConnectionClosedOK, WebSocketException
 from websockets.sync.client import ClientConnection, connect
 
 from lamina._concurrency import Limiter
@@ -113,7 +113,14 @@ class ProcessStdin:
             return
         self._closed = True
         if self._process.exit_code is None:
-            send(self._process._connection, stdin_close_frame(), "the stdin was closed")
+            try:
+                self._process._connection.send(stdin_close_frame())
+            except ConnectionClosedOK:
+                # The command exited and the sandbox closed the connection cleanly before its
+                # exit was read: an end of file has no reader left. The exit is still read.
+                return
+            except ConnectionClosed as exc:
+                raise closed_error(exc, "the stdin was closed") from exc
 
 
 class ProcessOutput:

@@ -586,4 +586,4 @@ class Sandboxes:
             shutil.rmtree(self._folder / sandbox_id / name, ignore_errors=True)
 
 
-__all__ = ["Live", "SandboxNotFound", "Sandboxes"]
+__all__ = ["SandboxNotFound", "Sandboxes"]
