@@ -23,9 +23,9 @@ from lamina_server.api.params import ServicesDep
 from lamina_server.api.sandboxes import SANDBOX, SandboxId
 from lamina_server.authz import Action
 from lamina_server.sandboxes.errors import SandboxStateConflict
+from lamina_server.sandboxes.live import Live
 from lamina_server.sandboxes.models import INTERACTIVE
 from lamina_server.sandboxes.runners.base import Process, RunnerError
-from lamina_server.sandboxes.live import Live
 from lamina_server.sandboxes.service import Sandboxes
 
 router = APIRouter(tags=["Sandboxes"])
