@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
 import tempfile
 from contextlib import AsyncExitStack
 from pathlib import Path
 
-from put_throughput import Server, lamina_bench, measure, start_lamina
+from put_throughput import Server, lamina_bench, measure, report, start_lamina
 
 
 async def compare(on: Server, off: Server, args: argparse.Namespace) -> None:
@@ -64,19 +63,7 @@ def main() -> None:
         f"{args.objects} x {args.size} B puts + 1 commit, {args.concurrency} in flight "
         f"(aiohttp, loopback), {args.rounds} alternating rounds, medians"
     )
-    for server in (on, off):
-        rates = " ".join(f"{rate:.0f}" for rate in server.rates)
-        print(
-            f"  {server.name:<14}: {statistics.median(server.rates):6.0f} objects/s ({rates})  "
-            f"server CPU {statistics.median(server.cpu_per_object):5.0f} us/object"
-        )
-    ratios = [a / b for a, b in zip(on.rates, off.rates, strict=True)]
-    cpu = statistics.median(on.cpu_per_object) / statistics.median(off.cpu_per_object)
-    print(
-        f"  ratio on/off  : {statistics.median(ratios):.2f}x objects/s "
-        f"(rounds: {' '.join(f'{r:.2f}' for r in ratios)}; goal >= 0.90); "
-        f"server CPU per object {cpu:.2f}x"
-    )
+    report(on, off, "on/off", 0.9)
 
 
 if __name__ == "__main__":
