@@ -13,6 +13,7 @@ import gc
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 import anyio
@@ -84,6 +85,7 @@ from lamina_server.sandboxes.triggers import SandboxTriggers
 from lamina_server.secrets import Sealer, Secrets, load_key
 from lamina_server.storage.blobs import LocalBlobStore
 from lamina_server.storage.db import Database, sqlite_url
+from lamina_server.storage.replicas import Replicas
 from lamina_server.velerian import Velerian
 from lamina_server.velerian.abps import Abps
 from lamina_server.velerian.app import PREFIX as VELERIAN_PREFIX
@@ -129,6 +131,7 @@ def create_app(config: ServerConfig, *, trigger_launcher: Launcher | None = None
             audit_log = AuditLog(db, enabled=config.audit_log)
             repository_directory = Repositories(db)
             approvals = Approvals(db, versions)
+            replicas = Replicas(db)
             sandbox_service = Sandboxes(
                 db=db,
                 versions=versions,
@@ -144,6 +147,7 @@ def create_app(config: ServerConfig, *, trigger_launcher: Launcher | None = None
                 approvals=approvals,
                 repositories=repository_directory,
                 base_url=config.base_url,
+                replica_id=replicas.id,
             )
             approvals.on_decided.append(sandbox_service.approval_decided)
             dispatcher = TriggerDispatcher(
@@ -188,7 +192,7 @@ def create_app(config: ServerConfig, *, trigger_launcher: Launcher | None = None
             )
             async with anyio.create_task_group() as tasks:
                 await tasks.start(sandbox_service.serve)
-                await sandbox_service.recover()
+                await tasks.start(partial(replicas.run, sandbox_service.take_over))
                 await dispatcher.start()
                 _tune_gc()
                 yield

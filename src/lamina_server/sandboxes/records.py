@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -66,7 +66,7 @@ class SandboxRecords:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def insert(self, record: SandboxRecord) -> None:
+    async def insert(self, record: SandboxRecord, replica_id: str) -> None:
         request, outcome = record.request, record.outcome
         async with self._db.begin() as conn:
             await conn.execute(
@@ -84,6 +84,7 @@ class SandboxRecords:
                     require_approval=request.require_approval,
                     decisions=[],
                     session_id=record.session_id,
+                    replica_id=replica_id,
                     trigger_id=record.trigger_id,
                     trigger_depth=record.trigger_depth,
                     created_by_type=record.created_by_type,
@@ -174,10 +175,17 @@ class SandboxRecords:
             ).one()
         return _record(row)
 
-    async def active(self) -> list[SandboxRecord]:
-        """Every sandbox that was starting or running (at startup: what a crash left)."""
+    async def orphaned(self, alive: Collection[str]) -> list[SandboxRecord]:
+        """Every sandbox starting or running under a replica not in ``alive`` (what a dead
+        server left)."""
+        owner = sandboxes.c.replica_id
         async with self._db.connect() as conn:
             rows = (
-                await conn.execute(sa.select(sandboxes).where(sandboxes.c.status.in_(ACTIVE)))
+                await conn.execute(
+                    sa.select(sandboxes).where(
+                        sandboxes.c.status.in_(ACTIVE),
+                        sa.or_(owner.is_(None), owner.not_in(list(alive))),
+                    )
+                )
             ).all()
         return [_record(row) for row in rows]

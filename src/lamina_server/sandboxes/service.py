@@ -14,7 +14,7 @@ sandbox's writes, and moves it to ``running``. What ends it:
 - service: ``/finish`` lands, DELETE rolls back;
 - for every mode: DELETE is ``cancelled/cancelled_by_user``, the timeout
   ``failed/timeout``, a runner or engine failure ``failed/internal_error``, and a server that
-  stopped (or crashed: :meth:`Sandboxes.recover`) ``failed/sandbox_lost``. None of those lands
+  stopped (or crashed: :meth:`Sandboxes.take_over`) ``failed/sandbox_lost``. None of those lands
   anything.
 
 Every end stops the runner first, so no process of the sandbox outlives its status.
@@ -124,6 +124,7 @@ class Sandboxes:
         approvals: Approvals,
         repositories: Repositories,
         base_url: str,
+        replica_id: str,
     ) -> None:
         self.records = SandboxRecords(db)
         self._versions = versions
@@ -137,6 +138,7 @@ class Sandboxes:
         self._secrets = secrets
         self._gate = gate
         self._landings = Landings(approvals, repositories, base_url)
+        self.replica_id = replica_id
         self._live: dict[str, Live] = {}
         self._tasks: TaskGroup | None = None
         # Told (repository id, sandbox id) of each sandbox once it has ended (evidence).
@@ -157,10 +159,12 @@ class Sandboxes:
         finally:
             self._tasks = None
 
-    async def recover(self) -> None:
-        """At startup: sandboxes a previous process left active are ``failed/sandbox_lost``,
-        their sessions rolled back and what their runner left released."""
-        lost = await self.records.active()
+    async def take_over(self, alive: set[str]) -> None:
+        """Sandboxes that a dead replica (a previous process of this server, or another
+        server on the database) left active are ``failed/sandbox_lost``, their sessions rolled
+        back and what their runner left here released (:mod:`lamina_server.storage.replicas`
+        calls it at startup and after each heartbeat)."""
+        lost = await self.records.orphaned(alive)
         await self._runner.reap([self._folder / record.id / "scratch" for record in lost])
         for record in lost:
             await self._end(
@@ -204,7 +208,7 @@ class Sandboxes:
         )
         folder = self._folder / record.id
         folder.mkdir(parents=True, mode=0o700)
-        await self.records.insert(record)
+        await self.records.insert(record, self.replica_id)
         live = Live(record, folder, SandboxLog(folder / "log"))
         self._live[record.id] = live
         self._tasks.start_soon(self._run, live)

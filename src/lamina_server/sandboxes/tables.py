@@ -34,6 +34,9 @@ sandboxes = sa.Table(
     sa.Column("web_url", sa.Text(), nullable=False, default=""),
     sa.Column("error_message", sa.Text(), nullable=False, default=""),
     sa.Column("session_id", sa.String(36), nullable=True),
+    # The server replica that runs it (lamina_server.storage.replicas); another one takes it
+    # over (marks it lost) once that replica is dead.
+    sa.Column("replica_id", sa.String(36), nullable=True),
     sa.Column("trigger_id", sa.String(36), nullable=True),
     sa.Column("trigger_depth", sa.Integer(), nullable=False, default=0),
     sa.Column("created_by_type", sa.String(16), nullable=False),
