@@ -83,7 +83,7 @@ from lamina_server.sandboxes.runners.bubblewrap import BubblewrapRunner
 from lamina_server.sandboxes.service import Sandboxes
 from lamina_server.sandboxes.triggers import SandboxTriggers
 from lamina_server.secrets import Sealer, Secrets, load_key
-from lamina_server.storage.blobs import LocalBlobStore
+from lamina_server.storage.blobs.backend import BlobBackend, open_blob_store
 from lamina_server.storage.db import Database, sqlite_url
 from lamina_server.storage.replicas import Replicas
 from lamina_server.velerian import Velerian
@@ -118,6 +118,7 @@ def create_app(config: ServerConfig, *, trigger_launcher: Launcher | None = None
         config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         db = Database(config.database_url or sqlite_url(config.data_dir))
         dispatcher: TriggerDispatcher | None = None
+        backend: BlobBackend | None = None
         try:
             await db.create_all()
             identity = Identity(db)
@@ -125,7 +126,8 @@ def create_app(config: ServerConfig, *, trigger_launcher: Launcher | None = None
             await access.initialize()
             await bootstrap(config, identity)
             versions = CachingVersionStore(db, recorder=TriggerOutbox())
-            blobs = LocalBlobStore(config.data_dir / "blobs")
+            backend = open_blob_store(config.blob_store, config.data_dir / "blobs", os.environ)
+            blobs = backend.store
             secret_store = Secrets(db, Sealer(load_key(config.data_dir, os.environ)))
             authorizer = Authorizer(identity, access)
             audit_log = AuditLog(db, enabled=config.audit_log)
@@ -189,6 +191,7 @@ def create_app(config: ServerConfig, *, trigger_launcher: Launcher | None = None
                 evidence=evidence_service,
                 usage=Usage(db, runs),
                 velerian=Velerian(VelerianKeys(db), abps, runs),
+                presigner=backend.presigner,
             )
             async with anyio.create_task_group() as tasks:
                 await tasks.start(sandbox_service.serve)
@@ -200,6 +203,8 @@ def create_app(config: ServerConfig, *, trigger_launcher: Launcher | None = None
         finally:
             if dispatcher is not None:
                 await dispatcher.stop()
+            if backend is not None and backend.close is not None:
+                await backend.close()
             await db.dispose()
 
     app = LaminaApp(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import os
 import re
 import sys
 from collections.abc import Sequence
@@ -82,6 +83,13 @@ def _serve_parser(prog: str) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--public-url", default=None, help="externally visible base URL, for signed URLs"
+    )
+    parser.add_argument(
+        "--blob-store",
+        default=None,
+        metavar="URL",
+        help="s3://BUCKET[/prefix]?endpoint=URL&region=R: object bytes in S3, sent and fetched "
+        "by clients through presigned URLs (default: the data directory)",
     )
     parser.add_argument("--access-log", action="store_true", help="log every request")
     parser.add_argument(
@@ -207,6 +215,8 @@ def serve(args: argparse.Namespace) -> int:
     over another server's config file, exits having created nothing."""
     from lamina_server import serving
     from lamina_server.bootstrap import first_start_conflict
+    from lamina_server.storage.blobs.backend import check_blob_store
+    from lamina_server.storage.blobs.s3_location import BlobStoreUrlError
 
     config = ServerConfig(
         data_dir=(args.data_dir or default_data_dir()).expanduser(),
@@ -214,6 +224,7 @@ def serve(args: argparse.Namespace) -> int:
         port=args.port,
         org=args.org,
         public_url=args.public_url,
+        blob_store=args.blob_store,
         config_path=(args.config_path or default_config_path()).expanduser(),
         write_config=not args.no_write_config,
         access_log=args.access_log,
@@ -227,6 +238,11 @@ def serve(args: argparse.Namespace) -> int:
         sandbox_max_processes=args.sandbox_max_processes,
         audit_log=not args.no_audit_log,
     )
+    try:
+        check_blob_store(config.blob_store, os.environ)
+    except BlobStoreUrlError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     try:
         sock = serving.listen(config.host, config.port, config.backlog)
     except serving.CannotListen as exc:

@@ -27,7 +27,9 @@ class ServerConfig:
 
     ``public_url`` is the externally visible base URL (scheme, host and port) used for absolute
     signed URLs; when unset, routes derive it from the request. ``database_url`` overrides the
-    embedded SQLite database in ``data_dir``.
+    embedded SQLite database in ``data_dir``. ``blob_store`` (``s3://BUCKET[/prefix]?endpoint=…``)
+    keeps object bytes in S3 rather than ``data_dir/blobs``; clients then send and fetch them
+    there directly, through presigned URLs (:mod:`lamina_server.storage.blobs.s3`).
 
     The connection limits (applied by :mod:`lamina_server.serving`): a request's line and
     headers may take ``max_header_bytes`` and must arrive within ``header_timeout`` seconds (of
@@ -51,6 +53,7 @@ class ServerConfig:
     org: str = "local"
     public_url: str | None = None
     database_url: str | None = None
+    blob_store: str | None = field(default=None, repr=False)  # may carry a secret
     config_path: Path | None = field(default_factory=default_config_path)
     write_config: bool = True
     access_log: bool = False

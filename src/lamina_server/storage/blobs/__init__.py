@@ -4,7 +4,8 @@
 (:class:`BlobInfo`) and the errors, rooted at :class:`BlobError`. :mod:`.local` is the store
 on a local folder, built from its folder :mod:`.layout`, the receiving of uploads
 (:mod:`.receive`), the packs of small blobs (:mod:`.packs`) and multipart uploads
-(:mod:`.multipart`).
+(:mod:`.multipart`). :mod:`.s3` is the store on an S3 bucket (the ``s3`` extra), which is
+also a :class:`Presigner`; :mod:`.backend` picks one of them.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from lamina_server.storage.blobs.base import (
     BlobNotFound,
     BlobStore,
     PartMismatch,
+    Presigner,
     multipart_etag,
 )
 from lamina_server.storage.blobs.local import (
@@ -44,5 +46,6 @@ __all__ = [
     "BlobStore",
     "LocalBlobStore",
     "PartMismatch",
+    "Presigner",
     "multipart_etag",
 ]

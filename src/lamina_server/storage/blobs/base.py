@@ -16,6 +16,8 @@ Errors::
     ├── BlobClaimed     the pending upload was already claimed (finalized)
     ├── PartMismatch    a part named on completion is missing or has another ETag
     └── BlobMismatch    the assembled bytes are not what the client said
+
+A store that clients reach directly (S3) is also a :class:`Presigner`.
 """
 
 from __future__ import annotations
@@ -144,6 +146,24 @@ class BlobStore(Protocol):
 
     async def abort_multipart(self, address: str, upload_id: str) -> None:
         """Removes the upload's parts; no error if it is gone already."""
+        ...
+
+
+class Presigner(Protocol):
+    """A blob store that clients reach directly: it hands out presigned URLs of its own, so
+    that upload and download bytes bypass the API process (``ttl`` in seconds)."""
+
+    def upload_url(self, address: str, ttl: float) -> str:
+        """A URL to ``PUT`` the bytes of the pending upload at ``address`` to."""
+        ...
+
+    def part_url(self, address: str, upload_id: str, part_number: int, ttl: float) -> str:
+        """A URL to ``PUT`` one part of the multipart upload ``upload_id`` to."""
+        ...
+
+    def download_url(self, address: str, content_type: str, ttl: float) -> str:
+        """A URL to ``GET`` (with a ``Range`` or not) the claimed blob at ``address``, which
+        answers ``content_type``."""
         ...
 
 

@@ -1,0 +1,400 @@
+"""The S3 blob store: object bytes in a bucket of any S3-compatible store, reached through
+``obstore`` (and :mod:`.s3_requests` for what obstore does not do).
+
+Keys, under the location's prefix::
+
+    incoming/<address>   a single upload, PUT by the client to a presigned URL; pending
+    claims/<address>     empty marker: the upload at <address> was claimed (finalized)
+    blobs/<address>      a claimed blob, never overwritten (no URL to write it is handed out)
+
+A claim first creates its marker with ``If-None-Match: *``, which succeeds once per address:
+that is what makes an upload token single use, across any number of API processes. Then it
+copies ``incoming/<address>`` to ``blobs/<address>`` server-side (no bytes pass through this
+process), on the condition that the source still has the ETag finalize verified (a client
+re-sending other bytes to the still-valid upload URL meanwhile fails the claim rather than
+changing the object), and drops the incoming key. S3 makes a key appear whole or not at all,
+so a crash leaves no visible half object; a crash between marker and copy leaves an address
+that was claimed but holds nothing, which nothing references: finalizing it again answers
+:class:`BlobClaimed`, as for any used token, and the client uploads again.
+
+A multipart upload is an S3 multipart upload of ``blobs/<address>``: the client sends its
+parts to presigned part URLs, and completing it checks the parts S3 lists (present, ETags,
+total size: nothing is claimed on a mismatch), creates the marker, then completes the upload,
+which makes the blob appear at once. A whole-object MD5 given on completion cannot be read
+from S3's ETag of the parts, so only then is the blob read back and hashed (and removed, on a
+mismatch). Finalize reads size and ETag with a HEAD: the ETag of a single PUT is its MD5.
+
+Reads and exports stream from S3 with ranged GETs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import secrets
+from collections import OrderedDict
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import anyio
+import httpx
+import obstore
+from anyio import to_thread
+from obstore.exceptions import AlreadyExistsError, BaseError, NotFoundError
+from obstore.store import S3Store
+
+from lamina_server.storage.blobs.base import (
+    BlobClaimed,
+    BlobError,
+    BlobInfo,
+    BlobMismatch,
+    BlobNotFound,
+    PartMismatch,
+    multipart_etag,
+)
+from lamina_server.storage.blobs.s3_location import S3Location
+from lamina_server.storage.blobs.s3_requests import S3Error, S3Requests
+from lamina_server.storage.blobs.sigv4 import SigV4
+
+if TYPE_CHECKING:
+    from obstore.store import S3Config
+
+READ_CHUNK = 4 * 1024 * 1024  # downloads and exports are read in chunks of this size
+EXPORT_CONCURRENCY = 8  # blobs an export fetches at once
+FILE_MODE = 0o644
+_ADDRESS = re.compile(r"[0-9a-f]{32}")
+_MD5 = re.compile(r"[0-9a-f]{32}")
+_MAX_REMEMBERED = 65536
+# obstore raises a missing key as the builtin FileNotFoundError (or its own NotFoundError), and
+# other failures as its BaseError or builtin OSErrors (PermissionError, ConnectionError...).
+_MISSING = (NotFoundError, FileNotFoundError)
+_FAILED = (BaseError, OSError)
+
+
+def _check(address: str) -> str:
+    if not _ADDRESS.fullmatch(address):
+        raise BlobNotFound(f"blob address {address!r} is not valid")
+    return address
+
+
+def _store_error(exc: Exception) -> BlobError:
+    """An obstore failure as a :class:`BlobError` (its message names the store, no secret)."""
+    return BlobError(f"blob store failed: {type(exc).__name__}")
+
+
+class S3BlobStore:
+    """:class:`~lamina_server.storage.blobs.BlobStore` and
+    :class:`~lamina_server.storage.blobs.Presigner` on an S3 bucket. :meth:`close` when done."""
+
+    def __init__(self, location: S3Location) -> None:
+        self.location = location
+        creds = location.credentials
+        config: S3Config = {
+            "endpoint": location.endpoint,
+            "region": location.region,
+            "access_key_id": creds.access_key_id,
+            "secret_access_key": creds.secret_access_key,
+            "virtual_hosted_style_request": False,
+        }
+        if creds.session_token:
+            config["session_token"] = creds.session_token
+        self._store = S3Store(
+            location.bucket,
+            prefix=location.prefix or None,
+            config=config,
+            client_options={"allow_http": location.endpoint.startswith("http://")},
+        )
+        self._signer = SigV4(location.endpoint, location.region, location.bucket, creds)
+        self._http = httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=10.0))
+        self.requests = S3Requests(self._signer, self._http)
+        # S3 ETags of uploads this process saw (finalize's HEAD, or its own write), which the
+        # claim's conditional copy names; a miss (another process saw it) HEADs again.
+        self._seen: OrderedDict[str, str] = OrderedDict()
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    def _key(self, kind: str, address: str) -> str:
+        """The key within the prefix (obstore adds the prefix itself)."""
+        return f"{kind}/{_check(address)}"
+
+    def _full(self, kind: str, address: str) -> str:
+        """The bucket key (for signed requests)."""
+        return f"{self.location.prefix}{self._key(kind, address)}"
+
+    def _remember(self, address: str, etag: str) -> None:
+        self._seen[address] = etag
+        if len(self._seen) > _MAX_REMEMBERED:
+            self._seen.popitem(last=False)
+
+    async def _exists(self, key: str) -> bool:
+        try:
+            await obstore.head_async(self._store, key)
+        except _MISSING:
+            return False
+        except _FAILED as exc:
+            raise _store_error(exc) from None
+        return True
+
+    async def _gone(self, address: str) -> BlobError:
+        """The error for an upload with no incoming bytes: claimed already, or never sent."""
+        if await self._exists(self._key("claims", address)):
+            return BlobClaimed("this upload was already finalized")
+        return BlobNotFound("no bytes were uploaded for this upload")
+
+    # --- presigned URLs -------------------------------------------------------------------
+
+    def upload_url(self, address: str, ttl: float) -> str:
+        return obstore.sign(
+            self._store, "PUT", self._key("incoming", address), timedelta(seconds=ttl)
+        )
+
+    def part_url(self, address: str, upload_id: str, part_number: int, ttl: float) -> str:
+        query = {"partNumber": str(part_number), "uploadId": upload_id}
+        return self._signer.presign("PUT", self._full("blobs", address), int(ttl), query)
+
+    def download_url(self, address: str, content_type: str, ttl: float) -> str:
+        query = {"response-content-type": content_type}
+        return self._signer.presign("GET", self._full("blobs", address), int(ttl), query)
+
+    # --- single uploads -------------------------------------------------------------------
+
+    def new_address(self) -> str:
+        return secrets.token_hex(16)
+
+    async def write(self, address: str, chunks: AsyncIterable[bytes]) -> BlobInfo:
+        """Streams ``chunks`` to ``incoming/<address>`` (the server's own writes: sandbox
+        results), hashing them on the way."""
+        key = self._key("incoming", address)
+        md5 = hashlib.md5()
+        size = 0
+
+        async def hashed() -> AsyncIterator[bytes]:
+            nonlocal size
+            async for chunk in chunks:
+                md5.update(chunk)
+                size += len(chunk)
+                yield chunk
+
+        try:
+            result = await obstore.put_async(self._store, key, hashed())
+        except _FAILED as exc:
+            raise _store_error(exc) from None
+        self._remember(address, str(result["e_tag"]).strip('"'))
+        return BlobInfo(address, size, md5.hexdigest())
+
+    async def pending(self, address: str) -> BlobInfo:
+        try:
+            meta = await obstore.head_async(self._store, self._key("incoming", address))
+        except _MISSING:
+            raise await self._gone(address) from None
+        except _FAILED as exc:
+            raise _store_error(exc) from None
+        etag = str(meta["e_tag"]).strip('"').lower()
+        if not _MD5.fullmatch(etag):
+            raise BlobError("the uploaded object's ETag is not its MD5; upload it with one PUT")
+        self._remember(address, etag)
+        return BlobInfo(address, meta["size"], etag)
+
+    async def claim(self, address: str) -> str:
+        (outcome,) = await self.claim_many([address])
+        if isinstance(outcome, BlobError):
+            raise outcome
+        return outcome
+
+    async def claim_many(self, addresses: Sequence[str]) -> list[str | BlobError]:
+        outcomes: list[str | BlobError] = [BlobError("not claimed")] * len(addresses)
+
+        async def one(index: int, address: str) -> None:
+            try:
+                outcomes[index] = await self._claim(address)
+            except BlobError as exc:
+                outcomes[index] = exc
+
+        async with anyio.create_task_group() as group:
+            for index, address in enumerate(addresses):
+                group.start_soon(one, index, address)
+        return outcomes
+
+    async def _claim(self, address: str) -> str:
+        etag = self._seen.pop(address, None)
+        if etag is None:
+            try:
+                meta = await obstore.head_async(self._store, self._key("incoming", address))
+            except _MISSING:
+                raise await self._gone(address) from None
+            except _FAILED as exc:
+                raise _store_error(exc) from None
+            etag = str(meta["e_tag"]).strip('"')
+        marker = self._key("claims", address)
+        try:
+            await obstore.put_async(self._store, marker, b"", mode="create")
+        except AlreadyExistsError:
+            raise BlobClaimed("this upload was already finalized") from None
+        except _FAILED as exc:
+            raise _store_error(exc) from None
+        try:
+            await self.requests.copy_if_match(
+                self._full("incoming", address), self._full("blobs", address), etag
+            )
+        except S3Error as exc:
+            await self._delete(marker)  # nothing was claimed: the token may be used again
+            if exc.code in ("NoSuchKey", "HTTP 404"):
+                raise BlobNotFound("no bytes were uploaded for this upload") from None
+            if exc.code in ("PreconditionFailed", "HTTP 412"):
+                raise BlobError(
+                    "the uploaded bytes changed while the upload was finalized; finalize again"
+                ) from None
+            raise
+        await self._delete(self._key("incoming", address))
+        return address
+
+    async def _delete(self, key: str) -> None:
+        try:
+            await obstore.delete_async(self._store, key)
+        except _FAILED as exc:
+            raise _store_error(exc) from None
+
+    async def discard(self, address: str) -> None:
+        self._seen.pop(address, None)
+        await self._delete(self._key("incoming", address))
+
+    # --- multipart ------------------------------------------------------------------------
+
+    async def start_multipart(self, address: str) -> str:
+        return await self.requests.create_multipart(self._full("blobs", address))
+
+    async def write_part(
+        self, address: str, upload_id: str, part_number: int, chunks: AsyncIterable[bytes]
+    ) -> BlobInfo:
+        raise BlobError("parts of an upload to S3 go to the presigned URLs the API hands out")
+
+    async def complete_multipart(
+        self,
+        address: str,
+        upload_id: str,
+        parts: Sequence[tuple[int, str]],
+        *,
+        size: int | None = None,
+        md5: str | None = None,
+    ) -> BlobInfo:
+        key = self._full("blobs", address)
+        try:
+            present = await self.requests.list_parts(key, upload_id)
+        except S3Error as exc:
+            if exc.code != "NoSuchUpload":
+                raise
+            if await self._exists(self._key("claims", address)):
+                raise BlobClaimed("this multipart upload was already completed") from None
+            raise BlobNotFound(
+                f"multipart upload {upload_id} is not in progress (aborted or unknown)"
+            ) from None
+        total = 0
+        for number, etag in parts:
+            if number not in present:
+                raise PartMismatch(f"part {number} was not uploaded")
+            if present[number][0] != etag:
+                raise PartMismatch(f"part {number} ETag {etag!r} does not match the upload")
+            total += present[number][1]
+        if size is not None and size != total:
+            raise BlobMismatch("size", f"size_bytes is {size} but the parts hold {total} bytes")
+        marker = self._key("claims", address)
+        try:
+            await obstore.put_async(self._store, marker, b"", mode="create")
+        except AlreadyExistsError:
+            raise BlobClaimed("this multipart upload was already completed") from None
+        except _FAILED as exc:
+            raise _store_error(exc) from None
+        try:
+            await self.requests.complete_multipart(key, upload_id, parts)
+        except S3Error as exc:
+            await self._delete(marker)
+            if exc.code in ("InvalidPart", "InvalidPartOrder", "EntityTooSmall"):
+                raise PartMismatch(str(exc)) from None
+            raise
+        if md5 is not None:
+            digest = hashlib.md5()
+            async for block in self.read(address, 0, total):
+                digest.update(block)
+            if digest.hexdigest() != md5:
+                await self._delete(self._key("blobs", address))
+                raise BlobMismatch(
+                    "checksum",
+                    f"checksum {md5} does not match the parts' bytes ({digest.hexdigest()})",
+                )
+        return BlobInfo(address, total, multipart_etag([etag for _, etag in parts]))
+
+    async def abort_multipart(self, address: str, upload_id: str) -> None:
+        try:
+            await self.requests.abort_multipart(self._full("blobs", address), upload_id)
+        except S3Error as exc:
+            if exc.code != "NoSuchUpload":
+                raise
+
+    # --- reading --------------------------------------------------------------------------
+
+    async def read(self, address: str, start: int, end: int) -> AsyncIterator[bytes]:
+        if start >= end:
+            return
+        try:
+            result = await obstore.get_async(
+                self._store, self._key("blobs", address), options={"range": (start, end)}
+            )
+            async for chunk in result.stream(min_chunk_size=READ_CHUNK):
+                yield bytes(chunk)
+        except _MISSING:
+            raise BlobNotFound(f"blob {address} not found") from None
+        except _FAILED as exc:
+            raise _store_error(exc) from None
+
+    async def export(self, items: Sequence[tuple[str, int, Path]]) -> None:
+        """Downloads each blob to its file, :data:`EXPORT_CONCURRENCY` at a time; the first
+        failure is raised (files written before it stay)."""
+        limiter = anyio.CapacityLimiter(EXPORT_CONCURRENCY)
+        failures: list[BlobError] = []
+
+        async def one(address: str, size: int, destination: Path) -> None:
+            async with limiter:
+                if failures:
+                    return
+                try:
+                    await self._export_one(address, size, destination)
+                except BlobError as exc:
+                    failures.append(exc)
+
+        async with anyio.create_task_group() as group:
+            for address, size, destination in items:
+                group.start_soon(one, address, size, destination)
+        if failures:
+            raise failures[0]
+
+    async def _export_one(self, address: str, size: int, destination: Path) -> None:
+        try:
+            result = await obstore.get_async(self._store, self._key("blobs", address))
+        except _MISSING:
+            raise BlobNotFound(f"blob {address} not found") from None
+        except _FAILED as exc:
+            raise _store_error(exc) from None
+        if result.meta["size"] != size:
+            raise BlobError(
+                f"blob {address} is {result.meta['size']} bytes, not the {size} recorded"
+            )
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+        fd = await to_thread.run_sync(os.open, destination, flags, FILE_MODE)
+        try:
+            await to_thread.run_sync(os.fchmod, fd, FILE_MODE)  # whatever the umask
+            async for block in result.stream(min_chunk_size=READ_CHUNK):
+                await to_thread.run_sync(_write_all, fd, bytes(block))
+        except _FAILED as exc:
+            raise _store_error(exc) from None
+        finally:
+            os.close(fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]

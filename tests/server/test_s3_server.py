@@ -1,0 +1,165 @@
+"""The full upload protocol through a real server whose blob store is a real SeaweedFS: raw
+HTTP and the official tilde SDK. Bytes go between the client and SeaweedFS; the server's
+access log proves its data-plane routes carried none."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Iterator
+
+import httpx
+import pytest
+import tilde
+
+from lamina.testing import LocalServer
+from lamina_server.storage.blobs.sigv4 import Credentials, SigV4
+from tests.server import seaweedfs as weed
+from tests.server.seaweedfs import SeaweedFS
+
+MIB = 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def s3_server(seaweedfs: SeaweedFS) -> Iterator[LocalServer]:
+    bucket = "lamina-server-test"
+    signer = SigV4(
+        seaweedfs.endpoint, weed.REGION, bucket, Credentials(weed.ACCESS_KEY, weed.SECRET_KEY)
+    )
+    created = httpx.put(signer.url(""), headers=signer.headers("PUT", "", {}))
+    assert created.status_code == 200, created.text
+    with LocalServer(
+        blob_store=seaweedfs.url(bucket, "data"), server_args=["--access-log"]
+    ) as server:
+        yield server
+
+
+@pytest.fixture
+def api(s3_server: LocalServer) -> Iterator[httpx.Client]:
+    headers = {"Authorization": f"Bearer {s3_server.api_key}"}
+    with httpx.Client(base_url=f"{s3_server.endpoint_url}/api/v1", headers=headers) as client:
+        yield client
+
+
+@pytest.fixture
+def base(api: httpx.Client, s3_server: LocalServer, unique_name: Callable[..., str]) -> str:
+    name = unique_name("s3")
+    created = api.post(f"/organizations/{s3_server.org}/repositories", json={"name": name})
+    assert created.status_code == 201, created.text
+    return f"/organizations/{s3_server.org}/repositories/{name}"
+
+
+def data_plane_hits(server: LocalServer) -> list[str]:
+    """The access log's requests to the data plane (the log does record the control plane's)."""
+    lines = server.log_path.read_text().splitlines()
+    assert any("/object" in line for line in lines), "the access log records no requests"
+    return [line for line in lines if "/api/v1/blobs/" in line]
+
+
+def md5(data: bytes) -> str:
+    return hashlib.md5(data).hexdigest()
+
+
+def test_single_upload_goes_straight_to_the_store(
+    api: httpx.Client, base: str, s3_server: LocalServer, seaweedfs: SeaweedFS
+) -> None:
+    session = api.post(f"{base}/sessions").json()["session_id"]
+    query = {"session_id": session, "path": "data/a.bin"}
+    data = os.urandom(200_000)
+
+    def start() -> dict[str, str]:
+        started = api.put(f"{base}/object", params=query)
+        assert started.status_code == 200, started.text
+        ticket: dict[str, str] = started.json()
+        assert ticket["upload_url"].startswith(f"{seaweedfs.endpoint}/")
+        put = httpx.put(ticket["upload_url"], content=data)  # no Authorization: presigned
+        assert put.status_code == 200, put.text
+        assert put.headers["etag"] == f'"{md5(data)}"'
+        return ticket
+
+    def finalize(ticket: dict[str, str], **body: object) -> httpx.Response:
+        return api.post(
+            f"{base}/object/finalize",
+            params=query,
+            json={"upload_token": ticket["upload_token"], **body},
+        )
+
+    # Mismatches are the local store's 400s, read from the store's HEAD.
+    wrong = finalize(start(), size_bytes=len(data) + 1)
+    assert (wrong.status_code, wrong.json()["code"]) == (400, "size_mismatch")
+    wrong = finalize(start(), checksum="0" * 32)
+    assert (wrong.status_code, wrong.json()["code"]) == (400, "checksum_mismatch")
+    ticket = start()
+    done = finalize(ticket, size_bytes=len(data), checksum=md5(data), content_type="text/x-a")
+    assert done.status_code == 201, done.text
+    again = finalize(ticket)
+    assert (again.status_code, again.json()["code"]) == (409, "upload_token_used")
+    assert api.post(f"{base}/sessions/{session}", json={"message": "s3"}).status_code == 200
+
+    read = api.get(f"{base}/object", params={"path": "data/a.bin"})
+    assert read.status_code == 307
+    location = read.headers["location"]
+    assert location.startswith(f"{seaweedfs.endpoint}/")
+    whole = httpx.get(location)
+    assert (whole.content, whole.headers["content-type"]) == (data, "text/x-a")
+    ranged = httpx.get(location, headers={"Range": "bytes=10-19"})
+    assert (ranged.status_code, ranged.content) == (206, data[10:20])
+    assert data_plane_hits(s3_server) == []
+
+
+def test_multipart_parts_go_straight_to_the_store(
+    api: httpx.Client, base: str, s3_server: LocalServer, seaweedfs: SeaweedFS
+) -> None:
+    session = api.post(f"{base}/sessions").json()["session_id"]
+    query = {"session_id": session, "path": "big.bin"}
+    started = api.post(f"{base}/object/multipart", params=query).json()
+    ids = {"upload_id": started["upload_id"], "upload_token": started["upload_token"]}
+    parts = [os.urandom(5 * MIB), os.urandom(123)]
+    listed = []
+    for number, part in enumerate(parts, start=1):
+        url = api.get(
+            f"{base}/object/multipart/part", params={**query, **ids, "part_number": number}
+        ).json()["upload_url"]
+        assert url.startswith(f"{seaweedfs.endpoint}/")
+        put = httpx.put(url, content=part)
+        assert put.status_code == 200, put.text
+        listed.append({"part_number": number, "etag": put.headers["etag"]})
+    total = sum(map(len, parts))
+    wrong = api.post(
+        f"{base}/object/multipart/complete",
+        params=query,
+        json={**ids, "parts": listed, "size_bytes": total + 1},
+    )
+    assert (wrong.status_code, wrong.json()["code"]) == (400, "size_mismatch")
+    done = api.post(
+        f"{base}/object/multipart/complete",
+        params=query,
+        json={**ids, "parts": listed, "size_bytes": total},
+    )
+    assert done.status_code == 201, done.text
+    assert done.json()["etag"].endswith("-2")
+    assert api.post(f"{base}/sessions/{session}", json={"message": "mp"}).status_code == 200
+    read = httpx.get(api.get(f"{base}/object", params={"path": "big.bin"}).headers["location"])
+    assert read.content == b"".join(parts)
+    assert read.headers["etag"].strip('"') == done.json()["etag"]
+    assert data_plane_hits(s3_server) == []
+
+
+def test_the_tilde_sdk_uploads_to_and_reads_from_the_store(
+    s3_server: LocalServer, unique_name: Callable[..., str]
+) -> None:
+    with tilde.Client(api_key=s3_server.api_key, endpoint_url=s3_server.endpoint_url) as client:
+        org = client.organizations.get(s3_server.org)
+        created = org.repositories.create(unique_name("tilde-s3"), description="s3")
+        repo = client.repository(f"{s3_server.org}/{created.name}")
+        data = os.urandom(70_000)
+        with repo.session() as session:
+            result = session.objects.put("t/x.bin", data)
+            assert result.etag.strip('"') == md5(data)
+            session.commit("via tilde")
+        objects = next(iter(repo.commits.list(amount=1))).objects
+        with objects.get("t/x.bin") as reader:  # follows the redirect to SeaweedFS
+            assert reader.read() == data
+        with objects.get("t/x.bin", byte_range=(5, 9)) as reader:
+            assert reader.read() == data[5:10]
+    assert data_plane_hits(s3_server) == []
