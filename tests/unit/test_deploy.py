@@ -46,9 +46,9 @@ DATA_DIR = "/var/lib/lamina/data"
 
 # What deploy/ already uses and main does not have yet (issue 11's other parts).
 PENDING = {
-    "serve options": {"--database-url", "--blob-store"},
+    "serve options": {"--database-url"},
     "subcommands": {"migrate": {"--database-url"}},
-    "extras": {"postgres", "s3"},
+    "extras": {"postgres"},
 }
 
 _COMPOSE_VARIABLE = re.compile(r"\$\{[^}]*\}")  # ${NAME}, ${NAME:?message}, ...
