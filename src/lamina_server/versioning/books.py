@@ -11,14 +11,15 @@ costs, never the size of the repository; :mod:`lamina_server.garbage` reads the 
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from lamina_server.versioning import canonical
-from lamina_server.versioning.sql import dialect_insert
 from lamina_server.versioning.tables import (
     gc_candidates,
     gc_head_blobs,
@@ -61,18 +62,38 @@ def release(
     ]
     if not rows:
         return
-    stmt = dialect_insert(conn, gc_candidates)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["kind", "item", "repository_id"],
-        set_={
-            "released_at": sa.func.max(gc_candidates.c.released_at, stmt.excluded.released_at)
-            if conn.dialect.name == "sqlite"
-            else sa.func.greatest(gc_candidates.c.released_at, stmt.excluded.released_at),
-            "retained": gc_candidates.c.retained | stmt.excluded.retained,
-        },
-    )
+    stmt = _release_upsert(conn.dialect.name)
     for batch in batches(rows):
         conn.execute(stmt, list(batch))
+
+
+# Built once per dialect: constructing an ON CONFLICT clause costs more than running it.
+@functools.cache
+def _release_upsert(dialect_name: str) -> Any:
+    postgres = dialect_name == "postgresql"
+    stmt = (postgresql if postgres else sqlite).insert(gc_candidates)
+    later = (sa.func.greatest if postgres else sa.func.max)(
+        gc_candidates.c.released_at, stmt.excluded.released_at
+    )
+    return stmt.on_conflict_do_update(
+        index_elements=["kind", "item", "repository_id"],
+        set_={"released_at": later, "retained": gc_candidates.c.retained | stmt.excluded.retained},
+    )
+
+
+@functools.cache
+def _count_upsert(dialect_name: str) -> Any:
+    stmt = (postgresql if dialect_name == "postgresql" else sqlite).insert(gc_head_blobs)
+    return stmt.on_conflict_do_update(
+        index_elements=["repository_id", "address"],
+        set_={"refs": gc_head_blobs.c.refs + stmt.excluded.refs},
+    )
+
+
+@functools.cache
+def _node_insert(dialect_name: str) -> Any:
+    stmt = (postgresql if dialect_name == "postgresql" else sqlite).insert(gc_head_nodes)
+    return stmt.on_conflict_do_nothing()
 
 
 def init_repository(conn: sa.Connection, repository_id: str) -> None:
@@ -92,7 +113,7 @@ def add_head(
 
 def _add_nodes(conn: sa.Connection, repository_id: str, nodes: Iterable[str]) -> None:
     node_rows = [{"repository_id": repository_id, "node_id": nid} for nid in nodes]
-    insert_nodes = dialect_insert(conn, gc_head_nodes).on_conflict_do_nothing()
+    insert_nodes = _node_insert(conn.dialect.name)
     for batch in batches(node_rows):
         conn.execute(insert_nodes, list(batch))
 
@@ -115,11 +136,7 @@ def _count_blobs(
         for a, n in counts.items()
         if n > 0
     ]
-    stmt = dialect_insert(conn, gc_head_blobs)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["repository_id", "address"],
-        set_={"refs": gc_head_blobs.c.refs + stmt.excluded.refs},
-    )
+    stmt = _count_upsert(conn.dialect.name)
     for batch in batches(rows):
         conn.execute(stmt, list(batch))
 
