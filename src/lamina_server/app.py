@@ -65,6 +65,7 @@ from lamina_server.authz.generate import policy_generator
 from lamina_server.authz.store import AccessStore
 from lamina_server.bootstrap import bootstrap, load_or_create_secret
 from lamina_server.config import API_PREFIX, ServerConfig
+from lamina_server.garbage import Collector, run_periodically
 from lamina_server.governance.approvals import Approvals
 from lamina_server.governance.audit import AuditLog
 from lamina_server.governance.evidence import EvidenceService
@@ -197,6 +198,8 @@ def create_app(config: ServerConfig, *, trigger_launcher: Launcher | None = None
                 await tasks.start(sandbox_service.serve)
                 await tasks.start(partial(replicas.run, sandbox_service.take_over))
                 await dispatcher.start()
+                if config.gc_interval > 0:
+                    tasks.start_soon(run_periodically, Collector(db, blobs), config.gc_interval)
                 _tune_gc()
                 yield
                 tasks.cancel_scope.cancel()

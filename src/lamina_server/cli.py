@@ -3,7 +3,8 @@
 ``[serve] [options]`` runs the server; ``create-user NAME`` adds a user (and prints its API key)
 to a server's data directory, which may be in use by a running server; ``image add|alias|ls|rm``
 manages the sandbox images of a data directory the same way; ``audit verify`` checks the audit
-log's hash chains and names the first broken entry.
+log's hash chains and names the first broken entry; ``gc`` collects the garbage of a data
+directory (:mod:`lamina_server.garbage`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lamina_server.config import ServerConfig, default_config_path, default_data_dir
+from lamina_server.garbage.collector import GRACE_SECONDS
 
 if TYPE_CHECKING:
     from lamina_server.storage.db import Database
@@ -153,6 +155,13 @@ def _serve_parser(prog: str) -> argparse.ArgumentParser:
         action="store_true",
         help="record nothing in the audit log (benchmarks, throwaway servers)",
     )
+    parser.add_argument(
+        "--gc-interval",
+        type=float,
+        default=ServerConfig.gc_interval,
+        metavar="SECONDS",
+        help="collect garbage this often, one server at a time (%(default)s; 0: never)",
+    )
     return parser
 
 
@@ -178,6 +187,27 @@ def _audit_parser(prog: str) -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     verify = commands.add_parser("verify", help="verify every chain; name the first broken entry")
     verify.add_argument("--data-dir", type=Path, default=None)
+    return parser
+
+
+def _gc_parser(prog: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=f"{prog} gc",
+        description="Remove the tree nodes and blobs no commit within its repository's "
+        "retention window, open session or live repository reaches any more, and print what "
+        "was removed. Safe while a server runs on the data directory.",
+    )
+    parser.add_argument("--data-dir", type=Path, default=None)
+    parser.add_argument(
+        "--dry-run", action="store_true", help="remove nothing; print what would go"
+    )
+    parser.add_argument(
+        "--grace",
+        type=float,
+        default=GRACE_SECONDS,
+        metavar="SECONDS",
+        help="keep whatever was let go of more recently than this (%(default)s)",
+    )
     return parser
 
 
@@ -237,6 +267,7 @@ def serve(args: argparse.Namespace) -> int:
         sandbox_memory_limit=args.sandbox_memory_limit,
         sandbox_max_processes=args.sandbox_max_processes,
         audit_log=not args.no_audit_log,
+        gc_interval=args.gc_interval,
     )
     try:
         check_blob_store(config.blob_store, os.environ)
@@ -349,12 +380,36 @@ async def _audit(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _gc(args: argparse.Namespace) -> int:
+    from lamina_server.garbage import Collector, collect_once, holder_name
+    from lamina_server.storage.blobs import LocalBlobStore
+
+    db = _database(args)
+    if db is None:
+        return 1
+    data_dir = (args.data_dir or default_data_dir()).expanduser()
+    try:
+        await db.create_all()  # the collector's tables, on a data directory from before them
+        collector = Collector(db, LocalBlobStore(data_dir / "blobs"), grace_seconds=args.grace)
+        report = await collect_once(collector, holder_name(), dry_run=args.dry_run)
+    finally:
+        await db.dispose()
+    if report is None:
+        print("error: another garbage collection is running on this database", file=sys.stderr)
+        return 1
+    verb = "would remove" if args.dry_run else "removed"
+    print(f"{verb}: {report.nodes} tree nodes, {report.blobs} blobs, {report.bytes} bytes")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None, prog: str = "lamina-server") -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] == "create-user":
         return asyncio.run(_create_user(_create_user_parser(prog).parse_args(args[1:])))
     if args and args[0] == "audit":
         return asyncio.run(_audit(_audit_parser(prog).parse_args(args[1:])))
+    if args and args[0] == "gc":
+        return asyncio.run(_gc(_gc_parser(prog).parse_args(args[1:])))
     if args and args[0] == "image":
         return asyncio.run(_image(_image_parser(prog).parse_args(args[1:])))
     if args and args[0] == "serve":

@@ -43,6 +43,9 @@ class ServerConfig:
     ``audit_log`` False records nothing in the audit log (for benchmarks and throwaway
     servers; :mod:`lamina_server.governance.audit`).
 
+    ``gc_interval``: seconds between garbage collections (:mod:`lamina_server.garbage`), of
+    which one server sharing the database runs at a time; 0 runs none.
+
     ``policy_generator`` names an OpenAI-compatible endpoint for ``policies:generate``; unset,
     the built-in rule generator answers (:func:`lamina_server.authz.generate.policy_generator`).
     """
@@ -67,6 +70,7 @@ class ServerConfig:
     sandbox_max_processes: int = 256
     policy_generator: GeneratorSettings | None = None
     audit_log: bool = True
+    gc_interval: float = 3600.0
 
     @property
     def base_url(self) -> str:

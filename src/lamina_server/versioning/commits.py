@@ -5,8 +5,9 @@ three-way merged onto the current HEAD into a new tree (:mod:`.merge`). Landing 
 tree nodes, moves HEAD by compare-and-swap, closes the session and clears its staging, and
 inserts the commit row; :class:`HeadMoved` when HEAD or the session moved since the plan.
 
-Tree nodes are never deleted: they are shared between commits, and nodes written by a plan
-that did not land are unreferenced and harmless.
+Landing also updates the garbage collector's books (:mod:`.books`) in its transaction: what
+the new HEAD tree references, and what left it. Nodes written by a plan that did not land are
+rolled back with its transaction.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from lamina_server.principals import Committer
-from lamina_server.versioning import rows
+from lamina_server.versioning import books, rows
 from lamina_server.versioning.cursors import DiffCursor, TreeCursor
 from lamina_server.versioning.errors import MergeConflict, VersioningError
 from lamina_server.versioning.merge import inverse, merge
@@ -59,6 +60,7 @@ def init_repository(conn: sa.Connection, repository_id: str, committer: Committe
     )
     conn.execute(sa.insert(commits).values(row))
     conn.execute(sa.insert(refs).values(repository_id=repository_id, head=commit_id))
+    books.init_repository(conn, repository_id)
     return commit_id
 
 
@@ -143,4 +145,5 @@ def land(
             raise HeadMoved
         rows.clear_staged(conn, session_id)
     conn.execute(sa.insert(commits).values(row))
+    books.commit(conn, repository_id, plan.rewrite, row["created_at"])
     return commit_id

@@ -13,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from lamina_server.principals import Committer
-from lamina_server.versioning import rows
+from lamina_server.versioning import books, rows
 from lamina_server.versioning.codec import dump_json, entry_value, now_micros, value_entry
 from lamina_server.versioning.errors import ObjectNotFound, SessionClosed
 from lamina_server.versioning.merge import values_at
@@ -57,6 +57,7 @@ def roll_back(conn: sa.Connection, repository_id: str, session_id: str) -> None:
     )
     if rolled.rowcount != 1:
         raise SessionClosed(session_id, rows.session_row(conn, repository_id, session_id).state)
+    books.roll_back(conn, repository_id, session_id, now_micros())
     rows.clear_staged(conn, session_id)
 
 

@@ -71,3 +71,67 @@ staged_changes = sa.Table(
     sa.Column("entry", sa.Text, nullable=True),  # encoded entry; NULL = staged delete
     sqlite_with_rowid=False,
 )
+
+# --- the garbage collector's books (:mod:`lamina_server.versioning.books`) ---------------------
+
+_Address = sa.Text()
+
+# The nodes of each repository's HEAD tree (a node is in a tree at most once).
+gc_head_nodes = sa.Table(
+    "gc_head_nodes",
+    metadata,
+    sa.Column("repository_id", sa.String(36), primary_key=True),
+    sa.Column("node_id", _Id, primary_key=True),
+    sa.Index("ix_gc_head_nodes_node", "node_id"),
+)
+
+# How many entries of each repository's HEAD tree hold each blob address.
+gc_head_blobs = sa.Table(
+    "gc_head_blobs",
+    metadata,
+    sa.Column("repository_id", sa.String(36), primary_key=True),
+    sa.Column("address", _Address, primary_key=True),
+    sa.Column("refs", sa.BigInteger, nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Index("ix_gc_head_blobs_address", "address"),
+)
+
+# What a repository let go of: a node ("n") or blob ("b") that left its HEAD tree, or a blob
+# of a rolled-back session, at ``released_at``. ``retained``: a commit of the repository held
+# it, so it is kept for the repository's retention window; otherwise only for the grace period.
+gc_candidates = sa.Table(
+    "gc_candidates",
+    metadata,
+    sa.Column("kind", sa.String(1), primary_key=True),
+    sa.Column("item", _Address, primary_key=True),
+    sa.Column("repository_id", sa.String(36), primary_key=True),
+    sa.Column("released_at", sa.BigInteger, nullable=False),
+    sa.Column("retained", sa.Boolean, nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Index("ix_gc_candidates_released", "released_at"),
+    sa.Index("ix_gc_candidates_repository", "repository_id", "released_at"),
+)
+
+# Repositories whose HEAD is in the books (all those created since the books were kept).
+gc_indexed = sa.Table(
+    "gc_indexed",
+    metadata,
+    sa.Column("repository_id", sa.String(36), primary_key=True),
+)
+
+# Blobs found to be garbage whose bytes are still to be deleted from the blob store.
+gc_condemned = sa.Table(
+    "gc_condemned",
+    metadata,
+    sa.Column("address", _Address, primary_key=True),
+    sa.Column("size", sa.BigInteger, nullable=False),
+)
+
+# Who collects: one holder at a time, until ``expires_at`` (microseconds).
+gc_lease = sa.Table(
+    "gc_lease",
+    metadata,
+    sa.Column("name", sa.String(32), primary_key=True),
+    sa.Column("holder", sa.String(64), nullable=False),
+    sa.Column("expires_at", sa.BigInteger, nullable=False),
+)

@@ -147,10 +147,16 @@ class NodeCache:
 
 
 class Rewrite(NamedTuple):
-    """The result of :meth:`Tree.apply`: the new root and every node it encoded."""
+    """The result of :meth:`Tree.apply`: the new root and every node it encoded; and, for
+    the garbage collector's books, the old nodes it re-chunked (``replaced``: those not among
+    ``nodes`` left the tree) and the values it put in and took out (``added``/``removed``:
+    an overwrite is both)."""
 
     root: str
     nodes: dict[str, bytes]
+    replaced: frozenset[str] = frozenset()
+    added: tuple[Value, ...] = ()
+    removed: tuple[Value, ...] = ()
 
 
 class Tree:
@@ -222,7 +228,8 @@ class Tree:
         builder = _Builder(self)
         for key, value in entries:
             builder.add(0, (key, value), key, rank(key))
-        return Rewrite(builder.finish(), builder.nodes)
+            builder.added.append(value)
+        return builder.rewrite()
 
     def apply(self, root: str, changes: Iterable[tuple[str, Value | None]]) -> Rewrite:
         """Apply changes sorted by key (unique keys); a ``None`` value deletes the key.
@@ -234,14 +241,17 @@ class Tree:
         if pending.head is None:
             return Rewrite(root, {})
         builder = _Builder(self)
-        self._walk(self.node(root), pending, builder)
+        self._walk(root, pending, builder)
         while pending.head is not None:
             key, value = pending.pop()
             if value is not None:
                 builder.add(0, (key, value), key, rank(key))
-        return Rewrite(builder.finish(), builder.nodes)
+                builder.added.append(value)
+        return builder.rewrite()
 
-    def _walk(self, node: Node, pending: _Pending, builder: _Builder) -> None:
+    def _walk(self, nid: str, pending: _Pending, builder: _Builder) -> None:
+        node = self.node(nid)
+        builder.replaced.add(nid)
         if node.is_leaf:
             self._merge_leaf(node, pending, builder)
             return
@@ -269,7 +279,7 @@ class Tree:
                     if r >= height or head is None:
                         builder.add(height, (keys[i], ids[i], counts[i], sizes[i]), keys[i], r)
                         return
-            self._walk(self.node(ids[i]), pending, builder)
+            self._walk(ids[i], pending, builder)
             i += 1
 
     @staticmethod
@@ -288,9 +298,11 @@ class Tree:
             if head is not None and head[0] <= keys[i]:
                 key, value = pending.pop()
                 if key == keys[i]:
+                    builder.removed.append(values[i])
                     i += 1
                 if value is not None:
                     builder.add(0, (key, value), key, rank(key))
+                    builder.added.append(value)
                 continue
             builder.add(0, (keys[i], values[i]), keys[i], rank(keys[i]))
             i += 1
@@ -320,6 +332,15 @@ class _Builder:
         self.levels: list[list[Any]] = [[]]
         self.lowest = _NO_LEVEL  # the lowest height with an open (non-empty) node
         self.nodes: dict[str, bytes] = {}
+        self.replaced: set[str] = set()  # old nodes walked into
+        self.added: list[Value] = []
+        self.removed: list[Value] = []
+
+    def rewrite(self) -> Rewrite:
+        root = self.finish()
+        return Rewrite(
+            root, self.nodes, frozenset(self.replaced), tuple(self.added), tuple(self.removed)
+        )
 
     def empty_below(self, height: int) -> bool:
         return self.lowest >= height

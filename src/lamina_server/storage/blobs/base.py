@@ -116,6 +116,12 @@ class BlobStore(Protocol):
         """
         ...
 
+    async def delete(self, addresses: Sequence[str]) -> None:
+        """Removes the claimed blobs at ``addresses`` for good; an address with nothing stored
+        is skipped. Only the garbage collector calls it, for blobs nothing references
+        (:mod:`lamina_server.garbage`)."""
+        ...
+
     async def start_multipart(self, address: str) -> str:
         """Begins a multipart upload that will become ``address``; returns its upload id."""
         ...

@@ -27,6 +27,7 @@ import hashlib
 import itertools
 import os
 import random
+import shutil
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
@@ -46,7 +47,7 @@ from lamina_server.storage.blobs.base import (
 )
 from lamina_server.storage.blobs.export import export_blobs
 from lamina_server.storage.blobs.layout import Layout, fsync_dir, link_once
-from lamina_server.storage.blobs.packs import Packs, packed_segment
+from lamina_server.storage.blobs.packs import Packs, packed_segment, punch
 from lamina_server.storage.blobs.receive import CHUNK_SIZE, TempFile, next_block, receive
 
 READ_SIZE = 4 * 1024 * 1024  # downloads are read in chunks of this size
@@ -282,6 +283,29 @@ class LocalBlobStore:
                 os.unlink(path)
 
         await to_thread.run_sync(remove)
+
+    # --- garbage collection ----------------------------------------------------------------
+
+    async def delete(self, addresses: Sequence[str]) -> None:
+        """Unlinks single-upload blobs, removes multipart ones, punches packed ones out of their
+        pack; one worker-thread hop."""
+        for address in addresses:
+            self._manifests.pop(address, None)
+        await to_thread.run_sync(self._delete, addresses)
+
+    def _delete(self, addresses: Sequence[str]) -> None:
+        for address in addresses:
+            packed = packed_segment(self._layout.packs, address)
+            if packed is not None:
+                punch(*packed)
+                continue
+            try:
+                plain = self._layout.stored(address)
+            except BlobNotFound:
+                continue  # not an address of this store: nothing of it is here
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(plain)
+            shutil.rmtree(plain + ".parts", ignore_errors=True)
 
     # --- multipart ------------------------------------------------------------------------
 

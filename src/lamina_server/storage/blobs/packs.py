@@ -4,15 +4,17 @@ A small blob's address names its stretch of a pack: ``p<pack>.<offset>.<size>`` 
 append to a pack of this run's own — one left by another run may end in a torn write — and a
 pack takes no more once it holds :data:`PACK_LIMIT` bytes or :data:`PACK_LINKS` names link to
 it. A crash mid-append leaves unreferenced bytes at the end of a pack, which no store appends
-to again.
+to again. A deleted packed blob's stretch is punched out of its pack (:func:`punch`).
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from lamina_server.storage.blobs.layout import fsync_dir
 
@@ -21,6 +23,36 @@ PACK_LINKS = 30000  # or once this many objects/ names link to it (file systems 
 
 _PACKED = re.compile(r"p([0-9a-f]{8})\.([0-9a-f]{12})\.([0-9a-f]{8})")
 _PACK_FILE = re.compile(r"([0-9a-f]{8})\.pack")
+
+
+_PUNCH_HOLE = 0x02 | 0x01  # FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE (Linux)
+
+
+def _fallocate() -> Callable[[int, int, int, int], int] | None:
+    name = ctypes.util.find_library("c")
+    call = getattr(ctypes.CDLL(name, use_errno=True), "fallocate", None) if name else None
+    if call is not None:
+        call.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64)
+        call.restype = ctypes.c_int
+    return call
+
+
+_FALLOCATE = _fallocate()
+
+
+def punch(path: str, offset: int, size: int) -> bool:
+    """Frees the stretch of the pack at ``path`` (it reads as zeros from then on); False where
+    the file system or platform cannot punch holes, or the pack is gone (blocking)."""
+    if _FALLOCATE is None or size == 0:
+        return False
+    try:
+        fd = os.open(path, os.O_WRONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        return bool(_FALLOCATE(fd, _PUNCH_HOLE, offset, size) == 0)
+    finally:
+        os.close(fd)
 
 
 def _packed_address(pack: int, offset: int, size: int) -> str:
