@@ -103,6 +103,17 @@ async def test_server_writes_and_missing_uploads(store: S3BlobStore) -> None:
         await store.pending(discarded)
 
 
+async def test_the_collector_deletes_claimed_blobs(store: S3BlobStore) -> None:
+    kept, gone = store.new_address(), store.new_address()
+    for address in (kept, gone):
+        await store.write(address, chunks(b"bytes"))
+        await store.claim(address)
+    await store.delete([gone, store.new_address()])  # nothing stored at the second: skipped
+    with pytest.raises(BlobNotFound):
+        await read_all(store, gone, 0, 5)
+    assert await read_all(store, kept, 0, 5) == b"bytes"
+
+
 async def test_a_claim_happens_once_among_concurrent_claims(store: S3BlobStore) -> None:
     address = store.new_address()
     await store.write(address, chunks(b"once"))

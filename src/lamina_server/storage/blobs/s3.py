@@ -62,6 +62,7 @@ from lamina_server.storage.blobs.sigv4 import SigV4
 if TYPE_CHECKING:
     from obstore.store import S3Config
 
+DELETE_BATCH = 1000  # keys in one DeleteObjects request, S3's limit
 READ_CHUNK = 4 * 1024 * 1024  # downloads and exports are read in chunks of this size
 EXPORT_CONCURRENCY = 8  # blobs an export fetches at once
 FILE_MODE = 0o644
@@ -261,6 +262,17 @@ class S3BlobStore:
     async def discard(self, address: str) -> None:
         self._seen.pop(address, None)
         await self._delete(self._key("incoming", address))
+
+    async def delete(self, addresses: Sequence[str]) -> None:
+        """Removes each blob and then its claim marker (a marker without its blob would
+        refuse a claim of the address, which is never reused), in batched deletes."""
+        for kind in ("blobs", "claims"):
+            keys = [self._key(kind, address) for address in addresses]
+            for start in range(0, len(keys), DELETE_BATCH):
+                try:
+                    await obstore.delete_async(self._store, keys[start : start + DELETE_BATCH])
+                except _FAILED as exc:
+                    raise _store_error(exc) from None
 
     # --- multipart ------------------------------------------------------------------------
 
