@@ -60,7 +60,8 @@ class LocalServer:
     a directory you pass is kept. ``stop()`` shuts the server down gracefully, ``kill()``
     SIGKILLs it (for crash tests); ``start()`` again restarts it on the same port and data.
     ``server_args`` are further ``lamina server`` flags (e.g. ``["--sandbox-memory-limit",
-    "256M"]``).
+    "256M"]``). ``database_url`` puts the metadata in that database (``--database-url``, e.g.
+    ``postgresql://user@127.0.0.1:5432/db``) instead of SQLite in the data directory.
     """
 
     def __init__(
@@ -71,6 +72,7 @@ class LocalServer:
         port: int | None = None,
         startup_timeout: float = 30.0,
         server_args: Sequence[str] = (),
+        database_url: str | None = None,
     ) -> None:
         self._owns_data_dir = data_dir is None
         self.data_dir = (
@@ -80,6 +82,7 @@ class LocalServer:
         self.port = port if port is not None else _free_port()
         self.startup_timeout = startup_timeout
         self.server_args = tuple(server_args)
+        self.database_url = database_url
         self.endpoint_url = f"http://127.0.0.1:{self.port}"
         self.config_path = self.data_dir / "config.toml"
         self.log_path = self.data_dir / "server.log"
@@ -119,6 +122,7 @@ class LocalServer:
             self.org,
             "--config-path",
             str(self.config_path),
+            *(["--database-url", self.database_url] if self.database_url else []),
             *self.server_args,
         ]
         self._log = self.log_path.open("ab")

@@ -84,6 +84,7 @@ from lamina_server.sandboxes.triggers import SandboxTriggers
 from lamina_server.secrets import Sealer, Secrets, load_key
 from lamina_server.storage.blobs import LocalBlobStore
 from lamina_server.storage.db import Database, sqlite_url
+from lamina_server.storage.schema import ensure_schema
 from lamina_server.velerian import Velerian
 from lamina_server.velerian.abps import Abps
 from lamina_server.velerian.app import PREFIX as VELERIAN_PREFIX
@@ -117,7 +118,7 @@ def create_app(config: ServerConfig, *, trigger_launcher: Launcher | None = None
         db = Database(config.database_url or sqlite_url(config.data_dir))
         dispatcher: TriggerDispatcher | None = None
         try:
-            await db.create_all()
+            await ensure_schema(db)
             identity = Identity(db)
             access = AccessStore(db, BUILTIN_TEXTS)
             await access.initialize()
