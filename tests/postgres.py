@@ -14,10 +14,13 @@ import socket
 import subprocess
 import tempfile
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import psycopg
+import sqlalchemy as sa
 
 if TYPE_CHECKING:
     from lamina.testing import LocalServer
@@ -155,3 +158,42 @@ def database_args(data_dir: Path) -> list[str]:
     """``--database-url`` of the database of a server started as a subprocess on ``data_dir``,
     on a PostgreSQL run; nothing on SQLite."""
     return [] if CLUSTER is None else ["--database-url", CLUSTER.database_for(data_dir)]
+
+
+def _engine(data_dir: Path) -> sa.Engine:
+    """A blocking engine on the metadata of the server on ``data_dir``: its PostgreSQL
+    database on a PostgreSQL run, else its SQLite file."""
+    if CLUSTER is None:
+        return sa.create_engine(f"sqlite:///{data_dir / 'metadata.db'}")
+    return sa.create_engine(CLUSTER.database_for(data_dir))
+
+
+@contextmanager
+def connect(data_dir: Path) -> Iterator[sa.Connection]:
+    """A transaction on the metadata of the server on ``data_dir``, committed at the end."""
+    engine = _engine(data_dir)
+    try:
+        with engine.begin() as conn:
+            yield conn
+    finally:
+        engine.dispose()
+
+
+def scalar(data_dir: Path, sql: str, **params: Any) -> Any:
+    """One value read from the metadata of the server on ``data_dir`` (``:name`` parameters)."""
+    engine = _engine(data_dir)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(sa.text(sql), params).scalar_one()
+    finally:
+        engine.dispose()
+
+
+def execute(data_dir: Path, sql: str, **params: Any) -> None:
+    """Runs ``sql`` on the metadata of the server on ``data_dir``, behind its back."""
+    engine = _engine(data_dir)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text(sql), params)
+    finally:
+        engine.dispose()
