@@ -154,12 +154,6 @@ def data_args(server: LocalServer) -> list[str]:
     return ["--data-dir", str(server.data_dir), *database]
 
 
-def database_args(data_dir: Path) -> list[str]:
-    """``--database-url`` of the database of a server started as a subprocess on ``data_dir``,
-    on a PostgreSQL run; nothing on SQLite."""
-    return [] if CLUSTER is None else ["--database-url", CLUSTER.database_for(data_dir)]
-
-
 def _engine(data_dir: Path) -> sa.Engine:
     """A blocking engine on the metadata of the server on ``data_dir``: its PostgreSQL
     database on a PostgreSQL run, else its SQLite file."""
