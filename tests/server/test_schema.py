@@ -193,3 +193,32 @@ def test_migrate_on_a_data_directory(tmp_path: Path) -> None:
         assert _diffs(engine) == []
     finally:
         engine.dispose()
+
+
+async def test_an_older_schema_is_migrated_on_sqlite_and_refused_on_postgresql(url: str) -> None:
+    engine = _sync(url)
+    try:
+        with engine.begin() as conn:
+            command.upgrade(alembic_config(conn), BASELINE)
+    finally:
+        engine.dispose()
+    db = Database(url)
+    try:
+        if db.is_sqlite:
+            assert await ensure_schema(db) == (
+                f"migrated the schema from revision {BASELINE} to {head_revision()}"
+            )
+        else:
+            with pytest.raises(SchemaError, match="run `lamina server migrate"):
+                await ensure_schema(db)
+            assert await migrate(db) == (
+                f"migrated the schema from revision {BASELINE} to {head_revision()}"
+            )
+        assert await migrate(db) == f"the schema is current (revision {head_revision()})"
+    finally:
+        await db.dispose()
+    engine = _sync(url)
+    try:
+        assert _diffs(engine) == []
+    finally:
+        engine.dispose()
