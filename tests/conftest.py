@@ -10,17 +10,66 @@ import json
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from lamina.testing import LocalServer
+from tests import postgres
 
 
 @pytest.fixture(scope="session")
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def database() -> Iterator[postgres.PostgresCluster | None]:
+    """With ``LAMINA_TEST_DATABASE=postgres``: one PostgreSQL cluster for the session, and every
+    server the tests start on it: each :class:`LocalServer` and each ``Database`` opened on a
+    data directory's SQLite file get that directory's database in the cluster (the same one
+    for every server on that directory). Otherwise None: SQLite, as shipped."""
+    if not postgres.enabled():
+        yield None
+        return
+    from lamina_server.storage import db as storage_db
+
+    cluster = postgres.CLUSTER = postgres.PostgresCluster().start()
+    start = LocalServer.start
+    init = storage_db.Database.__init__
+
+    def start_on_postgres(server: LocalServer) -> LocalServer:
+        if server.database_url is None:
+            server.database_url = cluster.database_for(server.data_dir)
+        return start(server)
+
+    def init_on_postgres(self: storage_db.Database, url: str) -> None:
+        prefix = storage_db.sqlite_url(Path("/"))[: -len("/metadata.db")]
+        if url.startswith(prefix) and url.endswith("/metadata.db"):
+            url = cluster.database_for(Path(url[len(prefix) : -len("/metadata.db")]))
+        init(self, url)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(LocalServer, "start", start_on_postgres)
+        patch.setattr(storage_db.Database, "__init__", init_on_postgres)
+        try:
+            yield cluster
+        finally:
+            postgres.CLUSTER = None
+            cluster.stop()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On PostgreSQL, tests of what only SQLite has (``@pytest.mark.sqlite_only``) skip."""
+    if not postgres.enabled():
+        return
+    for item in items:
+        marker = item.get_closest_marker("sqlite_only")
+        if marker is not None:
+            reason = marker.args[0] if marker.args else "tests the embedded SQLite database"
+            item.add_marker(pytest.mark.skip(reason=f"SQLite only: {reason}"))
 
 
 @pytest.fixture(scope="session")

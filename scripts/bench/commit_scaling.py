@@ -38,6 +38,7 @@ import anyio
 
 from lamina_server.sandboxes.dispatch import TriggerOutbox
 from lamina_server.storage.db import Database, sqlite_url
+from lamina_server.storage.schema import ensure_schema
 from lamina_server.versioning import Committer, Entry, VersionStore
 
 WHO = Committer(type="user", id="bench", name="bench")
@@ -199,7 +200,7 @@ async def main() -> None:
             tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="lamina-bench-"))
             db = Database(sqlite_url(Path(tmp)))
             stack.push_async_callback(db.dispose)
-            await db.create_all()
+            await ensure_schema(db)
             targets.append(Target(VersionStore(db, recorder=TriggerOutbox()), count))
         builds = [await target.build() for target in targets]
         small, big = targets

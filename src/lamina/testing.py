@@ -62,6 +62,8 @@ class LocalServer:
     ``server_args`` are further ``lamina server`` flags (e.g. ``["--sandbox-memory-limit",
     "256M"]``). ``blob_store`` keeps object bytes in S3 (``lamina server --blob-store``,
     e.g. ``"s3://bucket?endpoint=http://127.0.0.1:8333"``).
+    ``database_url`` puts the metadata in that database (``--database-url``, e.g.
+    ``postgresql://user@127.0.0.1:5432/db``) instead of SQLite in the data directory.
     """
 
     def __init__(
@@ -73,6 +75,7 @@ class LocalServer:
         startup_timeout: float = 30.0,
         server_args: Sequence[str] = (),
         blob_store: str | None = None,
+        database_url: str | None = None,
     ) -> None:
         self._owns_data_dir = data_dir is None
         self.data_dir = (
@@ -84,6 +87,7 @@ class LocalServer:
         self.server_args = tuple(server_args)
         if blob_store is not None:
             self.server_args += ("--blob-store", blob_store)
+        self.database_url = database_url
         self.endpoint_url = f"http://127.0.0.1:{self.port}"
         self.config_path = self.data_dir / "config.toml"
         self.log_path = self.data_dir / "server.log"
@@ -123,6 +127,7 @@ class LocalServer:
             self.org,
             "--config-path",
             str(self.config_path),
+            *(["--database-url", self.database_url] if self.database_url else []),
             *self.server_args,
         ]
         self._log = self.log_path.open("ab")

@@ -87,6 +87,7 @@ from lamina_server.secrets import Sealer, Secrets, load_key
 from lamina_server.storage.blobs.backend import BlobBackend, open_blob_store
 from lamina_server.storage.db import Database, sqlite_url
 from lamina_server.storage.replicas import Replicas
+from lamina_server.storage.schema import ensure_schema
 from lamina_server.velerian import Velerian
 from lamina_server.velerian.abps import Abps
 from lamina_server.velerian.app import PREFIX as VELERIAN_PREFIX
@@ -121,7 +122,7 @@ def create_app(config: ServerConfig, *, trigger_launcher: Launcher | None = None
         dispatcher: TriggerDispatcher | None = None
         backend: BlobBackend | None = None
         try:
-            await db.create_all()
+            await ensure_schema(db)
             identity = Identity(db)
             access = AccessStore(db, BUILTIN_TEXTS)
             await access.initialize()

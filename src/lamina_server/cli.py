@@ -4,7 +4,8 @@
 to a server's data directory, which may be in use by a running server; ``image add|alias|ls|rm``
 manages the sandbox images of a data directory the same way; ``audit verify`` checks the audit
 log's hash chains and names the first broken entry; ``gc`` collects the garbage of a data
-directory (:mod:`lamina_server.garbage`).
+directory (:mod:`lamina_server.garbage`); ``migrate`` brings the metadata database's
+schema to this version's (:mod:`lamina_server.storage.schema`).
 """
 
 from __future__ import annotations
@@ -59,6 +60,15 @@ def _size(value: str) -> int:
     return int(number) * _UNITS[unit]
 
 
+def _database_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--database-url",
+        default=None,
+        metavar="URL",
+        help="metadata database, e.g. postgresql://user@host/db (SQLite in the data dir)",
+    )
+
+
 def _serve_parser(prog: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog,
@@ -71,6 +81,7 @@ def _serve_parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument(
         "--data-dir", type=Path, default=None, help="metadata and blobs (~/.lamina/data)"
     )
+    _database_argument(parser)
     parser.add_argument(
         "--org", type=_slug, default="local", help="organization created on first start (local)"
     )
@@ -174,6 +185,7 @@ def _create_user_parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument("--full-name", default="")
     parser.add_argument("--email", default="")
     parser.add_argument("--data-dir", type=Path, default=None)
+    _database_argument(parser)
     return parser
 
 
@@ -187,6 +199,7 @@ def _audit_parser(prog: str) -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     verify = commands.add_parser("verify", help="verify every chain; name the first broken entry")
     verify.add_argument("--data-dir", type=Path, default=None)
+    _database_argument(verify)
     return parser
 
 
@@ -237,6 +250,18 @@ def _image_parser(prog: str) -> argparse.ArgumentParser:
     remove.add_argument("name")
     for command in commands.choices.values():
         command.add_argument("--data-dir", type=Path, default=None)
+        _database_argument(command)
+    return parser
+
+
+def _migrate_parser(prog: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=f"{prog} migrate",
+        description="Bring the metadata database's schema to this version of Lamina (an empty "
+        "database gets the whole schema). Safe to run again, and while servers run.",
+    )
+    parser.add_argument("--data-dir", type=Path, default=None)
+    _database_argument(parser)
     return parser
 
 
@@ -255,6 +280,7 @@ def serve(args: argparse.Namespace) -> int:
         org=args.org,
         public_url=args.public_url,
         blob_store=args.blob_store,
+        database_url=args.database_url,
         config_path=(args.config_path or default_config_path()).expanduser(),
         write_config=not args.no_write_config,
         access_log=args.access_log,
@@ -280,7 +306,7 @@ def serve(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     config = dataclasses.replace(config, port=sock.getsockname()[1])  # the port of --port 0
-    conflict = first_start_conflict(config)
+    conflict = first_start_conflict(config) or asyncio.run(_schema_conflict(config))
     if conflict is not None:
         sock.close()
         print(f"error: {conflict}", file=sys.stderr)
@@ -291,16 +317,61 @@ def serve(args: argparse.Namespace) -> int:
     return serving.run(create_app(config), config, sock, log_level=args.log_level)
 
 
-def _database(args: argparse.Namespace) -> Database | None:
-    """The metadata database of ``--data-dir`` (the default one unless given), or None (said
-    on stderr) when no server ever started there."""
+async def _schema_conflict(config: ServerConfig) -> str | None:
+    """Why the server cannot run on its database's schema (it is older, on PostgreSQL, or
+    newer than this version knows), or None once it is ready (created or migrated)."""
+    from lamina_server.storage.db import Database, sqlite_url
+    from lamina_server.storage.schema import SchemaError, ensure_schema
+
+    config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        db = Database(config.database_url or sqlite_url(config.data_dir))
+    except ValueError as exc:
+        return str(exc)
+    try:
+        await ensure_schema(db)
+    except SchemaError as exc:
+        return str(exc)
+    finally:
+        await db.dispose()
+    return None
+
+
+def _database(args: argparse.Namespace, *, create: bool = False) -> Database | None:
+    """The metadata database of ``--database-url``, else of ``--data-dir`` (the default one
+    unless given), or None (said on stderr) when it cannot be used: a bad URL, or a data
+    directory where no server ever started (unless ``create``)."""
     from lamina_server.storage.db import Database, sqlite_url
 
     data_dir = (args.data_dir or default_data_dir()).expanduser()
-    if not (data_dir / "metadata.db").exists():
+    if args.database_url is None and not (create or (data_dir / "metadata.db").exists()):
         print(f"error: no server data in {data_dir} (start the server once first)", file=sys.stderr)
         return None
-    return Database(sqlite_url(data_dir))
+    if args.database_url is None:
+        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        return Database(args.database_url or sqlite_url(data_dir))
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
+
+
+async def _migrate(args: argparse.Namespace) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from lamina_server.storage.schema import SchemaError, migrate
+
+    db = _database(args, create=True)
+    if db is None:
+        return 1
+    try:
+        print(await migrate(db))
+    except (SchemaError, SQLAlchemyError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        await db.dispose()
+    return 0
 
 
 async def _create_user(args: argparse.Namespace) -> int:
@@ -383,15 +454,19 @@ async def _audit(args: argparse.Namespace) -> int:
 async def _gc(args: argparse.Namespace) -> int:
     from lamina_server.garbage import Collector, collect_once, holder_name
     from lamina_server.storage.blobs import LocalBlobStore
+    from lamina_server.storage.schema import SchemaError, ensure_schema
 
     db = _database(args)
     if db is None:
         return 1
     data_dir = (args.data_dir or default_data_dir()).expanduser()
     try:
-        await db.create_all()  # the collector's tables, on a data directory from before them
+        await ensure_schema(db)  # a data directory from before the collector's tables
         collector = Collector(db, LocalBlobStore(data_dir / "blobs"), grace_seconds=args.grace)
         report = await collect_once(collector, holder_name(), dry_run=args.dry_run)
+    except SchemaError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     finally:
         await db.dispose()
     if report is None:
@@ -412,6 +487,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "lamina-server") -> int:
         return asyncio.run(_gc(_gc_parser(prog).parse_args(args[1:])))
     if args and args[0] == "image":
         return asyncio.run(_image(_image_parser(prog).parse_args(args[1:])))
+    if args and args[0] == "migrate":
+        return asyncio.run(_migrate(_migrate_parser(prog).parse_args(args[1:])))
     if args and args[0] == "serve":
         args = args[1:]
     return serve(_serve_parser(prog).parse_args(args))

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from lamina_server.storage.db import Database, sqlite_url
+from lamina_server.storage.schema import ensure_schema
 from tests.server.seaweedfs import SeaweedFS
 from tests.server.seaweedfs import start as start_seaweedfs
 
@@ -16,7 +17,7 @@ from tests.server.seaweedfs import start as start_seaweedfs
 async def db(tmp_path: Path) -> AsyncIterator[Database]:
     """A fresh metadata database (SQLite in ``tmp_path``) with every table."""
     database = Database(sqlite_url(tmp_path))
-    await database.create_all()
+    await ensure_schema(database)
     yield database
     await database.dispose()
 

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from lamina.testing import LocalServer
+from tests.postgres import data_args
 
 AGENT_KEYS = {
     "id",
@@ -282,9 +283,8 @@ def test_another_users_key_cannot_be_revoked(
     api: httpx.Client, local_server: LocalServer, unique_name: Callable[..., str]
 ) -> None:
     username = unique_name("keyuser")
-    data_dir = str(local_server.data_dir)
     token = subprocess.run(
-        [sys.executable, "-m", "lamina_server", "create-user", username, "--data-dir", data_dir],
+        [sys.executable, "-m", "lamina_server", "create-user", username, *data_args(local_server)],
         capture_output=True,
         text=True,
         check=True,

@@ -19,6 +19,7 @@ import pytest
 
 import lamina.cli
 from lamina.testing import LocalServer, _free_port
+from tests.postgres import data_args
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -159,8 +160,7 @@ def test_create_user_command(local_server: LocalServer, unique_name) -> None:
             username,
             "--org",
             local_server.org,
-            "--data-dir",
-            str(local_server.data_dir),
+            *data_args(local_server),
         ],
         capture_output=True,
         text=True,
@@ -185,8 +185,7 @@ def test_create_user_command(local_server: LocalServer, unique_name) -> None:
             "lamina_server",
             "create-user",
             username,
-            "--data-dir",
-            str(local_server.data_dir),
+            *data_args(local_server),
         ],
         capture_output=True,
         text=True,

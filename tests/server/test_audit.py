@@ -5,7 +5,6 @@ never leaves a commit without its entry or an entry without its commit."""
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -17,6 +16,7 @@ import pytest
 
 from lamina.testing import LocalServer
 from lamina_server.cli import main as server_main
+from tests import postgres
 from tests.conftest import RepoHttp
 from tests.server.members import Member, new_member
 from tests.server.sandbox_wire import Sandboxes
@@ -145,7 +145,7 @@ def own_server(tmp_path: Path) -> Iterator[LocalServer]:
 
 
 def _verify(server: LocalServer, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    code = server_main(["audit", "verify", "--data-dir", str(server.data_dir)])
+    code = server_main(["audit", "verify", *postgres.data_args(server)])
     captured = capsys.readouterr()
     return code, captured.out + captured.err
 
@@ -164,29 +164,27 @@ def test_audit_verify_names_the_first_broken_entry(
     code, output = _verify(own_server, capsys)
     assert code == 0 and "ok:" in output, output
 
-    database = sqlite3.connect(own_server.data_dir / "metadata.db")
-    try:
-        target = entries[3]
-        with database:
-            database.execute(
-                "UPDATE audit_entries SET principal_name = 'mallory' WHERE id = ?", (target["id"],)
-            )
-        code, output = _verify(own_server, capsys)
-        assert code == 1
-        assert f"entry {target['seq']} ({target['id']})" in output and "altered" in output
+    data_dir = own_server.data_dir
+    target = entries[3]
+    postgres.execute(
+        data_dir,
+        "UPDATE audit_entries SET principal_name = 'mallory' WHERE id = :id",
+        id=target["id"],
+    )
+    code, output = _verify(own_server, capsys)
+    assert code == 1
+    assert f"entry {target['seq']} ({target['id']})" in output and "altered" in output
 
-        with database:  # put it back; then remove one in the middle
-            database.execute(
-                "UPDATE audit_entries SET principal_name = ? WHERE id = ?",
-                (target["principal_name"], target["id"]),
-            )
-        assert _verify(own_server, capsys)[0] == 0
-        with database:
-            database.execute("DELETE FROM audit_entries WHERE id = ?", (entries[1]["id"],))
-        code, output = _verify(own_server, capsys)
-        assert code == 1 and f"entry {entries[1]['seq']} is missing" in output, output
-    finally:
-        database.close()
+    postgres.execute(  # put it back; then remove one in the middle
+        data_dir,
+        "UPDATE audit_entries SET principal_name = :name WHERE id = :id",
+        name=target["principal_name"],
+        id=target["id"],
+    )
+    assert _verify(own_server, capsys)[0] == 0
+    postgres.execute(data_dir, "DELETE FROM audit_entries WHERE id = :id", id=entries[1]["id"])
+    code, output = _verify(own_server, capsys)
+    assert code == 1 and f"entry {entries[1]['seq']} is missing" in output, output
 
 
 def test_a_crash_in_a_burst_of_commits_keeps_commits_and_entries_together(
@@ -236,7 +234,7 @@ def test_a_crash_in_a_burst_of_commits_keeps_commits_and_entries_together(
     assert len(commits) > 5, "the burst committed too little to mean anything"
     audited = [entry["details"]["commit_id"] for entry in entries]
     assert sorted(audited) == sorted(commits)  # each landed commit once, and nothing else
-    code = server_main(["audit", "verify", "--data-dir", str(own_server.data_dir)])
+    code = server_main(["audit", "verify", *postgres.data_args(own_server)])
     assert code == 0
 
 

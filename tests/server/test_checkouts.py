@@ -15,6 +15,7 @@ import pytest
 from lamina_server.sandboxes.checkouts import Checkout, CheckoutError, Checkouts, Skipped
 from lamina_server.storage.blobs import BlobError, LocalBlobStore
 from lamina_server.storage.db import Database, sqlite_url
+from lamina_server.storage.schema import ensure_schema
 from lamina_server.versioning import Committer, Entry, VersionStore
 
 pytestmark = pytest.mark.anyio
@@ -26,7 +27,7 @@ REPO = "11111111-1111-1111-1111-111111111111"
 @pytest.fixture
 async def versions(tmp_path: Path) -> AsyncIterator[VersionStore]:
     database = Database(sqlite_url(tmp_path))
-    await database.create_all()
+    await ensure_schema(database)
     store = VersionStore(database)
     await store.init_repository(REPO, committer=ALICE)
     yield store

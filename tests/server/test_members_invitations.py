@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from lamina.testing import LocalServer
+from tests.postgres import data_args
 
 INVITATION_KEYS = {
     "id",
@@ -51,7 +52,7 @@ class Users:
     def create(self, email: str = "") -> tuple[str, httpx.Client]:
         username = self.unique_name("user")
         command = [sys.executable, "-m", "lamina_server", "create-user", username]
-        command += ["--email", email, "--data-dir", str(self.local_server.data_dir)]
+        command += ["--email", email, *data_args(self.local_server)]
         key = subprocess.run(
             command,
             capture_output=True,

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from lamina.testing import LocalServer
+from tests.postgres import data_args
 
 ORG_KEYS = {"id", "name", "display_name", "created_at"}
 REPO_KEYS = {
@@ -52,8 +53,7 @@ def create_user(local_server: LocalServer, username: str) -> str:
             "lamina_server",
             "create-user",
             username,
-            "--data-dir",
-            str(local_server.data_dir),
+            *data_args(local_server),
         ],
         capture_output=True,
         text=True,

@@ -7,7 +7,6 @@ records its calls: the one test double here, standing in for the sandbox orchest
 
 from __future__ import annotations
 
-import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -28,6 +27,7 @@ from lamina_server.sandboxes.dispatch import TriggerOutbox
 from lamina_server.sandboxes.triggers import TriggerRecord
 from lamina_server.storage.db import Database, sqlite_url
 from lamina_server.versioning import Committer, Entry, VersionStore
+from tests import postgres
 from tests.conftest import RepoHttp
 from tests.server.in_process import serving
 
@@ -335,9 +335,8 @@ class Firing:
 
 
 def outbox_rows(data_dir: Path) -> int:
-    with sqlite3.connect(data_dir / "metadata.db") as db:
-        count: int = db.execute("SELECT count(*) FROM sandbox_trigger_outbox").fetchone()[0]
-        return count
+    count: int = postgres.scalar(data_dir, "SELECT count(*) FROM sandbox_trigger_outbox")
+    return count
 
 
 def settle(data_dir: Path, timeout: float = 20.0) -> None:
@@ -541,10 +540,11 @@ def test_deleting_a_trigger_deletes_its_runs(firing: Firing) -> None:
     firing.settle()
     assert runs_of(repo, trigger["id"])["results"]
     assert repo.api.delete(f"{triggers_of(repo)}/{trigger['id']}").status_code == 204
-    with sqlite3.connect(firing.data_dir / "metadata.db") as db:
-        left = db.execute(
-            "SELECT count(*) FROM sandbox_trigger_runs WHERE trigger_id = ?", (trigger["id"],)
-        ).fetchone()[0]
+    left = postgres.scalar(
+        firing.data_dir,
+        "SELECT count(*) FROM sandbox_trigger_runs WHERE trigger_id = :trigger",
+        trigger=trigger["id"],
+    )
     assert left == 0
 
 

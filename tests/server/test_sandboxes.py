@@ -19,6 +19,7 @@ import pytest
 from lamina.testing import LocalServer
 from lamina_server.sandboxes.runners.bubblewrap import BubblewrapRunner
 from tests.conftest import RepoHttp
+from tests.postgres import data_args
 from tests.server.sandbox_wire import Sandboxes, handshake_status, read_exec
 
 _CANNOT_RUN = BubblewrapRunner().check()
@@ -599,8 +600,7 @@ def test_a_registered_image_is_all_a_sandbox_sees(
             "add",
             "mini:1",
             str(tarball),
-            "--data-dir",
-            str(local_server.data_dir),
+            *data_args(local_server),
             "--replace",
         ],
         check=True,

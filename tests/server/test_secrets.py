@@ -4,17 +4,19 @@ values a sandbox sees in its environment."""
 
 from __future__ import annotations
 
-import sqlite3
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
 from lamina.testing import LocalServer
 from lamina_server.sandboxes.runners.bubblewrap import BubblewrapRunner
+from tests import postgres
 from tests.conftest import RepoHttp
 from tests.server.sandbox_wire import Sandboxes
 
@@ -175,7 +177,8 @@ def test_no_value_is_in_plain_text_anywhere_in_the_data_dir(
     assert repo_http.api.get(f"{_secrets(repo_http)}/DISTINCTIVE").json()["value"] == value
     files = _files(local_server.data_dir)
     names = {path.name for path in files}
-    assert {"metadata.db", "secrets.key", "server.log"} <= names
+    database = set() if postgres.enabled() else {"metadata.db"}  # else: in PostgreSQL
+    assert {"secrets.key", "server.log"} | database <= names
     needles = [value.encode(), value.encode("utf-16-le"), value.encode()[::-1]]
     for path in files:
         data = path.read_bytes()
@@ -186,15 +189,23 @@ def test_no_value_is_in_plain_text_anywhere_in_the_data_dir(
     assert len(key_file.read_bytes()) == 32
 
 
+class _Database:
+    """The server's database, opened beside it, with sqlite3's ``execute(sql, params)``."""
+
+    def __init__(self, conn: sa.Connection) -> None:
+        self.conn = conn
+
+    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
+        if self.conn.dialect.name == "postgresql":
+            sql = sql.replace("?", "%s")
+        return self.conn.exec_driver_sql(sql, params)
+
+
 @contextmanager
-def _database(local_server: LocalServer) -> Iterator[sqlite3.Connection]:
-    """The server's database, opened beside it (WAL mode lets both in); committed at the end."""
-    db = sqlite3.connect(local_server.data_dir / "metadata.db", timeout=30)
-    try:
-        with db:
-            yield db
-    finally:
-        db.close()
+def _database(local_server: LocalServer) -> Iterator[_Database]:
+    """Committed at the end."""
+    with postgres.connect(local_server.data_dir) as conn:
+        yield _Database(conn)
 
 
 def _repository_id(repo: RepoHttp) -> str:
@@ -294,8 +305,8 @@ def test_a_sandbox_does_not_start_without_a_secret_that_does_not_decrypt(
     _put(repo_http, "BROKEN", "unreadable-value")
     with _database(local_server) as db:
         db.execute(
-            "UPDATE secrets SET nonce = zeroblob(12) WHERE scope_id = ? AND key = 'BROKEN'",
-            (_repository_id(repo_http),),
+            "UPDATE secrets SET nonce = ? WHERE scope_id = ? AND key = 'BROKEN'",
+            (bytes(12), _repository_id(repo_http)),
         )
     status = boxes.wait(boxes.create(command=["true"]))
     assert (status["status"], status["status_reason"]) == ("failed", "internal_error"), status

@@ -28,6 +28,7 @@ from lamina_server.bootstrap import bootstrap, config_conflict
 from lamina_server.config import ServerConfig
 from lamina_server.identity import Identity
 from lamina_server.storage.db import Database, sqlite_url
+from lamina_server.storage.schema import ensure_schema
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -323,7 +324,7 @@ async def test_bootstrap_without_the_cli_leaves_another_servers_config_alone(
     config = ServerConfig(data_dir=tmp_path, port=8799, config_path=config_path)
     db = Database(sqlite_url(tmp_path))
     try:
-        await db.create_all()
+        await ensure_schema(db)
         await bootstrap(config, Identity(db))
     finally:
         await db.dispose()

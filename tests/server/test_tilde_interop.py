@@ -14,6 +14,7 @@ import tilde
 from tilde.exceptions import AuthenticationError, BadRequestError, ConflictError, NotFoundError
 
 from lamina.testing import LocalServer
+from tests.postgres import data_args
 
 MULTIPART_THRESHOLD = 64 * 1024 * 1024
 
@@ -61,8 +62,7 @@ def test_organizations_and_repositories(
             "lamina_server",
             "create-user",
             username,
-            "--data-dir",
-            str(local_server.data_dir),
+            *data_args(local_server),
         ],
         check=True,
         capture_output=True,

@@ -17,6 +17,7 @@ from tilde.exceptions import CommandError
 
 from lamina.testing import LocalServer
 from lamina_server.sandboxes.runners.bubblewrap import BubblewrapRunner
+from tests.postgres import data_args
 
 _CANNOT_RUN = BubblewrapRunner().check()
 pytestmark = pytest.mark.skipif(_CANNOT_RUN is not None, reason=f"no sandboxes: {_CANNOT_RUN}")
@@ -33,8 +34,7 @@ def ubuntu_alias(local_server: LocalServer) -> None:
             "alias",
             "ubuntu:22.04",
             "host",
-            "--data-dir",
-            str(local_server.data_dir),
+            *data_args(local_server),
         ],
         check=True,
         capture_output=True,

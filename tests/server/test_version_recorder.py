@@ -236,8 +236,16 @@ async def test_on_landed_is_called_once_a_commit_or_a_revert_has_landed(
         landed.append((repository_id, commit_id, head_now()))
 
     def head_now() -> str:
-        with sa.create_engine(f"sqlite:///{db.engine.url.database}").connect() as conn:
-            return str(conn.execute(sa.select(refs.c.head)).scalar_one())
+        # Another connection: blocking, of its own (the URL's async driver made blocking).
+        url = db.engine.url.set(
+            drivername=db.engine.url.drivername.replace("aiosqlite", "pysqlite")
+        )
+        engine = sa.create_engine(url)
+        try:
+            with engine.connect() as conn:
+                return str(conn.execute(sa.select(refs.c.head)).scalar_one())
+        finally:
+            engine.dispose()
 
     store.on_landed = on_landed
     session = await store.create_session(REPO, created_by=ALICE)

@@ -576,12 +576,13 @@ _CRASH_WRITER = textwrap.dedent(
     from datetime import datetime, timezone
     import anyio
     from lamina_server.storage.db import Database, sqlite_url
+    from lamina_server.storage.schema import ensure_schema
     from lamina_server.versioning import Committer, Entry, VersionStore
     from pathlib import Path
 
     async def main():
         db = Database(sqlite_url(Path(sys.argv[1])))
-        await db.create_all()
+        await ensure_schema(db)
         store = VersionStore(db)
         who = Committer("user", "u", "w")
         await store.init_repository("r", committer=who)
@@ -605,6 +606,7 @@ _CRASH_WRITER = textwrap.dedent(
 
 
 @pytest.mark.slow
+@pytest.mark.sqlite_only("the killed writer runs on the data directory's SQLite file")
 async def test_no_partial_commit_after_sigkill(tmp_path: Path) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-c", _CRASH_WRITER, str(tmp_path)],

@@ -17,12 +17,15 @@ from lamina_server.identity import IdentityError
 from lamina_server.repositories import RepositoryError
 from lamina_server.secrets import SecretsError
 from lamina_server.storage.blobs import BlobError
+from lamina_server.storage.schema import SchemaError
 from lamina_server.versioning import VersioningError
 
 SERVER = Path(lamina_server.__file__).parent
-DOMAINS = {
+DOMAINS: dict[str, type[Exception] | tuple[type[Exception], ...]] = {
     "versioning": VersioningError,
-    "storage": BlobError,
+    # Two stores: the blobs, and the metadata database's schema (raised at startup and by
+    # `lamina server migrate`, never in a request).
+    "storage": (BlobError, SchemaError),
     "identity": IdentityError,
     "repositories": RepositoryError,
     "secrets": SecretsError,

@@ -13,6 +13,7 @@ import pytest
 
 from lamina_server.storage.blobs import BlobClaimed, BlobNotFound, LocalBlobStore
 from lamina_server.storage.db import Database, sqlite_url
+from lamina_server.storage.schema import ensure_schema
 from lamina_server.versioning import (
     CachingVersionStore,
     Committer,
@@ -50,7 +51,7 @@ class CountingStore(VersionStore):
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[CountingStore]:
     db = Database(sqlite_url(tmp_path))
-    await db.create_all()
+    await ensure_schema(db)
     versions = CountingStore(db)
     await versions.init_repository(REPO, committer=COMMITTER)
     try:
@@ -198,7 +199,7 @@ class CountingCachingStore(CachingVersionStore, CountingStore):
 @pytest.fixture
 async def caching(tmp_path: Path) -> AsyncIterator[CountingCachingStore]:
     db = Database(sqlite_url(tmp_path))
-    await db.create_all()
+    await ensure_schema(db)
     versions = CountingCachingStore(db)
     await versions.init_repository(REPO, committer=COMMITTER)
     try:
@@ -279,7 +280,7 @@ class HeldCachingStore(CachingVersionStore, HeldReads):
 
 async def test_a_read_that_overlaps_a_close_is_not_remembered(tmp_path: Path) -> None:
     db = Database(sqlite_url(tmp_path))
-    await db.create_all()
+    await ensure_schema(db)
     store = HeldCachingStore(db)
     try:
         await store.init_repository(REPO, committer=COMMITTER)

@@ -22,6 +22,7 @@ from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute, Match
 from starlette.types import Scope
@@ -54,7 +55,8 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
-# What api_error_for maps: ApiError and each domain's root; the app handles each of them.
+# What api_error_for maps: ApiError, each domain's root, and a value the database refused
+# (sqlalchemy's DataError); the app handles each of them.
 HANDLED_ERRORS: tuple[type[Exception], ...] = (
     ApiError,
     versioning.VersioningError,
@@ -66,6 +68,7 @@ HANDLED_ERRORS: tuple[type[Exception], ...] = (
     blobs.BlobError,
     sandboxes.SandboxError,
     governance.GovernanceError,
+    DataError,
 )
 
 
@@ -165,6 +168,10 @@ def api_error_for(exc: Exception) -> ApiError:
         return bad_request(str(exc), f"{exc.field}_mismatch")
     if isinstance(exc, blobs.BlobClaimed):
         return conflict(f"upload token already used: {exc}", "upload_token_used")
+    if isinstance(exc, DataError):
+        # What the request carried and the database refused to hold (PostgreSQL's text holds
+        # no NUL character); its transaction was rolled back.
+        return bad_request("the request holds a value the database cannot store (a NUL character?)")
     for kind, status, code in _DOMAIN_STATUS:
         if isinstance(exc, kind):
             return ApiError(status, code, str(exc))

@@ -192,10 +192,19 @@ _LAST = (
 _APPEND = sa.insert(audit_entries)
 
 
+# PostgreSQL: appends to one organization's chain take turns, until their transaction ends.
+_CHAIN_LOCK = sa.select(
+    sa.func.pg_advisory_xact_lock(sa.func.hashtextextended(sa.bindparam("organization"), 1))
+)
+
+
 def _last(conn: sa.Connection, organization_id: str) -> tuple[int, str]:
     """The chain's last position and hash (0 and :data:`GENESIS` for an empty chain). The
-    caller's write transaction holds the database's one write lock on SQLite; where writers
-    run concurrently, an append that lost the race to the same position fails on the key."""
+    caller's write transaction holds the database's one write lock on SQLite; on PostgreSQL,
+    where writers run concurrently, it first takes the chain's advisory lock, so that two
+    transactions never read the same last entry."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(_CHAIN_LOCK, {"organization": organization_id})
     row = conn.execute(_LAST, {"organization": organization_id}).one_or_none()
     return (0, GENESIS) if row is None else (int(row.seq), str(row.hash))
 
@@ -208,7 +217,7 @@ def append(conn: sa.Connection, events: Sequence[AuditEvent]) -> None:
         by_organization.setdefault(event.organization_id, []).append(event)
     now = _now_us()
     created_at = iso_time(now)
-    for organization_id, chain in by_organization.items():
+    for organization_id, chain in sorted(by_organization.items()):  # locks in one order
         seq, previous = _last(conn, organization_id)
         rows: list[dict[str, Any]] = []
         for event in chain:

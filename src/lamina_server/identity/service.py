@@ -309,13 +309,14 @@ class Identity:
     async def organization(self, name: str) -> OrganizationRecord:
         """The named organization; :class:`OrganizationNotFound` otherwise.
 
-        Cached: on one machine while the change signal stands (deleting an organization
-        moves it), else for a few seconds."""
+        Cached on one machine while the change signal stands (deleting an organization moves
+        it), for a few seconds at most. Without the signal (replicas on PostgreSQL) it is read
+        on every request, so that one deleted in another process stops resolving at once."""
         signal = self._db.signal
         if signal is not None and signal.value() != self._orgs_mark:
             self._orgs.clear()
             self._orgs_mark = signal.value()
-        org = self._orgs.get(name)
+        org = self._orgs.get(name) if signal is not None else None
         if org is None:
             async with self._db.connect() as conn:
                 row = (

@@ -1,8 +1,15 @@
 """The metadata database: one async SQLAlchemy Core engine and the shared table registry.
 
 Every domain module declares its tables on :data:`metadata` (``sqlalchemy.Table(..., metadata)``)
-and talks to the database through :class:`Database`. Queries are written in SQLAlchemy Core so
-that PostgreSQL can replace the embedded SQLite default without rewriting them.
+and talks to the database through :class:`Database`. Queries are written in SQLAlchemy Core, so
+the same code runs on the embedded SQLite default and on PostgreSQL (driver ``psycopg`` 3).
+
+SQLite has one writer: write transactions start with ``BEGIN IMMEDIATE`` behind an in-process
+lock, and the versioning engine's transactions run in one worker-thread hop on a blocking
+engine. PostgreSQL takes concurrent writers at ``READ COMMITTED``: what must not race guards
+itself (HEAD's compare-and-swap and its row lock, the session's change counter, the audit
+chain's advisory lock); reads run in ``REPEATABLE READ`` read-only transactions, so one read
+transaction sees one snapshot, as on SQLite.
 """
 
 from __future__ import annotations
@@ -46,6 +53,25 @@ def sqlite_url(data_dir: Path) -> str:
     return f"sqlite+aiosqlite:///{data_dir / 'metadata.db'}"
 
 
+def async_url(url: str) -> str:
+    """``url`` with the async driver this server uses for its database (``postgresql://``
+    and ``postgres://`` mean ``postgresql+psycopg://``; ``sqlite://``, ``sqlite+aiosqlite://``).
+    Raises ValueError for any other database."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise ValueError(f"{url!r} is not a database URL (postgresql://... or sqlite:///...)")
+    driver = {
+        "postgresql": "postgresql+psycopg",
+        "postgres": "postgresql+psycopg",
+        "postgresql+psycopg": "postgresql+psycopg",
+        "sqlite": "sqlite+aiosqlite",
+        "sqlite+aiosqlite": "sqlite+aiosqlite",
+    }.get(scheme.lower())
+    if driver is None:
+        raise ValueError(f"{url!r}: the database must be PostgreSQL (postgresql://) or SQLite")
+    return f"{driver}://{rest}"
+
+
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     # Let SQLAlchemy's "begin" event emit BEGIN itself (the driver's implicit BEGIN is off).
     dbapi_connection.isolation_level = None
@@ -74,10 +100,22 @@ class Database:
     """
 
     def __init__(self, url: str) -> None:
-        self.url = url
+        self.url = url = async_url(url)
         self.journal_writer: JournalWriter | None = None
         self.is_sqlite = url.startswith("sqlite")
-        self.engine: AsyncEngine = create_async_engine(url)
+        self.is_postgresql = not self.is_sqlite
+        if self.is_sqlite:
+            self.engine: AsyncEngine = create_async_engine(url)
+            self._read_engine = self.engine
+        else:
+            # Requests read concurrently (keys, epochs, listings) and writers do not queue:
+            # a pool that covers the worker threads' worth of concurrent work.
+            self.engine = create_async_engine(
+                url, pool_size=READ_POOL_SIZE // 2, max_overflow=READ_POOL_SIZE
+            )
+            self._read_engine = self.engine.execution_options(
+                isolation_level="REPEATABLE READ", postgresql_readonly=True
+            )
         self._write_engine = self.engine.execution_options(lamina_write=True)
         # SQLite has one writer; queueing writers in-process is cheaper than busy-waiting on
         # the file lock. Other databases take concurrent writers.
@@ -108,10 +146,6 @@ class Database:
             event.listen(self._blocking, "begin", _sqlite_on_begin)
             self._blocking_write = self._blocking.execution_options(lamina_write=True)
 
-    async def create_all(self) -> None:
-        async with self.begin() as conn:
-            await conn.run_sync(metadata.create_all)
-
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[AsyncConnection]:
         """A write transaction: committed on success, rolled back on any exception. One that
@@ -140,7 +174,7 @@ class Database:
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[AsyncConnection]:
         """A read-only connection (a consistent snapshot inside one transaction)."""
-        async with self.engine.connect() as conn:
+        async with self._read_engine.connect() as conn:
             yield conn
 
     async def run_write(self, fn: Callable[[sa.Connection], T]) -> T:

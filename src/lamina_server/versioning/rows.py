@@ -40,6 +40,15 @@ def head(conn: sa.Connection, repository_id: str) -> str:
     return found
 
 
+def lock_head(conn: sa.Connection, repository_id: str) -> None:
+    """In a write transaction: hold HEAD's row until it ends, so that a commit planned after
+    this lands at once (a no-op on SQLite, whose write transaction already excludes others)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(
+            sa.select(refs.c.head).where(refs.c.repository_id == repository_id).with_for_update()
+        )
+
+
 def move_head(conn: sa.Connection, repository_id: str, expected: str, new: str) -> bool:
     """Compare-and-swap: HEAD becomes ``new`` if it still is ``expected``."""
     moved = conn.execute(

@@ -105,7 +105,10 @@ class StagedCursor:
 
     def _fetch(self, start: str) -> None:
         c = staged_changes.c
-        query = sa.select(c.path, c.entry).where(c.session_id == self.session_id, c.path >= start)
+        # ``key + NUL`` is the first key after ``key`` (no path holds NUL): asked as ``> key``,
+        # since PostgreSQL's text cannot hold NUL.
+        after = c.path > start[:-1] if start.endswith("\x00") else c.path >= start
+        query = sa.select(c.path, c.entry).where(c.session_id == self.session_id, after)
         if self.high is not None:
             query = query.where(c.path < self.high)
         rows = self.conn.execute(query.order_by(c.path).limit(self.chunk)).all()

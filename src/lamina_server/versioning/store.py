@@ -463,19 +463,25 @@ class VersionStore:
         land: Callable[[sa.Connection, Plan], str],
     ) -> str:
         # First optimistically: plan on a snapshot, hold the write lock only to land. When
-        # that loses the race, plan again inside the write transaction, where on SQLite
-        # (one writer) nothing can move under it; elsewhere the compare-and-swap still guards,
-        # and a HEAD that keeps moving fails the commit after a bounded number of attempts.
+        # that loses the race, plan again inside the write transaction, where nothing can move
+        # HEAD under it (SQLite has one writer; PostgreSQL locks HEAD's row first); the
+        # compare-and-swap still guards, and a session that keeps changing (its change
+        # counter) fails the commit after a bounded number of attempts.
         planned = await self._read(plan)
         try:
             return await self._write(lambda conn: land(conn, planned))
         except HeadMoved:
             pass
+
+        def locked(conn: sa.Connection) -> str:
+            rows.lock_head(conn, repository_id)
+            return land(conn, plan(conn))
+
         for attempt in range(LAND_ATTEMPTS):
             if attempt:
                 await anyio.sleep(random.uniform(0, min(_BACKOFF * 2**attempt, _BACKOFF_CAP)))
             try:
-                return await self._write(lambda conn: land(conn, plan(conn)))
+                return await self._write(locked)
             except HeadMoved:
                 continue
         raise ConcurrentUpdate(repository_id, 1 + LAND_ATTEMPTS)

@@ -52,7 +52,7 @@ repo_sessions = sa.Table(
     sa.Column("id", sa.String(36), primary_key=True),
     sa.Column("repository_id", sa.String(36), nullable=False, index=True),
     sa.Column("base_commit", _Id, nullable=False),
-    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("state", sa.String(32), nullable=False),  # open, awaiting_approval, ...
     sa.Column("created_by_type", sa.String(16), nullable=False),
     sa.Column("created_by_id", sa.String(64), nullable=False),
     sa.Column("created_by_name", sa.Text, nullable=False),

@@ -14,13 +14,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlsplit
 
+from lamina_server.storage.blobs.base import BlobError
 from lamina_server.storage.blobs.sigv4 import Credentials
 
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _KNOWN = {"endpoint", "region", "access_key_id", "secret_access_key"}
 
 
-class BlobStoreUrlError(ValueError):
+class BlobStoreUrlError(BlobError, ValueError):
     """A ``--blob-store`` value that names no usable store; the message says why."""
 
 
