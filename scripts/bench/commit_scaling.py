@@ -18,7 +18,11 @@ time (steadier on a busy machine) and the round trips made to read tree nodes: t
 repository fits in the engine's node cache, the big one does not, so its operations also read
 the few nodes on their paths from SQLite.
 
+With ``--backend postgres`` the metadata lives in a PostgreSQL cluster the script starts (as
+the tests do); the CPU column then counts this process only, not the database's.
+
     .venv/bin/python scripts/bench/commit_scaling.py [--small 1000] [--big 1000000] [--runs 7]
+                                                     [--backend sqlite|postgres]
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from __future__ import annotations
 import argparse
 import random
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -192,13 +197,32 @@ async def main() -> None:
     parser.add_argument("--small", type=int, default=1_000)
     parser.add_argument("--big", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument(
+        "--backend",
+        choices=("sqlite", "postgres"),
+        default="sqlite",
+        help="the metadata database: SQLite files, or a PostgreSQL cluster started for the run "
+        "(initdb/pg_ctl, as the tests start one: tests/postgres.py)",
+    )
     args = parser.parse_args()
 
     async with AsyncExitStack() as stack:
+        database_url: Callable[[Path], str] = sqlite_url
+        if args.backend == "postgres":
+            sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+            from tests.postgres import PostgresCluster
+
+            cluster = PostgresCluster().start()
+            stack.callback(cluster.stop)
+
+            def fresh(_: Path) -> str:
+                return cluster.database_url()  # an empty database of its own
+
+            database_url = fresh
         targets: list[Target] = []
         for count in (args.small, args.big):
             tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="lamina-bench-"))
-            db = Database(sqlite_url(Path(tmp)))
+            db = Database(database_url(Path(tmp)))
             stack.push_async_callback(db.dispose)
             await ensure_schema(db)
             targets.append(Target(VersionStore(db, recorder=TriggerOutbox()), count))
@@ -220,7 +244,8 @@ async def main() -> None:
             ),
         }
 
-    print(f"medians of {args.runs} runs; ms = wall time; cpu = process CPU time ratio;")
+    print(f"metadata on {args.backend}; medians of {args.runs} runs; ms = wall time; ", end="")
+    print("cpu = process CPU time ratio;")
     print("fetches = round trips to read tree nodes (small / big); goal: big/small <= 2.0")
     header = (
         f"{'operation':<32}{small.count:>9,} ms{big.count:>11,} ms{'big/small':>10}"
