@@ -9,6 +9,7 @@ import pytest
 
 from lamina_server.storage.db import Database, sqlite_url
 from lamina_server.storage.schema import ensure_schema
+from tests import postgres
 from tests.server.seaweedfs import SeaweedFS
 from tests.server.seaweedfs import start as start_seaweedfs
 
@@ -29,3 +30,19 @@ def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
     weed = start_seaweedfs(tmp_path_factory.mktemp("seaweedfs"))
     yield weed
     weed.stop()
+
+
+@pytest.fixture(scope="module")
+def cluster(database: postgres.PostgresCluster | None) -> Iterator[postgres.PostgresCluster]:
+    """The session's cluster on a PostgreSQL run; on a SQLite run, one of the test module's
+    own."""
+    if database is not None:
+        yield database
+        return
+    if not (postgres.BIN / "initdb").exists():
+        pytest.skip(f"PostgreSQL is not installed ({postgres.BIN})")
+    own = postgres.PostgresCluster().start()
+    try:
+        yield own
+    finally:
+        own.stop()

@@ -31,21 +31,6 @@ from tests import postgres
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture(scope="module")
-def cluster(database: postgres.PostgresCluster | None) -> Iterator[postgres.PostgresCluster]:
-    """The session's cluster on a PostgreSQL run; on a SQLite run, one of this module's own."""
-    if database is not None:
-        yield database
-        return
-    if not (postgres.BIN / "initdb").exists():
-        pytest.skip(f"PostgreSQL is not installed ({postgres.BIN})")
-    own = postgres.PostgresCluster().start()
-    try:
-        yield own
-    finally:
-        own.stop()
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """An empty database of each engine."""
