@@ -24,6 +24,7 @@ import anyio
 from lamina_server.garbage import Collector, Report
 from lamina_server.storage.blobs import LocalBlobStore
 from lamina_server.storage.db import Database, sqlite_url
+from lamina_server.storage.schema import ensure_schema
 from lamina_server.versioning import Committer, Entry, VersionStore
 
 WHO = Committer(type="user", id="bench", name="bench")
@@ -42,7 +43,7 @@ async def _chunks(data: bytes) -> AsyncIterator[bytes]:
 
 async def run(folder: Path, count: int, garbage: int) -> tuple[float, float, Report]:
     db = Database(sqlite_url(folder))
-    await db.create_all()
+    await ensure_schema(db)
     store = VersionStore(db)
     blobs = LocalBlobStore(folder / "blobs")
     started = time.perf_counter()

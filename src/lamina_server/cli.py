@@ -69,6 +69,16 @@ def _database_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _blob_store_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--blob-store",
+        default=None,
+        metavar="URL",
+        help="s3://BUCKET[/prefix]?endpoint=URL&region=R: object bytes in S3, sent and fetched "
+        "by clients through presigned URLs (default: the data directory)",
+    )
+
+
 def _serve_parser(prog: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog,
@@ -97,13 +107,7 @@ def _serve_parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument(
         "--public-url", default=None, help="externally visible base URL, for signed URLs"
     )
-    parser.add_argument(
-        "--blob-store",
-        default=None,
-        metavar="URL",
-        help="s3://BUCKET[/prefix]?endpoint=URL&region=R: object bytes in S3, sent and fetched "
-        "by clients through presigned URLs (default: the data directory)",
-    )
+    _blob_store_argument(parser)
     parser.add_argument("--access-log", action="store_true", help="log every request")
     parser.add_argument(
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
@@ -211,6 +215,8 @@ def _gc_parser(prog: str) -> argparse.ArgumentParser:
         "was removed. Safe while a server runs on the data directory.",
     )
     parser.add_argument("--data-dir", type=Path, default=None)
+    _database_argument(parser)
+    _blob_store_argument(parser)
     parser.add_argument(
         "--dry-run", action="store_true", help="remove nothing; print what would go"
     )
@@ -453,22 +459,30 @@ async def _audit(args: argparse.Namespace) -> int:
 
 async def _gc(args: argparse.Namespace) -> int:
     from lamina_server.garbage import Collector, collect_once, holder_name
-    from lamina_server.storage.blobs import LocalBlobStore
+    from lamina_server.storage.blobs.backend import open_blob_store
+    from lamina_server.storage.blobs.s3_location import BlobStoreUrlError
     from lamina_server.storage.schema import SchemaError, ensure_schema
 
+    data_dir = (args.data_dir or default_data_dir()).expanduser()
+    try:
+        backend = open_blob_store(args.blob_store, data_dir / "blobs", os.environ)
+    except BlobStoreUrlError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     db = _database(args)
     if db is None:
         return 1
-    data_dir = (args.data_dir or default_data_dir()).expanduser()
     try:
         await ensure_schema(db)  # a data directory from before the collector's tables
-        collector = Collector(db, LocalBlobStore(data_dir / "blobs"), grace_seconds=args.grace)
+        collector = Collector(db, backend.store, grace_seconds=args.grace)
         report = await collect_once(collector, holder_name(), dry_run=args.dry_run)
     except SchemaError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     finally:
         await db.dispose()
+        if backend.close is not None:
+            await backend.close()
     if report is None:
         print("error: another garbage collection is running on this database", file=sys.stderr)
         return 1

@@ -22,6 +22,7 @@ from lamina_server.identity.tables import organizations
 from lamina_server.repositories.tables import repositories
 from lamina_server.storage.blobs import BlobNotFound, LocalBlobStore
 from lamina_server.storage.db import Database, sqlite_url
+from lamina_server.storage.schema import ensure_schema
 from lamina_server.versioning import Committer, Entry, ObjectNotFound, VersionStore, rows
 from lamina_server.versioning.tables import (
     gc_head_blobs,
@@ -354,7 +355,7 @@ async def test_one_collector_at_a_time(world: World) -> None:
 def test_cli_gc_prints_what_it_removed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     async def seed() -> None:
         db = Database(sqlite_url(tmp_path))
-        await db.create_all()
+        await ensure_schema(db)
         w = World(db, tmp_path)
         await w.store.init_repository(REPO, committer=WHO)
         session = await w.store.create_session(REPO, created_by=WHO)

@@ -7,10 +7,6 @@ against the Kubernetes schemas bundled by kubernetes-validate; and the files agr
 other and with the code: every ``lamina server`` argument parses with the real CLI, the extras
 the image installs exist, ports and service names match between compose, nginx and the
 manifests, and nothing overrides the image's entrypoint.
-
-Options and extras that the PostgreSQL, S3 and GC work adds are listed once, in ``PENDING``:
-while the CLI lacks one it is accepted unchecked; once it exists, the entry fails
-(``test_pending_is_still_pending``) so it is removed and the option is checked like any other.
 """
 
 from __future__ import annotations
@@ -43,13 +39,6 @@ KUBERNETES_VERSION = "1.30"  # the oldest minor the manifests are meant for
 IMAGE_NAMES = ("lamina-server",)
 SERVER_PORT = 8710
 DATA_DIR = "/var/lib/lamina/data"
-
-# What deploy/ already uses and main does not have yet (issue 11's other parts).
-PENDING = {
-    "serve options": {"--database-url"},
-    "subcommands": {"migrate": {"--database-url"}},
-    "extras": {"postgres"},
-}
 
 _COMPOSE_VARIABLE = re.compile(r"\$\{[^}]*\}")  # ${NAME}, ${NAME:?message}, ...
 _KUBERNETES_VARIABLE = re.compile(r"\$\([A-Z_][A-Z0-9_]*\)")  # $(NAME) in args
@@ -112,24 +101,16 @@ def _subcommand_options(name: str) -> set[str] | None:
     return set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", out.getvalue()))
 
 
-def _serve_option_strings() -> set[str]:
-    return set(cli._serve_parser("lamina server")._option_string_actions)
-
-
 def _check_lamina_args(args: list[str], where: str) -> None:
     args = _substituted(args)
     if args and not args[0].startswith("-"):
         name = args[0]
         options = _subcommand_options(name)
-        if options is None:
-            assert name in PENDING["subcommands"], f"{where}: no subcommand {name!r}"
-            options = PENDING["subcommands"][name]
+        assert options is not None, f"{where}: no subcommand {name!r}"
         used = {arg for arg in args[1:] if arg.startswith("--")}
         assert used <= options, f"{where}: {name} has no {sorted(used - options)}"
         return
     parser = cli._serve_parser("lamina server")
-    for option in PENDING["serve options"] - _serve_option_strings():
-        parser.add_argument(option)
     try:
         parser.parse_args(args)
     except SystemExit:
@@ -208,15 +189,7 @@ def test_the_image_installs_extras_that_exist() -> None:
     declared = set(
         tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     )
-    assert extras - declared <= PENDING["extras"], extras - declared
-
-
-def test_pending_is_still_pending() -> None:
-    landed = PENDING["serve options"] & _serve_option_strings()
-    landed |= {name for name in PENDING["subcommands"] if _subcommand_options(name) is not None}
-    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    landed |= PENDING["extras"] & set(declared["optional-dependencies"])
-    assert not landed, f"on main now, remove from PENDING so they are checked: {sorted(landed)}"
+    assert extras <= declared, extras - declared
 
 
 def test_ports_and_names_agree() -> None:
