@@ -30,6 +30,7 @@ from lamina_server.versioning.tables import (
     gc_indexed,
     tree_nodes,
 )
+from tests import postgres
 
 pytestmark = pytest.mark.anyio
 
@@ -364,9 +365,15 @@ def test_cli_gc_prints_what_it_removed(tmp_path: Path, capsys: pytest.CaptureFix
         await db.dispose()
 
     anyio.run(seed)
-    assert main(["gc", "--data-dir", str(tmp_path), "--dry-run"]) == 0
+    # The data directory's database: its SQLite file, or on a PostgreSQL run the database the
+    # suite gave the directory.
+    cluster = postgres.CLUSTER
+    data = ["--data-dir", str(tmp_path)]
+    if cluster is not None:
+        data += ["--database-url", cluster.database_for(tmp_path)]
+    assert main(["gc", *data, "--dry-run"]) == 0
     assert capsys.readouterr().out == "would remove: 0 tree nodes, 0 blobs, 0 bytes\n"  # grace
-    gc = ["gc", "--data-dir", str(tmp_path), "--grace", "0"]
+    gc = ["gc", *data, "--grace", "0"]
     assert main([*gc, "--dry-run"]) == 0
     assert capsys.readouterr().out == "would remove: 0 tree nodes, 1 blobs, 5 bytes\n"
     assert main(gc) == 0
