@@ -230,13 +230,7 @@ class S3BlobStore:
             except _FAILED as exc:
                 raise _store_error(exc) from None
             etag = str(meta["e_tag"]).strip('"')
-        marker = self._key("claims", address)
-        try:
-            await obstore.put_async(self._store, marker, b"", mode="create")
-        except AlreadyExistsError:
-            raise BlobClaimed("this upload was already finalized") from None
-        except _FAILED as exc:
-            raise _store_error(exc) from None
+        marker = await self._mark_claimed(address, "this upload was already finalized")
         try:
             await self.requests.copy_if_match(
                 self._full("incoming", address), self._full("blobs", address), etag
@@ -252,6 +246,18 @@ class S3BlobStore:
             raise
         await self._delete(self._key("incoming", address))
         return address
+
+    async def _mark_claimed(self, address: str, already: str) -> str:
+        """Writes the address's claim marker, once across every replica (a create that fails
+        when it exists); its key. :class:`BlobClaimed` saying ``already`` when it was there."""
+        marker = self._key("claims", address)
+        try:
+            await obstore.put_async(self._store, marker, b"", mode="create")
+        except AlreadyExistsError:
+            raise BlobClaimed(already) from None
+        except _FAILED as exc:
+            raise _store_error(exc) from None
+        return marker
 
     async def _delete(self, key: str) -> None:
         try:
@@ -313,13 +319,7 @@ class S3BlobStore:
             total += present[number][1]
         if size is not None and size != total:
             raise BlobMismatch("size", f"size_bytes is {size} but the parts hold {total} bytes")
-        marker = self._key("claims", address)
-        try:
-            await obstore.put_async(self._store, marker, b"", mode="create")
-        except AlreadyExistsError:
-            raise BlobClaimed("this multipart upload was already completed") from None
-        except _FAILED as exc:
-            raise _store_error(exc) from None
+        marker = await self._mark_claimed(address, "this multipart upload was already completed")
         try:
             await self.requests.complete_multipart(key, upload_id, parts)
         except S3Error as exc:
