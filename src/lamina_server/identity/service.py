@@ -1,8 +1,12 @@
 """The identity service: users, organizations, memberships and API-key authentication.
 
-Authentication reads the key's row on every request (one indexed lookup that joins the owner):
-a revoked key, or one whose agent or role was deleted, fails on the very next request, on every
-process. ``last_used_at`` is written at most once a minute per key.
+Authentication and organization names are cached per process, each with the access mark it was
+read at, and used only while the mark stands: on one machine the shared change signal
+(:mod:`lamina_server.storage.signal`), on replicas the access epoch, which every access change
+bumps in its own transaction, read for each request by a :class:`FreshRead` that one query
+answers for a whole batch of concurrent requests. A revoked key, or one whose agent or role was
+deleted, fails on the very next request, on every process. ``last_used_at`` is written at most
+once a minute per key.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ from lamina_server.identity.tables import (
 from lamina_server.principals import Principal
 from lamina_server.storage.columns import utcnow
 from lamina_server.storage.db import Database
+from lamina_server.storage.fresh_reads import FreshRead
 
 BOOTSTRAP_USERNAME = "admin"
 MEMBER_ROLES = ("admin", "member")
@@ -97,7 +102,7 @@ class Authenticated:
 
 @dataclass(frozen=True, slots=True)
 class _CachedKey:
-    """A key this process authenticated, while the change signal stood at ``mark``."""
+    """A key this process authenticated, while the access mark stood at ``mark``."""
 
     mark: int
     key_id: str
@@ -142,15 +147,15 @@ _KEY_OWNER = sa.select(
 
 
 class Identity:
-    """Organization names resolve through a short-lived in-memory cache (the data plane resolves
-    one on every request, and a name changes owner only when an organization is deleted).
-    API keys and memberships are read on every request: revoking a key, deleting an agent or a
-    role, or removing a member takes effect on the next request, on every process."""
+    """Organization names and API keys resolve through in-memory caches that hold while the
+    access mark stands (:meth:`access_mark`): revoking a key, deleting an agent, a role or an
+    organization, or removing a member takes effect on the next request, on every process."""
 
     def __init__(self, db: Database, *, cache_ttl: float = 10.0) -> None:
         self._db = db
         self._orgs: TtlCache[str, OrganizationRecord] = TtlCache(cache_ttl)
-        self._orgs_mark: int | None = None  # the change signal the cached names were read at
+        self._orgs_mark: int | None = None  # the access mark the cached names were read at
+        self._epoch = FreshRead(self._read_epoch)
         # key id -> monotonic time this process last wrote its last_used_at
         self._touched: dict[str, float] = {}
         self._keys: dict[str, _CachedKey] = {}  # key digest -> what it authenticated as
@@ -229,11 +234,8 @@ class Identity:
     async def authenticate_digest(self, digest: str) -> Authenticated | None:
         """:meth:`authenticate` by the key's digest (:func:`hash_key`), as a browser session
         that signed in with the key remembers it."""
-        # On one machine, what this process read stands while the shared change signal has
-        # not moved (a revocation moves it before its request is answered); else one query.
-        signal = self._db.signal
-        mark = signal.value() if signal is not None else None
-        cached = self._keys.get(digest) if mark is not None else None
+        mark = await self.access_mark()
+        cached = self._keys.get(digest)
         if cached is not None and cached.mark == mark:
             await self._touch(cached.key_id, cached.authenticated.principal, cached.last_used_at)
             return cached.authenticated
@@ -250,10 +252,9 @@ class Identity:
             row.principal_type, row.principal_id, row.owner_name, row.organization_id
         )
         authenticated = Authenticated(principal, int(row.epoch or 0))
-        if mark is not None:
-            if len(self._keys) >= _MAX_TOUCHED:
-                self._keys.clear()
-            self._keys[digest] = _CachedKey(mark, row.id, authenticated, row.last_used_at)
+        if len(self._keys) >= _MAX_TOUCHED:
+            self._keys.clear()
+        self._keys[digest] = _CachedKey(mark, row.id, authenticated, row.last_used_at)
         await self._touch(row.id, principal, row.last_used_at)
         return authenticated
 
@@ -307,16 +308,13 @@ class Identity:
         return record
 
     async def organization(self, name: str) -> OrganizationRecord:
-        """The named organization; :class:`OrganizationNotFound` otherwise.
-
-        Cached on one machine while the change signal stands (deleting an organization moves
-        it), for a few seconds at most. Without the signal (replicas on PostgreSQL) it is read
-        on every request, so that one deleted in another process stops resolving at once."""
-        signal = self._db.signal
-        if signal is not None and signal.value() != self._orgs_mark:
+        """The named organization; :class:`OrganizationNotFound` otherwise. Cached while the
+        access mark stands (deleting an organization moves it), for a few seconds at most."""
+        mark = await self.access_mark()
+        if mark != self._orgs_mark:
             self._orgs.clear()
-            self._orgs_mark = signal.value()
-        org = self._orgs.get(name) if signal is not None else None
+            self._orgs_mark = mark
+        org = self._orgs.get(name)
         if org is None:
             async with self._db.connect() as conn:
                 row = (
@@ -329,8 +327,19 @@ class Identity:
             if row is None:
                 raise OrganizationNotFound(name)
             org = _organization(row)
-            self._orgs.put(name, org)
+            if self._orgs_mark == mark:
+                self._orgs.put(name, org)
         return org
+
+    async def access_mark(self) -> int:
+        """What moves on every change to who may do what, as of now: the shared change signal
+        on one machine (no query); else the access epoch, from a read begun after this call."""
+        signal = self._db.signal
+        return signal.value() if signal is not None else await self._epoch.get()
+
+    async def _read_epoch(self) -> int:
+        value = await self._db.run_read(lambda conn: conn.execute(EPOCH_QUERY).scalar())
+        return int(value or 0)
 
     async def check_name(self, name: str) -> str:
         """Why ``name`` cannot name a new organization: ``invalid``, ``reserved``, ``taken``,
