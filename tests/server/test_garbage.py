@@ -20,7 +20,7 @@ from lamina_server.garbage import Collector, Report, collect_once
 from lamina_server.garbage.collector import _walk
 from lamina_server.identity.tables import organizations
 from lamina_server.repositories.tables import repositories
-from lamina_server.storage.blobs import BlobNotFound, LocalBlobStore
+from lamina_server.storage.blobs import BlobNotFound
 from lamina_server.storage.db import Database, sqlite_url
 from lamina_server.storage.schema import ensure_schema
 from lamina_server.versioning import Committer, Entry, ObjectNotFound, VersionStore, rows
@@ -30,7 +30,7 @@ from lamina_server.versioning.tables import (
     gc_indexed,
     tree_nodes,
 )
-from tests import postgres
+from tests import blob_stores, postgres
 
 pytestmark = pytest.mark.anyio
 
@@ -58,7 +58,7 @@ class World:
     def __init__(self, db: Database, tmp_path: Path) -> None:
         self.db = db
         self.store = VersionStore(db)
-        self.blobs = LocalBlobStore(tmp_path / "blobs")
+        self.blobs = blob_stores.store_for(tmp_path)
         self.clock = Clock()
         self.collector = Collector(db, self.blobs, clock=self.clock)
 
@@ -108,11 +108,12 @@ def _now() -> datetime:
 
 
 @pytest.fixture
-async def world(db: Database, tmp_path: Path) -> World:
+async def world(db: Database, tmp_path: Path) -> AsyncIterator[World]:
     w = World(db, tmp_path)
     await w.store.init_repository(REPO, committer=WHO)
     await w.store.init_repository(OTHER, committer=WHO)
-    return w
+    yield w
+    await blob_stores.close(w.blobs)
 
 
 async def _books_match_head(world: World, repo: str) -> None:
@@ -167,6 +168,30 @@ async def test_rolled_back_session_blobs_are_removed(world: World) -> None:
     assert (report.blobs, report.bytes) == (2, 70_010)
     assert not await world.readable(staged[1].address)
     assert await world.read(REPO, "keep") == b"kept"
+
+
+async def test_what_a_session_overwrote_or_deleted_before_committing_is_removed(
+    world: World,
+) -> None:
+    session = await world.store.create_session(REPO, created_by=WHO)
+    first, second, dropped, shared = [await world.upload(b"y" * n) for n in (11, 22, 33, 44)]
+    await world.store.stage_put(REPO, session.id, "a", first)
+    await world.store.stage_put(REPO, session.id, "a", second)  # overwrites the staged first
+    await world.store.stage_put(REPO, session.id, "b", dropped)
+    await world.store.stage_delete(REPO, session.id, "b")  # never committed
+    await world.store.stage_put(REPO, session.id, "c", shared)
+    await world.store.stage_copy(REPO, session.id, "c", "d")
+    await world.store.stage_put(REPO, session.id, "c", second)  # "d" still holds shared
+    await world.store.commit_session(REPO, session.id, message="m", metadata={}, committer=WHO)
+
+    assert await world.collect() == Report()  # within the grace period
+    report = await world.collect(days=0.1)
+    assert (report.blobs, report.bytes) == (2, 44)
+    assert not await world.readable(first.address)
+    assert not await world.readable(dropped.address)
+    assert await world.read(REPO, "a") == b"y" * 22
+    assert await world.read(REPO, "c") == b"y" * 22
+    assert await world.read(REPO, "d") == b"y" * 44
 
 
 async def test_old_versions_go_once_beyond_retention(world: World) -> None:

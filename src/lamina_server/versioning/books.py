@@ -5,7 +5,8 @@ For each repository the books hold what its HEAD tree references — its nodes
 — and a log of what it let go of (``gc_candidates``). A commit updates them from its rewrite
 (:class:`~lamina_server.versioning.tree.Rewrite`): the nodes it re-chunked that are not in the
 new tree, and the addresses whose count fell to zero, are released at the commit's time; a
-rollback releases the addresses its session had staged. Every update costs what the change
+rollback releases the addresses its session had staged, and a session that overwrites or
+deletes what it staged releases the address it replaced. Every update costs what the change
 costs, never the size of the repository; :mod:`lamina_server.garbage` reads the log.
 """
 
@@ -199,6 +200,12 @@ def staged_blobs(conn: sa.Connection, session_ids: Sequence[str]) -> list[tuple[
             value = canonical.loads(text)
             found.append((value[0], value[1]))
     return found
+
+
+def unstaged(conn: sa.Connection, repository_id: str, values: Iterable[Any], at: int) -> None:
+    """Releases the blobs of staged entries (decoded values) that their session replaced:
+    overwrote, copied over or deleted before committing; nothing holds them for it any more."""
+    release(conn, repository_id, ((BLOB, v[0], v[1]) for v in values), at, retained=False)
 
 
 def roll_back(conn: sa.Connection, repository_id: str, session_id: str, at: int) -> None:

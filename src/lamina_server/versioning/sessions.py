@@ -75,15 +75,29 @@ def hold(conn: sa.Connection, repository_id: str, session_id: str) -> None:
 def stage_puts(
     conn: sa.Connection, repository_id: str, session_id: str, latest: Mapping[str, Entry]
 ) -> None:
-    """Stages one entry per path."""
+    """Stages one entry per path (releasing the blobs of staged entries they replace)."""
     rows.lock_open_session(conn, repository_id, session_id)
+    values = {path: entry_value(e) for path, e in latest.items()}
+    _replace_staged(conn, repository_id, session_id, values)
     upsert_staged(
         conn,
         (
-            {"session_id": session_id, "path": path, "entry": dump_json(entry_value(e))}
-            for path, e in latest.items()
+            {"session_id": session_id, "path": path, "entry": dump_json(value)}
+            for path, value in values.items()
         ),
     )
+
+
+def _replace_staged(
+    conn: sa.Connection, repository_id: str, session_id: str, values: Mapping[str, Any]
+) -> None:
+    """Releases the blobs of what the session staged at those paths that ``values`` replace
+    with another address (their GC books: :func:`books.unstaged`)."""
+    previous = rows.staged_values(conn, session_id, list(values))
+    replaced = [
+        old for path, old in previous.items() if old is not None and old[0] != values[path][0]
+    ]
+    books.unstaged(conn, repository_id, replaced, now_micros())
 
 
 def stage_deletes(
@@ -107,6 +121,9 @@ def stage_deletes(
             unstage.append(path)  # only ever staged: forget it
         else:
             tombstones.append({"session_id": session_id, "path": path, "entry": None})
+    books.unstaged(
+        conn, repository_id, [v for p in existed if (v := staged.get(p)) is not None], now_micros()
+    )
     upsert_staged(conn, tombstones)
     for start in range(0, len(unstage), rows.LOOKUP_BATCH):
         conn.execute(
@@ -131,6 +148,7 @@ def stage_copy(
     if value is None:
         raise ObjectNotFound(source)
     copied = [*value[:4], now_micros(), value[5]]
+    _replace_staged(conn, repository_id, session_id, {destination: copied})
     upsert_staged(
         conn,
         [{"session_id": session_id, "path": destination, "entry": dump_json(copied)}],
