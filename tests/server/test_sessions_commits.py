@@ -4,6 +4,7 @@ revert) over real HTTP, with bad input for each."""
 from __future__ import annotations
 
 import hashlib
+import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -12,7 +13,10 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 
+from tests import postgres
+
 if TYPE_CHECKING:
+    from lamina.testing import LocalServer
     from tests.conftest import RepoHttp
 
 COMMIT_KEYS = {
@@ -442,3 +446,38 @@ def test_revert_errors(repo_http: RepoHttp) -> None:
     body = error(repo_http.api.post(f"{base}/{c1}/revert", json={}), 409, "merge_conflict")
     assert "p" in body["message"]
     assert log(repo_http)[0]["id"] == head
+
+
+def test_a_commit_beyond_retention_is_stale_and_its_objects_cannot_be_read(
+    repo_http: RepoHttp, local_server: LocalServer
+) -> None:
+    api = repo_http.api
+    assert api.put(repo_http.base, json={"retention_days": 1}).status_code == 200
+    old, new = make_history(repo_http, 2)
+    two_days_ago = int((time.time() - 2 * 86400) * 1_000_000)
+    postgres.execute(  # the first commit was made two days ago, behind the server's back
+        local_server.data_dir,
+        "UPDATE commits SET created_at = :at WHERE id = :id",
+        at=two_days_ago,
+        id=old,
+    )
+    stale = {c["id"]: c["is_stale"] for c in log(repo_http)}
+    assert stale[old] is True and stale[new] is False
+    assert api.get(f"{repo_http.base}/commits/{old}").json()["is_stale"] is True
+    assert api.get(f"{repo_http.base}/commits/{new}").json()["is_stale"] is False
+
+    path = {"path": "dir0/file0.txt"}
+    for response in (
+        api.get(f"{repo_http.base}/object", params={**path, "ref": old}),
+        api.head(f"{repo_http.base}/object", params={**path, "ref": old}),
+        api.get(f"{repo_http.base}/objects", params={"ref": old}),
+        api.get(f"{repo_http.base}/diff", params={"left": old, "right": new}),
+    ):
+        assert response.status_code == 410, response.text
+        if response.request.method != "HEAD":
+            assert response.json()["code"] == "commit_stale"
+            assert "retention (1 days)" in response.json()["message"]
+    # HEAD stays readable, and an old commit is not stale while the retention covers it.
+    assert api.get(f"{repo_http.base}/objects", params={"ref": new}).status_code == 200
+    assert api.put(repo_http.base, json={"retention_days": 3}).status_code == 200
+    assert api.get(f"{repo_http.base}/objects", params={"ref": old}).status_code == 200

@@ -21,6 +21,7 @@ from lamina_server.api.params import (
     Prefix,
     ServicesDep,
 )
+from lamina_server.api.retention import check_readable, is_stale
 from lamina_server.api.schemas import (
     ListingEntryBody,
     Metadata,
@@ -73,7 +74,7 @@ class RevertResponse(BaseModel):
     commit_id: str
 
 
-def commit_json(commit: CommitInfo) -> dict[str, Any]:
+def commit_json(commit: CommitInfo, *, stale: bool) -> dict[str, Any]:
     return {
         "id": commit.id,
         "committer": commit.committer.name,
@@ -83,8 +84,7 @@ def commit_json(commit: CommitInfo) -> dict[str, Any]:
         "creation_date": rfc3339(commit.creation_date),
         "parents": list(commit.parents),
         "metadata": dict(commit.metadata),
-        # Retention is not enforced yet, so every commit stays readable.
-        "is_stale": False,
+        "is_stale": stale,
         "meta_range_id": commit.meta_range_id,
         "object_count": commit.object_count,
         "total_size": commit.total_size,
@@ -122,9 +122,9 @@ async def get_log(
         prefix=validate_prefix(prefix) or None,
         object_path=validate_path(object_path, "object") if object_path else None,
     )
-    return JSONResponse(
-        page_envelope([commit_json(commit) for commit in result.items], result, page.amount)
-    )
+    head = await services.versions.head(access.repo.id)
+    items = [commit_json(c, stale=is_stale(c, access.repo, head)) for c in result.items]
+    return JSONResponse(page_envelope(items, result, page.amount))
 
 
 @router.get(
@@ -135,13 +135,14 @@ async def get_log(
 )
 async def get_commit(commit_id: CommitId, services: ServicesDep, access: AccessDep) -> JSONResponse:
     commit = await services.versions.get_commit(access.repo.id, commit_id)
-    return JSONResponse(commit_json(commit))
+    head = await services.versions.head(access.repo.id)
+    return JSONResponse(commit_json(commit, stale=is_stale(commit, access.repo, head)))
 
 
 @router.get(
     f"{REPO}/diff",
     summary="Changes between two commits (left omitted: the empty tree), or of a session",
-    responses={200: {"model": DiffList}, **error_responses(400, 404)},
+    responses={200: {"model": DiffList}, **error_responses(400, 404, 410)},
     dependencies=[repository_action(Action.GET_COMMIT)],
 )
 async def diff(
@@ -163,6 +164,7 @@ async def diff(
             raise bad_request("session_id: cannot be combined with left/right")
     elif not right:
         raise bad_request("right: is required unless session_id is given")
+    await check_readable(services, access.repo, left or None, right or None)
     result = await services.versions.diff(
         access.repo.id,
         left=left or None,

@@ -27,6 +27,7 @@ from lamina_server.api.params import (
     ServicesDep,
     SessionId,
 )
+from lamina_server.api.retention import check_readable
 from lamina_server.api.schemas import (
     ListingEntryBody,
     PaginationBody,
@@ -84,10 +85,14 @@ class ObjectList(BaseModel):
     pagination: PaginationBody
 
 
-def _view(session_id: str | None, ref: str | None) -> tuple[str | None, str | None]:
+async def _view(
+    services: Services, access: Access, session_id: str | None, ref: str | None
+) -> tuple[str | None, str | None]:
+    """The session or commit a read names (410 for a commit beyond retention)."""
     session_id, ref = session_id or None, ref or None
     if session_id is not None and ref is not None:
         raise bad_request("session_id and ref are mutually exclusive; pass at most one")
+    await check_readable(services, access.repo, ref)
     return session_id, ref
 
 
@@ -99,7 +104,7 @@ async def _read_entry(
 ) -> Entry:
     """The entry at ``path`` in the view a read names: a session, a commit, or HEAD."""
     validate_path(path)
-    session, commit = _view(session_id, ref)
+    session, commit = await _view(services, access, session_id, ref)
     return await services.versions.get_entry(access.repo.id, path, session_id=session, ref=commit)
 
 
@@ -110,7 +115,7 @@ async def _read_entry(
     response_class=Response,
     responses={
         307: {"description": "Redirect to the object's bytes", "headers": _LOCATION},
-        **error_responses(400, 404),
+        **error_responses(400, 404, 410),
     },
     dependencies=[repository_action(Action.GET_OBJECT, path="query:path")],
 )
@@ -138,7 +143,7 @@ async def get_object(
             "description": "The object exists; its user metadata as X-Tilde-Meta-<key> headers",
             "headers": _OBJECT_HEADERS,
         },
-        **error_responses(400, 404),
+        **error_responses(400, 404, 410),
     },
     dependencies=[repository_action(Action.GET_OBJECT, path="query:path")],
 )
@@ -171,7 +176,7 @@ async def head_object(
     f"{REPO}/objects",
     summary="List objects (latest commit, a commit, or a session's view)",
     response_model=ObjectList,
-    responses=error_responses(400, 404),
+    responses=error_responses(400, 404, 410),
     dependencies=[repository_action(Action.LIST_OBJECTS)],
 )
 async def list_objects(
@@ -183,7 +188,7 @@ async def list_objects(
     prefix: Prefix = None,
     delimiter: Delimiter = None,
 ) -> JSONResponse:
-    session, commit = _view(session_id, ref)
+    session, commit = await _view(services, access, session_id, ref)
     prefix, delim = validate_prefix(prefix), validate_delimiter(delimiter)
     page = await services.versions.list_objects(
         access.repo.id,
