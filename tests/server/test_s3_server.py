@@ -7,11 +7,13 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import httpx
 import pytest
 import tilde
 
+import lamina
 from lamina.testing import LocalServer
 from lamina_server.storage.blobs.sigv4 import Credentials, SigV4
 from tests.server import seaweedfs as weed
@@ -104,6 +106,68 @@ def test_single_upload_goes_straight_to_the_store(
     assert (whole.content, whole.headers["content-type"]) == (data, "text/x-a")
     ranged = httpx.get(location, headers={"Range": "bytes=10-19"})
     assert (ranged.status_code, ranged.content) == (206, data[10:20])
+    assert data_plane_hits(s3_server) == []
+
+
+def test_an_in_place_upload_is_written_once_where_it_is_read(
+    api: httpx.Client, base: str, s3_server: LocalServer, seaweedfs: SeaweedFS
+) -> None:
+    session = api.post(f"{base}/sessions").json()["session_id"]
+    query = {"session_id": session, "path": "in/place.bin"}
+    data, other = os.urandom(70_000), os.urandom(70_000)
+
+    def start() -> dict[str, Any]:
+        started = api.put(f"{base}/object", params={**query, "in_place": "true"})
+        assert started.status_code == 200, started.text
+        ticket: dict[str, Any] = started.json()
+        assert ticket["upload_headers"] == {"If-None-Match": "*"}
+        assert "/blobs/" in ticket["upload_url"] and "/incoming/" not in ticket["upload_url"]
+        return ticket
+
+    def finalize(ticket: dict[str, Any], body: bytes) -> httpx.Response:
+        return api.post(
+            f"{base}/object/finalize",
+            params=query,
+            json={"upload_token": ticket["upload_token"], "checksum": md5(body)},
+        )
+
+    ticket = start()
+    url, headers = ticket["upload_url"], ticket["upload_headers"]
+    # The header is signed into the URL: a PUT without it is refused, so is a second write.
+    assert httpx.put(url, content=data).status_code == 403
+    assert httpx.put(url, content=data, headers=headers).status_code == 200
+    assert httpx.put(url, content=other, headers=headers).status_code == 412
+    # A mismatch frees the address: nothing was claimed, and the URL may be used again.
+    wrong = finalize(ticket, other)
+    assert (wrong.status_code, wrong.json()["code"]) == (400, "checksum_mismatch")
+    assert httpx.put(url, content=data, headers=headers).status_code == 200
+    done = finalize(ticket, data)
+    assert done.status_code == 201, done.text
+    again = finalize(ticket, data)
+    assert (again.status_code, again.json()["code"]) == (409, "upload_token_used")
+    # Once finalized, the bytes can never change under the staged object.
+    assert httpx.put(url, content=other, headers=headers).status_code == 412
+    assert api.post(f"{base}/sessions/{session}", json={"message": "in place"}).status_code == 200
+    location = api.get(f"{base}/object", params={"path": "in/place.bin"}).headers["location"]
+    assert httpx.get(location).content == data
+    assert data_plane_hits(s3_server) == []
+
+
+def test_the_sdk_uploads_in_place(base: str, s3_server: LocalServer, seaweedfs: SeaweedFS) -> None:
+    sent: list[httpx.Request] = []
+    with httpx.Client(event_hooks={"request": [sent.append]}) as http:
+        client = lamina.Client(
+            api_key=s3_server.api_key, endpoint_url=s3_server.endpoint_url, http_client=http
+        )
+        org, name = base.split("/")[2::2]
+        repo = client.repository(f"{org}/{name}")
+        data = os.urandom(10_000)
+        with repo.session() as session:
+            session.objects.put("sdk.bin", data)
+            session.commit("in place")
+        assert repo.objects.get("sdk.bin").read() == data
+    (upload,) = [r for r in sent if r.method == "PUT" and str(r.url).startswith(seaweedfs.endpoint)]
+    assert "/blobs/" in upload.url.path and upload.headers["if-none-match"] == "*"
     assert data_plane_hits(s3_server) == []
 
 

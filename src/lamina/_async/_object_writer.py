@@ -140,9 +140,11 @@ class AsyncObjectWriter:
         body: bytes | AsyncBody | AsyncIterator[bytes],
         length: int | None,
         progress: ProgressHook | None,
+        extra_headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
-        """PUT a body to a presigned URL (no Authorization) under the client's limiter."""
-        headers = {"Content-Type": _OCTET_STREAM}
+        """PUT a body to a presigned URL (no Authorization) under the client's limiter, with
+        the headers its ticket names."""
+        headers = {**(extra_headers or {}), "Content-Type": _OCTET_STREAM}
         if length is not None:
             headers["Content-Length"] = str(length)
         async with self._client.limiter:
@@ -169,7 +171,7 @@ class AsyncObjectWriter:
         ticket = structure(
             self._client.converter,
             await self._client.request_json(
-                "PUT", f"{self._base}/object", params=self._params(path)
+                "PUT", f"{self._base}/object", params=self._params(path, in_place="true")
             ),
             UploadTicket,
         )
@@ -180,7 +182,7 @@ class AsyncObjectWriter:
         else:
             size = source.size
             body = _body(source, 0, size, progress)
-        response = await self._send(ticket.upload_url, body, size, progress)
+        response = await self._send(ticket.upload_url, body, size, progress, ticket.upload_headers)
         etag = unquote_etag(response.headers.get("etag")) or ""
         request: dict[str, Any] = {
             "upload_token": ticket.upload_token,

@@ -142,9 +142,11 @@ class ObjectWriter:
         body: bytes | Body | Iterator[bytes],
         length: int | None,
         progress: ProgressHook | None,
+        extra_headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
-        """PUT a body to a presigned URL (no Authorization) under the client's limiter."""
-        headers = {"Content-Type": _OCTET_STREAM}
+        """PUT a body to a presigned URL (no Authorization) under the client's limiter, with
+        the headers its ticket names."""
+        headers = {**(extra_headers or {}), "Content-Type": _OCTET_STREAM}
         if length is not None:
             headers["Content-Length"] = str(length)
         with self._client.limiter:
@@ -170,7 +172,9 @@ class ObjectWriter:
     ) -> PutObjectResult:
         ticket = structure(
             self._client.converter,
-            self._client.request_json("PUT", f"{self._base}/object", params=self._params(path)),
+            self._client.request_json(
+                "PUT", f"{self._base}/object", params=self._params(path, in_place="true")
+            ),
             UploadTicket,
         )
         size: int | None = None
@@ -180,7 +184,7 @@ class ObjectWriter:
         else:
             size = source.size
             body = _body(source, 0, size, progress)
-        response = self._send(ticket.upload_url, body, size, progress)
+        response = self._send(ticket.upload_url, body, size, progress, ticket.upload_headers)
         etag = unquote_etag(response.headers.get("etag")) or ""
         request: dict[str, Any] = {
             "upload_token": ticket.upload_token,

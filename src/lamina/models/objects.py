@@ -100,10 +100,12 @@ class CopyObjectResult:
 
 @frozen
 class UploadTicket:
-    """``PUT .../object``: where to send the bytes and the token that finalizes them."""
+    """``PUT .../object``: where to send the bytes, the headers to send them with (asked for
+    with ``in_place``, a Lamina extension), and the token that finalizes them."""
 
     upload_url: str
     upload_token: str
+    upload_headers: dict[str, str] | None = None
 
 
 @frozen

@@ -98,11 +98,18 @@ def public_base(request: Request, services: Services) -> str:
     return request_base(request)
 
 
-def upload_url(request: Request, services: Services, claims: Mapping[str, str]) -> str:
+def upload_url(
+    request: Request,
+    services: Services,
+    claims: Mapping[str, str | int],
+    *,
+    in_place: bool = False,
+) -> str:
     """The presigned PUT for one upload; ``claims``: repository, session, path, address.
-    The blob store's own URL when clients reach it directly."""
+    The blob store's own URL when clients reach it directly (``in_place``: see
+    :meth:`~lamina_server.storage.blobs.Presigner.upload_url`)."""
     if services.presigner is not None:
-        return services.presigner.upload_url(claims["a"], UPLOAD_TTL)
+        return services.presigner.upload_url(str(claims["a"]), UPLOAD_TTL, in_place=in_place)
     token = services.signer.sign(UPLOAD_URL, claims, ttl=UPLOAD_TTL)
     return f"{public_base(request, services)}{BLOBS}/upload?token={token}"
 

@@ -58,7 +58,13 @@ from lamina_server.api.validation import (
 )
 from lamina_server.authz import Action
 from lamina_server.repositories import RepositoryRecord
-from lamina_server.storage.blobs import BlobInfo, BlobMismatch, BlobNotFound, multipart_etag
+from lamina_server.storage.blobs import (
+    IN_PLACE_HEADERS,
+    BlobInfo,
+    BlobMismatch,
+    BlobNotFound,
+    multipart_etag,
+)
 from lamina_server.versioning import Entry
 
 router = APIRouter(tags=["Objects"], route_class=LaminaRoute)
@@ -78,6 +84,11 @@ class _Request(BaseModel):
 class UploadTarget(BaseModel):
     upload_url: str = Field(description="Presigned URL: PUT the raw bytes here, no API key")
     upload_token: str
+    upload_headers: dict[str, str] | None = Field(
+        None,
+        description="Lamina extension, answered to in_place=true on an S3-compatible store: "
+        "headers the PUT to upload_url must carry as they are",
+    )
 
 
 class _ObjectAttributes(_Request):
@@ -184,9 +195,11 @@ async def _stage_written(
     metadata: dict[str, str],
     *,
     claim: bool,
+    in_place: bool = False,
 ) -> JSONResponse:
     """Stages the verified blob as the object at ``path`` — claiming it first, with ``claim``
-    (a ``BlobError`` if that fails) — and answers 201 ``{path, etag}``."""
+    (a ``BlobError`` if that fails; ``in_place``: an in-place upload's) — and answers 201
+    ``{path, etag}``."""
     entry = Entry(
         address=info.address,
         size=info.size,
@@ -195,7 +208,7 @@ async def _stage_written(
         last_modified=datetime.now(timezone.utc),
         metadata=metadata,
     )
-    await services.staging.put(repo.id, session_id, path, entry, claim=claim)
+    await services.staging.put(repo.id, session_id, path, entry, claim=claim, in_place=in_place)
     return JSONResponse({"path": path, "etag": info.etag}, status_code=201)
 
 
@@ -207,20 +220,34 @@ _QUERY: Mapping[str, tuple[str, JsonDict]] = {
 }
 
 
-def _documented(body: type[BaseModel] | None = None) -> dict[str, Any]:
-    """``openapi_extra`` for a bare-request session write: its query parameters and body."""
-    extra: dict[str, Any] = {
-        "parameters": [
-            {
-                "name": name,
-                "in": "query",
-                "required": True,
-                "description": description,
-                "schema": {"type": "string", **schema},
-            }
-            for name, (description, schema) in _QUERY.items()
-        ]
-    }
+_IN_PLACE = (
+    "Lamina extension: the client will send the upload_headers the answer lists with its PUT. "
+    "On an S3-compatible store the bytes then go straight to their final key, written once "
+    "(If-None-Match: *), and finalize copies nothing; the local store ignores it."
+)
+
+
+def _documented(
+    body: type[BaseModel] | None = None, flags: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """``openapi_extra`` for a bare-request session write: its query parameters (``flags``:
+    optional booleans, name -> description) and body."""
+    required = [
+        {
+            "name": name,
+            "in": "query",
+            "required": True,
+            "description": description,
+            "schema": {"type": "string", **schema},
+        }
+        for name, (description, schema) in _QUERY.items()
+    ]
+    optional = [
+        {"name": name, "in": "query", "required": False, "description": description}
+        | {"schema": {"type": "boolean", "default": False}}
+        for name, description in (flags or {}).items()
+    ]
+    extra: dict[str, Any] = {"parameters": required + optional}
     if body is not None:
         schema = {"application/json": {"schema": body.model_json_schema()}}
         extra["requestBody"] = {"required": True, "content": schema}
@@ -240,7 +267,7 @@ async def _session_write(request: Request) -> tuple[Services, Access, str, str]:
     summary="Start an upload: a presigned upload URL and an upload token",
     response_model=UploadTarget,
     responses=error_responses(400, 404),
-    openapi_extra=_documented(),
+    openapi_extra=_documented(flags={"in_place": _IN_PLACE}),
     dependencies=[repository_action(Action.PUT_OBJECT, path="query:path")],
 )
 async def put_object(request: Request) -> JSONResponse:
@@ -248,13 +275,22 @@ async def put_object(request: Request) -> JSONResponse:
     repo = access.repo
     await services.versions.open_session(repo.id, session_id)
     address = services.blobs.new_address()
-    claims = {"r": repo.id, "s": session_id, "p": path, "a": address}
-    return JSONResponse(
-        {
-            "upload_url": data.upload_url(request, services, claims),
-            "upload_token": services.signer.sign(UPLOAD_TOKEN, claims, ttl=data.UPLOAD_TTL),
-        }
-    )
+    claims: dict[str, str | int] = {"r": repo.id, "s": session_id, "p": path, "a": address}
+    in_place = services.presigner is not None and _flag(request, "in_place")
+    if in_place:
+        claims["i"] = 1
+    target: dict[str, Any] = {
+        "upload_url": data.upload_url(request, services, claims, in_place=in_place),
+        "upload_token": services.signer.sign(UPLOAD_TOKEN, claims, ttl=data.UPLOAD_TTL),
+    }
+    if in_place:
+        target["upload_headers"] = IN_PLACE_HEADERS
+    return JSONResponse(target)
+
+
+def _flag(request: Request, name: str) -> bool:
+    """A boolean query parameter: true, 1 or yes (any case) is set; absent or else is not."""
+    return query(request).get(name, "").lower() in ("true", "1", "yes")
 
 
 @router.post(
@@ -276,12 +312,20 @@ async def finalize_object(request: Request) -> JSONResponse:
     checksum, size_bytes, content_type, metadata = _object_attributes(body)
     repo = access.repo
     claims = _token_claims(services, UPLOAD_TOKEN, body.upload_token, repo, session_id, path)
-    address = str(claims["a"])
+    address, in_place = str(claims["a"]), claims.get("i") == 1
     try:
-        info = await services.blobs.pending(address)
+        info = await services.blobs.pending(address, in_place=in_place)
         _check_written(info, size_bytes, checksum)
         return await _stage_written(
-            services, repo, session_id, path, info, content_type, metadata, claim=True
+            services,
+            repo,
+            session_id,
+            path,
+            info,
+            content_type,
+            metadata,
+            claim=True,
+            in_place=in_place,
         )
     except BlobNotFound:
         raise bad_request(
@@ -289,7 +333,7 @@ async def finalize_object(request: Request) -> JSONResponse:
             "upload_incomplete",
         ) from None
     except BlobMismatch as exc:
-        await services.blobs.discard(address)
+        await services.blobs.discard(address, in_place=in_place)
         raise api_error_for(exc) from None
 
 

@@ -27,8 +27,10 @@ from lamina_server.versioning.models import Entry
 from lamina_server.versioning.store import VersionStore
 
 _Key = tuple[str, str]
-# path, entry, whether its address is an upload to claim, the request's journal entries
-_Put = tuple[str, Entry, bool, tuple[Any, ...]]
+# path, entry, how its address is claimed (None: it is not an upload; "pending"; "in place"),
+# the request's journal entries
+_Put = tuple[str, Entry, str | None, tuple[Any, ...]]
+PENDING, IN_PLACE = "pending", "in place"
 
 
 class Staging:
@@ -40,13 +42,21 @@ class Staging:
         self._puts: dict[_Key, GroupCommit[_Put, Entry | BlobError]] = {}
 
     async def put(
-        self, repository_id: str, session_id: str, path: str, entry: Entry, *, claim: bool = False
+        self,
+        repository_id: str,
+        session_id: str,
+        path: str,
+        entry: Entry,
+        *,
+        claim: bool = False,
+        in_place: bool = False,
     ) -> Entry:
         """Stages ``entry`` at ``path``; returns it once it is committed to the database.
 
-        With ``claim``, ``entry.address`` is a pending upload, claimed in the same batch: the
-        entry staged and returned carries the address the claim answers, and a failed claim
-        raises its :class:`BlobError` (nothing is staged for it).
+        With ``claim``, ``entry.address`` is a pending upload (``in_place``: uploaded in place,
+        :meth:`~lamina_server.storage.blobs.Presigner.upload_url`), claimed in the same batch:
+        the entry staged and returned carries the address the claim answers, and a failed
+        claim raises its :class:`BlobError` (nothing is staged for it).
         """
         key = (repository_id, session_id)
         puts = self._puts.get(key)
@@ -57,7 +67,8 @@ class Staging:
 
             puts = self._puts[key] = GroupCommit(flush)
         try:
-            outcome = await puts.submit((path, entry, claim, journal.pending()))
+            how = (IN_PLACE if in_place else PENDING) if claim else None
+            outcome = await puts.submit((path, entry, how, journal.pending()))
         finally:
             if puts.idle and self._puts.get(key) is puts:
                 del self._puts[key]
@@ -69,9 +80,13 @@ class Staging:
         self, repository_id: str, session_id: str, items: Sequence[_Put]
     ) -> list[Entry | BlobError]:
         outcomes: list[Entry | BlobError] = [item[1] for item in items]
-        claims = [index for index, item in enumerate(items) if item[2]]
-        if claims:
-            claimed = await self._blobs.claim_many([items[index][1].address for index in claims])
+        for how in (PENDING, IN_PLACE):
+            claims = [index for index, item in enumerate(items) if item[2] == how]
+            if not claims:
+                continue
+            claimed = await self._blobs.claim_many(
+                [items[index][1].address for index in claims], in_place=how == IN_PLACE
+            )
             for index, address in zip(claims, claimed, strict=True):
                 entry = items[index][1]
                 outcomes[index] = (

@@ -11,6 +11,7 @@ also a :class:`Presigner`; :mod:`.backend` picks one of them.
 from __future__ import annotations
 
 from lamina_server.storage.blobs.base import (
+    IN_PLACE_HEADERS,
     BlobClaimed,
     BlobError,
     BlobExists,
@@ -33,6 +34,7 @@ from lamina_server.storage.blobs.receive import CHUNK_SIZE
 
 __all__ = [
     "CHUNK_SIZE",
+    "IN_PLACE_HEADERS",
     "READ_SIZE",
     "SHARD_RUN",
     "SMALL_BLOB",

@@ -78,15 +78,18 @@ class BlobStore(Protocol):
         """
         ...
 
-    async def pending(self, address: str) -> BlobInfo:
-        """The uploaded, not yet claimed blob at ``address``.
+    async def pending(self, address: str, *, in_place: bool = False) -> BlobInfo:
+        """The uploaded, not yet claimed blob at ``address`` (``in_place``: uploaded to its
+        :meth:`Presigner.upload_url` in place).
 
         :class:`BlobClaimed` if it was claimed already, :class:`BlobNotFound` if nothing was
         uploaded.
         """
         ...
 
-    async def claim_many(self, addresses: Sequence[str]) -> list[str | BlobError]:
+    async def claim_many(
+        self, addresses: Sequence[str], *, in_place: bool = False
+    ) -> list[str | BlobError]:
         """Makes the pending blob at each address durable, permanent and readable, exactly once,
         all in one batch; per address, the address to read it at from then on, or its error:
         :class:`BlobClaimed` if it was claimed already, :class:`BlobNotFound` if nothing was
@@ -98,8 +101,9 @@ class BlobStore(Protocol):
         """:meth:`claim_many` of one address, raising its error."""
         ...
 
-    async def discard(self, address: str) -> None:
-        """Drops the pending blob at ``address`` (no error if there is none)."""
+    async def discard(self, address: str, *, in_place: bool = False) -> None:
+        """Drops the pending blob at ``address`` (no error if there is none; a claimed one
+        stays)."""
         ...
 
     def read(self, address: str, start: int, end: int) -> AsyncIterator[bytes]:
@@ -155,12 +159,18 @@ class BlobStore(Protocol):
         ...
 
 
+# What the PUT to an in-place upload URL must carry: the store refuses to write the key again.
+IN_PLACE_HEADERS = {"If-None-Match": "*"}
+
+
 class Presigner(Protocol):
     """A blob store that clients reach directly: it hands out presigned URLs of its own, so
     that upload and download bytes bypass the API process (``ttl`` in seconds)."""
 
-    def upload_url(self, address: str, ttl: float) -> str:
-        """A URL to ``PUT`` the bytes of the pending upload at ``address`` to."""
+    def upload_url(self, address: str, ttl: float, *, in_place: bool = False) -> str:
+        """A URL to ``PUT`` the bytes of the pending upload at ``address`` to. ``in_place``:
+        the bytes go straight to where the claimed blob is read from, written once (the
+        request must carry :data:`IN_PLACE_HEADERS`), so a claim moves nothing."""
         ...
 
     def part_url(self, address: str, upload_id: str, part_number: int, ttl: float) -> str:

@@ -157,7 +157,8 @@ class LocalBlobStore:
             self._small_bytes -= len(small.data)
         return small
 
-    async def pending(self, address: str) -> BlobInfo:
+    async def pending(self, address: str, *, in_place: bool = False) -> BlobInfo:
+        _refuse_in_place(in_place)
         small = self._small.get(address)
         if small is not None:
             return small.info
@@ -191,9 +192,12 @@ class LocalBlobStore:
             raise outcome
         return outcome
 
-    async def claim_many(self, addresses: Sequence[str]) -> list[str | BlobError]:
+    async def claim_many(
+        self, addresses: Sequence[str], *, in_place: bool = False
+    ) -> list[str | BlobError]:
         """One worker-thread hop claims the batch (:meth:`_claim_many`); small uploads leave
         memory for the pack, and come back if the hop fails."""
+        _refuse_in_place(in_place)
         outcomes: dict[int, str | BlobError] = {}
         jobs: list[tuple[int, str, _Small | None]] = []
         for index, address in enumerate(addresses):
@@ -272,7 +276,8 @@ class LocalBlobStore:
                 raise BlobClaimed("this upload was already finalized") from None
             raise BlobNotFound("no bytes were uploaded for this upload") from None
 
-    async def discard(self, address: str) -> None:
+    async def discard(self, address: str, *, in_place: bool = False) -> None:
+        _refuse_in_place(in_place)
         self._pending_info.pop(address, None)
         if self._drop_small(address) is not None:
             return
@@ -390,3 +395,9 @@ class LocalBlobStore:
                     yield block
             finally:
                 os.close(fd)
+
+
+def _refuse_in_place(in_place: bool) -> None:
+    """The local folder hands out no in-place upload URLs (it is no :class:`Presigner`)."""
+    if in_place:
+        raise BlobError("the local blob store has no in-place uploads")

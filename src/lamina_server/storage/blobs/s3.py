@@ -17,6 +17,13 @@ so a crash leaves no visible half object; a crash between marker and copy leaves
 that was claimed but holds nothing, which nothing references: finalizing it again answers
 :class:`BlobClaimed`, as for any used token, and the client uploads again.
 
+An *in-place* upload (a client that sends :data:`~.base.IN_PLACE_HEADERS` with its PUT) goes
+straight to ``blobs/<address>``: its presigned URL signs ``If-None-Match: *``, so the store
+writes the key once and refuses every later PUT to it, and the bytes cannot change after
+finalize read them. Its claim is the marker alone: no copy, no delete (three requests to the
+store per object instead of five, and a large single upload is not copied again). Clients that
+send no such header (the official SDKs) get the ``incoming/`` URL above.
+
 A multipart upload is an S3 multipart upload of ``blobs/<address>``: the client sends its
 parts to presigned part URLs, and completing it checks the parts S3 lists (present, ETags,
 total size: nothing is claimed on a mismatch), creates the marker, then completes the upload,
@@ -47,6 +54,7 @@ from obstore.exceptions import AlreadyExistsError, BaseError, NotFoundError
 from obstore.store import S3Store
 
 from lamina_server.storage.blobs.base import (
+    IN_PLACE_HEADERS,
     BlobClaimed,
     BlobError,
     BlobInfo,
@@ -148,7 +156,10 @@ class S3BlobStore:
 
     # --- presigned URLs -------------------------------------------------------------------
 
-    def upload_url(self, address: str, ttl: float) -> str:
+    def upload_url(self, address: str, ttl: float, *, in_place: bool = False) -> str:
+        if in_place:
+            key = self._full("blobs", address)
+            return self._signer.presign("PUT", key, int(ttl), headers=IN_PLACE_HEADERS)
         return obstore.sign(
             self._store, "PUT", self._key("incoming", address), timedelta(seconds=ttl)
         )
@@ -187,9 +198,10 @@ class S3BlobStore:
         self._remember(address, str(result["e_tag"]).strip('"'))
         return BlobInfo(address, size, md5.hexdigest())
 
-    async def pending(self, address: str) -> BlobInfo:
+    async def pending(self, address: str, *, in_place: bool = False) -> BlobInfo:
+        kind = "blobs" if in_place else "incoming"
         try:
-            meta = await obstore.head_async(self._store, self._key("incoming", address))
+            meta = await obstore.head_async(self._store, self._key(kind, address))
         except _MISSING:
             raise await self._gone(address) from None
         except _FAILED as exc:
@@ -206,12 +218,15 @@ class S3BlobStore:
             raise outcome
         return outcome
 
-    async def claim_many(self, addresses: Sequence[str]) -> list[str | BlobError]:
+    async def claim_many(
+        self, addresses: Sequence[str], *, in_place: bool = False
+    ) -> list[str | BlobError]:
         outcomes: list[str | BlobError] = [BlobError("not claimed")] * len(addresses)
+        claim = self._claim_in_place if in_place else self._claim
 
         async def one(index: int, address: str) -> None:
             try:
-                outcomes[index] = await self._claim(address)
+                outcomes[index] = await claim(address)
             except BlobError as exc:
                 outcomes[index] = exc
 
@@ -247,6 +262,13 @@ class S3BlobStore:
         await self._delete(self._key("incoming", address))
         return address
 
+    async def _claim_in_place(self, address: str) -> str:
+        """An in-place upload is where it is read from, and can no longer change: claiming it
+        is writing its marker (once)."""
+        self._seen.pop(address, None)
+        await self._mark_claimed(address, "this upload was already finalized")
+        return address
+
     async def _mark_claimed(self, address: str, already: str) -> str:
         """Writes the address's claim marker, once across every replica (a create that fails
         when it exists); its key. :class:`BlobClaimed` saying ``already`` when it was there."""
@@ -265,9 +287,19 @@ class S3BlobStore:
         except _FAILED as exc:
             raise _store_error(exc) from None
 
-    async def discard(self, address: str) -> None:
+    async def discard(self, address: str, *, in_place: bool = False) -> None:
         self._seen.pop(address, None)
-        await self._delete(self._key("incoming", address))
+        if not in_place:
+            await self._delete(self._key("incoming", address))
+            return
+        # The bytes sit where a claim would leave them: take the marker first, so that an
+        # upload another request claimed meanwhile stays; then free the address again.
+        try:
+            marker = await self._mark_claimed(address, "claimed")
+        except BlobClaimed:
+            return
+        await self._delete(self._key("blobs", address))
+        await self._delete(marker)
 
     async def delete(self, addresses: Sequence[str]) -> None:
         """Removes each blob and then its claim marker (a marker without its blob would

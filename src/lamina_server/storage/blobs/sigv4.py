@@ -94,10 +94,13 @@ class SigV4:
         expires: int,
         query: Mapping[str, str] | None = None,
         *,
+        headers: Mapping[str, str] | None = None,
         now: datetime | None = None,
     ) -> str:
-        """A URL that lets its holder make this one request for ``expires`` seconds."""
+        """A URL that lets its holder make this one request for ``expires`` seconds; the
+        request must carry ``headers`` (signed with it) as they are."""
         stamp, scope = self._scope(now or datetime.now(timezone.utc))
+        signed = {"host": self._host(), **{k.lower(): v for k, v in (headers or {}).items()}}
         params = dict(query or {})
         params.update(
             {
@@ -105,12 +108,12 @@ class SigV4:
                 "X-Amz-Credential": f"{self.credentials.access_key_id}/{scope}",
                 "X-Amz-Date": stamp,
                 "X-Amz-Expires": str(expires),
-                "X-Amz-SignedHeaders": "host",
+                "X-Amz-SignedHeaders": ";".join(sorted(signed)),
             }
         )
         if self.credentials.session_token:
             params["X-Amz-Security-Token"] = self.credentials.session_token
-        digest, _ = self._canonical(method, key, params, {"host": self._host()}, UNSIGNED)
+        digest, _ = self._canonical(method, key, params, signed, UNSIGNED)
         params["X-Amz-Signature"] = self._signature(stamp, scope, digest)
         encoded = "&".join(f"{_encode(k)}={_encode(v)}" for k, v in params.items())
         return f"{self.url(key)}?{encoded}"
