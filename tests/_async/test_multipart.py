@@ -65,6 +65,7 @@ async def read_all(repo: AsyncRepository, path: str) -> bytes:
         return b"".join([chunk async for chunk in reader.iter_bytes()])
 
 
+@pytest.mark.local_blobs_only("parts smaller than S3's 5 MiB minimum")
 async def test_multipart_from_bytes_file_and_path(
     repo: AsyncRepository, recorder: _Recorder, tmp_path: Path
 ) -> None:
@@ -92,6 +93,7 @@ async def test_multipart_from_bytes_file_and_path(
     assert head.etag == expected
 
 
+@pytest.mark.local_blobs_only("parts smaller than S3's 5 MiB minimum")
 async def test_multipart_from_iterables_of_unknown_size(repo: AsyncRepository) -> None:
     pieces = [os.urandom(100_000) for _ in range(9)]
     data = b"".join(pieces)
@@ -149,6 +151,7 @@ async def test_failed_multipart_is_aborted(repo: AsyncRepository, recorder: _Rec
         assert [record async for record in session.uncommitted()] == []
 
 
+@pytest.mark.local_blobs_only("parts smaller than S3's 5 MiB minimum")
 async def test_failed_part_upload_raises_typed_error_and_aborts(
     local_server: LocalServer, repository: str
 ) -> None:

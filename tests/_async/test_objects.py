@@ -136,6 +136,7 @@ async def test_reader_read_n_iter_bytes_range_and_cache(repo: AsyncRepository) -
         await reader.read()
 
 
+@pytest.mark.local_blobs_only("redacts the local data plane's token")
 async def test_a_range_past_the_end_is_typed_and_its_error_shows_no_token(
     repo: AsyncRepository,
 ) -> None:
@@ -363,6 +364,7 @@ class _KeyLog(httpx.AsyncBaseTransport):
         await self._real.aclose()
 
 
+@pytest.mark.local_blobs_only("parts smaller than S3's 5 MiB minimum")
 async def test_the_api_key_is_never_sent_to_a_signed_url(
     local_server: LocalServer, repository: str
 ) -> None:

@@ -67,6 +67,7 @@ def read_all(repo: Repository, path: str) -> bytes:
         return b"".join([chunk for chunk in reader.iter_bytes()])
 
 
+@pytest.mark.local_blobs_only("parts smaller than S3's 5 MiB minimum")
 def test_multipart_from_bytes_file_and_path(
     repo: Repository, recorder: _Recorder, tmp_path: Path
 ) -> None:
@@ -94,6 +95,7 @@ def test_multipart_from_bytes_file_and_path(
     assert head.etag == expected
 
 
+@pytest.mark.local_blobs_only("parts smaller than S3's 5 MiB minimum")
 def test_multipart_from_iterables_of_unknown_size(repo: Repository) -> None:
     pieces = [os.urandom(100_000) for _ in range(9)]
     data = b"".join(pieces)
@@ -151,6 +153,7 @@ def test_failed_multipart_is_aborted(repo: Repository, recorder: _Recorder) -> N
         assert [record for record in session.uncommitted()] == []
 
 
+@pytest.mark.local_blobs_only("parts smaller than S3's 5 MiB minimum")
 def test_failed_part_upload_raises_typed_error_and_aborts(
     local_server: LocalServer, repository: str
 ) -> None:

@@ -138,6 +138,7 @@ def test_reader_read_n_iter_bytes_range_and_cache(repo: Repository) -> None:
         reader.read()
 
 
+@pytest.mark.local_blobs_only("redacts the local data plane's token")
 def test_a_range_past_the_end_is_typed_and_its_error_shows_no_token(
     repo: Repository,
 ) -> None:
@@ -365,6 +366,7 @@ class _KeyLog(httpx.BaseTransport):
         self._real.close()
 
 
+@pytest.mark.local_blobs_only("parts smaller than S3's 5 MiB minimum")
 def test_the_api_key_is_never_sent_to_a_signed_url(
     local_server: LocalServer, repository: str
 ) -> None:

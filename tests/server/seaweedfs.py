@@ -63,6 +63,15 @@ class SeaweedFS:
             f"&access_key_id={ACCESS_KEY}&secret_access_key={SECRET_KEY}"
         )
 
+    def create_bucket(self, bucket: str) -> None:
+        """Creates ``bucket`` (SeaweedFS answers 200 when it already exists)."""
+        from lamina_server.storage.blobs.sigv4 import Credentials, SigV4
+
+        signer = SigV4(self.endpoint, REGION, bucket, Credentials(ACCESS_KEY, SECRET_KEY))
+        created = httpx.put(signer.url(""), headers=signer.headers("PUT", "", {}))
+        if created.status_code != 200:
+            raise RuntimeError(f"creating bucket {bucket} failed: {created.text}")
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)

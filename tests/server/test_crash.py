@@ -121,6 +121,7 @@ def server(tmp_path: Path) -> Iterator[LocalServer]:
         yield started
 
 
+@pytest.mark.local_blobs_only("counts the local folder's temporary files")
 @pytest.mark.slow
 @pytest.mark.parametrize("kill_after", [0.05, 0.3, 0.8])
 def test_sigkill_mid_upload_and_mid_commit(server: LocalServer, kill_after: float) -> None:

@@ -105,6 +105,7 @@ def url_token(url: str) -> str:
 # --- single uploads -------------------------------------------------------------------------
 
 
+@pytest.mark.local_blobs_only("the upload URL is the local data plane's")
 def test_single_upload_round_trip(
     api: httpx.Client, repository: str, local_server: LocalServer
 ) -> None:
@@ -138,6 +139,17 @@ def test_single_upload_round_trip(
     assert change["entry"]["content_type"] == "application/octet-stream"
     assert change["entry"]["metadata"] == {}
     assert read(api, repository, "dir/file.bin", session_id=sid) == data
+
+
+@pytest.mark.local_blobs_only("the S3 store answers in_place (test_s3_server)")
+def test_in_place_is_ignored_by_the_local_store(api: httpx.Client, repository: str) -> None:
+    org, name = repository.split("/")
+    base = f"/organizations/{org}/repositories/{name}"
+    sid = session(api, repository)
+    query = {"session_id": sid, "path": "x.bin", "in_place": "true"}
+    started = api.put(f"{base}/object", params=query)
+    assert started.status_code == 200, started.text
+    assert "upload_headers" not in started.json()  # its own single-use URL, as always
 
 
 def test_finalize_accepts_quoted_checksum_content_type_and_metadata(
@@ -199,6 +211,9 @@ def test_finalize_before_upload_is_rejected(api: httpx.Client, repository: str) 
     assert changes(api, repository, sid) == []
 
 
+@pytest.mark.local_blobs_only(
+    "the local data plane refuses a second upload to a URL; S3 takes it (finalize stays single use)"
+)
 def test_tokens_and_upload_urls_are_single_use(api: httpx.Client, repository: str) -> None:
     sid = session(api, repository)
     target = start(api, repository, sid, "once.txt")
@@ -212,6 +227,7 @@ def test_tokens_and_upload_urls_are_single_use(api: httpx.Client, repository: st
     assert read(api, repository, "once.txt", session_id=sid) == b"first"
 
 
+@pytest.mark.local_blobs_only("forges the local data plane's tokens")
 def test_forged_tokens_and_urls_are_rejected(api: httpx.Client, repository: str) -> None:
     sid = session(api, repository)
     target = start(api, repository, sid, "f.txt")
@@ -233,6 +249,7 @@ def test_forged_tokens_and_urls_are_rejected(api: httpx.Client, repository: str)
     assert changes(api, repository, sid) == []
 
 
+@pytest.mark.local_blobs_only("expires the local data plane's tokens")
 def test_expired_tokens_and_urls_are_rejected(
     api: httpx.Client, repository: str, local_server: LocalServer
 ) -> None:
@@ -494,6 +511,7 @@ def complete(
     )
 
 
+@pytest.mark.local_blobs_only("parts smaller than S3's 5 MiB minimum")
 def test_multipart_round_trip(api: httpx.Client, repository: str) -> None:
     sid = session(api, repository)
     chunks = [os.urandom(100_000), os.urandom(7), os.urandom(1_500_000)]
@@ -534,6 +552,7 @@ def test_multipart_round_trip(api: httpx.Client, repository: str) -> None:
     error(reused, 409, contains="already used")
 
 
+@pytest.mark.local_blobs_only("parts smaller than S3's 5 MiB minimum")
 def test_multipart_checksums(api: httpx.Client, repository: str) -> None:
     sid = session(api, repository)
     mp = multipart_start(api, repository, sid, "c")
@@ -561,6 +580,7 @@ def test_part_numbers_out_of_range(api: httpx.Client, repository: str, number: i
     error(response, 400, contains="part_number")
 
 
+@pytest.mark.local_blobs_only("parts smaller than S3's 5 MiB minimum")
 def test_multipart_complete_rejects_bad_part_lists(api: httpx.Client, repository: str) -> None:
     sid = session(api, repository)
     mp = multipart_start(api, repository, sid, "m")
@@ -602,6 +622,7 @@ def test_multipart_token_scope(api: httpx.Client, repository: str) -> None:
     error(response, 400, contains="another upload_id")
 
 
+@pytest.mark.local_blobs_only("reads the local folder's part files")
 def test_multipart_abort(api: httpx.Client, repository: str, local_server: LocalServer) -> None:
     sid = session(api, repository)
     mp = multipart_start(api, repository, sid, "a")
@@ -621,6 +642,9 @@ def test_multipart_abort(api: httpx.Client, repository: str, local_server: Local
 # --- the official tilde-sdk against this server ---------------------------------------------
 
 
+@pytest.mark.local_blobs_only(
+    "shrinks tilde's parts below S3's 5 MiB minimum (test_s3_server runs tilde on S3)"
+)
 def test_tilde_sdk_puts_and_reads(
     repository: str, local_server: LocalServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
