@@ -28,7 +28,7 @@ from put_throughput import Server, lamina_bench, measure, report, start_lamina
 async def compare(on: Server, off: Server, args: argparse.Namespace) -> None:
     async with AsyncExitStack() as stack:
         benches = {
-            server.name: await lamina_bench(server, args.size, args.concurrency, stack)
+            server.name: await lamina_bench([server], args.size, args.concurrency, stack)
             for server in (on, off)
         }
         for server in (on, off):

@@ -6,7 +6,8 @@ unmeasured round each (a first round on an idle machine meets cold caches and an
 favour neither app evenly), then measured in alternating rounds on the same machine. The client
 is aiohttp with a fixed number of puts in flight.
 
-- Lamina: per object ``PUT /object`` (upload URL + token), ``PUT <upload_url>`` (the bytes),
+- Lamina: per object ``PUT /object`` (upload URL + token; ``in_place`` as the SDK asks),
+  ``PUT <upload_url>`` (the bytes),
   ``POST /object/finalize`` (durable and staged when it answers), all in one session, then one
   commit — included in the time.
 - Bare: a Starlette app whose one route writes the body to a new file and fsyncs it.
@@ -135,7 +136,8 @@ def start_lamina(
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
     server = Server(name, process, f"http://127.0.0.1:{port}")
     _wait_for(server)
-    server.api_key = tomllib.loads(config_path.read_text())["api_key"]
+    if "--no-write-config" not in options:
+        server.api_key = tomllib.loads(config_path.read_text())["api_key"]
     return server
 
 
@@ -193,29 +195,38 @@ async def bare_bench(server: Server, size: int, concurrency: int, stack: AsyncEx
     return bench
 
 
-async def lamina_bench(server: Server, size: int, concurrency: int, stack: AsyncExitStack) -> Bench:
-    """``bench(label, count)``: one session, ``count`` full-protocol puts, one commit."""
-    api = f"{server.url}/api/v1"
+async def lamina_bench(
+    servers: list[Server], size: int, concurrency: int, stack: AsyncExitStack, repo: str = "bench"
+) -> Bench:
+    """``bench(label, count)``: one session, ``count`` full-protocol puts, one commit. With
+    several servers (replicas of one deployment) the puts' requests go round-robin over
+    them, each put's three to the same one, as a load balancer would spread them."""
     body = os.urandom(size)
-    http = _client(stack, concurrency, headers={"Authorization": f"Bearer {server.api_key}"})
+    key = servers[0].api_key
+    http = _client(stack, concurrency, headers={"Authorization": f"Bearer {key}"})
     # The presigned URL carries its own credential: no Authorization header.
     blob_http = _client(stack, concurrency)
     org = "local"
-    async with http.post(f"{api}/organizations/{org}/repositories", json={"name": "bench"}) as r:
+    apis = [f"{server.url}/api/v1" for server in servers]
+    async with http.post(f"{apis[0]}/organizations/{org}/repositories", json={"name": repo}) as r:
         assert r.status == 201, await r.text()
-    repo = f"{api}/organizations/{org}/repositories/bench"
+    repos = [f"{api}/organizations/{org}/repositories/{repo}" for api in apis]
 
     async def bench(label: str, count: int) -> None:
-        async with http.post(f"{repo}/sessions") as response:
+        async with http.post(f"{repos[0]}/sessions") as response:
             assert response.status == 201, await response.text()
             session_id: str = (await response.json())["session_id"]
 
         async def one(index: int) -> None:
+            base = repos[index % len(repos)]
             params = {"session_id": session_id, "path": f"{label}/{index:06d}"}
-            async with http.put(f"{repo}/object", params=params) as response:
+            # As the SDK does: an in-place upload where the store offers one (S3).
+            started = {**params, "in_place": "true"}
+            async with http.put(f"{base}/object", params=started) as response:
                 assert response.status == 200, await response.text()
                 target = await response.json()
-            async with blob_http.put(target["upload_url"], data=body) as response:
+            headers = target.get("upload_headers") or {}
+            async with blob_http.put(target["upload_url"], data=body, headers=headers) as response:
                 assert response.status == 200, await response.text()
                 etag = response.headers["ETag"].strip('"')
             finalize = {
@@ -224,13 +235,13 @@ async def lamina_bench(server: Server, size: int, concurrency: int, stack: Async
                 "size_bytes": size,
             }
             async with http.post(
-                f"{repo}/object/finalize", params=params, json=finalize
+                f"{base}/object/finalize", params=params, json=finalize
             ) as response:
                 assert response.status == 201, await response.text()
                 await response.read()  # an unread body would cost aiohttp the connection
 
         await _run(count, concurrency, one)
-        async with http.post(f"{repo}/sessions/{session_id}", json={"message": label}) as r:
+        async with http.post(f"{repos[0]}/sessions/{session_id}", json={"message": label}) as r:
             assert r.status == 200, await r.text()
 
     return bench
@@ -249,7 +260,7 @@ async def compare(bare: Server, lamina: Server, args: argparse.Namespace) -> Non
     async with AsyncExitStack() as stack:
         benches = {
             bare.name: await bare_bench(bare, args.size, args.concurrency, stack),
-            lamina.name: await lamina_bench(lamina, args.size, args.concurrency, stack),
+            lamina.name: await lamina_bench([lamina], args.size, args.concurrency, stack),
         }
         for server in (bare, lamina):
             await benches[server.name]("warm", args.warmup)
@@ -268,10 +279,21 @@ def main() -> None:
     parser.add_argument(
         "--warmup", type=int, default=2000, help="unmeasured puts per app before the rounds"
     )
+    parser.add_argument(
+        "--backend",
+        choices=("local", "postgres+s3"),
+        default="local",
+        help="local: the embedded defaults vs a bare app; postgres+s3: scaled out (below)",
+    )
     parser.add_argument("--serve-bare", nargs=2, metavar=("PORT", "DIR"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_bare:
         serve_bare(int(args.serve_bare[0]), Path(args.serve_bare[1]))
+        return
+    if args.backend == "postgres+s3":
+        from put_scaled_out import run_scaled_out
+
+        run_scaled_out(args)
         return
 
     with tempfile.TemporaryDirectory(prefix="put-bench-", dir=Path.cwd()) as scratch:
