@@ -221,6 +221,12 @@ def _gc_parser(prog: str) -> argparse.ArgumentParser:
         "--dry-run", action="store_true", help="remove nothing; print what would go"
     )
     parser.add_argument(
+        "--sweep-uploads",
+        action="store_true",
+        help="also remove uploads begun over a week ago and never finalized (this lists the "
+        "blob store: its cost follows the store's size; the server's periodic job does it daily)",
+    )
+    parser.add_argument(
         "--grace",
         type=float,
         default=GRACE_SECONDS,
@@ -475,7 +481,9 @@ async def _gc(args: argparse.Namespace) -> int:
     try:
         await ensure_schema(db)  # a data directory from before the collector's tables
         collector = Collector(db, backend.store, grace_seconds=args.grace)
-        report = await collect_once(collector, holder_name(), dry_run=args.dry_run)
+        report = await collect_once(
+            collector, holder_name(), dry_run=args.dry_run, sweep_uploads=args.sweep_uploads
+        )
     except SchemaError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -487,7 +495,8 @@ async def _gc(args: argparse.Namespace) -> int:
         print("error: another garbage collection is running on this database", file=sys.stderr)
         return 1
     verb = "would remove" if args.dry_run else "removed"
-    print(f"{verb}: {report.nodes} tree nodes, {report.blobs} blobs, {report.bytes} bytes")
+    swept = f", {report.uploads} abandoned uploads" if args.sweep_uploads else ""
+    print(f"{verb}: {report.nodes} tree nodes, {report.blobs} blobs, {report.bytes} bytes{swept}")
     return 0
 
 

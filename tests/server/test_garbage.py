@@ -20,7 +20,7 @@ from lamina_server.garbage import Collector, Report, collect_once
 from lamina_server.garbage.collector import _walk
 from lamina_server.identity.tables import organizations
 from lamina_server.repositories.tables import repositories
-from lamina_server.storage.blobs import BlobNotFound
+from lamina_server.storage.blobs import SMALL_BLOB, BlobNotFound
 from lamina_server.storage.db import Database, sqlite_url
 from lamina_server.storage.schema import ensure_schema
 from lamina_server.versioning import Committer, Entry, ObjectNotFound, VersionStore, rows
@@ -98,9 +98,11 @@ class World:
             ).scalar_one()
         )
 
-    async def collect(self, days: float = 0.0, *, dry_run: bool = False) -> Report:
+    async def collect(
+        self, days: float = 0.0, *, dry_run: bool = False, sweep: bool = False
+    ) -> Report:
         self.clock.offset = days * DAY
-        return await self.collector.collect(dry_run=dry_run)
+        return await self.collector.collect(dry_run=dry_run, sweep_uploads=sweep)
 
 
 def _now() -> datetime:
@@ -192,6 +194,19 @@ async def test_what_a_session_overwrote_or_deleted_before_committing_is_removed(
     assert await world.read(REPO, "a") == b"y" * 22
     assert await world.read(REPO, "c") == b"y" * 22
     assert await world.read(REPO, "d") == b"y" * 44
+
+
+async def test_uploads_never_finalized_are_swept_a_week_later(world: World) -> None:
+    kept = await world.upload(b"claimed")
+    abandoned = world.blobs.new_address()  # large enough for a file (small ones expire)
+    await world.blobs.write(abandoned, _chunks(b"never finalized".ljust(SMALL_BLOB + 1)))
+
+    assert (await world.collect(days=6, sweep=True)).uploads == 0
+    assert (await world.collect(days=8)).uploads == 0  # only when asked: it lists the store
+    assert (await world.collect(days=8, sweep=True)).uploads == 1
+    with pytest.raises(BlobNotFound):
+        await world.blobs.pending(abandoned)
+    assert await world.readable(kept.address)
 
 
 async def test_old_versions_go_once_beyond_retention(world: World) -> None:
@@ -387,13 +402,14 @@ def test_cli_gc_prints_what_it_removed(tmp_path: Path, capsys: pytest.CaptureFix
         session = await w.store.create_session(REPO, created_by=WHO)
         await w.store.stage_put(REPO, session.id, "x", await w.upload(b"12345"))
         await w.store.rollback_session(REPO, session.id)
+        await blob_stores.close(w.blobs)
         await db.dispose()
 
     anyio.run(seed)
-    # The data directory's database: its SQLite file, or on a PostgreSQL run the database the
-    # suite gave the directory.
+    # The data directory's database and blobs: its SQLite file and folder, or on a second-pass
+    # run the database and the bucket prefix the suite gave the directory.
     cluster = postgres.CLUSTER
-    data = ["--data-dir", str(tmp_path)]
+    data = ["--data-dir", str(tmp_path), *blob_stores.args_for(tmp_path)]
     if cluster is not None:
         data += ["--database-url", cluster.database_for(tmp_path)]
     assert main(["gc", *data, "--dry-run"]) == 0
@@ -403,5 +419,6 @@ def test_cli_gc_prints_what_it_removed(tmp_path: Path, capsys: pytest.CaptureFix
     assert capsys.readouterr().out == "would remove: 0 tree nodes, 1 blobs, 5 bytes\n"
     assert main(gc) == 0
     assert capsys.readouterr().out == "removed: 0 tree nodes, 1 blobs, 5 bytes\n"
-    assert main(gc) == 0
-    assert capsys.readouterr().out == "removed: 0 tree nodes, 0 blobs, 0 bytes\n"
+    assert main([*gc, "--sweep-uploads"]) == 0
+    out = capsys.readouterr().out
+    assert out == "removed: 0 tree nodes, 0 blobs, 0 bytes, 0 abandoned uploads\n"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import httpx
 import pytest
 
 from lamina_server.storage.blobs import (
+    IN_PLACE_HEADERS,
     BlobClaimed,
     BlobError,
     BlobMismatch,
@@ -226,3 +228,33 @@ async def test_export_downloads_blobs_to_files(store: S3BlobStore, tmp_path: Pat
     with pytest.raises(BlobError, match="not the 4 recorded"):
         await store.export([(blobs[b"small"], 4, tmp_path / "short")])
     await anyio.sleep(0)
+
+
+async def test_abandoned_uploads_are_swept_and_nothing_claimed_is(store: S3BlobStore) -> None:
+    async def exists(kind: str, address: str) -> bool:
+        return await store._exists(store._key(kind, address))
+
+    claimed = store.new_address()
+    await store.write(claimed, chunks(b"kept"))
+    await store.claim(claimed)
+    in_place_claimed, in_place_left, left = (store.new_address() for _ in range(3))
+    async with httpx.AsyncClient() as http:
+        for address in (in_place_claimed, in_place_left):
+            url = store.upload_url(address, 60, in_place=True)
+            put = await http.put(url, content=b"direct", headers=IN_PLACE_HEADERS)
+            assert put.status_code == 200, put.text
+    assert (await store.pending(in_place_claimed, in_place=True)).size == 6
+    assert await store.claim_many([in_place_claimed], in_place=True) == [in_place_claimed]
+    await store.write(left, chunks(b"never finalized"))
+    multipart = store.new_address()
+    unfinished = await store.start_multipart(multipart)
+
+    assert await store.sweep_uploads(time.time() - 3600) == 0  # all of them are younger
+    assert await store.sweep_uploads(time.time() + 1) == 3
+    assert not await exists("incoming", left)
+    assert not await exists("blobs", in_place_left)
+    assert await read_all(store, claimed, 0, 4) == b"kept"
+    assert await read_all(store, in_place_claimed, 0, 6) == b"direct"
+    assert await store.requests.multipart_uploads(f"{store.location.prefix}blobs/") == []
+    with pytest.raises(BlobNotFound):
+        await store.complete_multipart(multipart, unfinished, [(1, "0" * 32)])  # aborted

@@ -25,7 +25,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from lamina_server.repositories.tables import repositories
-from lamina_server.storage.blobs import BlobStore
+from lamina_server.storage.blobs import STALE_UPLOAD_SECONDS, BlobStore
 from lamina_server.storage.db import Database
 from lamina_server.versioning import books, rows
 from lamina_server.versioning.codec import to_micros
@@ -54,14 +54,16 @@ Candidate = tuple[str, str, str]  # kind, item, repository id
 
 @dataclass(frozen=True, slots=True)
 class Report:
-    """What a run removed (or, dry, would remove): tree nodes, blobs and their bytes; and how
-    many repositories it put in the books, and soft-deleted ones whose books it released."""
+    """What a run removed (or, dry, would remove): tree nodes, blobs and their bytes; how
+    many repositories it put in the books, and soft-deleted ones whose books it released; and
+    how many abandoned uploads it swept (:meth:`Collector.collect`'s ``sweep_uploads``)."""
 
     nodes: int = 0
     blobs: int = 0
     bytes: int = 0
     indexed: int = 0
     purged: int = 0
+    uploads: int = 0
 
 
 class Collector:
@@ -84,8 +86,11 @@ class Collector:
         self.grace = int(grace_seconds * 1_000_000)
         self.clock = clock
 
-    async def collect(self, *, dry_run: bool = False) -> Report:
-        """One run. ``dry_run`` removes nothing (it may still bring the books up to date)."""
+    async def collect(self, *, dry_run: bool = False, sweep_uploads: bool = False) -> Report:
+        """One run. ``dry_run`` removes nothing (it may still bring the books up to date).
+        ``sweep_uploads`` also removes the uploads abandoned :data:`STALE_UPLOAD_SECONDS`
+        ago (:meth:`~lamina_server.storage.blobs.BlobStore.sweep_uploads`: a listing of the
+        store, whose cost follows its size; a dry run sweeps nothing)."""
         now = int(self.clock() * 1_000_000)
         indexed = await self._index_all()
         purged = await self._purge_deleted(now)
@@ -104,7 +109,10 @@ class Collector:
             )
             node_count += len(nodes)
         blob_count, freed = await self._delete_condemned()
-        return Report(node_count, blob_count, freed, indexed, purged)
+        swept = 0
+        if sweep_uploads:
+            swept = await self.blobs.sweep_uploads(self.clock() - STALE_UPLOAD_SECONDS)
+        return Report(node_count, blob_count, freed, indexed, purged, swept)
 
     # --- the books ---------------------------------------------------------------------------
 

@@ -57,8 +57,11 @@ def _give_back(conn: sa.Connection, holder: str) -> None:
     )
 
 
+SWEEP_SECONDS = 24 * 3600.0  # how often the periodic job sweeps abandoned uploads
+
+
 async def collect_once(
-    collector: Collector, holder: str, *, dry_run: bool = False
+    collector: Collector, holder: str, *, dry_run: bool = False, sweep_uploads: bool = False
 ) -> Report | None:
     """A run under the lease; None when another holder has it."""
     now = int(time.time() * 1_000_000)
@@ -67,26 +70,33 @@ async def collect_once(
     if not await db.run_write(lambda conn: _take(conn, holder, now, until)):
         return None
     try:
-        return await collector.collect(dry_run=dry_run)
+        return await collector.collect(dry_run=dry_run, sweep_uploads=sweep_uploads)
     finally:
         await db.run_write(lambda conn: _give_back(conn, holder))
 
 
 async def run_periodically(collector: Collector, interval: float) -> None:
-    """Collects every ``interval`` seconds, while it holds the lease; logs what it removed.
-    A failed run is logged and the next one tried at the next interval."""
+    """Collects every ``interval`` seconds, while it holds the lease, sweeping abandoned
+    uploads too once every :data:`SWEEP_SECONDS` (a sweep lists the store); logs what it
+    removed. A failed run is logged and the next one tried at the next interval."""
     holder = holder_name()
+    swept_at = time.monotonic()
     while True:
         await anyio.sleep(interval)
+        sweep = time.monotonic() - swept_at >= SWEEP_SECONDS
         try:
-            report = await collect_once(collector, holder)
+            report = await collect_once(collector, holder, sweep_uploads=sweep)
         except Exception:
             logger.exception("garbage collection failed")
             continue
-        if report is not None and (report.nodes or report.blobs):
+        if report is not None and sweep:
+            swept_at = time.monotonic()
+        if report is not None and (report.nodes or report.blobs or report.uploads):
             logger.info(
-                "garbage collection removed %d tree nodes and %d blobs (%d bytes)",
+                "garbage collection removed %d tree nodes, %d blobs (%d bytes) and %d "
+                "abandoned uploads",
                 report.nodes,
                 report.blobs,
                 report.bytes,
+                report.uploads,
             )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from lamina_server.storage.blobs.base import (
     IN_PLACE_HEADERS,
+    STALE_UPLOAD_SECONDS,
     BlobClaimed,
     BlobError,
     BlobExists,
@@ -39,6 +40,7 @@ __all__ = [
     "SHARD_RUN",
     "SMALL_BLOB",
     "SMALL_BUDGET",
+    "STALE_UPLOAD_SECONDS",
     "BlobClaimed",
     "BlobError",
     "BlobExists",

@@ -106,6 +106,12 @@ class BlobStore(Protocol):
         stays)."""
         ...
 
+    async def sweep_uploads(self, before: float) -> int:
+        """Removes the uploads begun before ``before`` (seconds since the epoch) and never
+        finalized — their bytes, unfinished multipart uploads — and counts them. Long after
+        their URLs and tokens expired (:data:`STALE_UPLOAD_SECONDS`), nothing can claim them."""
+        ...
+
     def read(self, address: str, start: int, end: int) -> AsyncIterator[bytes]:
         """Bytes ``[start, end)`` of the claimed blob at ``address``, in chunks."""
         ...
@@ -158,6 +164,10 @@ class BlobStore(Protocol):
         """Removes the upload's parts; no error if it is gone already."""
         ...
 
+
+# An upload not finalized this long after it began is abandoned (its URLs and tokens expired
+# long before): :meth:`BlobStore.sweep_uploads` removes it.
+STALE_UPLOAD_SECONDS = 7 * 24 * 3600
 
 # What the PUT to an in-place upload URL must carry: the store refuses to write the key again.
 IN_PLACE_HEADERS = {"If-None-Match": "*"}

@@ -22,9 +22,7 @@ import shutil
 import time
 from pathlib import Path
 
-from lamina_server.storage.blobs.base import BlobClaimed, BlobNotFound
-
-STALE_UPLOAD_SECONDS = 7 * 24 * 3600
+from lamina_server.storage.blobs.base import STALE_UPLOAD_SECONDS, BlobClaimed, BlobNotFound
 
 _ADDRESS = re.compile(r"[0-9a-f]{32}")
 
@@ -87,11 +85,20 @@ class Layout:
         for entry in os.scandir(self.tmp):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(entry.path)
-        cutoff = time.time() - STALE_UPLOAD_SECONDS
+        self.sweep(time.time() - STALE_UPLOAD_SECONDS)
+
+    def sweep(self, before: float) -> tuple[list[str], int]:
+        """Removes single and multipart uploads last written before ``before``: the addresses
+        of the single ones, and how many multipart ones."""
+        singles: list[str] = []
         for entry in os.scandir(self.incoming):
-            if _is_stale(entry, cutoff):
+            if _is_stale(entry, before):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(entry.path)
+                    singles.append(entry.name)
+        multipart = 0
         for entry in os.scandir(self.uploads):
-            if _is_stale(entry, cutoff):
+            if _is_stale(entry, before):
                 shutil.rmtree(entry.path, ignore_errors=True)
+                multipart += 1
+        return singles, multipart

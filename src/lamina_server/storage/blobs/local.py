@@ -291,6 +291,12 @@ class LocalBlobStore:
 
     # --- garbage collection ----------------------------------------------------------------
 
+    async def sweep_uploads(self, before: float) -> int:
+        singles, multipart = await to_thread.run_sync(self._layout.sweep, before)
+        for address in singles:
+            self._pending_info.pop(address, None)
+        return len(singles) + multipart
+
     async def delete(self, addresses: Sequence[str]) -> None:
         """Unlinks single-upload blobs, removes multipart ones, punches packed ones out of their
         pack; one worker-thread hop."""

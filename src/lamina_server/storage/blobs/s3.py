@@ -36,13 +36,14 @@ Reads and exports stream from S3 with ranged GETs.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
 import secrets
 from collections import OrderedDict
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -312,6 +313,50 @@ class S3BlobStore:
                 except _FAILED as exc:
                     raise _store_error(exc) from None
 
+    async def sweep_uploads(self, before: float) -> int:
+        """Deletes ``incoming/`` uploads never claimed, in-place uploads never claimed (a blob
+        without a marker: every claim writes one first), and aborts unfinished multipart
+        uploads, each begun before ``before``. It lists the three prefixes (the listings of
+        blobs and markers side by side, both in key order): its cost follows the number of
+        blobs, so it runs rarely (garbage collection's ``--sweep-uploads``)."""
+        keys = [
+            self._key("incoming", address)
+            async for address, written in self._addresses("incoming")
+            if written < before
+        ]
+        markers = self._addresses("claims")
+        marker = await anext(markers, None)
+        async for address, written in self._addresses("blobs"):
+            while marker is not None and marker[0] < address:
+                marker = await anext(markers, None)
+            if written < before and (marker is None or marker[0] != address):
+                keys.append(self._key("blobs", address))
+        for start in range(0, len(keys), DELETE_BATCH):
+            try:
+                await obstore.delete_async(self._store, keys[start : start + DELETE_BATCH])
+            except _FAILED as exc:
+                raise _store_error(exc) from None
+        aborted = 0
+        for key, upload_id, initiated in await self.requests.multipart_uploads(
+            f"{self.location.prefix}blobs/"
+        ):
+            if _epoch(initiated) < before:
+                with contextlib.suppress(S3Error):  # completed or aborted meanwhile
+                    await self.requests.abort_multipart(key, upload_id)
+                    aborted += 1
+        return len(keys) + aborted
+
+    async def _addresses(self, kind: str) -> AsyncIterator[tuple[str, float]]:
+        """The addresses under ``kind/`` in key order, with when each was last written."""
+        try:
+            async for batch in obstore.list(self._store, prefix=f"{kind}/", chunk_size=1000):
+                for meta in batch:
+                    address = str(meta["path"]).rsplit("/", 1)[-1]
+                    if _ADDRESS.fullmatch(address):
+                        yield address, meta["last_modified"].timestamp()
+        except _FAILED as exc:
+            raise _store_error(exc) from None
+
     # --- multipart ------------------------------------------------------------------------
 
     async def start_multipart(self, address: str) -> str:
@@ -442,3 +487,12 @@ def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
+
+
+def _epoch(stamp: str) -> float:
+    """Seconds since the epoch of an ISO 8601 time as S3 writes it (``…Z``); an unreadable
+    one is taken as the future (what is swept must be known to be old)."""
+    try:
+        return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return float("inf")

@@ -114,6 +114,24 @@ class S3Requests:
         if answer.tag.endswith("Error"):
             raise S3Error(200, _find(answer, "Code"), _find(answer, "Message"))
 
+    async def multipart_uploads(self, prefix: str) -> list[tuple[str, str, str]]:
+        """``(key, upload id, initiated)`` of the multipart uploads in progress under
+        ``prefix`` (``initiated`` as S3 writes it, ISO 8601)."""
+        uploads: list[tuple[str, str, str]] = []
+        markers = {"key-marker": "", "upload-id-marker": ""}
+        while True:
+            query = {"uploads": "", "prefix": prefix, **markers}
+            listing = _parse((await self._send("GET", "", query)).content)
+            for upload in [*listing.iter(f"{_NS}Upload"), *listing.iter("Upload")]:
+                key, upload_id = _find(upload, "Key"), _find(upload, "UploadId")
+                uploads.append((key, upload_id, _find(upload, "Initiated")))
+            if _find(listing, "IsTruncated") != "true":
+                return uploads
+            markers = {
+                "key-marker": _find(listing, "NextKeyMarker"),
+                "upload-id-marker": _find(listing, "NextUploadIdMarker"),
+            }
+
     async def abort_multipart(self, key: str, upload_id: str) -> None:
         await self._send("DELETE", key, {"uploadId": upload_id})
 
