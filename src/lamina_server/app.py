@@ -55,6 +55,7 @@ from lamina_server.api.errors import (
     handle_http_error,
     handle_validation_error,
 )
+from lamina_server.api.forwarding import Forwarder, forward_to_owner
 from lamina_server.api.lane import LaminaApp, lane_routes
 from lamina_server.api.openapi import build_openapi, operation_id
 from lamina_server.api.request_ids import RequestIdMiddleware
@@ -77,6 +78,7 @@ from lamina_server.repositories import Repositories
 from lamina_server.sandboxes.checkouts import Checkouts
 from lamina_server.sandboxes.dispatch import Launcher, TriggerDispatcher, TriggerOutbox
 from lamina_server.sandboxes.environment import StoredSecrets
+from lamina_server.sandboxes.errors import SandboxElsewhere
 from lamina_server.sandboxes.gate import PolicyGate
 from lamina_server.sandboxes.images import Images, default_images_dir
 from lamina_server.sandboxes.runners.base import Limits
@@ -121,6 +123,7 @@ def create_app(config: ServerConfig, *, trigger_launcher: Launcher | None = None
         db = Database(config.database_url or sqlite_url(config.data_dir))
         dispatcher: TriggerDispatcher | None = None
         backend: BlobBackend | None = None
+        forwarder: Forwarder | None = None
         try:
             await ensure_schema(db)
             identity = Identity(db)
@@ -135,7 +138,9 @@ def create_app(config: ServerConfig, *, trigger_launcher: Launcher | None = None
             audit_log = AuditLog(db, enabled=config.audit_log)
             repository_directory = Repositories(db)
             approvals = Approvals(db, versions)
-            replicas = Replicas(db)
+            replicas = Replicas(db, url=config.replica_url)
+            signer = UrlSigner(load_or_create_secret(config.data_dir / "signing.key"))
+            forwarder = Forwarder(replicas, signer)
             sandbox_service = Sandboxes(
                 db=db,
                 versions=versions,
@@ -178,7 +183,7 @@ def create_app(config: ServerConfig, *, trigger_launcher: Launcher | None = None
                 blobs=blobs,
                 identity=identity,
                 web_sessions=WebSessions(db, identity.authenticate_digest),
-                signer=UrlSigner(load_or_create_secret(config.data_dir / "signing.key")),
+                signer=signer,
                 repositories=repository_directory,
                 staging=Staging(versions, blobs),
                 authorizer=authorizer,
@@ -193,6 +198,7 @@ def create_app(config: ServerConfig, *, trigger_launcher: Launcher | None = None
                 evidence=evidence_service,
                 usage=Usage(db, runs),
                 velerian=Velerian(VelerianKeys(db), abps, runs),
+                forwarder=forwarder,
                 presigner=backend.presigner,
             )
             async with anyio.create_task_group() as tasks:
@@ -205,6 +211,8 @@ def create_app(config: ServerConfig, *, trigger_launcher: Launcher | None = None
                 yield
                 tasks.cancel_scope.cancel()
         finally:
+            if forwarder is not None:
+                await forwarder.close()
             if dispatcher is not None:
                 await dispatcher.stop()
             if backend is not None and backend.close is not None:
@@ -228,6 +236,7 @@ def create_app(config: ServerConfig, *, trigger_launcher: Launcher | None = None
     app.add_middleware(RequestIdMiddleware)
     for error in HANDLED_ERRORS:
         app.add_exception_handler(error, handle_domain_error)
+    app.add_exception_handler(SandboxElsewhere, forward_to_owner)
     app.add_exception_handler(RequestValidationError, handle_validation_error)
     app.add_exception_handler(StarletteHTTPException, handle_http_error)
 

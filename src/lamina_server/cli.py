@@ -107,6 +107,13 @@ def _serve_parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument(
         "--public-url", default=None, help="externally visible base URL, for signed URLs"
     )
+    parser.add_argument(
+        "--advertise-url",
+        default=None,
+        metavar="URL",
+        help="where the other replicas reach this one, for requests to the sandboxes it runs "
+        "(default: the address it listens on)",
+    )
     _blob_store_argument(parser)
     parser.add_argument("--access-log", action="store_true", help="log every request")
     parser.add_argument(
@@ -306,6 +313,7 @@ def serve(args: argparse.Namespace) -> int:
         sandbox_max_processes=args.sandbox_max_processes,
         audit_log=not args.no_audit_log,
         gc_interval=args.gc_interval,
+        advertise_url=args.advertise_url,
     )
     try:
         check_blob_store(config.blob_store, os.environ)

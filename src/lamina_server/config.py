@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -43,6 +44,10 @@ class ServerConfig:
     ``audit_log`` False records nothing in the audit log (for benchmarks and throwaway
     servers; :mod:`lamina_server.governance.audit`).
 
+    ``advertise_url`` is where the other replicas of a deployment reach this one (requests for
+    the sandboxes it runs are forwarded there: :mod:`lamina_server.api.forwarding`); when unset,
+    the address it listens on (this machine's host name when it listens on every address).
+
     ``gc_interval``: seconds between garbage collections (:mod:`lamina_server.garbage`), of
     which one server sharing the database runs at a time; 0 runs none.
 
@@ -71,6 +76,17 @@ class ServerConfig:
     policy_generator: GeneratorSettings | None = None
     audit_log: bool = True
     gc_interval: float = 3600.0
+    advertise_url: str | None = None
+
+    @property
+    def replica_url(self) -> str:
+        """Where the other replicas reach this one: ``advertise_url``, else the address it
+        listens on."""
+        if self.advertise_url:
+            return self.advertise_url.rstrip("/")
+        host = socket.gethostname() if self.host in ("0.0.0.0", "::", "") else self.host
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.port}"
 
     @property
     def base_url(self) -> str:

@@ -1,7 +1,7 @@
 """Two server replicas on one PostgreSQL and one SeaweedFS: committers spread over both lose
 no update and conflict exactly where their paths overlap; a key revoked on one is refused by
 the other on the next request; a replica SIGKILLed mid-commit and mid-upload loses nothing it
-acknowledged, and the other serves on."""
+acknowledged, and the other serves on; a sandbox one runs is reached through the other."""
 
 from __future__ import annotations
 
@@ -22,15 +22,21 @@ from pathlib import Path
 import httpx
 import pytest
 import tilde
+from websockets.sync.client import connect
 
 from lamina.testing import LocalServer
+from lamina_server.api.forwarding import FORWARDED
+from lamina_server.sandboxes.runners.bubblewrap import BubblewrapRunner
 from lamina_server.storage.blobs.sigv4 import Credentials, SigV4
 from tests import postgres
 from tests.conftest import RepoHttp
 from tests.server import seaweedfs as weed
+from tests.server.sandbox_wire import Sandboxes, handshake_status
 from tests.server.seaweedfs import SeaweedFS
 
 pytestmark = pytest.mark.slow
+_CANNOT_RUN = BubblewrapRunner().check()
+needs_sandboxes = pytest.mark.skipif(_CANNOT_RUN is not None, reason=f"no sandboxes: {_CANNOT_RUN}")
 
 SHARED_KEYS = ("signing.key", "evidence.key", "secrets.key")  # what replicas must agree on
 
@@ -257,3 +263,45 @@ def test_a_replica_killed_mid_commit_loses_nothing_it_acknowledged(
         session = repo.session()
         repo.put(session, "after-the-kill", b"still serving")
         repo.commit(session)
+
+
+@needs_sandboxes
+def test_a_sandbox_is_reached_through_either_replica(deployment: Deployment) -> None:
+    repository = _repo(deployment, "sandboxes")
+    org, key, (first, second) = deployment.first.org, deployment.first.api_key, deployment.endpoints
+    with deployment.client(first) as api_first, deployment.client(second) as api_second:
+        runs_on_first = Sandboxes(RepoHttp(api_first, repository), first, key)
+        via_second = Sandboxes(RepoHttp(api_second, repository), second, key)
+        sandbox_id = runs_on_first.running(command=["sh", "-c", "echo started; sleep 600"])
+
+        def exec_entries() -> int:
+            query = {"resource_id": sandbox_id, "action": "ExecSandbox"}
+            log = api_first.get(f"/organizations/{org}/audit-log", params=query)
+            assert log.status_code == 200, log.text
+            return len(log.json()["items"])
+
+        # The second replica forwards the exec websocket to the first, frame for frame both
+        # ways, and the session is audited once.
+        result = via_second.exec(sandbox_id, "cat; echo out; echo err >&2; exit 7", stdin=b"in ")
+        assert (result.stdout, result.stderr, result.exit_code) == (b"in out\n", b"err\n", 7)
+        assert exec_entries() == 1
+        # A forged forwarding header is no forwarding: that session is audited as any other.
+        with connect(
+            f"{runs_on_first.ws_base}/{sandbox_id}/exec",
+            additional_headers={"Authorization": f"Bearer {key}", FORWARDED: "forged"},
+        ):
+            pass
+        assert exec_entries() == 2
+        # The live log, followed through the second replica.
+        with api_second.stream("GET", f"{via_second.base}/{sandbox_id}/logs/stdout") as log:
+            assert log.status_code == 200
+            assert next(log.iter_text()).startswith("started")
+        # The owner's refusal comes back as it is (a terminal is for interactive sandboxes).
+        status, body = handshake_status(f"{via_second.ws_base}/{sandbox_id}/terminal", key)
+        assert (status, body["code"]) == (400, "wrong_mode")
+        # Cancelling through the second replica ends it where it runs.
+        cancelled = api_second.delete(f"{via_second.base}/{sandbox_id}")
+        assert cancelled.status_code == 202, cancelled.text
+        assert runs_on_first.wait(sandbox_id)["status"] == "cancelled"
+        # Its finished log lives with the first replica; the second still serves it.
+        assert "started" in via_second.logs(sandbox_id)

@@ -247,7 +247,7 @@ def test_settings_and_secrets_are_where_the_manifests_look() -> None:
     configmaps = {doc["metadata"]["name"]: doc for doc in _of_kind("ConfigMap")}
     secrets = {doc["metadata"]["name"]: doc for _, doc in _manifests() if doc["kind"] == "Secret"}
     for container in _lamina_containers():
-        provided: set[str] = set()
+        provided = {variable["name"] for variable in container.get("env", [])}
         for source in container["envFrom"]:
             if "configMapRef" in source:
                 provided |= set(configmaps[source["configMapRef"]["name"]]["data"])

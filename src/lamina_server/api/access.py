@@ -392,10 +392,13 @@ async def _authorize(
             if value:
                 target = resource.at(value)
         await check_action(services, principal, check.action, target, epoch)
-    if request.scope["type"] == "websocket":  # a session in a sandbox: recorded as it opens
-        await services.audit.record(
-            _audit_event(request, declaration, principal, resource, parameters)
-        )
+    if request.scope["type"] == "websocket":
+        # A session in a sandbox: recorded as it opens, by the replica it reached first (one
+        # that another forwarded to it is not recorded twice).
+        if not services.forwarder.forwarded(request):
+            await services.audit.record(
+                _audit_event(request, declaration, principal, resource, parameters)
+            )
     elif request.scope.get("method") in MUTATING:
         journal.hold(_audit_event(request, declaration, principal, resource, parameters))
     if resource.organization is None:

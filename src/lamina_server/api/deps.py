@@ -10,6 +10,7 @@ from fastapi import Request
 from starlette.requests import HTTPConnection
 
 if TYPE_CHECKING:
+    from lamina_server.api.forwarding import Forwarder
     from lamina_server.api.signing import UrlSigner
     from lamina_server.authz import Authorizer
     from lamina_server.authz.generate import PolicyGenerator
@@ -57,6 +58,7 @@ class Services:
     evidence: EvidenceService
     usage: Usage
     velerian: Velerian
+    forwarder: Forwarder
     # Set when clients reach the blob store directly (S3): its URLs replace the data plane's.
     presigner: Presigner | None = None
 

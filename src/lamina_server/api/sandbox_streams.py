@@ -22,7 +22,7 @@ from lamina_server.api.access import AccessDep, repository_socket
 from lamina_server.api.params import ServicesDep
 from lamina_server.api.sandboxes import SANDBOX, SandboxId
 from lamina_server.authz import Action
-from lamina_server.sandboxes.errors import SandboxStateConflict
+from lamina_server.sandboxes.errors import SandboxElsewhere, SandboxStateConflict
 from lamina_server.sandboxes.live import Live
 from lamina_server.sandboxes.models import INTERACTIVE
 from lamina_server.sandboxes.runners.base import Process, RunnerError
@@ -103,7 +103,11 @@ async def _frames(websocket: WebSocket) -> AsyncIterator[bytes]:
 async def exec_socket(
     websocket: WebSocket, sandbox_id: SandboxId, services: ServicesDep, access: AccessDep
 ) -> None:
-    live = await services.sandboxes.running(access.repo.id, sandbox_id)
+    try:
+        live = await services.sandboxes.running(access.repo.id, sandbox_id)
+    except SandboxElsewhere as elsewhere:
+        await services.forwarder.socket(websocket, elsewhere)
+        return
     await websocket.accept()
     with contextlib.suppress(WebSocketDisconnect):
         await _exec(websocket, services.sandboxes, live)
@@ -170,7 +174,11 @@ async def _exec(websocket: WebSocket, sandboxes: Sandboxes, live: Live) -> None:
 async def terminal_socket(
     websocket: WebSocket, sandbox_id: SandboxId, services: ServicesDep, access: AccessDep
 ) -> None:
-    live = await services.sandboxes.running(access.repo.id, sandbox_id, mode=INTERACTIVE)
+    try:
+        live = await services.sandboxes.running(access.repo.id, sandbox_id, mode=INTERACTIVE)
+    except SandboxElsewhere as elsewhere:
+        await services.forwarder.socket(websocket, elsewhere)
+        return
     if live.main is None or live.terminal_sink is not None:
         raise SandboxStateConflict(
             f"the terminal of sandbox {sandbox_id!r} is attached to another client"

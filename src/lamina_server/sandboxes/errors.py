@@ -7,7 +7,8 @@
     ├── SandboxFinished        the sandbox is terminal: nothing more can run in it (410)
     ├── SandboxNotReady        the sandbox is still starting (503)
     ├── WrongMode              the operation is for another mode (400)
-    └── SandboxStateConflict   the operation does not fit the sandbox's state (409)
+    ├── SandboxStateConflict   the operation does not fit the sandbox's state (409)
+    └── SandboxElsewhere       another replica runs it (the HTTP layer forwards the request)
 """
 
 from __future__ import annotations
@@ -38,3 +39,11 @@ class WrongMode(SandboxError):
 
 class SandboxStateConflict(SandboxError):
     pass
+
+
+class SandboxElsewhere(SandboxError):
+    """The sandbox's processes (or its finished log) are in another replica, ``replica_id``."""
+
+    def __init__(self, sandbox_id: str, replica_id: str) -> None:
+        super().__init__(f"sandbox {sandbox_id!r} runs in replica {replica_id}")
+        self.replica_id = replica_id

@@ -97,6 +97,14 @@ class SandboxRecords:
                 )
             )
 
+    async def replica_of(self, sandbox_id: str) -> str | None:
+        """The replica that runs (or ran) the sandbox."""
+        async with self._db.connect() as conn:
+            owner: str | None = await conn.scalar(
+                sa.select(sandboxes.c.replica_id).where(sandboxes.c.id == sandbox_id)
+            )
+        return owner
+
     async def get(self, repository_id: str, sandbox_id: str) -> SandboxRecord:
         async with self._db.connect() as conn:
             row = (

@@ -45,6 +45,7 @@ from lamina_server.sandboxes import landing
 from lamina_server.sandboxes.checkouts import Checkouts
 from lamina_server.sandboxes.environment import SecretSource, sandbox_environment
 from lamina_server.sandboxes.errors import (
+    SandboxElsewhere,
     SandboxFinished,
     SandboxNotFound,
     SandboxNotReady,
@@ -265,18 +266,23 @@ class Sandboxes:
         self._request_end(live, _FINISH)
 
     async def logs(self, repository_id: str, sandbox_id: str) -> AsyncIterator[bytes] | None:
-        """The log, followed while the sandbox runs; None when it is gone."""
+        """The log, followed while the sandbox runs; None when it is gone.
+        :class:`SandboxElsewhere` when another replica holds it."""
         await self.records.get(repository_id, sandbox_id)
         live = self._live.get(sandbox_id)
         if live is not None and not live.log.closed:
             return live.log.follow()
         path = self._folder / sandbox_id / "log"
-        return read_finished(path) if path.exists() else None
+        if path.exists():
+            return read_finished(path)
+        await self._check_here(sandbox_id)
+        return None
 
     async def running(
         self, repository_id: str, sandbox_id: str, *, mode: str | None = None
     ) -> Live:
-        """The live sandbox to exec in (or attach to): 503 while it starts, 410 once ended."""
+        """The live sandbox to exec in (or attach to): 503 while it starts, 410 once ended;
+        :class:`SandboxElsewhere` when another replica runs it."""
         live = self._live.get(sandbox_id)
         if (
             live is not None
@@ -293,6 +299,8 @@ class Sandboxes:
                 f"sandbox {sandbox_id!r} is a {record.request.mode} sandbox, not {mode}"
             )
         live = self._live.get(sandbox_id)
+        if live is None and record.outcome.active:
+            await self._check_here(sandbox_id)
         if live is None or live.ended.is_set() or live.ending is not None:
             outcome = record.outcome
             if outcome.active:
@@ -318,9 +326,17 @@ class Sandboxes:
             cwd=cwd or live.record.request.mountpoint,
         )
 
+    async def _check_here(self, sandbox_id: str) -> None:
+        """:class:`SandboxElsewhere` when another replica runs (or ran) the sandbox."""
+        owner = await self.records.replica_of(sandbox_id)
+        if owner is not None and owner != self.replica_id:
+            raise SandboxElsewhere(sandbox_id, owner)
+
     async def _active(self, repository_id: str, sandbox_id: str, *, conflict: bool) -> Live:
         record = await self.records.get(repository_id, sandbox_id)
         live = self._live.get(sandbox_id)
+        if live is None and record.outcome.active:
+            await self._check_here(sandbox_id)
         if live is None or live.ending is not None or not record.outcome.active:
             outcome = record.outcome
             raise SandboxStateConflict(

@@ -33,6 +33,8 @@ server_replicas = sa.Table(
     sa.Column("process", sa.String(64), nullable=False),
     sa.Column("started_at", UtcDateTime(), nullable=False),
     sa.Column("heartbeat_at", UtcDateTime(), nullable=False),
+    # Where the other replicas reach it (--advertise-url): requests for its sandboxes go there.
+    sa.Column("url", sa.String(2048), nullable=True),
 )
 
 
@@ -57,8 +59,16 @@ def _gone(process: str) -> bool:
 class Replicas:
     """This process as a replica, and the judge of the others."""
 
-    def __init__(self, db: Database, *, interval: float = 5.0, dead_after: float = 30.0) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        url: str | None = None,
+        interval: float = 5.0,
+        dead_after: float = 30.0,
+    ) -> None:
         self._db = db
+        self.url = url
         self.interval = interval
         self.dead_after = dead_after
         self.id = str(uuid.uuid4())
@@ -75,6 +85,7 @@ class Replicas:
                     process=self.process,
                     started_at=now,
                     heartbeat_at=now,
+                    url=self.url,
                 )
             )
 
@@ -104,6 +115,20 @@ class Replicas:
             for row in rows
             if row.id == self.id or row.host != self.host or not _gone(row.process)
         }
+
+    async def url_of(self, replica_id: str) -> str | None:
+        """Where another replica that is alive is reached; None when it is dead, this one, or
+        advertised no URL."""
+        if replica_id == self.id:
+            return None
+        cutoff = utcnow() - timedelta(seconds=self.dead_after)
+        async with self._db.connect() as conn:
+            url: str | None = await conn.scalar(
+                sa.select(server_replicas.c.url).where(
+                    server_replicas.c.id == replica_id, server_replicas.c.heartbeat_at >= cutoff
+                )
+            )
+        return url
 
     async def forget(self, keep: set[str]) -> None:
         """Drops the rows of replicas not in ``keep`` (dead, and what they left taken over)."""
