@@ -23,7 +23,15 @@ from lamina_server.repositories.tables import repositories
 from lamina_server.storage.blobs import SMALL_BLOB, BlobNotFound
 from lamina_server.storage.db import Database, sqlite_url
 from lamina_server.storage.schema import ensure_schema
-from lamina_server.versioning import Committer, Entry, ObjectNotFound, VersionStore, rows
+from lamina_server.versioning import (
+    Committer,
+    Entry,
+    ObjectNotFound,
+    SessionClosed,
+    Staging,
+    VersionStore,
+    rows,
+)
 from lamina_server.versioning.tables import (
     gc_head_blobs,
     gc_head_nodes,
@@ -194,6 +202,22 @@ async def test_what_a_session_overwrote_or_deleted_before_committing_is_removed(
     assert await world.read(REPO, "a") == b"y" * 22
     assert await world.read(REPO, "c") == b"y" * 22
     assert await world.read(REPO, "d") == b"y" * 44
+
+
+async def test_an_upload_claimed_for_a_session_that_closed_meanwhile_is_removed(
+    world: World,
+) -> None:
+    session = await world.store.create_session(REPO, created_by=WHO)
+    address = world.blobs.new_address()
+    info = await world.blobs.write(address, _chunks(b"claimed, never staged"))
+    await world.store.rollback_session(REPO, session.id)  # before the upload's finalize
+    entry = Entry(address, info.size, info.etag, "application/octet-stream", _now(), {})
+    with pytest.raises(SessionClosed):
+        await Staging(world.store, world.blobs).put(REPO, session.id, "late", entry, claim=True)
+
+    assert await world.collect() == Report()  # within the grace period
+    assert (await world.collect(days=0.1)).blobs == 1
+    assert not await world.readable(address)
 
 
 async def test_uploads_never_finalized_are_swept_a_week_later(world: World) -> None:

@@ -100,6 +100,15 @@ class Staging:
         ]
         latest = {item[0]: outcome for item, outcome in staged}
         if latest:
-            with journal.carrying(entry for item, _ in staged for entry in item[3]):
-                await self._versions.stage_put_many(repository_id, session_id, list(latest.items()))
+            try:
+                with journal.carrying(entry for item, _ in staged for entry in item[3]):
+                    await self._versions.stage_put_many(
+                        repository_id, session_id, list(latest.items())
+                    )
+            except Exception:
+                # The uploads are claimed and will never be staged: garbage, once collected.
+                orphans = [entry for item, entry in staged if item[2] is not None]
+                if orphans:
+                    await self._versions.release_unstaged(repository_id, orphans)
+                raise
         return outcomes

@@ -27,8 +27,8 @@ import sqlalchemy as sa
 
 from lamina_server.principals import Committer
 from lamina_server.storage.db import Database
-from lamina_server.versioning import commits, reads, rows, sessions
-from lamina_server.versioning.codec import value_size
+from lamina_server.versioning import books, commits, reads, rows, sessions
+from lamina_server.versioning.codec import now_micros, value_size
 from lamina_server.versioning.commits import HeadMoved, Plan
 from lamina_server.versioning.errors import ConcurrentUpdate, RevertNotSupported
 from lamina_server.versioning.models import (
@@ -222,6 +222,17 @@ class VersionStore:
         def run(conn: sa.Connection) -> None:
             sessions.stage_puts(conn, repository_id, session_id, latest)
             self._record_staging(conn, "stage_put", repository_id, session_id, tuple(latest))
+
+        await self._write(run)
+
+    async def release_unstaged(self, repository_id: str, entries: Sequence[Entry]) -> None:
+        """Hands blobs that were stored for the repository but never staged (their staging
+        failed: the session closed meanwhile) to garbage collection."""
+        values = [(entry.address, entry.size) for entry in entries]
+        at = now_micros()
+
+        def run(conn: sa.Connection) -> None:
+            books.unstaged(conn, repository_id, values, at)
 
         await self._write(run)
 
