@@ -215,6 +215,48 @@ def test_a_key_revoked_on_one_replica_is_refused_by_the_other(deployment: Deploy
             assert agent.get("/organizations").status_code == 401
 
 
+@needs_sandboxes
+def test_a_sandbox_is_reached_through_either_replica(deployment: Deployment) -> None:
+    repository = _repo(deployment, "sandboxes")
+    org, key, (first, second) = deployment.first.org, deployment.first.api_key, deployment.endpoints
+    with deployment.client(first) as api_first, deployment.client(second) as api_second:
+        runs_on_first = Sandboxes(RepoHttp(api_first, repository), first, key)
+        via_second = Sandboxes(RepoHttp(api_second, repository), second, key)
+        sandbox_id = runs_on_first.running(command=["sh", "-c", "echo started; sleep 600"])
+
+        def exec_entries() -> int:
+            query = {"resource_id": sandbox_id, "action": "ExecSandbox"}
+            log = api_first.get(f"/organizations/{org}/audit-log", params=query)
+            assert log.status_code == 200, log.text
+            return len(log.json()["items"])
+
+        # The second replica forwards the exec websocket to the first, frame for frame both
+        # ways, and the session is audited once.
+        result = via_second.exec(sandbox_id, "cat; echo out; echo err >&2; exit 7", stdin=b"in ")
+        assert (result.stdout, result.stderr, result.exit_code) == (b"in out\n", b"err\n", 7)
+        assert exec_entries() == 1
+        # A forged forwarding header is no forwarding: that session is audited as any other.
+        with connect(
+            f"{runs_on_first.ws_base}/{sandbox_id}/exec",
+            additional_headers={"Authorization": f"Bearer {key}", FORWARDED: "forged"},
+        ):
+            pass
+        assert exec_entries() == 2
+        # The live log, followed through the second replica.
+        with api_second.stream("GET", f"{via_second.base}/{sandbox_id}/logs/stdout") as log:
+            assert log.status_code == 200
+            assert next(log.iter_text()).startswith("started")
+        # The owner's refusal comes back as it is (a terminal is for interactive sandboxes).
+        status, body = handshake_status(f"{via_second.ws_base}/{sandbox_id}/terminal", key)
+        assert (status, body["code"]) == (400, "wrong_mode")
+        # Cancelling through the second replica ends it where it runs.
+        cancelled = api_second.delete(f"{via_second.base}/{sandbox_id}")
+        assert cancelled.status_code == 202, cancelled.text
+        assert runs_on_first.wait(sandbox_id)["status"] == "cancelled"
+        # Its finished log lives with the first replica; the second still serves it.
+        assert "started" in via_second.logs(sandbox_id)
+
+
 def test_a_replica_killed_mid_commit_loses_nothing_it_acknowledged(
     deployment: Deployment,
 ) -> None:
@@ -263,45 +305,3 @@ def test_a_replica_killed_mid_commit_loses_nothing_it_acknowledged(
         session = repo.session()
         repo.put(session, "after-the-kill", b"still serving")
         repo.commit(session)
-
-
-@needs_sandboxes
-def test_a_sandbox_is_reached_through_either_replica(deployment: Deployment) -> None:
-    repository = _repo(deployment, "sandboxes")
-    org, key, (first, second) = deployment.first.org, deployment.first.api_key, deployment.endpoints
-    with deployment.client(first) as api_first, deployment.client(second) as api_second:
-        runs_on_first = Sandboxes(RepoHttp(api_first, repository), first, key)
-        via_second = Sandboxes(RepoHttp(api_second, repository), second, key)
-        sandbox_id = runs_on_first.running(command=["sh", "-c", "echo started; sleep 600"])
-
-        def exec_entries() -> int:
-            query = {"resource_id": sandbox_id, "action": "ExecSandbox"}
-            log = api_first.get(f"/organizations/{org}/audit-log", params=query)
-            assert log.status_code == 200, log.text
-            return len(log.json()["items"])
-
-        # The second replica forwards the exec websocket to the first, frame for frame both
-        # ways, and the session is audited once.
-        result = via_second.exec(sandbox_id, "cat; echo out; echo err >&2; exit 7", stdin=b"in ")
-        assert (result.stdout, result.stderr, result.exit_code) == (b"in out\n", b"err\n", 7)
-        assert exec_entries() == 1
-        # A forged forwarding header is no forwarding: that session is audited as any other.
-        with connect(
-            f"{runs_on_first.ws_base}/{sandbox_id}/exec",
-            additional_headers={"Authorization": f"Bearer {key}", FORWARDED: "forged"},
-        ):
-            pass
-        assert exec_entries() == 2
-        # The live log, followed through the second replica.
-        with api_second.stream("GET", f"{via_second.base}/{sandbox_id}/logs/stdout") as log:
-            assert log.status_code == 200
-            assert next(log.iter_text()).startswith("started")
-        # The owner's refusal comes back as it is (a terminal is for interactive sandboxes).
-        status, body = handshake_status(f"{via_second.ws_base}/{sandbox_id}/terminal", key)
-        assert (status, body["code"]) == (400, "wrong_mode")
-        # Cancelling through the second replica ends it where it runs.
-        cancelled = api_second.delete(f"{via_second.base}/{sandbox_id}")
-        assert cancelled.status_code == 202, cancelled.text
-        assert runs_on_first.wait(sandbox_id)["status"] == "cancelled"
-        # Its finished log lives with the first replica; the second still serves it.
-        assert "started" in via_second.logs(sandbox_id)
