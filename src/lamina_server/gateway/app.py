@@ -16,7 +16,7 @@ from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from lamina_server.api.access import Access, prelude
 from lamina_server.api.deps import Services
@@ -166,7 +166,8 @@ class Gateway:
     async def __call__(self, scope: Scope, receive: Receive, send: Send, prefix: str) -> None:
         scope["app"] = self._app
         request_id = ensure_request_id(scope)
-        request = Request(scope, receive)
+        body = _Body(scope, receive)
+        request = Request(scope, body.receive)
         target = _target(scope["path"][len(prefix) :])
         try:
             set_target(request, target)
@@ -183,11 +184,33 @@ class Gateway:
             response = _error(S3Error(500, "InternalError", "internal error"), scope, request_id)
         encoded = request_id.encode("ascii")
         response.raw_headers.extend([(b"x-request-id", encoded), (b"x-amz-request-id", encoded)])
+        if not body.done:
+            # Answered before its body was read (a refusal): what the client still sends must
+            # not be read as the connection's next request.
+            response.raw_headers.append((b"connection", b"close"))
         try:
             await response(scope, receive, send)
         except Exception:
             log_unhandled(scope, request_id)
             raise
+
+
+class _Body:
+    """The request's ``receive``, noting whether its body was read to the end."""
+
+    def __init__(self, scope: Scope, receive: Receive) -> None:
+        self._receive = receive
+        headers = dict(scope["headers"])
+        self.done = b"transfer-encoding" not in headers and headers.get(b"content-length") in (
+            None,
+            b"0",
+        )
+
+    async def receive(self) -> Message:
+        message = await self._receive()
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            self.done = True
+        return message
 
 
 def _error(error: S3Error, scope: Scope, request_id: str) -> Response:
