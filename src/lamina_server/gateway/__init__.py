@@ -9,6 +9,6 @@ authorized by the API's own seam (:mod:`lamina_server.api.access`).
 
 :mod:`.app` dispatches a request to its operation; :mod:`.signing` verifies signatures,
 :mod:`.payload` reads request bodies (aws-chunked included), :mod:`.admission` authenticates
-and authorizes, :mod:`.reads` and :mod:`.writes` serve the operations, :mod:`.xml` writes and
+and authorizes, :mod:`.reads` and :mod:`.writes` serve the operations, :mod:`.s3_xml` writes and
 reads S3's documents, :mod:`.s3_errors` answers errors as S3 does.
 """

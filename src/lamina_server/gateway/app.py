@@ -10,7 +10,7 @@ document (without a body for ``HEAD``) with the request's id, as ``x-amz-request
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,7 +34,7 @@ from lamina_server.gateway.admission import (
     set_target,
 )
 from lamina_server.gateway.s3_errors import S3Error, s3_error_for
-from lamina_server.gateway.xml import error_document
+from lamina_server.gateway.s3_xml import error_document
 
 Handler = Callable[[Request, Services, Access], Awaitable[Response]]
 
@@ -108,7 +108,9 @@ def _unsupported(what: str) -> S3Error:
     return S3Error(501, "NotImplemented", f"{what} is not supported by the Lamina S3 gateway")
 
 
-def operation(method: str, target: Target, query: dict[str, str], headers: Any) -> Operation:
+def operation(
+    method: str, target: Target, query: Mapping[str, str], headers: Mapping[str, str]
+) -> Operation:
     """The operation a request performs; ``NotImplemented`` for one the gateway lacks."""
     if not target.bucket:
         if method == "GET":

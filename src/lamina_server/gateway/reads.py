@@ -27,7 +27,7 @@ from lamina_server.api.validation import validate_delimiter
 from lamina_server.authz import Action, Resource
 from lamina_server.gateway.admission import HEAD, parse_key, request_headers, target_of
 from lamina_server.gateway.s3_errors import S3Error, invalid_argument, no_such_key
-from lamina_server.gateway.xml import document, element, iso
+from lamina_server.gateway.s3_xml import document, element, iso
 from lamina_server.versioning import Entry, ListingItem
 
 MAX_KEYS = 1000

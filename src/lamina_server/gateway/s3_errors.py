@@ -1,5 +1,5 @@
 """Errors as S3 answers them: an HTTP status, an S3 code (``NoSuchKey``, ``AccessDenied``…)
-and a message, written as an S3 error document by :mod:`.xml`.
+and a message, written as an S3 error document by :mod:`.s3_xml`.
 
 :func:`s3_error_for` turns what the API would have answered — its :class:`ApiError` and the
 domains' errors, through the API's one map (:func:`~lamina_server.api.errors.api_error_for`) —
@@ -82,9 +82,8 @@ _API_CODES = {
     "organization_not_found": (404, "NoSuchBucket"),
     "repository_not_found": (404, "NoSuchBucket"),
     "invalid_path": (400, "InvalidArgument"),
-    "invalid_prefix": (400, "InvalidArgument"),
-    "invalid_delimiter": (400, "InvalidArgument"),
-    "payload_too_large": (400, "EntityTooLarge"),
+    "bad_request": (400, "InvalidArgument"),
+    "invalid_range": (400, "InvalidArgument"),
 }
 _STATUS_CODES = {
     400: "InvalidRequest",

@@ -47,12 +47,12 @@ from lamina_server.gateway.s3_errors import (
     read_only,
     s3_error_for,
 )
+from lamina_server.gateway.s3_xml import completed_parts, deleted_keys, document, element, iso
 from lamina_server.gateway.signing import (
     STREAMING_SIGNED,
     STREAMING_SIGNED_TRAILER,
     ChunkSignatures,
 )
-from lamina_server.gateway.xml import completed_parts, deleted_keys, document, element, iso
 from lamina_server.versioning import Entry
 
 MULTIPART_UPLOAD = "s3-multipart-upload"
