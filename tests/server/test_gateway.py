@@ -423,3 +423,25 @@ def test_a_closed_session_takes_no_writes(s3: Any, bucket: str, repo_http: RepoH
     with pytest.raises(ClientError) as closed:
         s3.put_object(Bucket=bucket, Key=f"session-{session}/late.txt", Body=b"late")
     assert s3_error(closed) == (409, "SessionClosed")
+
+
+def test_writes_are_audited_with_their_request(
+    s3: Any, bucket: str, repo_http: RepoHttp, api: httpx.Client, local_server: LocalServer
+) -> None:
+    session = repo_http.session()
+    put = s3.put_object(Bucket=bucket, Key=f"session-{session}/audited.txt", Body=b"a")
+    request_id = put["ResponseMetadata"]["HTTPHeaders"]["x-amz-request-id"]
+    log = api.get(
+        f"/organizations/{local_server.org}/audit-log",
+        params={"action": "PutObject", "resource_id": "audited.txt"},
+    )
+    assert log.status_code == 200, log.text
+    entries = [entry for entry in log.json()["items"] if entry["request_id"] == request_id]
+    assert len(entries) == 1
+    entry = entries[0]
+    assert (entry["resource_kind"], entry["outcome"], entry["principal_name"]) == (
+        "object",
+        "success",
+        "admin",
+    )
+    assert entry["resource"] == f"{repo_http.repository}/audited.txt"
