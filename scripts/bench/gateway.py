@@ -109,7 +109,7 @@ def report(label: str, mine: list[float], theirs: list[float], unit: str) -> boo
     met = ratio >= GOAL
     print(
         f"  {label:14} gateway {ours_s:7.3f} s{unit}   SeaweedFS {peer_s:7.3f} s   "
-        f"{ratio:.2f}x (goal >= {GOAL}x; per round: {rounds}) {'OK' if met else 'MISSED'}"
+        f"{ratio:.3f}x (goal >= {GOAL}x; per round: {rounds}) {'OK' if met else 'MISSED'}"
     )
     return met
 
@@ -126,7 +126,6 @@ def main() -> None:
         help="where the server keeps the bytes its gateway streams (default: the same SeaweedFS)",
     )
     args = parser.parse_args()
-    size = args.size_mib * 1024 * 1024
     with tempfile.TemporaryDirectory() as scratch:
         weed = seaweedfs.start(Path(scratch) / "weed")
         try:
@@ -186,8 +185,7 @@ def main() -> None:
                 ok = report("ListObjectsV2", *listed, unit=" ") and ok
         finally:
             weed.stop()
-    if size and not ok:
-        print("goal missed")
+    print("all goals met" if ok else "a goal was missed")
 
 
 if __name__ == "__main__":
