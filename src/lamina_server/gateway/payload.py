@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import re
 import zlib
 from collections.abc import AsyncIterator, Callable
 from typing import Protocol
@@ -29,6 +30,7 @@ from lamina_server.gateway.signing import (
 from lamina_server.storage.blobs.sigv4 import UNSIGNED
 
 MAX_LINE = 4096  # a chunk's header line or a trailer's line
+_HEX = re.compile(rb"[0-9a-fA-F]{1,16}")
 _CHECKSUMS = ("crc32", "crc32c", "crc64nvme", "sha1", "sha256")
 
 
@@ -123,10 +125,9 @@ class Payload:
         while True:
             line = await reader.line()
             size_text, _, extension = line.partition(b";")
-            try:
-                size = int(size_text, 16)
-            except ValueError:
-                raise _bad_body("an aws-chunked chunk does not start with its size") from None
+            if not _HEX.fullmatch(size_text):
+                raise _bad_body("an aws-chunked chunk does not start with its size (hex)")
+            size = int(size_text, 16)
             digest = hashlib.sha256() if self._signatures is not None else None
             remaining = size
             while remaining:

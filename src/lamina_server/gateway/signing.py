@@ -18,7 +18,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from urllib.parse import unquote, unquote_to_bytes
+from urllib.parse import quote, unquote, unquote_to_bytes
 
 from lamina_server.gateway.s3_errors import S3Error, access_denied, invalid_argument
 from lamina_server.storage.blobs.sigv4 import (
@@ -185,10 +185,9 @@ def canonical_query(raw: bytes, *, presigned: bool) -> str:
 
 
 def canonical_path(raw_path: bytes) -> str:
-    """The path as SigV4 signs it for S3: decoded once, encoded again (``/`` kept)."""
-    return uri_encode(
-        unquote_to_bytes(raw_path).decode("utf-8", "surrogateescape"), keep_slash=True
-    )
+    """The path as SigV4 signs it for S3: decoded once, encoded again (``/`` kept), byte by
+    byte (a path whose escapes are not UTF-8 still has one)."""
+    return quote(unquote_to_bytes(raw_path), safe="/-_.~")
 
 
 def verify(
