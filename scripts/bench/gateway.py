@@ -12,6 +12,10 @@ The transfers run in ``--rounds`` rounds that alternate who goes first; ratios a
 times (the peer's time over the gateway's: 1.0 is as fast as SeaweedFS, higher is faster).
 
     .venv/bin/python scripts/bench/gateway.py [--size-mib 1024] [--keys 10000] [--rounds 3]
+        [--blob-store seaweedfs|local]
+
+``--blob-store local`` keeps the server's bytes in its data directory instead (the gateway then
+streams from local files, not through SeaweedFS).
 
 Goals: GetObject >= 0.8x, ListObjectsV2 >= 0.8x.
 """
