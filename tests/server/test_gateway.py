@@ -445,3 +445,12 @@ def test_writes_are_audited_with_their_request(
         "admin",
     )
     assert entry["resource"] == f"{repo_http.repository}/audited.txt"
+
+
+def test_the_gateway_answers_under_s3_only(local_server: LocalServer) -> None:
+    unsigned = httpx.get(f"{local_server.endpoint_url}/s3")
+    assert unsigned.status_code == 403
+    assert unsigned.headers["content-type"] == "application/xml"
+    assert "<Code>AccessDenied</Code>" in unsigned.text
+    elsewhere = httpx.get(f"{local_server.endpoint_url}/s3x/bucket")
+    assert (elsewhere.status_code, elsewhere.json()["code"]) == (404, "not_found")

@@ -48,6 +48,7 @@ class Gateway(Protocol):
 
 
 GATEWAY_PREFIX = "/s3"
+_AFTER_PREFIX = slice(len(GATEWAY_PREFIX), len(GATEWAY_PREFIX) + 1)  # "/s3x" is not the gateway's
 
 
 class LaminaApp(FastAPI):
@@ -68,7 +69,7 @@ class LaminaApp(FastAPI):
                 if self.gateway_port is not None and server and server[1] == self.gateway_port:
                     await self.gateway(scope, receive, send, "")
                     return
-                if path.startswith(GATEWAY_PREFIX) and path[3:4] in ("", "/"):
+                if path.startswith(GATEWAY_PREFIX) and path[_AFTER_PREFIX] in ("", "/"):
                     await self.gateway(scope, receive, send, GATEWAY_PREFIX)
                     return
             for entry in self.lane:
