@@ -39,6 +39,7 @@ from lamina_server.api import (
     policies,
     principals,
     repositories,
+    s3_credentials,
     sandbox_streams,
     sandbox_triggers,
     sandboxes,
@@ -67,6 +68,8 @@ from lamina_server.authz.store import AccessStore
 from lamina_server.bootstrap import bootstrap, load_or_create_secret
 from lamina_server.config import API_PREFIX, ServerConfig
 from lamina_server.garbage import Collector, run_periodically
+from lamina_server.gateway.app import Gateway
+from lamina_server.gateway.credentials import S3Credentials
 from lamina_server.governance.approvals import Approvals
 from lamina_server.governance.audit import AuditLog
 from lamina_server.governance.evidence import EvidenceService
@@ -133,7 +136,8 @@ def create_app(config: ServerConfig, *, trigger_launcher: Launcher | None = None
             versions = CachingVersionStore(db, recorder=TriggerOutbox())
             backend = open_blob_store(config.blob_store, config.data_dir / "blobs", os.environ)
             blobs = backend.store
-            secret_store = Secrets(db, Sealer(load_key(config.data_dir, os.environ)))
+            sealer = Sealer(load_key(config.data_dir, os.environ))
+            secret_store = Secrets(db, sealer)
             authorizer = Authorizer(identity, access)
             audit_log = AuditLog(db, enabled=config.audit_log)
             repository_directory = Repositories(db)
@@ -199,6 +203,7 @@ def create_app(config: ServerConfig, *, trigger_launcher: Launcher | None = None
                 usage=Usage(db, runs),
                 velerian=Velerian(VelerianKeys(db), abps, runs),
                 forwarder=forwarder,
+                s3_credentials=S3Credentials(db, sealer),
                 presigner=backend.presigner,
             )
             async with anyio.create_task_group() as tasks:
@@ -233,6 +238,8 @@ def create_app(config: ServerConfig, *, trigger_launcher: Launcher | None = None
     lane += lane_routes("", data.router, data.FAST_LANE)
     lane += lane_routes(API_PREFIX, sandboxes.router, sandboxes.FAST_LANE)
     app.lane = tuple(lane)
+    app.gateway = Gateway(app)
+    app.gateway_port = config.s3_port
     app.add_middleware(RequestIdMiddleware)
     for error in HANDLED_ERRORS:
         app.add_exception_handler(error, handle_domain_error)
@@ -259,6 +266,7 @@ def create_app(config: ServerConfig, *, trigger_launcher: Launcher | None = None
         sandbox_streams,
         sandbox_triggers,
         secrets,
+        s3_credentials,
         evidence,
         usage,
     ):

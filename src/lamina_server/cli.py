@@ -89,6 +89,13 @@ def _serve_parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (127.0.0.1)")
     parser.add_argument("--port", type=int, default=8710, help="port to listen on (8710)")
     parser.add_argument(
+        "--s3-port",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="also answer the S3 gateway at the root of this port (it is always under /s3)",
+    )
+    parser.add_argument(
         "--data-dir", type=Path, default=None, help="metadata and blobs (~/.lamina/data)"
     )
     _database_argument(parser)
@@ -326,15 +333,26 @@ def serve(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     config = dataclasses.replace(config, port=sock.getsockname()[1])  # the port of --port 0
+    also = []
+    if args.s3_port is not None:
+        try:
+            also.append(serving.listen(config.host, args.s3_port, config.backlog))
+        except serving.CannotListen as exc:
+            sock.close()
+            print(f"error: {exc} (--s3-port)", file=sys.stderr)
+            return 1
+        config = dataclasses.replace(config, s3_port=also[0].getsockname()[1])
     conflict = first_start_conflict(config) or asyncio.run(_schema_conflict(config))
     if conflict is not None:
         sock.close()
+        for other in also:
+            other.close()
         print(f"error: {conflict}", file=sys.stderr)
         return 1
 
     from lamina_server.app import create_app
 
-    return serving.run(create_app(config), config, sock, log_level=args.log_level)
+    return serving.run(create_app(config), config, sock, log_level=args.log_level, also=also)
 
 
 async def _schema_conflict(config: ServerConfig) -> str | None:

@@ -51,6 +51,9 @@ class ServerConfig:
     ``gc_interval``: seconds between garbage collections (:mod:`lamina_server.garbage`), of
     which one server sharing the database runs at a time; 0 runs none.
 
+    ``s3_port``: a port of its own that answers the S3 gateway at its root (besides ``/s3`` on
+    ``port``; :mod:`lamina_server.gateway`).
+
     ``policy_generator`` names an OpenAI-compatible endpoint for ``policies:generate``; unset,
     the built-in rule generator answers (:func:`lamina_server.authz.generate.policy_generator`).
     """
@@ -77,6 +80,7 @@ class ServerConfig:
     audit_log: bool = True
     gc_interval: float = 3600.0
     advertise_url: str | None = None
+    s3_port: int | None = None
 
     @property
     def replica_url(self) -> str:

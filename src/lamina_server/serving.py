@@ -31,6 +31,7 @@ import errno
 import json
 import logging
 import socket
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import uvicorn
@@ -73,8 +74,16 @@ def listen(host: str, port: int, backlog: int) -> socket.socket:
     return sock
 
 
-def run(app: Any, config: ServerConfig, sock: socket.socket, *, log_level: str) -> int:
-    """Serves ``app`` on ``sock`` (from :func:`listen`) until interrupted; the exit status."""
+def run(
+    app: Any,
+    config: ServerConfig,
+    sock: socket.socket,
+    *,
+    log_level: str,
+    also: Sequence[socket.socket] = (),
+) -> int:
+    """Serves ``app`` on ``sock`` (from :func:`listen`), and on the sockets ``also`` (the S3
+    gateway's port), until interrupted; the exit status."""
     server = _Server(
         Config(
             app,
@@ -90,11 +99,13 @@ def run(app: Any, config: ServerConfig, sock: socket.socket, *, log_level: str) 
         )
     )
     try:
-        server.run(sockets=[sock])
+        server.run(sockets=[sock, *also])
     except KeyboardInterrupt:
         pass
     finally:
         sock.close()
+        for other in also:
+            other.close()
     return 0 if server.started else STARTUP_FAILURE
 
 

@@ -49,6 +49,11 @@ from lamina.models.runs import (
     UsageEvidencePage,
     UsageSummary,
 )
+from lamina.models.s3_credentials import (
+    S3CredentialCreated,
+    S3CredentialData,
+    S3CredentialList,
+)
 from lamina.models.sandboxes import (
     PIPE,
     OutputEvent,
@@ -124,6 +129,9 @@ __all__ = [
     "RunAs",
     "RunOutput",
     "RunResult",
+    "S3CredentialCreated",
+    "S3CredentialData",
+    "S3CredentialList",
     "SandboxData",
     "SandboxOutcome",
     "SandboxStatus",

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from lamina_server.authz.generate import PolicyGenerator
     from lamina_server.authz.store import AccessStore
     from lamina_server.config import ServerConfig
+    from lamina_server.gateway.credentials import S3Credentials
     from lamina_server.governance.approvals import Approvals
     from lamina_server.governance.audit import AuditLog
     from lamina_server.governance.evidence import EvidenceService
@@ -59,6 +60,7 @@ class Services:
     usage: Usage
     velerian: Velerian
     forwarder: Forwarder
+    s3_credentials: S3Credentials
     # Set when clients reach the blob store directly (S3): its URLs replace the data plane's.
     presigner: Presigner | None = None
 

@@ -29,6 +29,7 @@ from starlette.types import Scope
 
 from lamina_server import identity, repositories, secrets, versioning
 from lamina_server.authz import errors as access
+from lamina_server.gateway import errors as gateway
 from lamina_server.governance import errors as governance
 from lamina_server.sandboxes import errors as sandboxes
 from lamina_server.sandboxes import triggers
@@ -68,6 +69,7 @@ HANDLED_ERRORS: tuple[type[Exception], ...] = (
     blobs.BlobError,
     sandboxes.SandboxError,
     governance.GovernanceError,
+    gateway.GatewayError,
     DataError,
 )
 
@@ -153,6 +155,8 @@ _DOMAIN_STATUS: tuple[tuple[type[Exception], int, str], ...] = (
     (triggers.TriggerNotFound, 404, "trigger_not_found"),
     (triggers.TriggerExists, 409, "trigger_exists"),
     (triggers.TriggerError, 409, "conflict"),
+    (gateway.CredentialNotFound, 404, "s3_credential_not_found"),
+    (gateway.GatewayError, 409, "conflict"),
     (blobs.BlobExists, 409, "blob_exists"),
     (blobs.BlobNotFound, 404, "upload_not_found"),
     (blobs.PartMismatch, 400, "invalid_part"),

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from fastapi import FastAPI, Request
 from fastapi.routing import APIRouter
@@ -43,14 +43,35 @@ class LaneRoute:
         self.pattern: re.Pattern[str] = compile_path(prefix + route.path)[0]
 
 
+class Gateway(Protocol):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send, prefix: str) -> None: ...
+
+
+GATEWAY_PREFIX = "/s3"
+_AFTER_PREFIX = slice(len(GATEWAY_PREFIX), len(GATEWAY_PREFIX) + 1)  # "/s3x" is not the gateway's
+
+
 class LaminaApp(FastAPI):
-    """FastAPI with the fast lane in front; every other request goes the ordinary way."""
+    """FastAPI with the fast lane in front; every other request goes the ordinary way.
+
+    The S3 gateway (:mod:`lamina_server.gateway`) is in front too: it answers every request
+    under :data:`GATEWAY_PREFIX`, and every request to ``gateway_port`` (``--s3-port``)."""
 
     lane: tuple[LaneRoute, ...] = ()
+    gateway: Gateway | None = None
+    gateway_port: int | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             method, path = scope["method"], scope["path"]
+            if self.gateway is not None:
+                server = scope.get("server")
+                if self.gateway_port is not None and server and server[1] == self.gateway_port:
+                    await self.gateway(scope, receive, send, "")
+                    return
+                if path.startswith(GATEWAY_PREFIX) and path[_AFTER_PREFIX] in ("", "/"):
+                    await self.gateway(scope, receive, send, GATEWAY_PREFIX)
+                    return
             for entry in self.lane:
                 match = entry.pattern.match(path) if method in entry.methods else None
                 if match is not None:

@@ -22,6 +22,7 @@ class Action(str, Enum):
     MANAGE_ROLES = "ManageRoles"
     MANAGE_AGENTS = "ManageAgents"
     MANAGE_API_KEYS = "ManageAPIKeys"
+    MANAGE_S3_CREDENTIALS = "ManageS3Credentials"  # the caller's own, for the S3 gateway
     MANAGE_SECRETS = "ManageSecrets"
     GET_SECRET = "GetSecret"
     # Repositories

@@ -1,7 +1,8 @@
 """The one check: may this principal perform this action on this resource?
 
 1. Outside an organization, a user may create and list its organizations; an agent or a role
-   only lists its own organization and reads who it is (:data:`MACHINE_ACCOUNT_ACTIONS`).
+   only lists its own organization, reads who it is and manages its own S3 credentials
+   (:data:`MACHINE_ACCOUNT_ACTIONS`).
 2. Inside an organization, membership gates: a non-member is told nothing about the
    organization (it may not learn that it exists) — the denial is concealed as a 404. An agent
    or a role is a member of its own organization only.
@@ -69,7 +70,7 @@ ALLOWED = Decision(True, "allowed")
 _MAX_CACHED = 4096
 
 # What an agent or a role may do outside of an organization's routes.
-MACHINE_ACCOUNT_ACTIONS = frozenset({Action.LIST_ORGANIZATIONS})
+MACHINE_ACCOUNT_ACTIONS = frozenset({Action.LIST_ORGANIZATIONS, Action.MANAGE_S3_CREDENTIALS})
 
 
 class Authorizer:

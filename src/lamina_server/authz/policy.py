@@ -45,7 +45,12 @@ __all__ = [
 
 # Actions performed on no organization at all (the caller's own account).
 ACCOUNT_ACTIONS = frozenset(
-    {Action.CREATE_ORGANIZATION, Action.LIST_ORGANIZATIONS, Action.RESPOND_TO_INVITATIONS}
+    {
+        Action.CREATE_ORGANIZATION,
+        Action.LIST_ORGANIZATIONS,
+        Action.RESPOND_TO_INVITATIONS,
+        Action.MANAGE_S3_CREDENTIALS,
+    }
 )
 # Actions performed on an organization as a whole: a ``repository=`` argument cannot apply.
 ORGANIZATION_ACTIONS = frozenset(

@@ -31,6 +31,7 @@ BASELINE = "0001"  # the schema every database made before migrations existed is
 
 # Every module that declares tables on :data:`metadata`.
 TABLE_MODULES = (
+    "lamina_server.gateway.tables",
     "lamina_server.governance.approvals_tables",
     "lamina_server.governance.audit_tables",
     "lamina_server.governance.evidence_tables",

@@ -19,6 +19,7 @@ from lamina._async.resources.policies import AsyncPolicies, AsyncPolicy
 from lamina._async.resources.repositories import AsyncRepositories, AsyncRepository
 from lamina._async.resources.roles import AsyncRole, AsyncRoles
 from lamina._async.resources.runs import AsyncRuns
+from lamina._async.resources.s3_credentials import AsyncS3Credentials
 from lamina._async.resources.sandbox_triggers import (
     AsyncSandboxTrigger,
     AsyncSandboxTriggerRuns,
@@ -56,6 +57,7 @@ __all__ = [
     "AsyncRole",
     "AsyncRoles",
     "AsyncRuns",
+    "AsyncS3Credentials",
     "AsyncSandbox",
     "AsyncSandboxTrigger",
     "AsyncSandboxTriggerRuns",

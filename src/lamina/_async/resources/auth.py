@@ -1,10 +1,12 @@
-"""The caller's own account: who it is (``me()``) and its API keys (``keys``)."""
+"""The caller's own account: who it is (``me()``), its API keys (``keys``) and its S3
+credentials (``s3_credentials``)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 from lamina._async.resources.api_keys import AsyncAPIKeys
+from lamina._async.resources.s3_credentials import AsyncS3Credentials
 from lamina._converter import structure
 from lamina.models.users import CurrentUser
 
@@ -25,6 +27,11 @@ class AsyncAuth:
     def keys(self) -> AsyncAPIKeys:
         """The calling user's API keys (``tuk-``)."""
         return AsyncAPIKeys(self._client, "/auth/keys")
+
+    @property
+    def s3_credentials(self) -> AsyncS3Credentials:
+        """The caller's S3 credentials, for the server's S3-compatible gateway."""
+        return AsyncS3Credentials(self._client)
 
     async def me(self) -> CurrentUser:
         """The calling user and the organizations they belong to (``GET /auth/me``)."""

@@ -20,6 +20,7 @@ from lamina._sync.resources.policies import Policies, Policy
 from lamina._sync.resources.repositories import Repositories, Repository
 from lamina._sync.resources.roles import Role, Roles
 from lamina._sync.resources.runs import Runs
+from lamina._sync.resources.s3_credentials import S3Credentials
 from lamina._sync.resources.sandbox_triggers import (
     SandboxTrigger,
     SandboxTriggerRuns,
@@ -57,6 +58,7 @@ __all__ = [
     "Role",
     "Roles",
     "Runs",
+    "S3Credentials",
     "Sandbox",
     "SandboxTrigger",
     "SandboxTriggerRuns",

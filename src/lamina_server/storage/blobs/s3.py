@@ -25,7 +25,9 @@ store per object instead of five, and a large single upload is not copied again)
 send no such header (the official SDKs) get the ``incoming/`` URL above.
 
 A multipart upload is an S3 multipart upload of ``blobs/<address>``: the client sends its
-parts to presigned part URLs, and completing it checks the parts S3 lists (present, ETags,
+parts to presigned part URLs (or the server sends a part it receives itself, the S3 gateway's:
+spooled to a temporary file, which gives the part's length and MD5, then streamed to its part
+URL), and completing it checks the parts S3 lists (present, ETags,
 total size: nothing is claimed on a mismatch), creates the marker, then completes the upload,
 which makes the blob appear at once. A whole-object MD5 given on completion cannot be read
 from S3's ETag of the parts, so only then is the blob read back and hashed (and removed, on a
@@ -41,6 +43,7 @@ import hashlib
 import os
 import re
 import secrets
+import tempfile
 from collections import OrderedDict
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from datetime import datetime, timedelta
@@ -74,6 +77,7 @@ if TYPE_CHECKING:
 DELETE_BATCH = 1000  # keys in one DeleteObjects request, S3's limit
 READ_CHUNK = 4 * 1024 * 1024  # downloads and exports are read in chunks of this size
 EXPORT_CONCURRENCY = 8  # blobs an export fetches at once
+PART_URL_TTL = 3600.0  # seconds: a part the server sends itself
 FILE_MODE = 0o644
 _ADDRESS = re.compile(r"[0-9a-f]{32}")
 _MD5 = re.compile(r"[0-9a-f]{32}")
@@ -365,7 +369,40 @@ class S3BlobStore:
     async def write_part(
         self, address: str, upload_id: str, part_number: int, chunks: AsyncIterable[bytes]
     ) -> BlobInfo:
-        raise BlobError("parts of an upload to S3 go to the presigned URLs the API hands out")
+        """Spools the part to a temporary file (S3 wants its length first), hashing it, then
+        streams it to the part's URL."""
+        md5 = hashlib.md5()
+        size = 0
+        with tempfile.TemporaryFile() as spool:
+            pending: list[bytes] = []
+            held = 0
+            async for chunk in chunks:
+                md5.update(chunk)
+                size += len(chunk)
+                pending.append(chunk)
+                held += len(chunk)
+                if held >= READ_CHUNK:
+                    await to_thread.run_sync(spool.write, b"".join(pending))
+                    pending, held = [], 0
+            await to_thread.run_sync(spool.write, b"".join(pending))
+            spool.seek(0)
+
+            async def body() -> AsyncIterator[bytes]:
+                while block := await to_thread.run_sync(spool.read, READ_CHUNK):
+                    yield block
+
+            url = self.part_url(address, upload_id, part_number, PART_URL_TTL)
+            try:
+                response = await self._http.put(
+                    url, content=body(), headers={"Content-Length": str(size)}
+                )
+            except httpx.HTTPError as exc:
+                raise BlobError(f"blob store unreachable: {exc}") from None
+        if response.status_code == 404:
+            raise BlobNotFound(f"multipart upload {upload_id} is not in progress")
+        if response.status_code >= 300:
+            raise BlobError(f"blob store: part {part_number} refused ({response.status_code})")
+        return BlobInfo(address, size, md5.hexdigest())
 
     async def complete_multipart(
         self,

@@ -2,7 +2,8 @@
 carry query parameters (a multipart part's ``partNumber``/``uploadId``, a download's
 ``response-content-type``) and the multipart control requests (create, list parts, complete,
 abort). Path-style addressing (``<endpoint>/<bucket>/<key>``), which every S3-compatible store
-serves. Pure: no I/O.
+serves. Pure: no I/O. Its pieces (:func:`uri_encode`, :func:`signing_key`) also serve the
+gateway's verification (:mod:`lamina_server.gateway.signing`).
 """
 
 from __future__ import annotations
@@ -16,15 +17,25 @@ from urllib.parse import quote, urlsplit
 
 UNSIGNED = "UNSIGNED-PAYLOAD"
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
-_ALGORITHM = "AWS4-HMAC-SHA256"
+ALGORITHM = "AWS4-HMAC-SHA256"
 
 
-def _encode(value: str, *, keep_slash: bool = False) -> str:
+def uri_encode(value: str, *, keep_slash: bool = False) -> str:
+    """SigV4's URI encoding: every byte of the UTF-8 but the unreserved characters (and, in a
+    path, ``/``) percent-encoded."""
     return quote(value, safe="/-_.~" if keep_slash else "-_.~")
 
 
 def _hmac(key: bytes, message: str) -> bytes:
     return hmac.new(key, message.encode(), hashlib.sha256).digest()
+
+
+def signing_key(secret_access_key: str, date: str, region: str, service: str = "s3") -> bytes:
+    """The key of one day (``YYYYMMDD``), region and service that signs requests."""
+    key = _hmac(f"AWS4{secret_access_key}".encode(), date)
+    for part in (region, service, "aws4_request"):
+        key = _hmac(key, part)
+    return key
 
 
 @dataclass(frozen=True)
@@ -46,7 +57,7 @@ class SigV4:
     credentials: Credentials
 
     def url(self, key: str) -> str:
-        return f"{self.endpoint.rstrip('/')}/{_encode(self.bucket)}/{_encode(key, keep_slash=True)}"
+        return f"{self.endpoint.rstrip('/')}/{uri_encode(self.bucket)}/{uri_encode(key, keep_slash=True)}"
 
     def _canonical(
         self,
@@ -58,7 +69,7 @@ class SigV4:
     ) -> tuple[str, str]:
         """The canonical request's hash and the signed header names."""
         path = urlsplit(self.url(key)).path
-        pairs = sorted((_encode(k), _encode(v)) for k, v in query.items())
+        pairs = sorted((uri_encode(k), uri_encode(v)) for k, v in query.items())
         names = sorted(name.lower() for name in headers)
         lowered = {name.lower(): value.strip() for name, value in headers.items()}
         canonical = "\n".join(
@@ -74,10 +85,8 @@ class SigV4:
         return hashlib.sha256(canonical.encode()).hexdigest(), ";".join(names)
 
     def _signature(self, stamp: str, scope: str, canonical_hash: str) -> str:
-        to_sign = f"{_ALGORITHM}\n{stamp}\n{scope}\n{canonical_hash}"
-        key = _hmac(f"AWS4{self.credentials.secret_access_key}".encode(), stamp[:8])
-        for part in (self.region, "s3", "aws4_request"):
-            key = _hmac(key, part)
+        to_sign = f"{ALGORITHM}\n{stamp}\n{scope}\n{canonical_hash}"
+        key = signing_key(self.credentials.secret_access_key, stamp[:8], self.region)
         return hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
 
     def _scope(self, now: datetime) -> tuple[str, str]:
@@ -104,7 +113,7 @@ class SigV4:
         params = dict(query or {})
         params.update(
             {
-                "X-Amz-Algorithm": _ALGORITHM,
+                "X-Amz-Algorithm": ALGORITHM,
                 "X-Amz-Credential": f"{self.credentials.access_key_id}/{scope}",
                 "X-Amz-Date": stamp,
                 "X-Amz-Expires": str(expires),
@@ -115,7 +124,7 @@ class SigV4:
             params["X-Amz-Security-Token"] = self.credentials.session_token
         digest, _ = self._canonical(method, key, params, signed, UNSIGNED)
         params["X-Amz-Signature"] = self._signature(stamp, scope, digest)
-        encoded = "&".join(f"{_encode(k)}={_encode(v)}" for k, v in params.items())
+        encoded = "&".join(f"{uri_encode(k)}={uri_encode(v)}" for k, v in params.items())
         return f"{self.url(key)}?{encoded}"
 
     def headers(
@@ -144,7 +153,7 @@ class SigV4:
         )
         signature = self._signature(stamp, scope, digest)
         headers["authorization"] = (
-            f"{_ALGORITHM} Credential={self.credentials.access_key_id}/{scope}, "
+            f"{ALGORITHM} Credential={self.credentials.access_key_id}/{scope}, "
             f"SignedHeaders={names}, Signature={signature}"
         )
         del headers["host"]  # the HTTP client sends it
