@@ -12,7 +12,14 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from lamina.mcp.server import TOOLS, build_server
+try:
+    from lamina.mcp.server import TOOLS, build_server
+except ModuleNotFoundError as exc:  # the extra is not installed
+    if exc.name != "mcp" and not (exc.name or "").startswith("mcp."):
+        raise
+    raise ModuleNotFoundError(
+        f"lamina.mcp needs the mcp package ({exc}): pip install 'lamina[mcp]'", name=exc.name
+    ) from exc
 
 __all__ = ["TOOLS", "build_server", "main"]
 
