@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio
 import pytest
 from mcp import Client
 
@@ -69,6 +70,9 @@ async def test_run_command_bounds_its_output_and_time(mcp_client: Client, reposi
     assert loud["stdout"].startswith("1\n2\n3\n")
     assert loud["stdout"].endswith("19999\n20000\n")
     assert "bytes omitted" in loud["stdout"]
+    unknown = await run("true", image="no-such-image-xyz")
+    assert (unknown["status"], unknown["exit_code"]) == ("failed", None)
+    assert "no-such-image-xyz" in unknown["error"]
     slow = await run("echo started; sleep 60", timeout=2)
     assert (slow["status"], slow["timed_out"], slow["exit_code"]) == ("cancelled", True, None)
     assert slow["stdout"] == "started\n"
@@ -83,4 +87,18 @@ async def test_run_command_held_for_approval(
     assert held["status"] == "awaiting_approval"
     assert held["web_url"].startswith("http")
     assert held["commit_id"] is None
+    assert await paths(admin, repository) == []
+
+
+async def test_a_call_the_client_cancels_cancels_its_sandbox(
+    mcp_client: Client, repository: str, admin: AsyncClient
+) -> None:
+    arguments = {"repository": repository, "command": "echo x > /sandbox/x.txt; sleep 120"}
+    with anyio.move_on_after(5):
+        await mcp_client.call_tool("run_command", arguments)
+        pytest.fail("the command should still be running")
+    sandboxes = [sandbox async for sandbox in admin.repository(repository).sandboxes.list()]
+    assert len(sandboxes) == 1
+    status = await sandboxes[0].wait(60)
+    assert status.status == "cancelled"
     assert await paths(admin, repository) == []

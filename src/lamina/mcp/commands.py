@@ -65,12 +65,11 @@ async def run_command(
     )
     try:
         await sandbox.wait(START_TIMEOUT, until="running")
-    except SandboxError as exc:
+    except BaseException as exc:
         await _cancel(sandbox)
-        status = exc.status
-        if status is None:
-            raise
-        return _result(sandbox, SandboxOutcome.from_status(status).kind, status)
+        if isinstance(exc, SandboxError) and exc.status is not None:  # it ended: say how
+            return _result(sandbox, SandboxOutcome.from_status(exc.status).kind, exc.status)
+        raise
     stdout, stderr = BoundedOutput(max_output_bytes), BoundedOutput(max_output_bytes)
     exit_code: int | None = None
     try:
@@ -99,8 +98,9 @@ async def run_command(
 
 
 async def _cancel(sandbox: AsyncSandbox) -> None:
-    """Stop the sandbox and discard its changes (an already ended one is left as it is)."""
-    with contextlib.suppress(LaminaError):
+    """Stop the sandbox and discard its changes (an already ended one is left as it is), also
+    when the tool call itself is being cancelled (its client gave up)."""
+    with anyio.CancelScope(shield=True), contextlib.suppress(LaminaError):
         await sandbox.cancel()
 
 
