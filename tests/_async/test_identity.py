@@ -261,6 +261,21 @@ async def test_a_denial_names_action_and_resource(
     assert caught.value.reason
 
 
+async def test_an_agent_explains_what_its_inline_policy_allows(
+    client: AsyncClient, org: AsyncOrganization, local_server: LocalServer
+) -> None:
+    await require_route(client, f"/organizations/{org.name}/policies")
+    await org.repositories.create("data")
+    agent = await org.agents.create("explainer", inline_policy="ManagePolicies()\nGetRepository()")
+    key = await agent.api_keys.create("k")
+    assert key.token is not None
+    async with api_client(local_server, key.token) as as_agent:
+        explained = await as_agent.explain("GetRepository", f"{org.name}/data")
+        assert explained.allowed and explained.policy_name == "explainer (inline)"
+        assert explained.line == 2
+        assert not (await as_agent.explain("DeleteRepository", f"{org.name}/data")).allowed
+
+
 async def test_can_i_and_explain_agree_with_the_server(
     client: AsyncClient, org: AsyncOrganization
 ) -> None:

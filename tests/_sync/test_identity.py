@@ -259,6 +259,21 @@ def test_a_denial_names_action_and_resource(
     assert caught.value.reason
 
 
+def test_an_agent_explains_what_its_inline_policy_allows(
+    client: Client, org: Organization, local_server: LocalServer
+) -> None:
+    require_route(client, f"/organizations/{org.name}/policies")
+    org.repositories.create("data")
+    agent = org.agents.create("explainer", inline_policy="ManagePolicies()\nGetRepository()")
+    key = agent.api_keys.create("k")
+    assert key.token is not None
+    with api_client(local_server, key.token) as as_agent:
+        explained = as_agent.explain("GetRepository", f"{org.name}/data")
+        assert explained.allowed and explained.policy_name == "explainer (inline)"
+        assert explained.line == 2
+        assert not (as_agent.explain("DeleteRepository", f"{org.name}/data")).allowed
+
+
 def test_can_i_and_explain_agree_with_the_server(client: Client, org: Organization) -> None:
     require_route(client, f"/organizations/{org.name}/policies")
     require_route(client, "/auth/me")

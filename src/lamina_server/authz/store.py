@@ -294,7 +294,14 @@ class AccessStore:
         return policy_record(row)
 
     async def get_policy(self, org: OrganizationRecord, pid: str) -> PolicyRecord:
+        """A policy by id, an agent's inline one too (``inline:<agent id>``, the id the
+        effective policies name it by)."""
         async with self._db.connect() as conn:
+            if pid.startswith(INLINE_PREFIX):
+                inline = await _inline_policy(conn, org.id, pid.removeprefix(INLINE_PREFIX))
+                if inline is None:
+                    raise PolicyNotFound(pid)
+                return inline.policy
             return await self._policy_row(conn, org, pid)
 
     async def create_policy(
@@ -527,6 +534,9 @@ class AccessStore:
         return result
 
 
+INLINE_PREFIX = "inline:"  # an agent's inline policy's id: inline:<agent id>
+
+
 async def _inline_policy(
     conn: AsyncConnection, org_id: str, agent_id: str
 ) -> EffectivePolicy | None:
@@ -546,7 +556,7 @@ async def _inline_policy(
     if row is None or not row.inline_policy:
         return None
     policy = PolicyRecord(
-        f"inline:{agent_id}",
+        f"{INLINE_PREFIX}{agent_id}",
         org_id,
         f"{row.name} (inline)",
         "the agent's inline policy",
