@@ -59,7 +59,7 @@ from lamina_server.imports.s3source import S3Source, SourceObject
 from lamina_server.imports.tables import import_objects
 from lamina_server.principals import Committer, Principal
 from lamina_server.repositories import RepositoryRecord
-from lamina_server.storage.blobs import BlobStore
+from lamina_server.storage.blobs import BlobError, BlobInfo, BlobStore
 from lamina_server.storage.columns import utcnow
 from lamina_server.storage.db import Database
 from lamina_server.versioning import VersionStore
@@ -72,6 +72,7 @@ log = logging.getLogger(__name__)
 OBJECT_CONCURRENCY = 16  # objects one job copies at once
 JOB_CONCURRENCY = 4  # jobs one replica runs at once (more wait, pending)
 STAGE_BATCH = 1000  # entries staged per transaction
+CLAIM_BATCH = 64  # blobs claimed at once (one sync of the blob store for them)
 PROGRESS_INTERVAL = 1.0  # seconds between writes of a running job's progress
 _LOOKUP_BATCH = 500
 META_IMPORT_JOB = "lamina.import_job"
@@ -477,18 +478,35 @@ class Imports:
     async def _copy(
         self, live: _Live, source: S3Source, objects: list[tuple[str, SourceObject]]
     ) -> list[tuple[str, Entry]]:
-        """Streams each object into the blob store and stages it; every entry staged. The
+        """Streams each object into the blob store; claims what was written in batches of
+        :data:`CLAIM_BATCH` (one sync for the batch) and stages it; every entry staged. The
         first failure stops the rest and raises it."""
         record = live.record
         assert record.session_id is not None
         session_id = record.session_id
         limiter = anyio.CapacityLimiter(OBJECT_CONCURRENCY)
+        written: list[tuple[str, SourceObject, BlobInfo]] = []
+        claimed: list[tuple[str, Entry]] = []
         staged: list[tuple[str, Entry]] = []
-        pending: list[tuple[str, Entry]] = []
 
-        async def flush() -> None:
-            batch = pending[:]
-            pending.clear()
+        async def claim() -> None:
+            batch = written[:]
+            written.clear()
+            if not batch:
+                return
+            outcomes = await self._blobs.claim_many([info.address for _, _, info in batch])
+            now = utcnow()
+            for (path, item, info), outcome in zip(batch, outcomes, strict=True):
+                if isinstance(outcome, BlobError):
+                    raise JobFailed(
+                        "blob_store", f"storing {source.where(item.key)} failed: {outcome}"
+                    )
+                kind = mimetypes.guess_type(item.key)[0] or "application/octet-stream"
+                claimed.append((path, Entry(outcome, info.size, info.etag, kind, now, {})))
+
+        async def stage() -> None:
+            batch = claimed[:]
+            claimed.clear()
             if batch:
                 await self._versions.stage_put_many(record.repository_id, session_id, batch)
                 staged.extend(batch)
@@ -498,31 +516,36 @@ class Imports:
                 if live.failures:
                     return
                 try:
-                    entry = await self._store(source, item)
+                    written.append((path, item, await self._write(source, item)))
+                    live.imported += 1
+                    if len(written) >= CLAIM_BATCH:
+                        await claim()
+                    if len(claimed) >= STAGE_BATCH:
+                        await stage()
                 except JobFailed as exc:
                     live.failures.append(exc)
                     scope.cancel()
-                    return
-                pending.append((path, entry))
-                live.imported += 1
-                if len(pending) >= STAGE_BATCH:
-                    await flush()
 
         async with anyio.create_task_group() as group:
             for path, item in objects:
                 group.start_soon(one, path, item, group.cancel_scope)
         with anyio.CancelScope(shield=True):
-            await flush()  # what was claimed is staged, so a rollback releases it to the GC
+            if live.failures:
+                for _, _, info in written:  # written, never claimed: dropped
+                    await self._blobs.discard(info.address)
+                written.clear()
+            else:
+                await claim()
+            await stage()  # what was claimed is staged, so a rollback releases it to the GC
         if live.failures:
-            copied = live.imported
             raise JobFailed(
                 live.failures[0].code,
-                f"{live.failures[0]} (after copying {copied} of {len(objects)} objects)",
+                f"{live.failures[0]} (after copying {live.imported} of {len(objects)} objects)",
             )
         return staged
 
-    async def _store(self, source: S3Source, item: SourceObject) -> Entry:
-        """One object into the blob store, claimed: its entry."""
+    async def _write(self, source: S3Source, item: SourceObject) -> BlobInfo:
+        """One object streamed into the blob store, pending its claim."""
         problem_seen: list[ImportsError] = []
 
         async def chunks() -> AsyncIterator[bytes]:
@@ -535,22 +558,18 @@ class Imports:
 
         address = self._blobs.new_address()
         try:
-            info = await self._blobs.write(address, chunks())
+            return await self._blobs.write(address, chunks())
         except Exception as exc:
             await self._blobs.discard(address)
             if problem_seen:
+                failure = problem_seen[0]
                 code = (
-                    "source_changed"
-                    if isinstance(problem_seen[0], SourceChanged)
-                    else "source_unreachable"
+                    "source_changed" if isinstance(failure, SourceChanged) else "source_unreachable"
                 )
-                raise JobFailed(code, str(problem_seen[0])) from None
+                raise JobFailed(code, str(failure)) from None
             raise JobFailed(
                 "blob_store", f"storing {source.where(item.key)} failed: {exc}"
             ) from None
-        stored = await self._blobs.claim(address)
-        content_type = mimetypes.guess_type(item.key)[0] or "application/octet-stream"
-        return Entry(stored, info.size, info.etag, content_type, utcnow(), {})
 
     # --- landing ------------------------------------------------------------------------------
 
