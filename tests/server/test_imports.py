@@ -22,6 +22,14 @@ from tests.server.members import new_member
 from tests.server.seaweedfs import SeaweedFS
 
 
+@pytest.fixture(scope="module")
+def local_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
+    """A server of this module's own: its imports put thousands of blobs in the store, which
+    the session's server (whose data directory other tests scan) is spared."""
+    with LocalServer(data_dir=tmp_path_factory.mktemp("imports-server")) as server:
+        yield server
+
+
 def _objects(count: int, size: int = 64, prefix: str = "data/") -> dict[str, bytes]:
     return {f"{prefix}{index:05d}.bin": os.urandom(size) for index in range(count)}
 
