@@ -9,6 +9,7 @@
     ├── ApprovalTimeoutError        a commit waited longer than its timeout for approval
     ├── ApprovalRejectedError       a commit held for approval was rejected or withdrawn
     ├── RunTimeoutError             a governed run did not end within its wait's timeout
+    ├── ImportTimeoutError          an import job did not end within its wait's timeout
     ├── PolicySyntaxError           a policy text the SDK's evaluator cannot read (also a ValueError)
     ├── SandboxError                a sandbox failed, was cancelled or timed out
     │   └── CommandError            a command exited non-zero
@@ -46,6 +47,7 @@ from lamina._retry import parse_retry_after
 
 if TYPE_CHECKING:
     from lamina.models.governance import PrincipalRef
+    from lamina.models.imports import ImportJobData
     from lamina.models.runs import Run
 
 __all__ = [
@@ -59,6 +61,7 @@ __all__ = [
     "ConflictError",
     "ForbiddenError",
     "GoneError",
+    "ImportTimeoutError",
     "InvalidArgumentError",
     "InvalidArgumentTypeError",
     "LaminaError",
@@ -152,6 +155,15 @@ class RunTimeoutError(LaminaError):
         super().__init__(message)
         self.run_id = run_id
         self.run = run
+
+
+class ImportTimeoutError(LaminaError):
+    """``job.wait(timeout=...)`` waited longer than ``timeout`` for an import job to end;
+    ``job`` is the :class:`~lamina.ImportJobData` as last read. The job runs on."""
+
+    def __init__(self, message: str, *, job: ImportJobData) -> None:
+        super().__init__(message)
+        self.job = job
 
 
 class PolicySyntaxError(LaminaError, ValueError):

@@ -28,10 +28,12 @@ from lamina_server.api import (
     audit,
     auth,
     commits,
+    connectors,
     data,
     evidence,
     groups,
     health,
+    imports,
     invitations,
     login,
     objects,
@@ -77,6 +79,7 @@ from lamina_server.governance.signing_key import load_signing_key
 from lamina_server.governance.usage import Usage
 from lamina_server.identity import Identity
 from lamina_server.identity.web_sessions import WebSessions
+from lamina_server.imports import Connectors, Imports
 from lamina_server.repositories import Repositories
 from lamina_server.sandboxes.checkouts import Checkouts
 from lamina_server.sandboxes.dispatch import Launcher, TriggerDispatcher, TriggerOutbox
@@ -138,6 +141,7 @@ def create_app(config: ServerConfig, *, trigger_launcher: Launcher | None = None
             blobs = backend.store
             sealer = Sealer(load_key(config.data_dir, os.environ))
             secret_store = Secrets(db, sealer)
+            connector_store = Connectors(db, sealer)
             authorizer = Authorizer(identity, access)
             audit_log = AuditLog(db, enabled=config.audit_log)
             repository_directory = Repositories(db)
@@ -178,6 +182,20 @@ def create_app(config: ServerConfig, *, trigger_launcher: Launcher | None = None
             )
             approvals.on_decided.append(evidence_service.after_approval)
             sandbox_service.on_ended = evidence_service.after_sandbox
+            import_service = Imports(
+                db=db,
+                versions=versions,
+                blobs=blobs,
+                connectors=connector_store,
+                authorizer=authorizer,
+                identity=identity,
+                replica_id=replicas.id,
+            )
+
+            async def take_over(alive: set[str]) -> None:
+                await sandbox_service.take_over(alive)
+                await import_service.take_over(alive)
+
             abps = Abps(db)
             runs = Runs(db, abps, sandbox_service)
             app.state.services = Services(
@@ -204,11 +222,14 @@ def create_app(config: ServerConfig, *, trigger_launcher: Launcher | None = None
                 velerian=Velerian(VelerianKeys(db), abps, runs),
                 forwarder=forwarder,
                 s3_credentials=S3Credentials(db, sealer),
+                connectors=connector_store,
+                imports=import_service,
                 presigner=backend.presigner,
             )
             async with anyio.create_task_group() as tasks:
                 await tasks.start(sandbox_service.serve)
-                await tasks.start(partial(replicas.run, sandbox_service.take_over))
+                await tasks.start(import_service.serve)
+                await tasks.start(partial(replicas.run, take_over))
                 await dispatcher.start()
                 if config.gc_interval > 0:
                     tasks.start_soon(run_periodically, Collector(db, blobs), config.gc_interval)
@@ -267,6 +288,8 @@ def create_app(config: ServerConfig, *, trigger_launcher: Launcher | None = None
         sandbox_triggers,
         secrets,
         s3_credentials,
+        connectors,
+        imports,
         evidence,
         usage,
     ):

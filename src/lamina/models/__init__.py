@@ -11,6 +11,7 @@ from lamina.models.evidence import (
 )
 from lamina.models.governance import Approval, AuditEntry, PrincipalRef
 from lamina.models.groups import EffectiveGroup, GroupData, GroupDetail, GroupMember
+from lamina.models.imports import ConnectionTest, ConnectorData, ImportJobData
 from lamina.models.objects import (
     CopyObjectResult,
     DeletedObjects,
@@ -90,6 +91,8 @@ __all__ = [
     "CommitCreated",
     "CommitData",
     "CommitResult",
+    "ConnectionTest",
+    "ConnectorData",
     "CopyObjectResult",
     "CurrentUser",
     "DeletedObjects",
@@ -108,6 +111,7 @@ __all__ = [
     "GroupData",
     "GroupDetail",
     "GroupMember",
+    "ImportJobData",
     "InvokeResult",
     "ListingEntry",
     "Membership",

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from lamina_server.governance.usage import Usage
     from lamina_server.identity import Identity
     from lamina_server.identity.web_sessions import WebSessions
+    from lamina_server.imports import Connectors, Imports
     from lamina_server.repositories import Repositories
     from lamina_server.sandboxes.dispatch import TriggerDispatcher
     from lamina_server.sandboxes.service import Sandboxes
@@ -61,6 +62,8 @@ class Services:
     velerian: Velerian
     forwarder: Forwarder
     s3_credentials: S3Credentials
+    connectors: Connectors
+    imports: Imports
     # Set when clients reach the blob store directly (S3): its URLs replace the data plane's.
     presigner: Presigner | None = None
 

@@ -6,7 +6,7 @@ error answering ``HEAD``, which has no body, still says what went wrong.
 
 Domains raise their own errors (:mod:`lamina_server.versioning.errors`,
 :mod:`lamina_server.identity.errors`, :mod:`lamina_server.repositories.errors`,
-:mod:`lamina_server.secrets.errors`, the sandbox triggers' ``TriggerError``, the blob store's
+:mod:`lamina_server.secrets.errors`, :mod:`lamina_server.imports.errors`, the sandbox triggers' ``TriggerError``, the blob store's
 ``BlobError``); :func:`api_error_for` is the only place that turns them into HTTP. Route code raises :class:`ApiError` (or one of the helpers)
 for what only the HTTP layer knows.
 """
@@ -27,7 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute, Match
 from starlette.types import Scope
 
-from lamina_server import identity, repositories, secrets, versioning
+from lamina_server import identity, imports, repositories, secrets, versioning
 from lamina_server.authz import errors as access
 from lamina_server.gateway import errors as gateway
 from lamina_server.governance import errors as governance
@@ -65,6 +65,7 @@ HANDLED_ERRORS: tuple[type[Exception], ...] = (
     access.AccessControlError,
     repositories.RepositoryError,
     secrets.SecretsError,
+    imports.ImportsError,
     triggers.TriggerError,
     blobs.BlobError,
     sandboxes.SandboxError,
@@ -142,6 +143,15 @@ _DOMAIN_STATUS: tuple[tuple[type[Exception], int, str], ...] = (
     # Server-side corruption (an altered row, a changed key), logged where it is found.
     (secrets.SecretUnreadable, 500, "secret_unreadable"),
     (secrets.SecretsError, 409, "conflict"),
+    (imports.ConnectorNotFound, 404, "connector_not_found"),
+    (imports.ConnectorNotAttached, 404, "connector_not_attached"),
+    (imports.ConnectorGone, 410, "connector_deleted"),
+    (imports.ConnectorDisabled, 423, "connector_disabled"),
+    (imports.ConnectorInvalid, 400, "invalid_connector"),
+    (imports.ConnectionFailed, 502, "connection_failed"),
+    (imports.ImportInvalid, 400, "invalid_import"),
+    (imports.ImportNotFound, 404, "import_not_found"),
+    (imports.ImportsError, 409, "conflict"),
     (governance.ApprovalNotFound, 404, "approval_not_found"),
     (governance.ApprovalDecided, 409, "approval_decided"),
     (governance.SelfApproval, 403, "self_approval"),

@@ -37,6 +37,7 @@ TABLE_MODULES = (
     "lamina_server.governance.evidence_tables",
     "lamina_server.identity.grants",
     "lamina_server.identity.tables",
+    "lamina_server.imports.tables",
     "lamina_server.repositories.tables",
     "lamina_server.sandboxes.images",
     "lamina_server.sandboxes.tables",

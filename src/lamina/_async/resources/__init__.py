@@ -7,8 +7,14 @@ from lamina._async.resources.approvals import AsyncApprovals
 from lamina._async.resources.audit_log import AsyncAuditLog
 from lamina._async.resources.auth import AsyncAuth
 from lamina._async.resources.commits import AsyncCommit, AsyncCommits
+from lamina._async.resources.connectors import (
+    AsyncConnector,
+    AsyncConnectors,
+    AsyncRepositoryConnectors,
+)
 from lamina._async.resources.evidence import AsyncEvidencePacks, AsyncOrganizationEvidence
 from lamina._async.resources.groups import AsyncGroup, AsyncGroupMembers, AsyncGroups
+from lamina._async.resources.imports import AsyncImportJob, AsyncImports
 from lamina._async.resources.objects import AsyncReadOnlyObjects, AsyncSessionObjects
 from lamina._async.resources.organizations import (
     AsyncMembers,
@@ -41,10 +47,14 @@ __all__ = [
     "AsyncAuth",
     "AsyncCommit",
     "AsyncCommits",
+    "AsyncConnector",
+    "AsyncConnectors",
     "AsyncEvidencePacks",
     "AsyncGroup",
     "AsyncGroupMembers",
     "AsyncGroups",
+    "AsyncImportJob",
+    "AsyncImports",
     "AsyncMembers",
     "AsyncOrganization",
     "AsyncOrganizationEvidence",
@@ -54,6 +64,7 @@ __all__ = [
     "AsyncReadOnlyObjects",
     "AsyncRepositories",
     "AsyncRepository",
+    "AsyncRepositoryConnectors",
     "AsyncRole",
     "AsyncRoles",
     "AsyncRuns",

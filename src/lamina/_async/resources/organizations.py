@@ -10,6 +10,7 @@ from lamina._async.resources._paths import organization_path, segment
 from lamina._async.resources.abps import AsyncAbps
 from lamina._async.resources.agents import AsyncAgents
 from lamina._async.resources.audit_log import AsyncAuditLog
+from lamina._async.resources.connectors import AsyncConnectors
 from lamina._async.resources.evidence import AsyncOrganizationEvidence
 from lamina._async.resources.groups import AsyncGroups
 from lamina._async.resources.policies import AsyncPolicies
@@ -100,6 +101,11 @@ class AsyncOrganization(AsyncDeferred):
     @property
     def roles(self) -> AsyncRoles:
         return AsyncRoles(self._client, self._name)
+
+    @property
+    def connectors(self) -> AsyncConnectors:
+        """The organization's connectors (external sources to import from)."""
+        return AsyncConnectors(self._client, organization_path(self._name))
 
     @property
     def evidence(self) -> AsyncOrganizationEvidence:

@@ -10,7 +10,9 @@ from lamina._async._pager import AsyncPager
 from lamina._async.resources._paths import organization_path, repository_path
 from lamina._async.resources.approvals import AsyncApprovals
 from lamina._async.resources.commits import AsyncCommit, AsyncCommits
+from lamina._async.resources.connectors import AsyncRepositoryConnectors
 from lamina._async.resources.evidence import AsyncEvidencePacks
+from lamina._async.resources.imports import AsyncImports
 from lamina._async.resources.objects import AsyncReadOnlyObjects
 from lamina._async.resources.sandbox_triggers import AsyncSandboxTriggers
 from lamina._async.resources.sandboxes import AsyncSandboxes, AsyncShell, execute
@@ -211,6 +213,16 @@ class AsyncRepository(AsyncDeferred):
     def secrets(self) -> AsyncSecrets:
         """The repository's secrets."""
         return AsyncSecrets(self._client, f"{self.api_path}/secrets")
+
+    @property
+    def connectors(self) -> AsyncRepositoryConnectors:
+        """The connectors attached to the repository: ``attach()``, ``list()``, ``detach()``."""
+        return AsyncRepositoryConnectors(self._client, self.api_path, organization_path(self.org))
+
+    @property
+    def imports(self) -> AsyncImports:
+        """Import jobs: ``create_from_connector()``, ``create_from_repository()``, ``get()``."""
+        return AsyncImports(self._client, self.api_path)
 
     @property
     def approvals(self) -> AsyncApprovals:

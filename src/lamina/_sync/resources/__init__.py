@@ -8,8 +8,14 @@ from lamina._sync.resources.approvals import Approvals
 from lamina._sync.resources.audit_log import AuditLog
 from lamina._sync.resources.auth import Auth
 from lamina._sync.resources.commits import Commit, Commits
+from lamina._sync.resources.connectors import (
+    Connector,
+    Connectors,
+    RepositoryConnectors,
+)
 from lamina._sync.resources.evidence import EvidencePacks, OrganizationEvidence
 from lamina._sync.resources.groups import Group, GroupMembers, Groups
+from lamina._sync.resources.imports import ImportJob, Imports
 from lamina._sync.resources.objects import ReadOnlyObjects, SessionObjects
 from lamina._sync.resources.organizations import (
     Members,
@@ -42,10 +48,14 @@ __all__ = [
     "Auth",
     "Commit",
     "Commits",
+    "Connector",
+    "Connectors",
     "EvidencePacks",
     "Group",
     "GroupMembers",
     "Groups",
+    "ImportJob",
+    "Imports",
     "Members",
     "Organization",
     "OrganizationEvidence",
@@ -55,6 +65,7 @@ __all__ = [
     "ReadOnlyObjects",
     "Repositories",
     "Repository",
+    "RepositoryConnectors",
     "Role",
     "Roles",
     "Runs",

@@ -14,6 +14,7 @@ from lamina._sync.resources._paths import organization_path, segment
 from lamina._sync.resources.abps import Abps
 from lamina._sync.resources.agents import Agents
 from lamina._sync.resources.audit_log import AuditLog
+from lamina._sync.resources.connectors import Connectors
 from lamina._sync.resources.evidence import OrganizationEvidence
 from lamina._sync.resources.groups import Groups
 from lamina._sync.resources.policies import Policies
@@ -99,6 +100,11 @@ class Organization(Deferred):
     @property
     def roles(self) -> Roles:
         return Roles(self._client, self._name)
+
+    @property
+    def connectors(self) -> Connectors:
+        """The organization's connectors (external sources to import from)."""
+        return Connectors(self._client, organization_path(self._name))
 
     @property
     def evidence(self) -> OrganizationEvidence:

@@ -13,7 +13,9 @@ from lamina._sync._pager import Pager
 from lamina._sync.resources._paths import organization_path, repository_path
 from lamina._sync.resources.approvals import Approvals
 from lamina._sync.resources.commits import Commit, Commits
+from lamina._sync.resources.connectors import RepositoryConnectors
 from lamina._sync.resources.evidence import EvidencePacks
+from lamina._sync.resources.imports import Imports
 from lamina._sync.resources.objects import ReadOnlyObjects
 from lamina._sync.resources.sandbox_triggers import SandboxTriggers
 from lamina._sync.resources.sandboxes import Sandboxes, Shell, execute
@@ -212,6 +214,16 @@ class Repository(Deferred):
     def secrets(self) -> Secrets:
         """The repository's secrets."""
         return Secrets(self._client, f"{self.api_path}/secrets")
+
+    @property
+    def connectors(self) -> RepositoryConnectors:
+        """The connectors attached to the repository: ``attach()``, ``list()``, ``detach()``."""
+        return RepositoryConnectors(self._client, self.api_path, organization_path(self.org))
+
+    @property
+    def imports(self) -> Imports:
+        """Import jobs: ``create_from_connector()``, ``create_from_repository()``, ``get()``."""
+        return Imports(self._client, self.api_path)
 
     @property
     def approvals(self) -> Approvals:
