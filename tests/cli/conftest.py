@@ -87,3 +87,14 @@ def lamina_process(
         )
 
     return run
+
+
+@pytest.fixture
+def new_repository(
+    local_server: LocalServer, unique_name: Callable[..., str], lamina: Invoke
+) -> str:
+    """A second fresh repository, made with ``lamina repo create``."""
+    path = f"{local_server.org}/{unique_name('repo')}"
+    result = lamina("repo", "create", path)
+    assert result.exit_code == 0, result.output
+    return path

@@ -30,6 +30,7 @@ class _SnapshotProgress(Progress):
     """A rich ``Progress`` that brings its one task up to date when it redraws."""
 
     def __init__(self, display: TransferDisplay, console: Console) -> None:
+        self._display = display  # before the base class draws the first frame
         super().__init__(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -40,7 +41,6 @@ class _SnapshotProgress(Progress):
             console=console,
             transient=False,
         )
-        self._display = display
 
     def get_renderable(self) -> RenderableType:
         self._display.sync()

@@ -106,8 +106,15 @@ async def _interactive(
         await sandbox.wait(SHELL_START_TIMEOUT, until="running")
         cols, rows = _window()
         stdin_fd = sys.stdin.fileno()
-        with raw_mode(stdin_fd) as is_terminal:
-            async with sandbox.terminal(cols=cols, rows=rows) as terminal:
+        async with sandbox.terminal(cols=cols, rows=rows) as terminal:
+            with raw_mode(stdin_fd) as is_terminal:
+                # The prompt the shell printed before this attached is not sent again.
+                end = "\r\n" if is_terminal else "\n"
+                sys.stderr.write(
+                    f"Connected to sandbox {sandbox.id}; press Enter for a prompt, `exit` "
+                    f"to leave (exit status 0 commits what changed under the mount).{end}"
+                )
+                sys.stderr.flush()
                 code = await _pump(terminal, stdin_fd, is_terminal)
     except BaseException:
         await cancel_quietly(sandbox)
