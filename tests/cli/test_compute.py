@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
+import sys
+import time
 from collections.abc import Callable
 
 import pytest
@@ -11,7 +15,7 @@ import pytest
 from lamina import Client
 from lamina.testing import LocalServer
 from lamina_server.sandboxes.runners.bubblewrap import BubblewrapRunner
-from tests.cli.conftest import Invoke
+from tests.cli.conftest import SRC, Invoke
 
 _CANNOT_RUN = BubblewrapRunner().check()
 pytestmark = pytest.mark.skipif(_CANNOT_RUN is not None, reason=f"no sandboxes: {_CANNOT_RUN}")
@@ -85,3 +89,31 @@ def test_sandboxes_ls_logs_and_cancel(lamina: Invoke, repository: str, client: C
     as_json = json.loads(lamina("sandboxes", "ls", repository, "--json").stdout)
     statuses = {item["id"]: item["status"] for item in as_json}
     assert statuses[service.id] == "cancelled" and statuses[one_shot.id] == "done"
+
+
+def test_exec_output_is_live_and_ctrl_c_cancels_the_sandbox(
+    cli_env: dict[str, str | None], repository: str, lamina: Invoke
+) -> None:
+    environ = {k: v for k, v in {**os.environ, **cli_env}.items() if v is not None}
+    environ["PYTHONPATH"] = str(SRC)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lamina.cli", "exec", repository, "--", "echo started; sleep 60"],
+        env=environ,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline() == b"started\n"  # while the command still runs
+        started = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+        assert time.monotonic() - started < 30
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 130
+    assert stderr.decode().strip().endswith("Interrupted.")
+    [sandbox] = json.loads(lamina("sandboxes", "ls", repository, "--json").stdout)
+    assert sandbox["status"] == "cancelled"
