@@ -185,3 +185,24 @@ def test_server_and_evidence_keep_their_parsers(lamina: Invoke, tmp_path: Path) 
     assert lamina.cli.main(["evidence", "verify", str(tmp_path / "missing.zip")]) == 2
     assert lamina.cli.main(["evidence", "verify"]) == 2
     assert lamina.cli.main(["no-such-command"]) == 2
+
+
+def test_without_the_cli_extra_server_and_evidence_still_run(
+    cli_env: dict[str, str | None],
+) -> None:
+    environ = {k: v for k, v in {**os.environ, **cli_env}.items() if v is not None}
+    environ["PYTHONPATH"] = str(SRC)
+    blocked = "import sys; sys.modules['click'] = None; from lamina.cli import main; "
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        code = f"{blocked}sys.exit(main({list(args)!r}))"
+        return subprocess.run(
+            [sys.executable, "-c", code], env=environ, capture_output=True, text=True, check=False
+        )
+
+    server = run("server", "--help")
+    assert server.returncode == 0 and "--data-dir" in server.stdout
+    assert run("evidence", "verify").returncode == 2
+    other = run("ls", "acme/data")
+    assert other.returncode == 1
+    assert "pip install 'lamina[cli]'" in other.stderr
