@@ -29,12 +29,18 @@ def home(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def cli_env(local_server: LocalServer, home: Path) -> dict[str, str | None]:
+def cli_server(local_server: LocalServer) -> LocalServer:
+    """The server the commands talk to (a module may override it with a server of its own)."""
+    return local_server
+
+
+@pytest.fixture
+def cli_env(cli_server: LocalServer, home: Path) -> dict[str, str | None]:
     """The environment a logged-in user's command sees (key and endpoint from env)."""
     return {
         "HOME": str(home),
-        "LAMINA_API_KEY": local_server.api_key,
-        "LAMINA_ENDPOINT_URL": local_server.endpoint_url,
+        "LAMINA_API_KEY": cli_server.api_key,
+        "LAMINA_ENDPOINT_URL": cli_server.endpoint_url,
         "NO_COLOR": "1",
         "FORCE_COLOR": None,
         "TTY_COMPATIBLE": None,
@@ -90,11 +96,9 @@ def lamina_process(
 
 
 @pytest.fixture
-def new_repository(
-    local_server: LocalServer, unique_name: Callable[..., str], lamina: Invoke
-) -> str:
+def new_repository(cli_server: LocalServer, unique_name: Callable[..., str], lamina: Invoke) -> str:
     """A second fresh repository, made with ``lamina repo create``."""
-    path = f"{local_server.org}/{unique_name('repo')}"
+    path = f"{cli_server.org}/{unique_name('repo')}"
     result = lamina("repo", "create", path)
     assert result.exit_code == 0, result.output
     return path

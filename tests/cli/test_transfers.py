@@ -1,22 +1,58 @@
 """``lamina cp -r`` and large copies as whole processes: the progress bar is drawn (the
 terminal forced, so rich renders it into the captured stderr) and the bytes round-trip
-exactly; copies between repositories."""
+exactly; copies between repositories.
+
+The module has a server of its own, removed with its data at the end, so that the gigabyte
+it stores does not weigh on the tests that read the session server's whole data folder."""
 
 from __future__ import annotations
 
 import hashlib
 import os
 import random
+import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
+from lamina.testing import LocalServer
 from tests.cli.conftest import Invoke
 
 Process = Callable[..., subprocess.CompletedProcess[bytes]]
 TERMINAL = {"TTY_COMPATIBLE": "1", "TERM": "xterm", "NO_COLOR": "1"}
+
+
+@pytest.fixture(scope="module")
+def bulk_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
+    data_dir = tmp_path_factory.mktemp("cli-transfers")
+    server = LocalServer(data_dir=data_dir)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def cli_server(bulk_server: LocalServer) -> LocalServer:
+    return bulk_server
+
+
+@pytest.fixture
+def repository(bulk_server: LocalServer, unique_name: Callable[..., str]) -> str:
+    name = unique_name("repo")
+    response = httpx.post(
+        f"{bulk_server.endpoint_url}/api/v1/organizations/{bulk_server.org}/repositories",
+        headers={"Authorization": f"Bearer {bulk_server.api_key}"},
+        json={"name": name},
+        timeout=60,
+    )
+    assert response.status_code == 201, response.text
+    return f"{bulk_server.org}/{name}"
 
 
 def make_tree(root: Path, files: int, size: int) -> dict[str, bytes]:
