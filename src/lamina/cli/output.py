@@ -55,8 +55,8 @@ def when(moment: datetime | None) -> str:
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
-    """Print ``rows`` in columns under ``headers`` (left-aligned, two spaces apart); nothing
-    but the headers' absence when there are no rows: a line saying so on stderr."""
+    """Print ``rows`` in columns under ``headers`` (left-aligned, two spaces apart); with no
+    rows, nothing on stdout and ``(none)`` on stderr."""
     if not rows:
         note("(none)")
         return
