@@ -2,7 +2,7 @@
 
 Shown when stderr is a terminal (rich's rules: ``FORCE_COLOR`` or ``TTY_COMPATIBLE=1`` force
 it), or as ``--progress/--no-progress`` say. The SDK's callbacks only store the latest
-snapshot (one assignment per call); the bar reads it when it redraws, ten times a second, so
+snapshot (one assignment per call); the bar reads it when it redraws, four times a second, so
 a transfer of many small files pays next to nothing for its bar.
 """
 
@@ -40,6 +40,7 @@ class _SnapshotProgress(Progress):
             TimeRemainingColumn(),
             console=console,
             transient=False,
+            refresh_per_second=4,
         )
 
     def get_renderable(self) -> RenderableType:
