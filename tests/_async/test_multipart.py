@@ -279,3 +279,21 @@ async def test_real_multipart_above_64_mib(repo: AsyncRepository, tmp_path: Path
         async for chunk in reader.iter_bytes(1024 * 1024):
             check.update(chunk)
     assert check.hexdigest() == digest.hexdigest()
+
+
+async def test_put_reports_progress_single_and_multipart(
+    repo: AsyncRepository, tmp_path: Path
+) -> None:
+    data = os.urandom(PART * 2 + 777)
+    on_disk = tmp_path / "data.bin"
+    on_disk.write_bytes(data)
+    single: list[int] = []
+    parts: list[int] = []
+    async with repo.session() as session:
+        await session.objects.put("progress/single", data[:1000], progress=single.append)
+        await session.objects.put("progress/parts", on_disk, part_size=PART, progress=parts.append)
+        await session.commit("progress")
+    assert sum(single) == 1000
+    assert sum(parts) == len(data)
+    assert len(parts) > 1  # reported as the parts went, not once at the end
+    assert await read_all(repo, "progress/parts") == data

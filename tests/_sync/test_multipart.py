@@ -281,3 +281,19 @@ def test_real_multipart_above_64_mib(repo: Repository, tmp_path: Path) -> None:
         for chunk in reader.iter_bytes(1024 * 1024):
             check.update(chunk)
     assert check.hexdigest() == digest.hexdigest()
+
+
+def test_put_reports_progress_single_and_multipart(repo: Repository, tmp_path: Path) -> None:
+    data = os.urandom(PART * 2 + 777)
+    on_disk = tmp_path / "data.bin"
+    on_disk.write_bytes(data)
+    single: list[int] = []
+    parts: list[int] = []
+    with repo.session() as session:
+        session.objects.put("progress/single", data[:1000], progress=single.append)
+        session.objects.put("progress/parts", on_disk, part_size=PART, progress=parts.append)
+        session.commit("progress")
+    assert sum(single) == 1000
+    assert sum(parts) == len(data)
+    assert len(parts) > 1  # reported as the parts went, not once at the end
+    assert read_all(repo, "progress/parts") == data

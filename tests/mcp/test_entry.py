@@ -27,3 +27,20 @@ def test_without_the_extra_the_error_says_what_to_install() -> None:
     )
     assert done.returncode == 1
     assert "pip install 'lamina[mcp]'" in done.stderr
+
+
+def test_lamina_mcp_is_the_same_command() -> None:
+    env = {**os.environ, "PYTHONPATH": SRC}
+    done = subprocess.run(
+        [sys.executable, "-m", "lamina.cli", "mcp", "--transport", "sse"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "invalid choice: 'sse'" in done.stderr
+    listed = subprocess.run(
+        [sys.executable, "-m", "lamina.cli", "--help"], env=env, capture_output=True, text=True
+    )
+    assert "mcp" in listed.stdout and "Serve MCP to agents" in listed.stdout

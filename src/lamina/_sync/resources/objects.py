@@ -135,6 +135,7 @@ class SessionObjects(ReadOnlyObjects):
         content_type: str | None = None,
         metadata: Mapping[str, str] | None = None,
         part_size: int | None = None,
+        progress: Callable[[int], None] | None = None,
     ) -> PutObjectResult:
         """Upload ``data`` to ``path``.
 
@@ -143,9 +144,16 @@ class SessionObjects(ReadOnlyObjects):
         go in one upload; larger ones, and data of unknown size, in parts of ``part_size``
         sent concurrently. Files are streamed from disk, never read whole into memory.
         ``metadata`` is user metadata (returned by ``head()`` and in listings).
+        ``progress`` is called with each count of bytes as it is sent (from several parts at
+        once for a multipart upload; a part that is sent again is counted again).
         """
         return self._writer().put(
-            path, data, content_type=content_type, metadata=metadata, part_size=part_size
+            path,
+            data,
+            content_type=content_type,
+            metadata=metadata,
+            part_size=part_size,
+            progress=progress,
         )
 
     def _writer(self) -> ObjectWriter:
