@@ -175,8 +175,10 @@ async def test_explain_permission(
         nothing = await explain(reader, "DeleteRepository")
         assert (nothing["allowed"], nothing["rule"]) == (False, None)
 
-    # an agent with an inline policy and ManagePolicies: the SDK cannot read the inline policy
+    # an agent with an inline policy and ManagePolicies: the inline policy decides, by line
     inline_key = await make_agent_key(policy)
     async with stdio_session(server_env(local_server, inline_key, tmp_path)) as inline:
         tried = await explain(inline, "GetObject", "secret/key")
-        assert (tried["allowed"], tried["basis"]) == (False, "probe")
+        assert (tried["allowed"], tried["basis"]) == (False, "effective_policies")
+        assert tried["policy_name"].endswith("(inline)")
+        assert tried["rule"] == 'Deny GetObject(path="secret/*")'

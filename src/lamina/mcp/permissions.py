@@ -8,9 +8,8 @@ requests it guards). So the answer is built from what the SDK can read, and says
 
 - ``"effective_policies"``: the agent's effective policies in the organization, evaluated by
   the SDK's evaluator of the policy language (:meth:`lamina.AsyncClient.explain`), naming the
-  deciding policy and line. Reading them needs ``ManagePolicies``, which few agents have; and
-  an agent's inline policy cannot be read that way (``GET .../policies/inline:<id>`` is a 404),
-  so an agent with one falls through to the next basis.
+  deciding policy and line (an inline policy too). Reading them needs ``ManagePolicies``,
+  which few agents have.
 - ``"probe"``: otherwise, for a read-only action, the tool tries a request that needs that
   action and changes nothing (a listing of one item, a HEAD of the object), and reports the
   server's verdict (its 403 names the reason). No policy or line is named then.
