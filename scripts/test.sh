@@ -39,12 +39,13 @@ echo "--- the suite on SQLite"
 run_pytest .venv/bin/python -m pytest -q "$@" || status=$?
 # The second pass: every server the tests start keeps its metadata in PostgreSQL and its
 # object bytes in SeaweedFS (docs/development.md); tests of SQLite itself, or of the local blob
-# folder and its data plane, skip.
+# folder and its data plane, skip, and so do the slow ones (stress and size tests, which the
+# first pass runs; the replicated deployment's already runs on PostgreSQL and SeaweedFS).
 pg_bin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)"
 if [ -n "$pg_bin" ]; then
   echo "--- the suite on PostgreSQL and SeaweedFS"
   LAMINA_TEST_DATABASE=postgres LAMINA_TEST_BLOB_STORE=s3 LAMINA_TEST_PG_BIN="$pg_bin" \
-    run_pytest .venv/bin/python -m pytest -q "$@" || status=$?
+    run_pytest .venv/bin/python -m pytest -q -m "not slow" "$@" || status=$?
 else
   echo "PostgreSQL is not installed: the suite's second pass, on PostgreSQL, did not run" >&2
   status=1
