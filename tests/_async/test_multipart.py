@@ -281,6 +281,7 @@ async def test_real_multipart_above_64_mib(repo: AsyncRepository, tmp_path: Path
     assert check.hexdigest() == digest.hexdigest()
 
 
+@pytest.mark.local_blobs_only("parts smaller than S3's 5 MiB minimum")
 async def test_put_reports_progress_single_and_multipart(
     repo: AsyncRepository, tmp_path: Path
 ) -> None:

@@ -283,6 +283,7 @@ def test_real_multipart_above_64_mib(repo: Repository, tmp_path: Path) -> None:
     assert check.hexdigest() == digest.hexdigest()
 
 
+@pytest.mark.local_blobs_only("parts smaller than S3's 5 MiB minimum")
 def test_put_reports_progress_single_and_multipart(repo: Repository, tmp_path: Path) -> None:
     data = os.urandom(PART * 2 + 777)
     on_disk = tmp_path / "data.bin"
