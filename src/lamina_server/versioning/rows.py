@@ -205,17 +205,20 @@ def session_info(row: Any) -> SessionInfo:
 # --- staged changes ----------------------------------------------------------------------------
 
 
+# Built once: staging runs it for every batch of puts, and building a statement costs more
+# than running it.
+_STAGED_AT = sa.select(staged_changes.c.path, staged_changes.c.entry).where(
+    staged_changes.c.session_id == sa.bindparam("session_id"),
+    staged_changes.c.path.in_(sa.bindparam("paths", expanding=True)),
+)
+
+
 def staged_values(conn: sa.Connection, session_id: str, paths: Sequence[str]) -> dict[str, Any]:
     """Staged payloads of those ``paths`` that have a staged change (None: staged delete)."""
     found: dict[str, Any] = {}
-    c = staged_changes.c
     for start in range(0, len(paths), LOOKUP_BATCH):
-        rows = conn.execute(
-            sa.select(c.path, c.entry).where(
-                c.session_id == session_id, c.path.in_(paths[start : start + LOOKUP_BATCH])
-            )
-        )
-        for path, entry in rows:
+        batch = list(paths[start : start + LOOKUP_BATCH])
+        for path, entry in conn.execute(_STAGED_AT, {"session_id": session_id, "paths": batch}):
             found[path] = None if entry is None else canonical.loads(entry)
     return found
 

@@ -19,7 +19,7 @@ from lamina_server.versioning.errors import ObjectNotFound, SessionClosed
 from lamina_server.versioning.merge import values_at
 from lamina_server.versioning.models import Entry, SessionInfo
 from lamina_server.versioning.reads import session_value
-from lamina_server.versioning.sql import upsert_staged
+from lamina_server.versioning.sql import insert_new_staged, upsert_staged
 from lamina_server.versioning.tables import repo_sessions, staged_changes
 from lamina_server.versioning.tree import Tree
 
@@ -75,17 +75,21 @@ def hold(conn: sa.Connection, repository_id: str, session_id: str) -> None:
 def stage_puts(
     conn: sa.Connection, repository_id: str, session_id: str, latest: Mapping[str, Entry]
 ) -> None:
-    """Stages one entry per path (releasing the blobs of staged entries they replace)."""
+    """Stages one entry per path (releasing the blobs of staged entries they replace). New
+    paths, the usual case, take one insert; only paths staged before are looked up."""
     rows.lock_open_session(conn, repository_id, session_id)
     values = {path: entry_value(e) for path, e in latest.items()}
-    _replace_staged(conn, repository_id, session_id, values)
-    upsert_staged(
-        conn,
-        (
-            {"session_id": session_id, "path": path, "entry": dump_json(value)}
-            for path, value in values.items()
-        ),
-    )
+    staged = [
+        {"session_id": session_id, "path": path, "entry": dump_json(value)}
+        for path, value in values.items()
+    ]
+    fresh = insert_new_staged(conn, staged)
+    again = [row for row in staged if row["path"] not in fresh]
+    if again:
+        _replace_staged(
+            conn, repository_id, session_id, {row["path"]: values[row["path"]] for row in again}
+        )
+        upsert_staged(conn, again)
 
 
 def _replace_staged(

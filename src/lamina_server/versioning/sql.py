@@ -73,6 +73,25 @@ def _staged_upsert(dialect_name: str) -> Any:
     )
 
 
+@functools.cache
+def _staged_insert(dialect_name: str) -> Any:
+    module = postgresql if dialect_name == "postgresql" else sqlite
+    stmt = module.insert(staged_changes).on_conflict_do_nothing(
+        index_elements=["session_id", "path"]
+    )
+    return stmt.returning(staged_changes.c.path)
+
+
+def insert_new_staged(conn: sa.Connection, rows: Sequence[dict[str, Any]]) -> set[str]:
+    """Stages the changes of paths the session has not staged yet (rows as for
+    :func:`upsert_staged`); the paths it staged. One statement when every path is new."""
+    stmt = _staged_insert(conn.dialect.name)
+    staged: set[str] = set()
+    for start in range(0, len(rows), _WRITE_BATCH):
+        staged.update(conn.execute(stmt, list(rows[start : start + _WRITE_BATCH])).scalars())
+    return staged
+
+
 def upsert_staged(conn: sa.Connection, rows: Iterable[dict[str, Any]]) -> None:
     """Stage changes: rows of ``{"session_id", "path", "entry"}`` (entry text or None)."""
     batch = list(rows)
