@@ -227,8 +227,8 @@ def create_app(config: ServerConfig, *, trigger_launcher: Launcher | None = None
                 presigner=backend.presigner,
             )
             async with anyio.create_task_group() as tasks:
-                await tasks.start(sandbox_service.serve)
-                await tasks.start(import_service.serve)
+                await tasks.start(sandbox_service.tasks.serve)
+                await tasks.start(import_service.tasks.serve)
                 await tasks.start(partial(replicas.run, take_over))
                 await dispatcher.start()
                 if config.gc_interval > 0:

@@ -1,9 +1,8 @@
 """Running import jobs: in the background, a bounded number at once, each landing as one
 commit or nothing.
 
-A job opens a session of its own (as its creator), lists its source, and leaves out what the
-repository already holds from an earlier import of the same source (:meth:`Imports._unchanged`).
-Then it fills the session: a connector's objects are streamed from the source into the blob
+A job opens a session of its own (as its creator), lists its source, and leaves out what an
+earlier import of the same source brought unchanged (:mod:`.seen`). Then it fills the session: a connector's objects are streamed from the source into the blob
 store, :data:`OBJECT_CONCURRENCY` at a time, each read on the condition that it is still the
 version listed; another repository's entries are staged as they are, pointing at the same
 blobs (no byte is copied). Entries are staged :data:`STAGE_BATCH` at a time. Finally the
@@ -37,6 +36,7 @@ import sqlalchemy as sa
 
 from lamina_server.authz import Action, Authorizer
 from lamina_server.authz.policy import Target, evaluate
+from lamina_server.background import TaskHost
 from lamina_server.identity import Identity, OrganizationRecord
 from lamina_server.imports.connectors import Connectors
 from lamina_server.imports.errors import (
@@ -56,7 +56,7 @@ from lamina_server.imports.jobs import (
 )
 from lamina_server.imports.paths import connector_folder, folder, problem, shown
 from lamina_server.imports.s3source import S3Source, SourceObject
-from lamina_server.imports.tables import import_objects
+from lamina_server.imports.seen import imported_before, record_imported
 from lamina_server.principals import Committer, Principal
 from lamina_server.repositories import RepositoryRecord
 from lamina_server.storage.blobs import BlobError, BlobInfo, BlobStore
@@ -65,7 +65,6 @@ from lamina_server.storage.db import Database
 from lamina_server.versioning import VersionStore
 from lamina_server.versioning.errors import ConcurrentUpdate, MergeConflict, VersioningError
 from lamina_server.versioning.models import Entry
-from lamina_server.versioning.sql import dialect_insert
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +73,6 @@ JOB_CONCURRENCY = 4  # jobs one replica runs at once (more wait, pending)
 STAGE_BATCH = 1000  # entries staged per transaction
 CLAIM_BATCH = 64  # blobs claimed at once (one sync of the blob store for them)
 PROGRESS_INTERVAL = 1.0  # seconds between writes of a running job's progress
-_LOOKUP_BATCH = 500
 META_IMPORT_JOB = "lamina.import_job"
 
 
@@ -128,22 +126,11 @@ class Imports:
         self._identity = identity
         self.replica_id = replica_id
         self._live: dict[str, _Live] = {}
-        self._tasks: anyio.abc.TaskGroup | None = None
+        # Runs the jobs' tasks (the app's lifespan serves it); a job cut short is taken over.
+        self.tasks = TaskHost("import service")
         self._slots = anyio.CapacityLimiter(JOB_CONCURRENCY)
 
     # --- serving ------------------------------------------------------------------------------
-
-    async def serve(
-        self, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
-    ) -> None:
-        """Runs the jobs' tasks until cancelled (a job cut short is taken over later)."""
-        try:
-            async with anyio.create_task_group() as tasks:
-                self._tasks = tasks
-                task_status.started()
-                await anyio.sleep_forever()
-        finally:
-            self._tasks = None
 
     async def take_over(self, alive: set[str]) -> None:
         """Runs again, here, the active jobs of replicas that are gone (see the module
@@ -157,11 +144,9 @@ class Imports:
             self._start(replace(record, status=PENDING, session_id=None))
 
     def _start(self, record: ImportJobRecord) -> None:
-        if self._tasks is None:
-            raise RuntimeError("the import service is not serving")
         live = _Live(record)
+        self.tasks.start_soon(self._run, live)
         self._live[record.id] = live
-        self._tasks.start_soon(self._run, live)
 
     # --- requests -----------------------------------------------------------------------------
 
@@ -394,7 +379,8 @@ class Imports:
                 f"{len(refused)} key(s) of {source.where(base)} cannot be object paths: "
                 + shown(refused),
             )
-        known = await self._known(record.repository_id, [p for p, _ in listed if p in existing])
+        paths = [p for p, _ in listed if p in existing]
+        known = await imported_before(self.jobs.db, record.repository_id, paths)
         objects = []
         for path, item in listed:
             entry = existing.get(path)
@@ -407,28 +393,6 @@ class Imports:
                 continue
             objects.append((path, item))
         return _Plan([], objects, len(listed) - len(objects), source)
-
-    async def _known(
-        self, repository_id: str, paths: list[str]
-    ) -> dict[str, tuple[str, str, int, str]]:
-        """What earlier imports recorded for ``paths``: connector, ETag, size, blob."""
-        found: dict[str, tuple[str, str, int, str]] = {}
-        columns = import_objects.c
-        for start in range(0, len(paths), _LOOKUP_BATCH):
-            query = sa.select(
-                columns.path,
-                columns.connector_id,
-                columns.source_etag,
-                columns.size,
-                columns.address,
-            ).where(
-                columns.repository_id == repository_id,
-                columns.path.in_(paths[start : start + _LOOKUP_BATCH]),
-            )
-            async with self.jobs.db.connect() as conn:
-                for row in (await conn.execute(query)).all():
-                    found[row.path] = (row.connector_id, row.source_etag, row.size, row.address)
-        return found
 
     async def _plan_repository(
         self, record: ImportJobRecord, destination: str, existing: dict[str, Entry]
@@ -613,7 +577,7 @@ class Imports:
                 objects_unchanged=plan.unchanged,
             ):
                 raise _Superseded
-            _record_sources(conn, rows)
+            record_imported(conn, rows)
 
         try:
             await self._versions.commit_session(
@@ -634,20 +598,3 @@ class Imports:
             ) from None
         except ConcurrentUpdate as exc:
             raise JobFailed("conflict", str(exc)) from None
-
-
-def _record_sources(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
-    if not rows:
-        return
-    statement = dialect_insert(conn, import_objects)
-    statement = statement.on_conflict_do_update(
-        index_elements=[import_objects.c.repository_id, import_objects.c.path],
-        set_={
-            "connector_id": statement.excluded.connector_id,
-            "source_etag": statement.excluded.source_etag,
-            "size": statement.excluded.size,
-            "address": statement.excluded.address,
-        },
-    )
-    for start in range(0, len(rows), STAGE_BATCH):
-        conn.execute(statement, rows[start : start + STAGE_BATCH])

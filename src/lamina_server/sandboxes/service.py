@@ -32,8 +32,8 @@ from functools import partial
 from pathlib import Path
 
 import anyio
-from anyio.abc import TaskGroup
 
+from lamina_server.background import TaskHost
 from lamina_server.governance import audit
 from lamina_server.governance.approvals import (
     ApprovalRecord,
@@ -141,24 +141,13 @@ class Sandboxes:
         self._landings = Landings(approvals, repositories, base_url)
         self.replica_id = replica_id
         self._live: dict[str, Live] = {}
-        self._tasks: TaskGroup | None = None
+        # Runs the sandboxes' tasks (the app's lifespan serves it); cancelled, they end.
+        self.tasks = TaskHost("sandbox service")
         # Told (repository id, sandbox id) of each sandbox once it has ended (evidence).
         self.on_ended: Callable[[str, str], Awaitable[None]] | None = None
         self.unavailable = runner.check()
 
     # --- running ------------------------------------------------------------------------------
-
-    async def serve(
-        self, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
-    ) -> None:
-        """Runs the sandboxes' tasks until cancelled; then ends every live sandbox as lost."""
-        try:
-            async with anyio.create_task_group() as tasks:
-                self._tasks = tasks
-                task_status.started()
-                await anyio.sleep_forever()
-        finally:
-            self._tasks = None
 
     async def take_over(self, alive: set[str]) -> None:
         """Sandboxes that a dead replica (a previous process of this server, or another
@@ -184,7 +173,7 @@ class Sandboxes:
         *,
         origin: Origin | None = None,
     ) -> SandboxRecord:
-        if self._tasks is None:
+        if not self.tasks.serving:
             raise RuntimeError("the sandbox service is not serving")
         sandbox_id = str(uuid.uuid4())
         audit.annotate(resource_kind="sandbox", resource_id=sandbox_id)
@@ -212,7 +201,7 @@ class Sandboxes:
         await self.records.insert(record, self.replica_id)
         live = Live(record, folder, SandboxLog(folder / "log"))
         self._live[record.id] = live
-        self._tasks.start_soon(self._run, live)
+        self.tasks.start_soon(self._run, live)
         return record
 
     async def launch_for_trigger(
