@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from lamina_server.storage.blobs import BlobStore
+    from lamina_server.storage.blobs.backend import BlobBackend
     from tests.server.seaweedfs import SeaweedFS
 
 BUCKET = "lamina-suite"
@@ -38,22 +38,9 @@ def args_for(data_dir: Path) -> list[str]:
     return ["--blob-store", url] if url is not None else []
 
 
-def store_for(data_dir: Path) -> BlobStore:
-    """The blob store a server on ``data_dir`` would open (for tests that build the engine
-    directly): the S3 store on an S3 run (close it with :func:`close`), else the local folder."""
-    from lamina_server.storage.blobs import LocalBlobStore
+def backend_for(data_dir: Path) -> BlobBackend:
+    """The blob store a server on ``data_dir`` opens (for tests that build the engine
+    directly), as the server opens it: its store, and what closes it."""
+    from lamina_server.storage.blobs.backend import open_blob_store
 
-    url = url_for(data_dir)
-    if url is None:
-        return LocalBlobStore(data_dir / "blobs")
-    from lamina_server.storage.blobs.s3 import S3BlobStore
-    from lamina_server.storage.blobs.s3_location import parse_s3_url
-
-    return S3BlobStore(parse_s3_url(url, {}))
-
-
-async def close(store: BlobStore) -> None:
-    """Closes what :func:`store_for` opened."""
-    closing = getattr(store, "close", None)
-    if closing is not None:
-        await closing()
+    return open_blob_store(url_for(data_dir), data_dir / "blobs", {})

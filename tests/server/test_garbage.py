@@ -66,7 +66,8 @@ class World:
     def __init__(self, db: Database, tmp_path: Path) -> None:
         self.db = db
         self.store = VersionStore(db)
-        self.blobs = blob_stores.store_for(tmp_path)
+        self.backend = blob_stores.backend_for(tmp_path)
+        self.blobs = self.backend.store
         self.clock = Clock()
         self.collector = Collector(db, self.blobs, clock=self.clock)
 
@@ -123,7 +124,8 @@ async def world(db: Database, tmp_path: Path) -> AsyncIterator[World]:
     await w.store.init_repository(REPO, committer=WHO)
     await w.store.init_repository(OTHER, committer=WHO)
     yield w
-    await blob_stores.close(w.blobs)
+    if w.backend.close is not None:
+        await w.backend.close()
 
 
 async def _books_match_head(world: World, repo: str) -> None:
@@ -426,7 +428,8 @@ def test_cli_gc_prints_what_it_removed(tmp_path: Path, capsys: pytest.CaptureFix
         session = await w.store.create_session(REPO, created_by=WHO)
         await w.store.stage_put(REPO, session.id, "x", await w.upload(b"12345"))
         await w.store.rollback_session(REPO, session.id)
-        await blob_stores.close(w.blobs)
+        if w.backend.close is not None:
+            await w.backend.close()
         await db.dispose()
 
     anyio.run(seed)
