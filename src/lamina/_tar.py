@@ -35,7 +35,11 @@ def member(path: str, data: bytes, attributes_json: str | None = None) -> bytes:
     info = tarfile.TarInfo(path)
     info.size = len(data)
     info.mode = 0o644
+    records: dict[str, str] = {}
+    if "\x00" in path:
+        records["path"] = path  # a ustar name ends at a NUL: the server is to see it, and refuse
     if attributes_json is not None:
-        info.pax_headers = {ATTRIBUTES_RECORD: attributes_json}
+        records[ATTRIBUTES_RECORD] = attributes_json
+    info.pax_headers = records
     header = info.tobuf(tarfile.PAX_FORMAT, "utf-8", "strict")
     return b"".join((header, data, bytes(-len(data) % BLOCK)))

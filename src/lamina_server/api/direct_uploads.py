@@ -245,27 +245,71 @@ _BATCH_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-async def _store_member(request: Request, services: Services, member: Member) -> tuple[str, Entry]:
-    """One member of a batch, validated, authorized and stored (pending): its path and
-    entry. :class:`ApiError` (or a blob error) says why it is refused; its bytes are then
-    skipped, or were stored and discarded."""
-    path = validate_path(member.path)
-    checksum, size_bytes, content_type, metadata = _attributes(member.attributes)
-    if member.size > MAX_OBJECT_BYTES:
-        raise ApiError(
-            413,
-            "request_too_large",
-            f"the object is {member.size} bytes; the limit is {MAX_OBJECT_BYTES}",
-        )
-    await authorize_streamed(request, Action.PUT_OBJECT, path)
-    address = services.blobs.new_address()
-    info = await _written(services, address, member.data())
-    try:
-        check_written(info, size_bytes, checksum)
-    except BlobMismatch:
-        await services.blobs.discard(address)
-        raise
-    return path, _entry(info, content_type, metadata)
+class _Batch:
+    """The objects of one batched upload, as they are read: stored (pending) or refused."""
+
+    def __init__(self, request: Request, services: Services, session_id: str) -> None:
+        self.request = request
+        self.services = services
+        self.repo = access_of(request).repo
+        self.session_id = session_id
+        self.stored: list[tuple[str, Entry]] = []
+        self.failed: list[FailedObject] = []
+        self._session_checked = False
+
+    async def add(self, member: Member) -> None:
+        try:
+            self.stored.append(await self._store(member))
+        except (ApiError, BlobError) as exc:
+            error = api_error_for(exc)
+            if error.code == "organization_not_found":
+                raise error from None  # a non-member learns nothing, not even of the session
+            self.failed.append(
+                FailedObject(
+                    path=member.path,
+                    status=error.status_code,
+                    code=error.code,
+                    message=error.message,
+                )
+            )
+
+    async def _store(self, member: Member) -> tuple[str, Entry]:
+        """One member, validated, authorized and stored (pending): its path and entry.
+        :class:`ApiError` (or a blob error) says why it is refused; its bytes are then
+        skipped, or were stored and discarded. The session is checked once, after the first
+        authorized object (so that a caller without rights learns nothing of it); a closed
+        or unknown session fails the whole request."""
+        path = validate_path(member.path)
+        checksum, size_bytes, content_type, metadata = _attributes(member.attributes)
+        if member.size > MAX_OBJECT_BYTES:
+            raise ApiError(
+                413,
+                "request_too_large",
+                f"the object is {member.size} bytes; the limit is {MAX_OBJECT_BYTES}",
+            )
+        await authorize_streamed(self.request, Action.PUT_OBJECT, path)
+        if not self._session_checked:
+            try:
+                await self.services.versions.open_session(self.repo.id, self.session_id)
+            except Exception as exc:
+                raise _WholeRequest(exc) from None
+            self._session_checked = True
+        address = self.services.blobs.new_address()
+        info = await _written(self.services, address, member.data())
+        try:
+            check_written(info, size_bytes, checksum)
+        except BlobMismatch:
+            await self.services.blobs.discard(address)
+            raise
+        return path, _entry(info, content_type, metadata)
+
+
+class _WholeRequest(Exception):
+    """An error that fails the whole batch, not one object (the session's)."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 def _failure_answer(request: Request, failed: list[FailedObject]) -> JSONResponse:
@@ -305,14 +349,10 @@ def _failure_answer(request: Request, failed: list[FailedObject]) -> JSONRespons
 )
 async def upload_objects(request: Request) -> JSONResponse:
     services = await get_services(request)
-    access = access_of(request)
     session_id = require(query(request).get("session_id", ""), "session_id")
     _refuse_unless_enabled(services)
-    repo = access.repo
-    await services.versions.open_session(repo.id, session_id)
-    stored: list[tuple[str, Entry]] = []
-    failed: list[FailedObject] = []
-    staged = False
+    batch = _Batch(request, services, session_id)
+    staged: list[Entry] = []
     try:
         count = 0
         async for member in members(request.stream(), max_header=_MAX_PAX_HEADER):
@@ -323,31 +363,23 @@ async def upload_objects(request: Request) -> JSONResponse:
                 raise ApiError(
                     413, "request_too_large", f"a batch holds at most {MAX_BATCH_OBJECTS} objects"
                 )
-            try:
-                stored.append(await _store_member(request, services, member))
-            except (ApiError, BlobError) as exc:
-                error = api_error_for(exc)
-                failed.append(
-                    FailedObject(
-                        path=member.path,
-                        status=error.status_code,
-                        code=error.code,
-                        message=error.message,
-                    )
-                )
-        if failed:
-            return _failure_answer(request, failed)
-        entries = await services.staging.put_all(repo.id, session_id, stored)
-        staged = True
+            await batch.add(member)
+        if batch.failed:
+            return _failure_answer(request, batch.failed)
+        if batch.stored:
+            staged = await services.staging.put_all(batch.repo.id, session_id, batch.stored)
+    except _WholeRequest as exc:
+        raise exc.error from None
     except ArchiveError as exc:
         raise bad_request(
             f"the body is not a readable tar archive: {exc}", "invalid_archive"
         ) from None
     finally:
         if not staged:  # the pending blobs go (discarding a claimed one leaves it)
-            for _, entry in stored:
+            for _, entry in batch.stored:
                 await services.blobs.discard(entry.address)
     objects = [
-        {"path": path, "etag": entry.etag} for (path, _), entry in zip(stored, entries, strict=True)
+        {"path": path, "etag": entry.etag}
+        for (path, _), entry in zip(batch.stored, staged, strict=True)
     ]
     return JSONResponse({"objects": objects}, status_code=201)
