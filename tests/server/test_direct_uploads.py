@@ -6,11 +6,15 @@ stages all or nothing; the capabilities document lists them only where the serve
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 import tarfile
+import threading
+import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -346,7 +350,7 @@ def test_the_capabilities_document(
     }
 
 
-def test_a_server_with_the_extensions_turned_off(tmp_path: Any) -> None:
+def test_a_server_with_the_extensions_turned_off(tmp_path: Path) -> None:
     with LocalServer(data_dir=tmp_path, server_args=["--no-upload-extensions"]) as server:
         api = httpx.Client(
             base_url=f"{server.endpoint_url}/api/v1",
@@ -444,3 +448,64 @@ def test_no_key_no_upload(repository: str, local_server: LocalServer) -> None:
     with httpx.Client(base_url=f"{local_server.endpoint_url}/api/v1") as anonymous:
         error(put_one(anonymous, repository, "s", "a", b"x"), 401)
         error(put_batch(anonymous, repository, "s", ("a", b"x", None)), 401)
+
+
+# --- a batch cut short ------------------------------------------------------------------------
+
+
+@local_only
+def test_a_batch_killed_mid_stream_stages_nothing(tmp_path: Path) -> None:
+    """SIGKILL while a batch streams in, half of it read and stored: after the restart the
+    session holds what it held before, and nothing of the batch."""
+    members = [(f"batch/{i:03d}", os.urandom(16_000 + i), None) for i in range(60)]
+    members[3:3] = [(f"batch/large-{i}", os.urandom(300_000 + i), None) for i in range(4)]
+    body = archive(*members)
+    arrived, stop = threading.Event(), threading.Event()
+
+    def halfway() -> Iterator[bytes]:
+        yield body[: len(body) // 2]
+        arrived.set()
+        stop.wait(30)  # the rest never comes: the server is killed meanwhile
+
+    with LocalServer(data_dir=tmp_path / "data") as server:
+        api = httpx.Client(
+            base_url=f"{server.endpoint_url}/api/v1",
+            headers={"Authorization": f"Bearer {server.api_key}"},
+            timeout=30.0,
+        )
+        with api:
+            created = api.post(f"/organizations/{server.org}/repositories", json={"name": "data"})
+            assert created.status_code == 201, created.text
+            repo = f"{server.org}/data"
+            sid = session(api, repo)
+            before = put_one(api, repo, sid, "before", b"staged before the batch")
+            assert before.status_code == 201, before.text
+
+            def send_batch() -> None:
+                with contextlib.suppress(httpx.HTTPError):
+                    api.post(
+                        f"{r(repo)}/objects/upload", params={"session_id": sid}, content=halfway()
+                    )
+
+            sender = threading.Thread(target=send_batch, daemon=True)
+            sender.start()
+            assert arrived.wait(30)
+            time.sleep(0.5)  # the server reads and stores what arrived
+            server.kill()
+            stop.set()
+            sender.join(30)
+            # It was cut mid-batch: the larger objects read so far were stored, as files.
+            assert len(os.listdir(server.data_dir / "blobs" / "incoming")) >= 2
+
+            server.start()
+            api.headers["Authorization"] = f"Bearer {server.api_key}"
+            assert list(staged(api, repo, sid)) == ["before"]
+            # The session is still open, and a whole batch stages.
+            again = put_batch(api, repo, sid, *members[:3])
+            assert again.status_code == 201, again.text
+            assert sorted(staged(api, repo, sid)) == [
+                "batch/000",
+                "batch/001",
+                "batch/002",
+                "before",
+            ]
