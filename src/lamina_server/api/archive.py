@@ -6,9 +6,12 @@ skips) them before asking for the next member, so nothing is held beyond one rec
 A pax extended header (typeflag ``x``) applies to the member after it: its ``path`` and
 ``size`` records replace the ustar fields (long or non-ASCII paths), and its
 ``LAMINA.attributes`` record carries the object's attributes as JSON (``content_type``,
-``checksum``, ``size_bytes``, ``metadata``). Global pax headers (``g``) are ignored. The
-archive ends at its first all-zero block (or, as GNU tar allows, where the body ends between
-members). Anything else that cannot be read raises :class:`ArchiveError`.
+``checksum``, ``size_bytes``, ``metadata``). GNU tar's long names (typeflag ``L``, what
+``tar`` writes by default for a path over 100 bytes) name the member after them too; its long
+link names (``K``) and global pax headers (``g``) are read and ignored. Every member says what
+it is (:attr:`Member.kind`): a regular file, a directory, or something else (a link, a
+device). The archive ends at its first all-zero block (or, as GNU tar allows, where the body
+ends between members). Anything else that cannot be read raises :class:`ArchiveError`.
 """
 
 from __future__ import annotations
@@ -20,7 +23,14 @@ from dataclasses import dataclass
 BLOCK = 512
 ATTRIBUTES_RECORD = "LAMINA.attributes"
 _ZERO_BLOCK = bytes(BLOCK)
-_FILE_TYPES = (tarfile.REGTYPE, tarfile.AREGTYPE)
+_FILE_TYPES = (tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.CONTTYPE)
+# Headers about the member that follows: pax (x, g) and GNU (L, K).
+_HEADER_TYPES = (
+    tarfile.XHDTYPE,
+    tarfile.XGLTYPE,
+    tarfile.GNUTYPE_LONGNAME,
+    tarfile.GNUTYPE_LONGLINK,
+)
 
 
 class ArchiveError(Exception):
@@ -69,12 +79,13 @@ class _Stream:
 
 @dataclass
 class Member:
-    """One member of the archive: its path, size, whether it is a regular file, the JSON of
-    its ``LAMINA.attributes`` record (or None), and its bytes (:meth:`data`, read once)."""
+    """One member of the archive: its path, size, kind (``"file"``, ``"directory"`` or
+    ``"other"``), the JSON of its ``LAMINA.attributes`` record (or None), and its bytes
+    (:meth:`data`, read once)."""
 
     path: str
     size: int
-    regular: bool
+    kind: str
     attributes: str | None
     _stream: _Stream
     _read: bool = False
@@ -122,42 +133,54 @@ async def members(chunks: AsyncIterator[bytes], *, max_header: int) -> AsyncIter
     header may hold (paths and attributes are bounded, so is it)."""
     stream = _Stream(chunks)
     pax: dict[str, str] = {}
+    long_name: str | None = None
     while True:
         header = await stream.exactly(BLOCK)
-        if not header and not pax:
+        if not header and not pax and long_name is None:
             return  # the body ended between members
         if len(header) < BLOCK:
             raise ArchiveError(f"the body ends inside a header, at byte {stream.offset}")
         if header == _ZERO_BLOCK:
-            if pax:
-                raise ArchiveError("the archive ends after a pax header, before its member")
+            if pax or long_name is not None:
+                raise ArchiveError("the archive ends after a header, before its member")
             return
         try:
             info = tarfile.TarInfo.frombuf(header, "utf-8", "strict")
         except (tarfile.HeaderError, UnicodeDecodeError) as exc:
             raise ArchiveError(f"bad tar header at byte {stream.offset - BLOCK}: {exc}") from None
-        if info.type in (tarfile.XHDTYPE, tarfile.XGLTYPE):
+        if info.type in _HEADER_TYPES:
             if info.size > max_header:
-                raise ArchiveError(f"a pax header of {info.size} bytes (the limit: {max_header})")
+                raise ArchiveError(f"a header of {info.size} bytes (the limit: {max_header})")
             data = await stream.exactly(info.size + _padding(info.size))
             if len(data) < info.size:
-                raise ArchiveError(f"the body ends inside a pax header, at byte {stream.offset}")
+                raise ArchiveError(f"the body ends inside a header, at byte {stream.offset}")
             if info.type == tarfile.XHDTYPE:
                 pax = _pax_records(data[: info.size])
+            elif info.type == tarfile.GNUTYPE_LONGNAME:
+                try:
+                    long_name = data[: info.size].rstrip(b"\x00").decode("utf-8")
+                except UnicodeDecodeError:
+                    raise ArchiveError("a GNU long name is not UTF-8") from None
             continue
         size = info.size
         if "size" in pax:
             if not pax["size"].isdigit():
                 raise ArchiveError(f"a pax size record is not a number: {pax['size']!r}")
             size = int(pax["size"])
+        if info.type in _FILE_TYPES:
+            kind = "file"
+        elif info.type == tarfile.DIRTYPE:
+            kind = "directory"
+        else:
+            kind = "other"
         member = Member(
-            path=pax.get("path", info.name),
+            path=pax.get("path", long_name if long_name is not None else info.name),
             size=size,
-            regular=info.type in _FILE_TYPES,
+            kind=kind,
             attributes=pax.get(ATTRIBUTES_RECORD),
             _stream=stream,
         )
-        pax = {}
+        pax, long_name = {}, None
         yield member
         await member.skip()
         tail = await stream.exactly(_padding(size))

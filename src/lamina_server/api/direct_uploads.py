@@ -280,6 +280,11 @@ class _Batch:
         authorized object (so that a caller without rights learns nothing of it); a closed
         or unknown session fails the whole request."""
         path = validate_path(member.path)
+        if member.kind != "file":
+            raise bad_request(
+                "only regular files become objects (this member is a link or a device)",
+                "not_a_file",
+            )
         checksum, size_bytes, content_type, metadata = _attributes(member.attributes)
         if member.size > MAX_OBJECT_BYTES:
             raise ApiError(
@@ -356,7 +361,7 @@ async def upload_objects(request: Request) -> JSONResponse:
     try:
         count = 0
         async for member in members(request.stream(), max_header=_MAX_PAX_HEADER):
-            if not member.regular:
+            if member.kind == "directory":
                 continue
             count += 1
             if count > MAX_BATCH_OBJECTS:
