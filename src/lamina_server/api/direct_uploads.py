@@ -13,9 +13,12 @@ so a server that advertises them (``GET /api/v1/capabilities``,
 - ``POST .../objects/upload?session_id=``: a POSIX tar archive (pax or ustar) of up to
   :data:`MAX_BATCH_OBJECTS` objects of up to :data:`MAX_OBJECT_BYTES` each; a member's path is
   the object's path, a pax ``LAMINA.attributes`` record its attributes (the same JSON);
-  directory entries are skipped (:mod:`lamina_server.api.archive`). Each object is stored as
+  directory entries are skipped, links and devices refused (:mod:`lamina_server.api.archive`).
+  Each object is authorized (``PutObject`` on its path, declared ``stream:path``) and stored as
   it is read (in bounded memory); then all of them are staged in one transaction. It answers
-  201 ``{objects: [{path, etag}...]}`` in archive order.
+  201 ``{objects: [{path, etag}...]}`` in archive order. The session is checked once the first
+  object is authorized, so that a caller who may write nothing learns nothing of it; a closed
+  or unknown session fails the whole request, as ``PUT /object`` does.
 
 **All or nothing.** A batch stages every object or none. Objects the server refuses (a bad
 path or attributes, a checksum or size mismatch, a path the caller may not write, one too
