@@ -509,3 +509,15 @@ def test_a_batch_killed_mid_stream_stages_nothing(tmp_path: Path) -> None:
                 "batch/002",
                 "before",
             ]
+
+
+@local_only
+def test_both_are_audited(api: httpx.Client, member: Member) -> None:
+    repo, sid = member.repo.repository, member.repo.session()
+    assert put_one(api, repo, sid, "one", b"x").status_code == 201
+    assert put_batch(api, repo, sid, ("a", b"x", None), ("b", b"y", None)).status_code == 201
+    response = api.get(f"{member.o}/audit-log", params={"action": "PutObject"})
+    assert response.status_code == 200, response.text
+    entries = [(e["resource_kind"], e["resource_id"]) for e in response.json()["items"]]
+    # One entry per request, written with what it staged: the object, or the repository.
+    assert sorted(entries) == sorted([("object", "one"), ("repository", "data")]), entries
