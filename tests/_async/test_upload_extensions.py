@@ -119,6 +119,22 @@ async def test_a_small_put_is_one_request_and_stages_what_three_would(
 
 
 @offered
+async def test_a_file_up_to_the_limit_streams_in_one_request(
+    logged: tuple[AsyncClient, _Log], repository: str, tmp_path: Path
+) -> None:
+    client, log = logged
+    file = tmp_path / "file.bin"
+    file.write_bytes(bytes(range(256)) * 4096)  # 1 MiB: the limit, sent in slices
+    sent: list[int] = []
+    async with client.repository(repository).session() as session:
+        await session.objects.put("file.bin", file, progress=sent.append)
+        assert _uploads(log) == [ONE_REQUEST]
+        assert sum(sent) == 1024 * 1024
+        async with session.objects.get("file.bin") as reader:
+            assert await reader.read() == file.read_bytes()
+
+
+@offered
 async def test_capabilities_are_asked_once_per_client(
     logged: tuple[AsyncClient, _Log], repository: str
 ) -> None:

@@ -119,6 +119,22 @@ def test_a_small_put_is_one_request_and_stages_what_three_would(
 
 
 @offered
+def test_a_file_up_to_the_limit_streams_in_one_request(
+    logged: tuple[Client, _Log], repository: str, tmp_path: Path
+) -> None:
+    client, log = logged
+    file = tmp_path / "file.bin"
+    file.write_bytes(bytes(range(256)) * 4096)  # 1 MiB: the limit, sent in slices
+    sent: list[int] = []
+    with client.repository(repository).session() as session:
+        session.objects.put("file.bin", file, progress=sent.append)
+        assert _uploads(log) == [ONE_REQUEST]
+        assert sum(sent) == 1024 * 1024
+        with session.objects.get("file.bin") as reader:
+            assert reader.read() == file.read_bytes()
+
+
+@offered
 def test_capabilities_are_asked_once_per_client(
     logged: tuple[Client, _Log], repository: str
 ) -> None:

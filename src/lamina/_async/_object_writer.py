@@ -187,7 +187,7 @@ class AsyncObjectWriter:
     ) -> PutObjectResult:
         """``POST .../object/upload`` (a Lamina extension): the bytes and their attributes in
         one request, staged when it answers. Safe to repeat, so it is retried as a PUT is."""
-        headers = {"Content-Type": _OCTET_STREAM}
+        headers = {"Content-Type": _OCTET_STREAM, "Content-Length": str(source.size)}
         described = tar.attributes(content_type, metadata)
         if described is not None:
             headers[ATTRIBUTES_HEADER] = described
