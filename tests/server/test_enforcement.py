@@ -108,6 +108,9 @@ class Calls:
     def list_commits(self) -> httpx.Response:
         return self.c.get(f"{self.r}/log")
 
+    def list_open_sessions(self) -> httpx.Response:
+        return self.c.get(f"{self.r}/sessions")
+
     def create_sandbox(self) -> httpx.Response:
         return self.c.post(f"{self.r}/sandboxes", json={"command": ["true"]})
 
@@ -130,6 +133,7 @@ def test_read_only(api: httpx.Client, member: Member) -> None:
     _allowed(calls.list_objects())
     _allowed(calls.get_object("private/b.txt"))
     _allowed(calls.list_commits())
+    _allowed(calls.list_open_sessions())
     _denied(calls.create_repository(), "CreateRepository")
     _denied(calls.create_session(), "CreateSession")
     admin_session = member.repo.session()
@@ -166,6 +170,7 @@ def _check_path_scoped(member: Member) -> None:
     _denied(calls.delete_many(session, ["public/a.txt", "private/b.txt"]), "DeleteObject")
     _allowed(calls.delete_many(session, ["public/a.txt"]))
     _allowed(calls.list_commits())
+    _denied(calls.list_open_sessions(), "GetSession")
     _denied(calls.create_sandbox(), "CreateSandbox")
 
 
@@ -225,9 +230,10 @@ def test_a_non_member_learns_nothing(
 ) -> None:
     other = new_member(api, local_server, unique_name)
     try:
-        response = other.client.get(f"{member.o}/repositories/data/objects")
-        assert response.status_code == 404
-        assert response.json()["code"] == "organization_not_found"
+        for route in ("objects", "sessions"):
+            response = other.client.get(f"{member.o}/repositories/data/{route}")
+            assert response.status_code == 404
+            assert response.json()["code"] == "organization_not_found"
     finally:
         other.client.close()
 
