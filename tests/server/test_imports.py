@@ -6,6 +6,7 @@ a job whose server died is run again by the next one."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import obstore
 import pytest
 
 from lamina.testing import LocalServer
@@ -123,6 +125,62 @@ def test_an_import_lands_as_one_commit(
     repo_http: RepoHttp,
 ) -> None:
     _import_many(api, local_server, seaweedfs, bucket, repo_http, 1000)
+
+
+@pytest.mark.parametrize("etags", ["md5", "opaque"])
+def test_every_imported_object_keeps_the_md5_of_its_bytes_as_its_etag(
+    api: httpx.Client,
+    local_server: LocalServer,
+    seaweedfs: SeaweedFS,
+    bucket: str,
+    repo_http: RepoHttp,
+    etags: str,
+) -> None:
+    # A single-part object's ETag is its MD5 (taken as it is, with etags=md5); a multipart
+    # one's is "<md5 of the part md5s>-<parts>", never taken for the bytes' MD5.
+    single, multi = os.urandom(3000), os.urandom(6 * 1024 * 1024 + 5)
+    target = s3_source.store(seaweedfs, bucket)
+    obstore.put(target, "single.bin", single)
+    obstore.put(target, "multi.bin", multi, use_multipart=True, chunk_size=5 * 1024 * 1024)
+    source_etags = {m["path"]: str(m["e_tag"]).strip('"') for b in obstore.list(target) for m in b}
+    assert source_etags["multi.bin"].endswith("-2")
+    created = api.post(
+        f"/organizations/{local_server.org}/connectors",
+        json={
+            "name": "src",
+            "type": "s3",
+            "source_uri": f"s3://{bucket}/",
+            "config": s3_source.config(seaweedfs, etags=etags),
+        },
+    )
+    assert created.status_code == 201, created.text
+    connector = created.json()["id"]
+    assert repo_http.api.post(
+        f"{repo_http.base}/connectors", json={"connector_id": connector}
+    ).is_success
+    job = _wait(repo_http, _start(repo_http, connector_id=connector, destination_path="in"))
+    assert job["status"] == "completed", job
+    assert repo_http.tree() == {
+        "in/single.bin": hashlib.md5(single).hexdigest(),
+        "in/multi.bin": hashlib.md5(multi).hexdigest(),
+    }
+    assert repo_http.read("in/multi.bin") == multi
+
+
+def test_a_connector_with_unknown_etags_is_refused(
+    api: httpx.Client, local_server: LocalServer, seaweedfs: SeaweedFS, bucket: str
+) -> None:
+    refused = api.post(
+        f"/organizations/{local_server.org}/connectors",
+        json={
+            "name": "src",
+            "type": "s3",
+            "source_uri": f"s3://{bucket}/",
+            "config": s3_source.config(seaweedfs, etags="sha1"),
+        },
+    )
+    assert refused.status_code == 400
+    assert "etags must be md5 or opaque" in refused.json()["message"]
 
 
 @pytest.mark.slow
