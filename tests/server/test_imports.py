@@ -36,18 +36,29 @@ def _objects(count: int, size: int = 64, prefix: str = "data/") -> dict[str, byt
     return {f"{prefix}{index:05d}.bin": os.urandom(size) for index in range(count)}
 
 
-def _connector(
-    api: httpx.Client, org: str, seaweedfs: SeaweedFS, source_uri: str, repo: RepoHttp
-) -> str:
-    created = api.post(
+def _create_connector(
+    api: httpx.Client, org: str, seaweedfs: SeaweedFS, source_uri: str, **config: Any
+) -> httpx.Response:
+    return api.post(
         f"/organizations/{org}/connectors",
         json={
             "name": "src",
             "type": "s3",
             "source_uri": source_uri,
-            "config": s3_source.config(seaweedfs),
+            "config": s3_source.config(seaweedfs, **config),
         },
     )
+
+
+def _connector(
+    api: httpx.Client,
+    org: str,
+    seaweedfs: SeaweedFS,
+    source_uri: str,
+    repo: RepoHttp,
+    **config: Any,
+) -> str:
+    created = _create_connector(api, org, seaweedfs, source_uri, **config)
     assert created.status_code == 201, created.text
     connector_id: str = created.json()["id"]
     attached = repo.api.post(f"{repo.base}/connectors", json={"connector_id": connector_id})
@@ -144,20 +155,9 @@ def test_every_imported_object_keeps_the_md5_of_its_bytes_as_its_etag(
     obstore.put(target, "multi.bin", multi, use_multipart=True, chunk_size=5 * 1024 * 1024)
     source_etags = {m["path"]: str(m["e_tag"]).strip('"') for b in obstore.list(target) for m in b}
     assert source_etags["multi.bin"].endswith("-2")
-    created = api.post(
-        f"/organizations/{local_server.org}/connectors",
-        json={
-            "name": "src",
-            "type": "s3",
-            "source_uri": f"s3://{bucket}/",
-            "config": s3_source.config(seaweedfs, etags=etags),
-        },
+    connector = _connector(
+        api, local_server.org, seaweedfs, f"s3://{bucket}/", repo_http, etags=etags
     )
-    assert created.status_code == 201, created.text
-    connector = created.json()["id"]
-    assert repo_http.api.post(
-        f"{repo_http.base}/connectors", json={"connector_id": connector}
-    ).is_success
     job = _wait(repo_http, _start(repo_http, connector_id=connector, destination_path="in"))
     assert job["status"] == "completed", job
     assert repo_http.tree() == {
@@ -170,15 +170,7 @@ def test_every_imported_object_keeps_the_md5_of_its_bytes_as_its_etag(
 def test_a_connector_with_unknown_etags_is_refused(
     api: httpx.Client, local_server: LocalServer, seaweedfs: SeaweedFS, bucket: str
 ) -> None:
-    refused = api.post(
-        f"/organizations/{local_server.org}/connectors",
-        json={
-            "name": "src",
-            "type": "s3",
-            "source_uri": f"s3://{bucket}/",
-            "config": s3_source.config(seaweedfs, etags="sha1"),
-        },
-    )
+    refused = _create_connector(api, local_server.org, seaweedfs, f"s3://{bucket}/", etags="sha1")
     assert refused.status_code == 400
     assert "etags must be md5 or opaque" in refused.json()["message"]
 

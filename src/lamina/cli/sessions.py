@@ -7,7 +7,7 @@ import click
 
 from lamina.cli.app import CONTEXT_SETTINGS, State, pass_state, run
 from lamina.cli.locations import parse_repository
-from lamina.cli.output import emit_json, note, when
+from lamina.cli.output import emit_json, note, table, when
 from lamina.cli.writes import conclude
 from lamina.models.objects import EntryRecord
 from lamina.models.sessions import OpenSession
@@ -52,13 +52,11 @@ def list_sessions(state: State, repository: str, as_json: bool) -> None:
     if as_json:
         emit_json(found)
         return
-    for session in found:
-        opener = f"{session.created_by_type} {session.created_by_name}"
-        click.echo(
-            f"{session.session_id}  {when(session.created_at)}  {session.state:<17}  {opener}"
-        )
-    if not found:
-        note("(no open sessions)")
+    rows = [
+        (s.session_id, when(s.created_at), s.state, f"{s.created_by_type} {s.created_by_name}")
+        for s in found
+    ]
+    table(("SESSION", "OPENED", "STATE", "BY"), rows)
 
 
 @sessions.command("open")
