@@ -4,7 +4,9 @@ Each page's blocks (``tests/docs/examples.py`` says how they are read and steere
 script in a subprocess, against a fresh ``LocalServer`` of the page's own, with
 ``LAMINA_ENDPOINT_URL``/``LAMINA_API_KEY`` set to it, an empty ``HOME`` (no config file) and a
 scratch working directory. The examples are written for the default endpoint
-``127.0.0.1:8710``: that address in a block is rewritten to the test server's. DuckDB's httpfs
+``127.0.0.1:8710``: that address in a block is rewritten to the test server's.
+``LAMINA_DOCS_DATA_ARGS`` (JSON) holds the ``lamina server`` flags naming the server's data,
+for a hidden set-up that adds a user with ``create-user``. DuckDB's httpfs
 extension is put where ``INSTALL httpfs`` finds it (from the ``duckdb-extension-httpfs``
 wheel: nothing is downloaded). A failure points at the page and line of the example.
 """
@@ -22,6 +24,7 @@ import pytest
 
 from lamina.testing import LocalServer
 from tests.docs.examples import DOCS, RUNNER, Block, page_blocks, pages
+from tests.postgres import data_args
 
 RUN_TIMEOUT = 240
 
@@ -67,6 +70,8 @@ def run_page(
         "HOME": str(home),
         "LAMINA_ENDPOINT_URL": server.endpoint_url,
         "LAMINA_API_KEY": server.api_key,
+        # for a hidden set-up that runs `lamina server create-user` on the page's server
+        "LAMINA_DOCS_DATA_ARGS": json.dumps(data_args(server)),
         "PYTHONPATH": os.pathsep.join([str(DOCS.parent / "src"), os.environ.get("PYTHONPATH", "")]),
     }
     return subprocess.run(
