@@ -173,7 +173,7 @@ def test_chromium_renders_the_openapi_page_offline(
         operations = frame.locator(".opblock")
         operations.first.wait_for(timeout=30_000)
         assert operations.count() > 50
-        assert "/organizations/{org}/repositories" in frame.locator("body").inner_text()
+        assert "/organizations/{organization}/repositories" in frame.locator("body").inner_text()
         tab.screenshot(path=str(_screenshots(tmp_path) / "openapi.png"))
     finally:
         context.close()
