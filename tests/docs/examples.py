@@ -29,7 +29,7 @@ _FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})\s*(?P<info>[^\n`
 _SKIP = re.compile(r"^\s*<!--\s*docs-test:\s*skip\b(?P<reason>.*?)-->\s*$")
 _FILE = re.compile(r"^\s*<!--\s*docs-test:\s*file\s+(?P<path>\S+)\s*-->\s*$")
 _SETUP = re.compile(r"^\s*<!--\s*docs-test:\s*setup\s*$")
-_MARKER = re.compile(r"<!--\s*docs-test:")
+_MARKER = re.compile(r"^\s*<!--\s*docs-test:")
 
 
 @frozen
@@ -77,7 +77,7 @@ def page_blocks(path: Path) -> list[Block]:
             pending_file = file.group("path")
             index += 1
             continue
-        if _MARKER.search(line):
+        if _MARKER.match(line):
             raise DocsMarkerError(f"{page}:{index + 1}: unknown docs-test comment: {line.strip()}")
         fence = _FENCE.match(line)
         if fence:
