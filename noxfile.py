@@ -1,5 +1,5 @@
-"""Developer sessions: ``nox -s tests``, ``lint``, ``typecheck``, ``generate``, ``bench``,
-``tests_newest_httpx``.
+"""Developer sessions: ``nox -s tests``, ``lint``, ``typecheck``, ``generate``, ``docs``,
+``bench``, ``tests_newest_httpx``.
 
 The sessions run in the project's own virtualenv (``.venv``, which ``bash scripts/test.sh``
 creates with the dev extra) instead of building one per session, so they work offline and use
@@ -59,6 +59,20 @@ def typecheck(session: nox.Session) -> None:
 def generate(session: nox.Session) -> None:
     """Regenerate the blocking mirror (src/lamina/_sync, tests/_sync) from the async source."""
     session.run(PYTHON, "scripts/unasync.py", external=True)
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the documentation site (mkdocs.yml) into ``site/`` with ``--strict``: a broken
+    link, a missing page or an API reference that does not resolve fails. ``nox -s docs --
+    serve`` serves it at http://127.0.0.1:8000 instead, rebuilding on change."""
+    env = {"NO_MKDOCS_2_WARNING": "1"}
+    if session.posargs[:1] == ["serve"]:
+        session.run(PYTHON, "-m", "mkdocs", "serve", "--strict", external=True, env=env)
+        return
+    session.run(
+        PYTHON, "-m", "mkdocs", "build", "--strict", *session.posargs, external=True, env=env
+    )
 
 
 @nox.session

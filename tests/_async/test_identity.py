@@ -16,6 +16,7 @@ from lamina import (
     AsyncClient,
     AsyncOrganization,
     AuthenticationError,
+    BadRequestError,
     ForbiddenError,
     LaminaError,
     NotFoundError,
@@ -259,6 +260,25 @@ async def test_a_denial_names_action_and_resource(
             await as_agent.organization(org.name).repositories.create("not-allowed")
     assert (caught.value.action, caught.value.resource) == ("CreateRepository", org.name)
     assert caught.value.reason
+
+
+async def test_an_agent_that_may_not_read_policies_asks_the_server(
+    client: AsyncClient, org: AsyncOrganization, local_server: LocalServer
+) -> None:
+    await org.repositories.create("data")
+    agent = await org.agents.create("asker", inline_policy='GetObject(path="public/*")')
+    key = await agent.api_keys.create("k")
+    assert key.token is not None
+    async with api_client(local_server, key.token) as as_agent:
+        assert await as_agent.can_i("GetObject", f"{org.name}/data/public/a.csv")
+        assert not await as_agent.can_i("GetObject", f"{org.name}/data/private/a.csv")
+        answer = await as_agent.auth.permission("PutObject", f"{org.name}/data/public/a.csv")
+        assert (answer.allowed, answer.action, answer.policy_name) == (False, "PutObject", None)
+        assert "no policy allows PutObject" in answer.reason
+        with pytest.raises(ForbiddenError):  # explaining needs the policies themselves
+            await as_agent.explain("GetObject", f"{org.name}/data/public/a.csv")
+        with pytest.raises(BadRequestError):
+            await as_agent.can_i("Teleport", f"{org.name}/data")
 
 
 async def test_an_agent_explains_what_its_inline_policy_allows(

@@ -272,7 +272,7 @@ async def test_explain_reads_the_callers_effective_policies(
         "p2",
         'Deny GetObject(path="s/*")',
     )
-    assert not await client.can_i("PutObject", "acme/data")
+    assert not (await client.explain("PutObject", "acme/data")).allowed
     assert script.sent[:4] == [
         ("GET", "/api/v1/auth/me", {}, None),
         (
@@ -321,7 +321,7 @@ async def test_explain_asks_for_an_agent_by_its_principal(
             ("GET", f"{ORG}/effective-policies"): (200, {"results": []}),
         }
     )
-    assert not await client.can_i("GetObject", "acme/data/a")
+    assert not (await client.explain("GetObject", "acme/data/a")).allowed
     assert script.sent[1][2] == {"principal_type": "agent", "principal_id": "a1"}
 
 
@@ -364,4 +364,4 @@ async def test_explain_refuses_to_guess_about_a_rego_policy(
         }
     )
     with pytest.raises(PolicySyntaxError, match=r"policy 'opa'.*a rego policy"):
-        await client.can_i("GetObject", "acme/data")
+        await client.explain("GetObject", "acme/data")

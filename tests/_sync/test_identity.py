@@ -16,6 +16,7 @@ import pytest
 
 from lamina import (
     AuthenticationError,
+    BadRequestError,
     Client,
     ForbiddenError,
     LaminaError,
@@ -257,6 +258,25 @@ def test_a_denial_names_action_and_resource(
             as_agent.organization(org.name).repositories.create("not-allowed")
     assert (caught.value.action, caught.value.resource) == ("CreateRepository", org.name)
     assert caught.value.reason
+
+
+def test_an_agent_that_may_not_read_policies_asks_the_server(
+    client: Client, org: Organization, local_server: LocalServer
+) -> None:
+    org.repositories.create("data")
+    agent = org.agents.create("asker", inline_policy='GetObject(path="public/*")')
+    key = agent.api_keys.create("k")
+    assert key.token is not None
+    with api_client(local_server, key.token) as as_agent:
+        assert as_agent.can_i("GetObject", f"{org.name}/data/public/a.csv")
+        assert not as_agent.can_i("GetObject", f"{org.name}/data/private/a.csv")
+        answer = as_agent.auth.permission("PutObject", f"{org.name}/data/public/a.csv")
+        assert (answer.allowed, answer.action, answer.policy_name) == (False, "PutObject", None)
+        assert "no policy allows PutObject" in answer.reason
+        with pytest.raises(ForbiddenError):  # explaining needs the policies themselves
+            as_agent.explain("GetObject", f"{org.name}/data/public/a.csv")
+        with pytest.raises(BadRequestError):
+            as_agent.can_i("Teleport", f"{org.name}/data")
 
 
 def test_an_agent_explains_what_its_inline_policy_allows(

@@ -121,6 +121,26 @@ def test_non_conflicting_sessions_both_land(repo: Repository) -> None:
     assert paths_at_head(repo) == ["a.txt", "b.txt"]
 
 
+def test_open_sessions_lists_the_open_ones_page_by_page(client: Client, repo: Repository) -> None:
+    committed = repo.session()
+    committed.objects.put("a.txt", b"a")
+    committed.commit("add a")
+    rolled_back = repo.session()
+    rolled_back.rollback()
+    opened = sorted([(repo.session()).session_id for _ in range(3)])
+    me = (client.auth.me()).caller
+
+    listed = [s for s in repo.open_sessions(page_size=2)]  # two pages
+
+    assert [s.session_id for s in listed] == opened
+    assert {(s.state, s.created_by, s.created_by_type) for s in listed} == {
+        ("open", me.id, me.type)
+    }
+    head = [c.id for c in repo.commits.list(amount=1)]
+    assert {s.base_commit for s in listed} == set(head)
+    assert [s.session_id for s in repo.open_sessions(amount=1)] == opened[:1]
+
+
 def test_unknown_session_is_not_found(repo: Repository) -> None:
     ghost = repo.attach("00000000-0000-0000-0000-000000000000")
     with pytest.raises(NotFoundError):

@@ -96,8 +96,15 @@ def test_exec_output_is_live_and_ctrl_c_cancels_the_sandbox(
 ) -> None:
     environ = {k: v for k, v in {**os.environ, **cli_env}.items() if v is not None}
     environ["PYTHONPATH"] = str(SRC)
+    # As from a terminal: Ctrl-C's SIGINT at its default even when this test run was started
+    # in the background (whose children inherit it ignored).
+    as_in_a_terminal = (
+        "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+        "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])"
+    )
+    command = ["-m", "lamina.cli", "exec", repository, "--", "echo started; sleep 60"]
     process = subprocess.Popen(
-        [sys.executable, "-m", "lamina.cli", "exec", repository, "--", "echo started; sleep 60"],
+        [sys.executable, "-c", as_in_a_terminal, *command],
         env=environ,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -141,6 +141,11 @@ def test_sessions_staged_changes_commit_and_rollback(
     session = found.group(1)
     assert f"lamina sessions commit {repository} {session}" in staged.stderr
     assert lamina("ls", repository).stdout.splitlines() == ["old.txt"]  # not committed yet
+    listed = lamina("sessions", "ls", repository).stdout.splitlines()
+    assert [line.split()[0] for line in listed] == ["SESSION", session]
+    assert "open" in listed[1].split()
+    [as_data] = json.loads(lamina("sessions", "ls", repository, "--json").stdout)
+    assert (as_data["session_id"], as_data["state"]) == (session, "open")
 
     # more staged into the same session: a write, its removal (unstaged), a delete
     assert lamina("cp", str(source), f"{repository}/t.txt", "--session", session).exit_code == 0
@@ -158,6 +163,8 @@ def test_sessions_staged_changes_commit_and_rollback(
     assert committed.exit_code == 0, committed.output
     assert lamina("log", repository, "-n", "1").stdout.split()[0] == commit_id(committed.stdout)
     assert lamina("ls", repository).stdout.splitlines() == ["s.txt"]
+    nothing_open = lamina("sessions", "ls", repository)
+    assert nothing_open.stdout == "" and "(none)" in nothing_open.stderr
 
     opened = lamina("sessions", "open", repository)
     other = opened.stdout.strip()

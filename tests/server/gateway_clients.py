@@ -3,15 +3,26 @@ the gateway, and readings of the S3 errors boto3 raises."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import boto3
+import duckdb
+import duckdb_extension_httpfs
 import httpx
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
 REGION = "us-east-1"
+
+
+def httpfs_extension() -> Path:
+    """The httpfs extension the wheel ships for the installed DuckDB."""
+    root = Path(duckdb_extension_httpfs.__file__).parent / "extensions"
+    found = root / f"v{duckdb.__version__}" / "httpfs.duckdb_extension"
+    assert found.exists(), f"duckdb-extension-httpfs ships no {found}"
+    return found
 
 
 def new_credential(api: httpx.Client) -> dict[str, str]:

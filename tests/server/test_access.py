@@ -124,6 +124,7 @@ def test_the_routes_name_the_actions_of_the_contract() -> None:
         ("DELETE", f"{repo}/object"): (Action.DELETE_OBJECT,),
         ("POST", f"{repo}/object/copy"): (Action.GET_OBJECT, Action.PUT_OBJECT),
         ("POST", f"{repo}/sessions"): (Action.CREATE_SESSION,),
+        ("GET", f"{repo}/sessions"): (Action.GET_SESSION,),
         ("POST", f"{repo}/sessions/{{session_id}}"): (Action.COMMIT_SESSION,),
         ("GET", f"{repo}/log"): (Action.LIST_COMMITS,),
         ("DELETE", repo): (Action.DELETE_REPOSITORY,),

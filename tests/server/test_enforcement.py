@@ -108,6 +108,9 @@ class Calls:
     def list_commits(self) -> httpx.Response:
         return self.c.get(f"{self.r}/log")
 
+    def list_open_sessions(self) -> httpx.Response:
+        return self.c.get(f"{self.r}/sessions")
+
     def create_sandbox(self) -> httpx.Response:
         return self.c.post(f"{self.r}/sandboxes", json={"command": ["true"]})
 
@@ -130,6 +133,7 @@ def test_read_only(api: httpx.Client, member: Member) -> None:
     _allowed(calls.list_objects())
     _allowed(calls.get_object("private/b.txt"))
     _allowed(calls.list_commits())
+    _allowed(calls.list_open_sessions())
     _denied(calls.create_repository(), "CreateRepository")
     _denied(calls.create_session(), "CreateSession")
     admin_session = member.repo.session()
@@ -166,6 +170,7 @@ def _check_path_scoped(member: Member) -> None:
     _denied(calls.delete_many(session, ["public/a.txt", "private/b.txt"]), "DeleteObject")
     _allowed(calls.delete_many(session, ["public/a.txt"]))
     _allowed(calls.list_commits())
+    _denied(calls.list_open_sessions(), "GetSession")
     _denied(calls.create_sandbox(), "CreateSandbox")
 
 
@@ -225,9 +230,10 @@ def test_a_non_member_learns_nothing(
 ) -> None:
     other = new_member(api, local_server, unique_name)
     try:
-        response = other.client.get(f"{member.o}/repositories/data/objects")
-        assert response.status_code == 404
-        assert response.json()["code"] == "organization_not_found"
+        for route in ("objects", "sessions"):
+            response = other.client.get(f"{member.o}/repositories/data/{route}")
+            assert response.status_code == 404
+            assert response.json()["code"] == "organization_not_found"
     finally:
         other.client.close()
 
@@ -257,6 +263,60 @@ def test_a_rego_policy_is_enforced_beside_the_policy_language(
     _denied(refused, "GetObject")
     assert "private/ is off limits" in refused.json()["message"]
     _denied(calls.put_object("any-session", "public/c.txt"), "PutObject")  # refused first
+
+
+def _may(member: Member, action: str, resource: str) -> dict[str, object]:
+    response = member.client.get(
+        "/auth/permission", params={"action": action, "resource": resource}
+    )
+    assert response.status_code == 200, response.text
+    answer: dict[str, object] = response.json()
+    assert (answer["action"], answer["resource"]) == (action, resource)
+    return answer
+
+
+def test_the_permission_route_answers_as_the_routes_decide(
+    api: httpx.Client, member: Member, local_server: LocalServer, unique_name: Callable[..., str]
+) -> None:
+    _detach_default(api, member)
+    rego = 'package lamina\n\nallow if input.action == "GetObject"\ndeny contains "no" if startswith(input.resource.path, "private/")\n'
+    created = api.post(f"{member.o}/policies", json={"name": "rego-reader", "rego": rego})
+    assert created.status_code == 201, created.text
+    _attach(api, member, created.json()["id"], "user", member.user_id)
+    _attach(api, member, _policy(api, member, "lister", "ListObjects()\n"), "user", member.user_id)
+    calls, data = Calls(member), f"{member.org}/data"
+
+    allowed = _may(member, "GetObject", f"{data}/public/a.txt")
+    assert allowed["allowed"] is True
+    _allowed(calls.get_object("public/a.txt"))
+    refused = _may(member, "GetObject", f"{data}/private/b.txt")
+    assert refused["allowed"] is False and "no" in str(refused["reason"])
+    _denied(calls.get_object("private/b.txt"), "GetObject")
+    assert _may(member, "ListObjects", data)["allowed"] is True
+    _allowed(calls.list_objects())
+    nothing = _may(member, "CreateSession", data)
+    assert nothing["allowed"] is False and "no policy allows CreateSession" in str(
+        nothing["reason"]
+    )
+    _denied(calls.create_session(), "CreateSession")
+    # no right to read policies was needed to ask
+    _denied(member.client.get(f"{member.o}/policies"), "ManagePolicies")
+
+    bad = member.client.get("/auth/permission", params={"action": "Fly", "resource": data})
+    assert bad.status_code == 400 and "Fly" in bad.json()["message"]
+    malformed = member.client.get(
+        "/auth/permission", params={"action": "GetObject", "resource": f"{member.org}//x"}
+    )
+    assert malformed.status_code == 400
+    other = new_member(api, local_server, unique_name)
+    try:  # a non-member learns nothing of the organization, not even that it exists
+        for org in (member.org, "no-such-org"):
+            hidden = other.client.get(
+                "/auth/permission", params={"action": "GetObject", "resource": f"{org}/data"}
+            )
+            assert hidden.status_code == 404 and hidden.json()["code"] == "organization_not_found"
+    finally:
+        other.client.close()
 
 
 def test_running_a_sandbox_as_an_agent_needs_the_right_to_manage_agents(

@@ -1,7 +1,7 @@
 """The S3 gateway with real analytics clients no one here wrote — DuckDB's httpfs, pyarrow's
-S3 filesystem, pandas — on ``/s3`` and on a port of its own (``--s3-port``); the examples of
-``docs/s3-gateway.md``, run as written; and a read-and-write round trip on a server whose blob
-store is SeaweedFS.
+S3 filesystem, pandas — on ``/s3`` and on a port of its own (``--s3-port``), and a
+read-and-write round trip on a server whose blob store is SeaweedFS. (The examples of
+``docs/s3-gateway.md`` run with every page's, in tests/docs/test_examples.py.)
 
 DuckDB's httpfs extension comes from the ``duckdb-extension-httpfs`` wheel (the same DuckDB
 version), loaded from its file or placed where ``INSTALL httpfs`` finds it: nothing is
@@ -12,17 +12,12 @@ from __future__ import annotations
 
 import io
 import os
-import re
-import shutil
 import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import duckdb
-import duckdb_extension_httpfs
 import httpx
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -31,11 +26,10 @@ from pyarrow import fs
 
 from lamina.testing import LocalServer
 from tests.conftest import RepoHttp
-from tests.server.gateway_clients import REGION, new_credential, s3_client
+from tests.server.gateway_clients import REGION, httpfs_extension, new_credential, s3_client
 from tests.server.seaweedfs import ACCESS_KEY, SECRET_KEY, SeaweedFS
 
 MIB = 1024 * 1024
-DOC = Path(__file__).parents[2] / "docs" / "s3-gateway.md"
 
 
 def _free_port() -> int:
@@ -43,14 +37,6 @@ def _free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
-
-
-def httpfs_extension() -> Path:
-    """The httpfs extension the wheel ships for the installed DuckDB."""
-    root = Path(duckdb_extension_httpfs.__file__).parent / "extensions"
-    found = root / f"v{duckdb.__version__}" / "httpfs.duckdb_extension"
-    assert found.exists(), f"duckdb-extension-httpfs ships no {found}"
-    return found
 
 
 @pytest.fixture(scope="module")
@@ -144,40 +130,6 @@ def test_pyarrow_reads_lists_and_writes_into_a_session(
         source.seek(5 * MIB)
         assert source.read(1000) == big[5 * MIB : 5 * MIB + 1000]
     assert repo_http.read("raw/big.bin") == big
-
-
-def _doc_blocks() -> list[str]:
-    return re.findall(r"```python\n(.*?)```", DOC.read_text(), flags=re.S)
-
-
-def test_the_docs_examples_run(gateway_server: LocalServer, tmp_path: Path) -> None:
-    """Every python block of docs/s3-gateway.md, in order, as one script against a server
-    (only its address is put in), with DuckDB's httpfs where ``INSTALL httpfs`` finds it."""
-    blocks = _doc_blocks()
-    assert len(blocks) >= 4
-    host = gateway_server.endpoint_url.removeprefix("http://")
-    script = "\n".join(blocks).replace("127.0.0.1:8710", host)
-    extensions = tmp_path / ".duckdb" / "extensions" / f"v{duckdb.__version__}"
-    platform = duckdb.sql("PRAGMA platform").fetchone()
-    assert platform is not None
-    (extensions / platform[0]).mkdir(parents=True)
-    shutil.copy(httpfs_extension(), extensions / platform[0] / "httpfs.duckdb_extension")
-    (tmp_path / "example.py").write_text(script)
-    env = {
-        **os.environ,
-        "HOME": str(tmp_path),
-        "LAMINA_API_KEY": gateway_server.api_key,
-        "LAMINA_ENDPOINT_URL": gateway_server.endpoint_url,
-    }
-    ran = subprocess.run(
-        [sys.executable, str(tmp_path / "example.py")],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert ran.returncode == 0, ran.stderr[-3000:]
 
 
 def _seaweed_objects(seaweedfs: SeaweedFS, bucket: str) -> int:

@@ -6,6 +6,7 @@ a job whose server died is run again by the next one."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import obstore
 import pytest
 
 from lamina.testing import LocalServer
@@ -34,18 +36,29 @@ def _objects(count: int, size: int = 64, prefix: str = "data/") -> dict[str, byt
     return {f"{prefix}{index:05d}.bin": os.urandom(size) for index in range(count)}
 
 
-def _connector(
-    api: httpx.Client, org: str, seaweedfs: SeaweedFS, source_uri: str, repo: RepoHttp
-) -> str:
-    created = api.post(
+def _create_connector(
+    api: httpx.Client, org: str, seaweedfs: SeaweedFS, source_uri: str, **config: Any
+) -> httpx.Response:
+    return api.post(
         f"/organizations/{org}/connectors",
         json={
             "name": "src",
             "type": "s3",
             "source_uri": source_uri,
-            "config": s3_source.config(seaweedfs),
+            "config": s3_source.config(seaweedfs, **config),
         },
     )
+
+
+def _connector(
+    api: httpx.Client,
+    org: str,
+    seaweedfs: SeaweedFS,
+    source_uri: str,
+    repo: RepoHttp,
+    **config: Any,
+) -> str:
+    created = _create_connector(api, org, seaweedfs, source_uri, **config)
     assert created.status_code == 201, created.text
     connector_id: str = created.json()["id"]
     attached = repo.api.post(f"{repo.base}/connectors", json={"connector_id": connector_id})
@@ -123,6 +136,43 @@ def test_an_import_lands_as_one_commit(
     repo_http: RepoHttp,
 ) -> None:
     _import_many(api, local_server, seaweedfs, bucket, repo_http, 1000)
+
+
+@pytest.mark.parametrize("etags", ["md5", "opaque"])
+def test_every_imported_object_keeps_the_md5_of_its_bytes_as_its_etag(
+    api: httpx.Client,
+    local_server: LocalServer,
+    seaweedfs: SeaweedFS,
+    bucket: str,
+    repo_http: RepoHttp,
+    etags: str,
+) -> None:
+    # A single-part object's ETag is its MD5 (taken as it is, with etags=md5); a multipart
+    # one's is "<md5 of the part md5s>-<parts>", never taken for the bytes' MD5.
+    single, multi = os.urandom(3000), os.urandom(6 * 1024 * 1024 + 5)
+    target = s3_source.store(seaweedfs, bucket)
+    obstore.put(target, "single.bin", single)
+    obstore.put(target, "multi.bin", multi, use_multipart=True, chunk_size=5 * 1024 * 1024)
+    source_etags = {m["path"]: str(m["e_tag"]).strip('"') for b in obstore.list(target) for m in b}
+    assert source_etags["multi.bin"].endswith("-2")
+    connector = _connector(
+        api, local_server.org, seaweedfs, f"s3://{bucket}/", repo_http, etags=etags
+    )
+    job = _wait(repo_http, _start(repo_http, connector_id=connector, destination_path="in"))
+    assert job["status"] == "completed", job
+    assert repo_http.tree() == {
+        "in/single.bin": hashlib.md5(single).hexdigest(),
+        "in/multi.bin": hashlib.md5(multi).hexdigest(),
+    }
+    assert repo_http.read("in/multi.bin") == multi
+
+
+def test_a_connector_with_unknown_etags_is_refused(
+    api: httpx.Client, local_server: LocalServer, seaweedfs: SeaweedFS, bucket: str
+) -> None:
+    refused = _create_connector(api, local_server.org, seaweedfs, f"s3://{bucket}/", etags="sha1")
+    assert refused.status_code == 400
+    assert "etags must be md5 or opaque" in refused.json()["message"]
 
 
 @pytest.mark.slow

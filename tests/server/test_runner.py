@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import socket
 import stat
 import uuid
@@ -229,6 +230,26 @@ async def test_terminal_resize_and_interrupt(sandbox: BubblewrapSandbox) -> None
     await asyncio.sleep(0.2)  # let sleep start
     await process.write_stdin(b"\x03")
     assert await asyncio.wait_for(process.wait(), 10) == 128 + 2
+
+
+async def test_commands_start_with_no_signal_ignored_or_blocked(make_spec: SpecFactory) -> None:
+    # A server started in the background ignores SIGINT and SIGQUIT (and one under nohup
+    # SIGHUP); its sandboxes' commands must not inherit that, or Ctrl-C does nothing there.
+    ignored = (signal.SIGINT, signal.SIGQUIT, signal.SIGHUP, signal.SIGPIPE)
+    before = {sig: signal.signal(sig, signal.SIG_IGN) for sig in ignored}
+    try:
+        sandbox = await RUNNER.start(make_spec())
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+    try:
+        code, out, _ = await run(sandbox, ["grep", "-E", "^Sig(Ign|Blk):", "/proc/self/status"])
+    finally:
+        await sandbox.stop()
+    assert code == 0
+    masks = dict(line.split(":\t") for line in out.splitlines())
+    assert int(masks["SigIgn"], 16) == 0, out
+    assert int(masks["SigBlk"], 16) == 0, out
 
 
 async def test_concurrent_processes_share_one_overlay(sandbox: BubblewrapSandbox) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from websockets.sync.client import ClientConnection
 
 from lamina.testing import LocalServer
 from lamina_server.sandboxes.runners.bubblewrap import BubblewrapRunner
@@ -251,6 +252,33 @@ def test_an_interactive_sandbox_has_a_real_terminal_that_resizes(boxes: Sandboxe
             output += frame[1:]
     assert b"/dev/" in output and b"33 111" in output
     assert boxes.wait(sandbox_id)["status"] == "done"
+
+
+def _terminal_output_until(ws: ClientConnection, marker: bytes) -> bytes:
+    output = b""
+    while marker not in output:
+        frame = ws.recv(timeout=20)
+        assert isinstance(frame, bytes) and frame[0] == 1, frame
+        output += frame[1:]
+    return output
+
+
+def test_a_terminal_shows_what_was_printed_before_it_attached(boxes: Sandboxes) -> None:
+    script = "echo first-prompt; read line; echo got-$line; read again; exit 3"
+    sandbox_id = boxes.running(mode="interactive", command=["sh", "-c", script])
+    with boxes.api.stream("GET", f"{boxes.base}/{sandbox_id}/logs/stdout") as response:
+        assert next(response.iter_lines()) == "first-prompt"  # printed with no one attached
+    with boxes.socket(sandbox_id, "terminal") as ws:
+        assert b"first-prompt" in _terminal_output_until(ws, b"first-prompt")
+        ws.send(b"\x00hello\n")
+        _terminal_output_until(ws, b"got-hello")
+    with boxes.socket(sandbox_id, "terminal") as ws:  # back again: where it left off
+        replayed = _terminal_output_until(ws, b"got-hello")
+        assert replayed.index(b"first-prompt") < replayed.index(b"got-hello")
+        ws.send(b"\x00bye\n")
+        while (frame := ws.recv(timeout=20))[0] != 3:
+            assert b"first-prompt" not in frame  # sent once per attach, not again
+        assert json.loads(frame[1:]) == {"exited": True, "exit_code": 3}
 
 
 # --- logs --------------------------------------------------------------------------------------

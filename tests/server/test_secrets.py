@@ -165,7 +165,18 @@ def test_a_body_over_64_kib_is_a_413_and_one_within_is_stored(repo_http: RepoHtt
 
 
 def _files(root: Path) -> list[Path]:
-    return [path for path in root.rglob("*") if path.is_file() and not path.is_symlink()]
+    """Every regular file under ``root``, each once: blobs are hard links into shared pack
+    files, and reading a pack once per link would read the session's data many times over."""
+    seen: set[tuple[int, int]] = set()
+    found = []
+    for path in root.rglob("*"):
+        if path.is_symlink() or not path.is_file():
+            continue
+        info = path.stat()
+        if (info.st_dev, info.st_ino) not in seen:
+            seen.add((info.st_dev, info.st_ino))
+            found.append(path)
+    return found
 
 
 def test_no_value_is_in_plain_text_anywhere_in_the_data_dir(

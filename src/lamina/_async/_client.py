@@ -183,9 +183,10 @@ class AsyncClient:
 
     async def can_i(self, action: str, resource: str) -> bool:
         """Whether the caller may perform ``action`` (``"GetObject"``) on ``resource``
-        (``"org"``, ``"org/repo"`` or ``"org/repo/path"``), without trying it: see
-        :meth:`explain`."""
-        return (await self.explain(action, resource)).allowed
+        (``"org"``, ``"org/repo"`` or ``"org/repo/path"``), as the server's authorizer answers
+        without trying it (see :meth:`AsyncAuth.permission`; :meth:`explain` names the
+        deciding policy line)."""
+        return (await self.auth.permission(action, resource)).allowed
 
     async def explain(self, action: str, resource: str) -> Explanation:
         """Whether the caller may perform ``action`` on ``resource``, and which policy line

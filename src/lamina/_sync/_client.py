@@ -184,9 +184,10 @@ class Client:
 
     def can_i(self, action: str, resource: str) -> bool:
         """Whether the caller may perform ``action`` (``"GetObject"``) on ``resource``
-        (``"org"``, ``"org/repo"`` or ``"org/repo/path"``), without trying it: see
-        :meth:`explain`."""
-        return (self.explain(action, resource)).allowed
+        (``"org"``, ``"org/repo"`` or ``"org/repo/path"``), as the server's authorizer answers
+        without trying it (see :meth:`Auth.permission`; :meth:`explain` names the
+        deciding policy line)."""
+        return (self.auth.permission(action, resource)).allowed
 
     def explain(self, action: str, resource: str) -> Explanation:
         """Whether the caller may perform ``action`` on ``resource``, and which policy line

@@ -1,4 +1,5 @@
-"""``lamina sessions``: open a session, see what it holds, commit it or roll it back."""
+"""``lamina sessions``: list the open ones, open one, see what it holds, commit it or roll it
+back."""
 
 from __future__ import annotations
 
@@ -6,9 +7,10 @@ import click
 
 from lamina.cli.app import CONTEXT_SETTINGS, State, pass_state, run
 from lamina.cli.locations import parse_repository
-from lamina.cli.output import emit_json, note
+from lamina.cli.output import emit_json, note, table, when
 from lamina.cli.writes import conclude
 from lamina.models.objects import EntryRecord
+from lamina.models.sessions import OpenSession
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
@@ -19,12 +21,42 @@ def sessions() -> None:
 
     \b
     Examples:
+      lamina sessions ls acme/datasets
       lamina sessions open acme/datasets
       lamina cp -r ./raw acme/datasets/raw/ --session 5b1f...
       lamina sessions changes acme/datasets 5b1f...
       lamina sessions commit acme/datasets 5b1f... -m "import raw"
       lamina sessions rollback acme/datasets 5b1f...
     """
+
+
+@sessions.command("ls")
+@click.argument("repository")
+@json_option
+@pass_state
+def list_sessions(state: State, repository: str, as_json: bool) -> None:
+    """List the repository's open sessions (and those held for approval), oldest first.
+
+    \b
+    Examples:
+      lamina sessions ls acme/datasets
+      lamina sessions ls acme/datasets --json
+    """
+    target = parse_repository(repository)
+
+    async def body() -> list[OpenSession]:
+        async with state.client() as client:
+            return [s async for s in client.repository(target.repository).open_sessions()]
+
+    found = sorted(run(body), key=lambda s: (s.created_at, s.session_id))
+    if as_json:
+        emit_json(found)
+        return
+    rows = [
+        (s.session_id, when(s.created_at), s.state, f"{s.created_by_type} {s.created_by_name}")
+        for s in found
+    ]
+    table(("SESSION", "OPENED", "STATE", "BY"), rows)
 
 
 @sessions.command("open")

@@ -108,11 +108,10 @@ async def _interactive(
         stdin_fd = sys.stdin.fileno()
         async with sandbox.terminal(cols=cols, rows=rows) as terminal:
             with raw_mode(stdin_fd) as is_terminal:
-                # The prompt the shell printed before this attached is not sent again.
                 end = "\r\n" if is_terminal else "\n"
                 sys.stderr.write(
-                    f"Connected to sandbox {sandbox.id}; press Enter for a prompt, `exit` "
-                    f"to leave (exit status 0 commits what changed under the mount).{end}"
+                    f"Connected to sandbox {sandbox.id}; `exit` to leave (exit status 0 "
+                    f"commits what changed under the mount).{end}"
                 )
                 sys.stderr.flush()
                 code = await _pump(terminal, stdin_fd, is_terminal)

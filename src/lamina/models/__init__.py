@@ -72,7 +72,7 @@ from lamina.models.sandboxes import (
     TerminalExit,
 )
 from lamina.models.secrets import SecretData, SecretValue
-from lamina.models.sessions import ApprovalRequired, CommitResult, SessionCreated
+from lamina.models.sessions import ApprovalRequired, CommitResult, OpenSession, SessionCreated
 from lamina.models.transfers import TransferProgress
 from lamina.models.users import CallerPrincipal, CurrentUser, OrganizationSummary, UserData
 
@@ -118,6 +118,7 @@ __all__ = [
     "Membership",
     "MultipartUpload",
     "ObjectMetadata",
+    "OpenSession",
     "OrganizationData",
     "OrganizationSummary",
     "OutputEvent",

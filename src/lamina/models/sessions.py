@@ -1,7 +1,8 @@
-"""Sessions: the responses of create and commit."""
+"""Sessions: the responses of create, list and commit."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
 from attrs import frozen
@@ -12,6 +13,20 @@ class SessionCreated:
     """The body of ``POST .../sessions``."""
 
     session_id: str
+
+
+@frozen
+class OpenSession:
+    """A session that is open (``state`` ``"open"``) or held for approval
+    (``"awaiting_approval"``), as ``repo.open_sessions()`` lists it."""
+
+    session_id: str
+    state: str
+    base_commit: str
+    created_by_type: str
+    created_by: str
+    created_by_name: str
+    created_at: datetime
 
 
 @frozen

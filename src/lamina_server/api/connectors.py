@@ -42,8 +42,9 @@ class CreateConnectorRequest(BaseModel):
     )
     config: dict[str, Any] = Field(
         default_factory=dict,
-        description="s3: endpoint, region, access_key_id, secret_access_key, session_token "
-        "(and bucket, prefix without source_uri). Stored encrypted; never returned.",
+        description="s3: endpoint, region, access_key_id, secret_access_key, session_token, "
+        "etags (md5 or opaque) (and bucket, prefix without source_uri). Stored encrypted; "
+        "never returned.",
     )
 
 

@@ -179,7 +179,7 @@ async def terminal_socket(
     except SandboxElsewhere as elsewhere:
         await services.forwarder.socket(websocket, elsewhere)
         return
-    if live.main is None or live.terminal_sink is not None:
+    if live.main is None or live.terminal.attached:
         raise SandboxStateConflict(
             f"the terminal of sandbox {sandbox_id!r} is attached to another client"
         )
@@ -193,9 +193,9 @@ async def _terminal(websocket: WebSocket, live: Live, main: Process) -> None:
         try:
             await websocket.send_bytes(bytes([TERM_OUTPUT]) + chunk)
         except (WebSocketDisconnect, RuntimeError, OSError):
-            live.terminal_sink = None  # the client went; the log still gets the output
+            live.terminal.detach(sink)  # the client went; the log still gets the output
 
-    live.terminal_sink = sink
+    await live.terminal.attach(sink)
     try:
         async with anyio.create_task_group() as tasks:
 
@@ -219,6 +219,5 @@ async def _terminal(websocket: WebSocket, live: Live, main: Process) -> None:
             )
             tasks.cancel_scope.cancel()
     finally:
-        if live.terminal_sink is sink:
-            live.terminal_sink = None
+        live.terminal.detach(sink)
     await websocket.close()

@@ -1,7 +1,9 @@
-"""Sessions: create, list changes, commit (three-way merge onto HEAD, or held for approval:
-:mod:`lamina_server.api.approvals`), roll back."""
+"""Sessions: create, list the open ones (a Lamina extension), list changes, commit (three-way
+merge onto HEAD, or held for approval: :mod:`lamina_server.api.approvals`), roll back."""
 
 from __future__ import annotations
+
+from typing import Literal
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
@@ -17,12 +19,14 @@ from lamina_server.api.schemas import (
     PaginationBody,
     entry_json,
     error_responses,
+    rfc3339,
 )
 from lamina_server.api.validation import require, validate_prefix
 from lamina_server.authz import Action
 from lamina_server.governance import audit
 from lamina_server.governance.approvals import approval_links
 from lamina_server.governance.audit import note_commit
+from lamina_server.versioning import SessionInfo
 
 router = APIRouter(tags=["Sessions"], route_class=LaminaRoute)
 
@@ -51,6 +55,21 @@ class ApprovalRequiredResponse(BaseModel):
     web_url: str = Field(description="The approval page, for a browser")
 
 
+class OpenSessionBody(BaseModel):
+    session_id: str
+    state: Literal["open", "awaiting_approval"]
+    base_commit: str = Field(description="The commit the session was opened on")
+    created_by_type: Literal["user", "role", "agent"]
+    created_by: str = Field(description="The id of the principal that opened it")
+    created_by_name: str
+    created_at: str
+
+
+class OpenSessionList(BaseModel):
+    results: list[OpenSessionBody]
+    pagination: PaginationBody
+
+
 class EntryRecordBody(BaseModel):
     path: str
     entry: EntryBody | None = Field(None, description="null for a staged delete")
@@ -73,6 +92,34 @@ async def create_session(services: ServicesDep, access: AccessDep) -> JSONRespon
         access.repo.id, created_by=access.caller.committer
     )
     return JSONResponse({"session_id": session.id}, status_code=201)
+
+
+@router.get(
+    f"{REPO}/sessions",
+    summary="The repository's open sessions, and those held for approval (a Lamina extension)",
+    response_model=OpenSessionList,
+    responses=error_responses(400, 404),
+    dependencies=[repository_action(Action.GET_SESSION)],
+)
+async def list_open_sessions(
+    services: ServicesDep, access: AccessDep, pages: Pages
+) -> JSONResponse:
+    page = await services.versions.list_open_sessions(
+        access.repo.id, after=pages.after, amount=pages.amount
+    )
+    return JSONResponse(page_envelope([_session_json(s) for s in page.items], page, pages.amount))
+
+
+def _session_json(session: SessionInfo) -> dict[str, str]:
+    return {
+        "session_id": session.id,
+        "state": session.state,
+        "base_commit": session.base_commit,
+        "created_by_type": session.created_by.type,
+        "created_by": session.created_by.id,
+        "created_by_name": session.created_by.name,
+        "created_at": rfc3339(session.created_at),
+    }
 
 
 @router.get(

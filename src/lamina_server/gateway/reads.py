@@ -16,6 +16,7 @@ import email.utils
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from urllib.parse import quote
+from xml.sax.saxutils import escape
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -260,13 +261,10 @@ def _listed(items: list[ListingItem], enc: Callable[[str], str]) -> Iterator[str
             continue
         entry = item.entry
         yield (
-            "<Contents>"
-            + element("Key", enc(item.path))
-            + element("LastModified", iso(entry.last_modified))
-            + element("ETag", f'"{entry.etag}"')
-            + element("Size", entry.size)
-            + element("StorageClass", "STANDARD")
-            + "</Contents>"
+            f"<Contents><Key>{escape(enc(item.path))}</Key>"
+            f"<LastModified>{iso(entry.last_modified)}</LastModified>"
+            f'<ETag>"{escape(entry.etag)}"</ETag><Size>{entry.size}</Size>'
+            "<StorageClass>STANDARD</StorageClass></Contents>"
         )
 
 

@@ -15,8 +15,8 @@ _DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>\n'
 
 
 def iso(moment: datetime) -> str:
-    """S3's timestamp in listings: ``2026-12-04T21:40:36.000Z``."""
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    """S3's timestamp in listings: ``2026-12-04T21:40:36.000Z`` (``moment`` is in UTC)."""
+    return moment.isoformat(timespec="milliseconds")[:23] + "Z"
 
 
 def element(name: str, value: str | int | bool) -> str:

@@ -522,7 +522,7 @@ class Imports:
 
         address = self._blobs.new_address()
         try:
-            return await self._blobs.write(address, chunks())
+            return await self._blobs.write(address, chunks(), md5=source.md5_of(item))
         except Exception as exc:
             await self._blobs.discard(address)
             if problem_seen:

@@ -5,8 +5,11 @@ a connection check, a listing, and conditional streaming reads.
 ``config`` keys: ``endpoint`` (``http(s)://host[:port]`` of any S3-compatible store; AWS's
 regional endpoint when left out), ``region`` (``us-east-1``), ``access_key_id`` and
 ``secret_access_key`` (both, or neither for a public bucket read unsigned), ``session_token``;
-and, when the request has no ``source_uri`` (the cerebral-sdk sends none), ``bucket`` and
-``prefix``. The server's own credentials are never used for a connector.
+``etags``: ``md5`` (the default: a single-part object's ETag is its MD5, as S3 defines it for
+objects not encrypted with SSE-KMS or SSE-C, and the import takes it as the object's ETag
+without hashing the bytes again) or ``opaque`` (every object's bytes are hashed); and, when the
+request has no ``source_uri`` (the cerebral-sdk sends none), ``bucket`` and ``prefix``. The
+server's own credentials are never used for a connector.
 """
 
 from __future__ import annotations
@@ -35,7 +38,9 @@ if TYPE_CHECKING:
 
 READ_CHUNK = 1024 * 1024  # an object is streamed in chunks of at least this size
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
-_KNOWN = ("endpoint", "region", "access_key_id", "secret_access_key", "session_token")
+_KNOWN = ("endpoint", "region", "access_key_id", "secret_access_key", "session_token", "etags")
+_ETAGS = ("md5", "opaque")
+_MD5 = re.compile(r"[0-9a-f]{32}")
 _LOCATION = ("bucket", "prefix")
 _MISSING = (NotFoundError, FileNotFoundError)
 _FAILED = (BaseError, OSError)
@@ -50,6 +55,7 @@ class S3Settings:
     access_key_id: str = ""
     secret_access_key: str = ""
     session_token: str = ""
+    etags: str = "md5"  # or "opaque": the source's ETags are not MD5s
 
     @property
     def source_uri(self) -> str:
@@ -116,6 +122,9 @@ def parse_s3(source_uri: str | None, config: Mapping[str, Any]) -> S3Settings:
             "config: give both access_key_id and secret_access_key (or neither, for a public "
             "bucket)"
         )
+    etags = _text(config, "etags") or "md5"
+    if etags not in _ETAGS:
+        raise ConnectorInvalid(f"config.etags must be md5 or opaque, got {etags!r}")
     return S3Settings(
         bucket=bucket,
         prefix=_folder(prefix),
@@ -124,6 +133,7 @@ def parse_s3(source_uri: str | None, config: Mapping[str, Any]) -> S3Settings:
         access_key_id=key_id,
         secret_access_key=secret,
         session_token=_text(config, "session_token"),
+        etags=etags,
     )
 
 
@@ -191,6 +201,13 @@ class S3Source:
 
     def where(self, key: str = "") -> str:
         return f"{self.settings.source_uri}{key}"
+
+    def md5_of(self, item: SourceObject) -> str | None:
+        """The object's MD5 as its ETag gives it (a single-part object's, on a source whose
+        ETags are MD5s), or None: its bytes must be hashed."""
+        if self.settings.etags == "md5" and _MD5.fullmatch(item.etag):
+            return item.etag
+        return None
 
     async def check(self) -> None:
         """A real round trip: lists at most one key under the prefix (the bucket must exist

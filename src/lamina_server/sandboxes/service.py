@@ -515,9 +515,7 @@ class Sandboxes:
         async def pump(stream: AsyncIterator[bytes]) -> None:
             async for chunk in stream:
                 live.log.write(chunk)
-                sink = live.terminal_sink
-                if sink is not None:
-                    await sink(chunk)
+                await live.terminal.write(chunk)
 
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(pump, main.read_stdout())

@@ -190,6 +190,26 @@ def lock_open_session(conn: sa.Connection, repository_id: str, session_id: str) 
     return row
 
 
+def open_sessions(
+    conn: sa.Connection, repository_id: str, *, after: str | None, amount: int
+) -> tuple[list[SessionInfo], bool]:
+    """Up to ``amount`` of the repository's sessions that are open or held for approval, in
+    id order after ``after``; and whether there are more."""
+    query = (
+        sa.select(repo_sessions)
+        .where(
+            repo_sessions.c.repository_id == repository_id,
+            repo_sessions.c.state.in_((OPEN, AWAITING_APPROVAL)),
+        )
+        .order_by(repo_sessions.c.id)
+        .limit(amount + 1)
+    )
+    if after is not None:
+        query = query.where(repo_sessions.c.id > after)
+    found = [session_info(row) for row in conn.execute(query)]
+    return found[:amount], len(found) > amount
+
+
 def session_info(row: Any) -> SessionInfo:
     return SessionInfo(
         id=row.id,

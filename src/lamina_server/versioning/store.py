@@ -160,6 +160,17 @@ class VersionStore:
             lambda conn: rows.session_info(rows.session_row(conn, repository_id, session_id))
         )
 
+    async def list_open_sessions(
+        self, repository_id: str, *, after: str | None = None, amount: int = 100
+    ) -> Page[SessionInfo]:
+        """The repository's sessions that are open or held for approval, in id order."""
+
+        def run(conn: sa.Connection) -> Page[SessionInfo]:
+            found, more = rows.open_sessions(conn, repository_id, after=after, amount=amount)
+            return Page(found, more, found[-1].id if more else None)
+
+        return await self._read(run)
+
     async def open_session(self, repository_id: str, session_id: str) -> SessionInfo:
         return await self._read(
             lambda conn: rows.session_info(rows.open_session_row(conn, repository_id, session_id))

@@ -60,6 +60,8 @@ repo_sessions = sa.Table(
     sa.Column("commit_id", _Id, nullable=True),
     # bumped by every staging write; a commit lands only if it saw the latest staged state
     sa.Column("change_seq", sa.BigInteger, nullable=False, default=0),
+    # a repository's open sessions, listed without reading the closed ones
+    sa.Index("ix_repo_sessions_state", "repository_id", "state", "id"),
 )
 
 # Clustered by (session_id, path): a session's changes are one ordered range scan.

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from lamina._async.resources.api_keys import AsyncAPIKeys
 from lamina._async.resources.s3_credentials import AsyncS3Credentials
 from lamina._converter import structure
+from lamina.models.policies import Explanation
 from lamina.models.users import CurrentUser
 
 if TYPE_CHECKING:
@@ -37,3 +38,15 @@ class AsyncAuth:
         """The calling user and the organizations they belong to (``GET /auth/me``)."""
         data = await self._client.request_json("GET", "/auth/me")
         return structure(self._client.converter, data, CurrentUser)
+
+    async def permission(self, action: str, resource: str) -> Explanation:
+        """Whether the caller may perform ``action`` (``"PutObject"``) on ``resource``
+        (``"org"``, ``"org/repo"`` or ``"org/repo/path"``), answered by the server's own
+        authorizer without trying it (``GET /auth/permission``, a Lamina extension). Every
+        policy counts, Rego ones included, and no right to read policies is needed; the
+        answer names no policy line (``reason`` says what decided):
+        :meth:`~lamina.AsyncClient.explain` does."""
+        data = await self._client.request_json(
+            "GET", "/auth/permission", params={"action": action, "resource": resource}
+        )
+        return structure(self._client.converter, data, Explanation)

@@ -20,8 +20,10 @@ from lamina._async.resources.secrets import AsyncSecrets
 from lamina._async.resources.sessions import AsyncSession
 from lamina._converter import structure
 from lamina._deferred import AsyncDeferred
+from lamina._types import Page
 from lamina.models.repositories import ApprovalRule, RepositoryData
 from lamina.models.sandboxes import RunResult
+from lamina.models.sessions import OpenSession
 
 if TYPE_CHECKING:
     from lamina._async._client import AsyncClient
@@ -194,6 +196,22 @@ class AsyncRepository(AsyncDeferred):
     def attach(self, session_id: str) -> AsyncSession:
         """A handle on an existing open session (no request)."""
         return AsyncSession(self, session_id)
+
+    def open_sessions(
+        self, *, amount: int | None = None, page_size: int = 1000
+    ) -> AsyncPager[OpenSession]:
+        """The repository's sessions that are still open, and those held for approval
+        (a Lamina extension): who opened each, when, and on which commit."""
+
+        async def fetch_page(cursor: str | None, size: int) -> Page[OpenSession]:
+            params: dict[str, Any] = {"amount": size}
+            if cursor is not None:
+                params["after"] = cursor
+            return await self._client.fetch_page(
+                f"{self.api_path}/sessions", OpenSession, params=params
+            )
+
+        return AsyncPager(fetch_page, amount=amount, page_size=page_size)
 
     @property
     def objects(self) -> AsyncReadOnlyObjects:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from lamina._converter import structure
 from lamina._sync.resources.api_keys import APIKeys
 from lamina._sync.resources.s3_credentials import S3Credentials
+from lamina.models.policies import Explanation
 from lamina.models.users import CurrentUser
 
 if TYPE_CHECKING:
@@ -38,3 +39,15 @@ class Auth:
         """The calling user and the organizations they belong to (``GET /auth/me``)."""
         data = self._client.request_json("GET", "/auth/me")
         return structure(self._client.converter, data, CurrentUser)
+
+    def permission(self, action: str, resource: str) -> Explanation:
+        """Whether the caller may perform ``action`` (``"PutObject"``) on ``resource``
+        (``"org"``, ``"org/repo"`` or ``"org/repo/path"``), answered by the server's own
+        authorizer without trying it (``GET /auth/permission``, a Lamina extension). Every
+        policy counts, Rego ones included, and no right to read policies is needed; the
+        answer names no policy line (``reason`` says what decided):
+        :meth:`~lamina.Client.explain` does."""
+        data = self._client.request_json(
+            "GET", "/auth/permission", params={"action": action, "resource": resource}
+        )
+        return structure(self._client.converter, data, Explanation)

@@ -21,8 +21,10 @@ from lamina._sync.resources.sandbox_triggers import SandboxTriggers
 from lamina._sync.resources.sandboxes import Sandboxes, Shell, execute
 from lamina._sync.resources.secrets import Secrets
 from lamina._sync.resources.sessions import Session
+from lamina._types import Page
 from lamina.models.repositories import ApprovalRule, RepositoryData
 from lamina.models.sandboxes import RunResult
+from lamina.models.sessions import OpenSession
 
 if TYPE_CHECKING:
     from lamina._sync._client import Client
@@ -195,6 +197,20 @@ class Repository(Deferred):
     def attach(self, session_id: str) -> Session:
         """A handle on an existing open session (no request)."""
         return Session(self, session_id)
+
+    def open_sessions(
+        self, *, amount: int | None = None, page_size: int = 1000
+    ) -> Pager[OpenSession]:
+        """The repository's sessions that are still open, and those held for approval
+        (a Lamina extension): who opened each, when, and on which commit."""
+
+        def fetch_page(cursor: str | None, size: int) -> Page[OpenSession]:
+            params: dict[str, Any] = {"amount": size}
+            if cursor is not None:
+                params["after"] = cursor
+            return self._client.fetch_page(f"{self.api_path}/sessions", OpenSession, params=params)
+
+        return Pager(fetch_page, amount=amount, page_size=page_size)
 
     @property
     def objects(self) -> ReadOnlyObjects:

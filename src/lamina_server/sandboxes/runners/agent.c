@@ -177,6 +177,12 @@ static void exec_command(char **argv, char **envp)
 static _Noreturn void run_child(int report, const char *cwd, char **argv, char **envp,
                                 const char *terminal, const int *fds)
 {
+    /* A command starts as from a fresh login: no signal blocked and none ignored, whatever
+     * the server inherited (a server started in the background ignores SIGINT, so Ctrl-C on
+     * a sandbox's terminal would otherwise do nothing). */
+    for (int sig = 1; sig < NSIG; sig++)
+        if (sig != SIGKILL && sig != SIGSTOP)
+            signal(sig, SIG_DFL);
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);

@@ -71,10 +71,14 @@ class BlobStore(Protocol):
         """A fresh address for an upload."""
         ...
 
-    async def write(self, address: str, chunks: AsyncIterable[bytes]) -> BlobInfo:
+    async def write(
+        self, address: str, chunks: AsyncIterable[bytes], *, md5: str | None = None
+    ) -> BlobInfo:
         """Stores ``chunks`` as the pending blob at ``address`` (:class:`BlobExists`).
 
-        The blob is durable once claimed.
+        ``md5``: the bytes' MD5 as their source vouches for it (an import's single-part S3
+        ETag), taken as the blob's ETag without hashing the bytes again. The blob is durable
+        once claimed.
         """
         ...
 

@@ -110,13 +110,15 @@ class LocalBlobStore:
         shard = next(self._issued) // SHARD_RUN % 256
         return f"{shard:02x}{self._random.getrandbits(120):030x}"
 
-    async def write(self, address: str, chunks: AsyncIterable[bytes]) -> BlobInfo:
+    async def write(
+        self, address: str, chunks: AsyncIterable[bytes], *, md5: str | None = None
+    ) -> BlobInfo:
         final = self._layout.pending(address)
         stored = self._layout.stored(address)
         self._refuse_known(address)
         stream = chunks.__aiter__()
         data, more = await next_block(stream)
-        if not more and self._keep_small(address, data):
+        if not more and self._keep_small(address, data, md5):
             return self._small[address].info
 
         def place(temp: TempFile) -> None:
@@ -127,8 +129,8 @@ class LocalBlobStore:
             except FileExistsError:
                 raise BlobExists("bytes were already uploaded to this address") from None
 
-        temp = await receive(self._layout.tmp, data, more, stream, place)
-        info = BlobInfo(address, temp.size, temp.md5.hexdigest())
+        temp = await receive(self._layout.tmp, data, more, stream, place, hashed=md5 is None)
+        info = BlobInfo(address, temp.size, md5 or temp.md5.hexdigest())
         self._remember(self._pending_info, address, info)
         return info
 
@@ -138,7 +140,7 @@ class LocalBlobStore:
         if address in self._small or address in self._claimed or address in self._pending_info:
             raise BlobExists("bytes were already uploaded to this address")
 
-    def _keep_small(self, address: str, data: bytes) -> bool:
+    def _keep_small(self, address: str, data: bytes, md5: str | None) -> bool:
         """Keeps a small upload in memory, if it fits the budget."""
         now = time.monotonic()
         while self._small and next(iter(self._small.values())).expires < now:
@@ -146,7 +148,7 @@ class LocalBlobStore:
         if len(data) > SMALL_BLOB or self._small_bytes + len(data) > self._small_budget:
             return False
         self._refuse_known(address)  # another upload to this address may have just finished
-        info = BlobInfo(address, len(data), hashlib.md5(data).hexdigest())
+        info = BlobInfo(address, len(data), md5 or hashlib.md5(data).hexdigest())
         self._small[address] = _Small(data, info, now + self._pending_seconds)
         self._small_bytes += len(data)
         return True

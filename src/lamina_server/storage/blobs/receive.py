@@ -1,8 +1,9 @@
 """Receiving an upload's bytes into a file of the local store.
 
 A body is read in blocks of :data:`CHUNK_SIZE` bytes or more. Each block is written and hashed
-in two worker threads at once while the next block is received; then the file is fsynced and
-hard-linked into place (never replacing a name), and its ``tmp/`` name dropped.
+in two worker threads at once while the next block is received (not hashed when the caller
+knows the MD5 already); then the file is fsynced and hard-linked into place (never replacing a
+name), and its ``tmp/`` name dropped.
 """
 
 from __future__ import annotations
@@ -28,15 +29,17 @@ class TempFile:
     :meth:`write` and :meth:`hash` of one block may run at once, in two threads.
     """
 
-    def __init__(self, tmp_dir: str) -> None:
+    def __init__(self, tmp_dir: str, *, hashed: bool = True) -> None:
         self.path = os.path.join(tmp_dir, f"{os.getpid()}-{next(_temp_names)}")
         self.fd = -1
         self.size = 0
+        self.hashed = hashed
         self.md5 = hashlib.md5()
 
     def write(self, data: bytes) -> None:
         if self.fd < 0:
             self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        self.size += len(data)
         view = memoryview(data)
         while view:
             written = os.write(self.fd, view)
@@ -44,12 +47,12 @@ class TempFile:
 
     def hash(self, data: bytes) -> None:
         self.md5.update(data)
-        self.size += len(data)
 
     def finish(self, data: bytes, place: Callable[[TempFile], None]) -> None:
         """Writes and hashes the last block, then ``place`` links the file into place."""
         self.write(data)
-        self.hash(data)
+        if self.hashed:
+            self.hash(data)
         place(self)
 
     def link(self, final: str) -> None:
@@ -119,7 +122,9 @@ async def _write_while_receiving(
         try:
             more = True
             while more:
-                jobs = [_Job(group, temp.write, data), _Job(group, temp.hash, data)]
+                jobs = [_Job(group, temp.write, data)]
+                if temp.hashed:
+                    jobs.append(_Job(group, temp.hash, data))
                 data, more = await next_block(stream)
                 for job in jobs:
                     await job.result()
@@ -137,10 +142,12 @@ async def receive(
     more: bool,
     stream: AsyncIterator[bytes],
     place: Callable[[TempFile], None],
+    *,
+    hashed: bool = True,
 ) -> TempFile:
-    """Streams ``data`` and, if ``more``, the rest of ``stream`` into a file under ``tmp_dir``,
-    then ``place`` links it (in a worker thread)."""
-    temp = TempFile(tmp_dir)
+    """Streams ``data`` and, if ``more``, the rest of ``stream`` into a file under ``tmp_dir``
+    (hashed, unless not ``hashed``), then ``place`` links it (in a worker thread)."""
+    temp = TempFile(tmp_dir, hashed=hashed)
     try:
         if more:
             data = await _write_while_receiving(temp, data, stream)
