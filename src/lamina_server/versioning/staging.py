@@ -85,7 +85,8 @@ class Staging:
         the blobs claimed for them are handed to garbage collection. Returns the entries staged,
         in order, at the addresses their claims answered (a path given twice: the later wins).
         """
-        claimed = await self._blobs.claim_many([entry.address for _, entry in items])
+        # The addresses were picked for this request and never handed out: claimed once.
+        claimed = await self._blobs.claim_many([entry.address for _, entry in items], internal=True)
         staged = [
             (path, replace(entry, address=address))
             for (path, entry), address in zip(items, claimed, strict=True)
