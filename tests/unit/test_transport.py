@@ -205,6 +205,8 @@ async def test_bodies_read_at_once_are_decoded_as_httpx_decodes_them(body_server
     async with lamina.AsyncClient(api_key="k", endpoint_url=body_server) as client:
         plain = await client.get("/plain")
         encoded = await client.get("/gzip")
+        assert await client.request_json("GET", "/gzip") == _PAYLOAD
+        assert (await client.request_headers("GET", "/gzip"))["content-encoding"] == "gzip"
     assert encoded.headers["content-encoding"] == "gzip"
     assert plain.json() == encoded.json() == _PAYLOAD
     assert plain.content == encoded.content == json.dumps(_PAYLOAD).encode()

@@ -141,14 +141,14 @@ class AsyncObjectWriter:
         length: int | None,
         progress: ProgressHook | None,
         extra_headers: Mapping[str, str] | None = None,
-    ) -> httpx.Response:
+    ) -> Mapping[str, str]:
         """PUT a body to a presigned URL (no Authorization) under the client's limiter, with
-        the headers its ticket names."""
+        the headers its ticket names; returns the response's headers."""
         headers = {**(extra_headers or {}), "Content-Type": _OCTET_STREAM}
         if length is not None:
             headers["Content-Length"] = str(length)
         async with self._client.limiter:
-            response = await self._client.request(
+            response_headers = await self._client.request_headers(
                 "PUT",
                 url,
                 content=body,
@@ -158,7 +158,7 @@ class AsyncObjectWriter:
             )
         if progress is not None and isinstance(body, bytes):
             progress(len(body))
-        return response
+        return response_headers
 
     async def _put_single(
         self,
@@ -182,8 +182,8 @@ class AsyncObjectWriter:
         else:
             size = source.size
             body = _body(source, 0, size, progress)
-        response = await self._send(ticket.upload_url, body, size, progress, ticket.upload_headers)
-        etag = unquote_etag(response.headers.get("etag")) or ""
+        headers = await self._send(ticket.upload_url, body, size, progress, ticket.upload_headers)
+        etag = unquote_etag(headers.get("etag")) or ""
         request: dict[str, Any] = {
             "upload_token": ticket.upload_token,
             "content_type": content_type or _OCTET_STREAM,
@@ -292,8 +292,8 @@ class AsyncObjectWriter:
             PartTicket,
         )
         length = len(body) if isinstance(body, bytes) else body.part.length
-        response = await self._send(ticket.upload_url, body, length, progress)
-        return str(response.headers.get("etag", ""))
+        headers = await self._send(ticket.upload_url, body, length, progress)
+        return str(headers.get("etag", ""))
 
     async def _abort(self, path: str, upload: MultipartUpload) -> None:
         """Abort a failed multipart upload, retried like any idempotent request (aborting

@@ -100,10 +100,10 @@ class AsyncReadOnlyObjects:
 
     async def head(self, path: str) -> ObjectMetadata:
         """The object's ETag, content type, size, modification time and user metadata."""
-        response = await self._client.request(
+        headers = await self._client.request_headers(
             "HEAD", self._object_path, params=self._params(path=path)
         )
-        return object_metadata_from_headers(response.headers.multi_items())
+        return object_metadata_from_headers(headers.items())
 
     async def download_dir(
         self,

@@ -101,8 +101,10 @@ class ReadOnlyObjects:
 
     def head(self, path: str) -> ObjectMetadata:
         """The object's ETag, content type, size, modification time and user metadata."""
-        response = self._client.request("HEAD", self._object_path, params=self._params(path=path))
-        return object_metadata_from_headers(response.headers.multi_items())
+        headers = self._client.request_headers(
+            "HEAD", self._object_path, params=self._params(path=path)
+        )
+        return object_metadata_from_headers(headers.items())
 
     def download_dir(
         self,
