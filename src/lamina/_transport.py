@@ -30,6 +30,7 @@ from yarl import URL
 from lamina._errors import LaminaError
 from lamina._http import Prepared, Reply
 from lamina._httpx_compat import read_response
+from lamina._urls import Target
 
 __all__ = [
     "AiohttpTransport",
@@ -84,13 +85,19 @@ class AsyncWire:
         self._lock = threading.Lock()
         self.closed = False
 
-    async def send(self, prepared: Prepared, stream: bool) -> Reply:
+    def send(self, prepared: Prepared, stream: bool) -> Awaitable[Reply]:
+        """The reply to ``prepared``, to await (the aiohttp pool's own, when it can)."""
+        if self._http_client is None:
+            transport = self._transport or self._open()
+            if not stream and type(transport) is AiohttpTransport and not prepared.streamed:
+                return transport.exchange(prepared)
+        return self._send(prepared, stream)
+
+    async def _send(self, prepared: Prepared, stream: bool) -> Reply:
         if self._http_client is not None:
             response = await self._http_client.send(prepared.request(), stream=True)
         else:
             transport = self._transport or self._open()
-            if not stream and type(transport) is AiohttpTransport and not prepared.streamed:
-                return await transport.exchange(prepared)
             request = prepared.request()
             response = await transport.handle_async_request(request)
             response.request = request
@@ -237,7 +244,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         try:
             response = await self._request(
                 prepared.method,
-                URL(prepared.target.text, encoded=True),
+                _aiohttp_url(prepared.target),
                 prepared.headers,
                 prepared.content or None,
                 self._timeout(prepared.timeout),
@@ -305,6 +312,20 @@ class _ResponseStream(httpx.AsyncByteStream):
 
     async def aclose(self) -> None:
         self._response.release()
+
+
+def _aiohttp_url(target: Target) -> URL:
+    """The target as yarl's URL: built from its parts when it has them (no parsing)."""
+    if target.path is None or target.query == "":
+        return URL(target.text, encoded=True)
+    origin = target.origin
+    return URL.build(
+        scheme=origin.scheme,
+        authority=origin.authority,
+        path=target.path,
+        query_string=target.query or "",
+        encoded=True,
+    )
 
 
 def _header_items(headers: httpx.Headers) -> list[tuple[str, str]]:

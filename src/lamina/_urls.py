@@ -96,25 +96,27 @@ class Origin:
     """A ``scheme://authority`` the client sends requests to, parsed once: ``own`` when it is
     the API's own (the API key may go there)."""
 
-    __slots__ = ("netloc", "own", "text", "url")
+    __slots__ = ("authority", "netloc", "own", "scheme", "text", "url")
 
     def __init__(self, url: httpx.URL, own: bool) -> None:
         self.url = url
         self.own = own
         self.text = str(replace_url(url, "", None))
+        self.scheme, _, self.authority = self.text.partition("://")
         self.netloc = url.netloc.decode("ascii")
 
 
 class Target:
-    """A request URL: its text (as ``str(httpx.URL(...))`` gives it) and its origin; the
-    ``httpx.URL`` is built on first use."""
+    """A request URL: its text (as ``str(httpx.URL(...))`` gives it) and its origin, and
+    its ``path`` and ``query`` as httpx's parser leaves them (``path`` is ``None`` for a URL
+    httpx parsed); the ``httpx.URL`` is built on first use."""
 
-    __slots__ = ("_path", "_query", "_url", "origin", "text")
+    __slots__ = ("_url", "origin", "path", "query", "text")
 
     def __init__(self, origin: Origin, path: str, query: str | None) -> None:
         self.origin = origin
-        self._path = path
-        self._query = query
+        self.path: str | None = path
+        self.query = query
         self._url: httpx.URL | None = None
         self.text = origin.text + path if query is None else f"{origin.text}{path}?{query}"
 
@@ -123,6 +125,7 @@ class Target:
         """The target of a URL httpx parsed."""
         target = cls.__new__(cls)
         target.origin = origin
+        target.path = target.query = None
         target._url = url
         target.text = str(url)
         return target
@@ -130,7 +133,8 @@ class Target:
     @property
     def url(self) -> httpx.URL:
         if self._url is None:
-            self._url = replace_url(self.origin.url, self._path, self._query)
+            assert self.path is not None
+            self._url = replace_url(self.origin.url, self.path, self.query)
         return self._url
 
 
