@@ -55,7 +55,7 @@ Headers = list[tuple[str, str]]
 #: A request body as it is sent: bytes, or chunks streamed (never sent twice).
 Body = bytes | RequestContent
 
-_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+_JSON = jsonlib.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 #: Timeout extensions remembered by the identity of the timeout they were built from.
 _EXTENSIONS: dict[int, tuple[TimeoutTypes, dict[str, float | None]]] = {}
 _MAX_EXTENSIONS = 64
@@ -99,10 +99,10 @@ class HeaderSets:
 
 class Prepared:
     """One request, ready to send (and to send again): ``content`` is ``None`` without a
-    body, ``bytes`` for a body in memory, else chunks to stream; ``timeout`` is the ``timeout``
-    extension httpx transports read."""
+    body, ``bytes`` for a body in memory, else chunks to stream (``streamed``: they cannot be
+    sent twice); ``timeout`` is the ``timeout`` extension httpx transports read."""
 
-    __slots__ = ("content", "headers", "method", "target", "timeout")
+    __slots__ = ("content", "headers", "method", "streamed", "target", "timeout")
 
     def __init__(
         self,
@@ -116,6 +116,7 @@ class Prepared:
         self.target = target
         self.headers = headers
         self.content = content
+        self.streamed = content is not None and not isinstance(content, bytes)
         self.timeout = timeout
 
     def request(self) -> httpx.Request:
@@ -124,11 +125,6 @@ class Prepared:
         return build_request(
             self.method, self.target.url, self.headers, self.content, {"timeout": self.timeout}
         )
-
-    @property
-    def streamed(self) -> bool:
-        """Whether the body is streamed (it cannot be sent twice)."""
-        return self.content is not None and not isinstance(self.content, bytes)
 
 
 class Reply:
@@ -204,8 +200,7 @@ def prepare(
     if content is None and json is None:
         body = None
     elif content is None:
-        text = jsonlib.dumps(json, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-        body = text.encode("utf-8")
+        body = _JSON.encode(json).encode("utf-8")
         headers = _with_defaults(
             headers, ("Content-Length", str(len(body))), ("Content-Type", "application/json")
         )
