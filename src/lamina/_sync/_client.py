@@ -82,7 +82,8 @@ class Client:
       this client (for proxies, custom TLS, or test transports).
     - ``default_headers``: headers added to every request.
     - ``max_concurrency``: size of the connection pool, and of :attr:`limiter`, which bounds the
-      requests that bulk transfers keep in flight.
+      uploads whose bodies are read as they are sent (large objects' parts), so the bytes that
+      bulk transfers keep in flight.
     - ``default_sandbox_image``: the image of sandboxes created without one (``repo.shell()``,
       ``repo.execute()``...); falls back to ``LAMINA_DEFAULT_SANDBOX_IMAGE``, the config file's
       ``default_sandbox_image``, then ``"host"`` (the reference server's default image).
