@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import anyio
 import httpx
@@ -240,3 +241,31 @@ def test_aiohttp_urls_are_built_as_aiohttp_would_parse_them(url: str) -> None:
         parsed.raw_path_qs,
         parsed.host_port_subcomponent,
     )
+
+
+@pytest.mark.anyio
+async def test_the_own_pool_answers_without_httpx_objects(
+    body_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On asyncio, a call whose body is in memory builds no httpx.Request or httpx.Response
+    unless one is asked for (``request()``); the answers are the same."""
+    built: list[str] = []
+    request_init, response_init = httpx.Request.__init__, httpx.Response.__init__
+
+    def count(init: Any, name: str) -> Any:
+        def wrapped(self: Any, *args: Any, **kwargs: Any) -> None:
+            built.append(name)
+            init(self, *args, **kwargs)
+
+        return wrapped
+
+    monkeypatch.setattr(httpx.Request, "__init__", count(request_init, "request"))
+    monkeypatch.setattr(httpx.Response, "__init__", count(response_init, "response"))
+    async with lamina.AsyncClient(api_key="k", endpoint_url=body_server) as client:
+        assert await client.request_json("GET", "/plain") == _PAYLOAD
+        assert await client.request_json("PUT", "/put", json={"a": 1}) == "application/json"
+        headers = await client.request_headers("GET", "/plain")
+        assert headers["content-type"] == "application/json"
+        assert built == []
+        assert (await client.get("/plain")).json() == _PAYLOAD
+        assert built == ["request", "response"]
