@@ -10,7 +10,7 @@ adds to a small request:
   ``Response.read()`` would store it (``_content``, ``_num_bytes_downloaded``), instead of
   passing it through httpx's decoder pipeline;
 - :func:`build_request`: the request ``httpx.Request(...)`` builds (same headers in the same
-  order, same body) from headers normalized once, for the bodies the SDK sends over and over.
+  order, same body) from headers that already name the body, without encoding it again.
 
 These rely on details httpx does not promise, so pyproject pins httpx below its next minor
 version, and the module checks at import that each piece still exists and gives exactly what
@@ -22,8 +22,7 @@ against the newest httpx to find out early.
 
 from __future__ import annotations
 
-import json as jsonlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -36,7 +35,7 @@ __all__ = ["HttpxCompatibilityError", "build_request", "read_response", "replace
 SUPPORTED = "httpx>=0.28,<0.30"
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
-_JSON_TYPE = ("Content-Type", "application/json")
+_LENGTH_HEADERS = frozenset({"content-length", "transfer-encoding"})
 
 
 class HttpxCompatibilityError(ImportError):
@@ -112,71 +111,42 @@ def _check_read_response() -> bool:
 def build_request(
     method: str,
     url: httpx.URL,
-    headers: httpx.Headers,
-    *,
-    extra_headers: Mapping[str, str] | None = None,
-    json: Any = None,
-    content: RequestContent | None = None,
+    headers: list[tuple[str, str]],
+    content: RequestContent | None,
     extensions: dict[str, Any] | None = None,
 ) -> httpx.Request:
-    """``httpx.Request(method, url, headers=<headers updated with extra_headers>, json=json,
-    content=content, extensions=extensions)``, read (``request.content`` is set unless the
-    body streams). JSON is encoded compactly, as UTF-8, as httpx encodes it since 0.28; a
-    streamed body goes to ``httpx.Request`` as it is."""
-    raw = headers.raw
-    if extra_headers:
-        extra = [_encoded(name, value) for name, value in extra_headers.items()]
-        replaced = {name.lower() for name, _ in extra}
-        raw = [item for item in raw if item[0].lower() not in replaced] + extra
-    names = {name.lower() for name, _ in raw}
-    if content is None and json is None:
-        body = b""
-    elif content is None:
-        text = jsonlib.dumps(json, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-        body = text.encode("utf-8")
-        _add_missing(raw, names, ("Content-Length", str(len(body))), _JSON_TYPE)
-    elif isinstance(content, (bytes, str)):
-        body = content.encode("utf-8") if isinstance(content, str) else content
-        if body:
-            _add_missing(raw, names, ("Content-Length", str(len(body))))
-    else:
-        return httpx.Request(method, url, headers=raw, content=content, extensions=extensions)
-    method = method.upper()
-    if b"host" not in names and url.host:
-        raw.insert(0, (b"Host", url.netloc))
-    if method in _BODY_METHODS and not names & {b"content-length", b"transfer-encoding"}:
-        raw.insert(1 if b"host" not in names and url.host else 0, (b"Content-Length", b"0"))
+    """``httpx.Request(method, url, headers=headers, content=content, extensions=extensions)``
+    for headers that already name the body's length and type (as
+    :func:`lamina._http.prepare` gives them), read: only ``Host`` and a ``Content-Length: 0``
+    are added, where httpx adds them, instead of encoding the body again. A streamed body goes
+    to ``httpx.Request`` as it is."""
+    if content is not None and not isinstance(content, bytes):
+        return httpx.Request(method, url, headers=headers, content=content, extensions=extensions)
+    names = {name.lower() for name, _ in headers}
+    auto: list[tuple[str, str]] = []
+    if "host" not in names and url.host:
+        auto.append(("Host", url.netloc.decode("ascii")))
+    if method in _BODY_METHODS and not names & _LENGTH_HEADERS:
+        auto.append(("Content-Length", "0"))
     request = httpx.Request(
-        method, url, headers=raw, stream=httpx.ByteStream(body), extensions=extensions
+        method,
+        url,
+        headers=auto + headers if auto else headers,
+        stream=httpx.ByteStream(content or b""),
+        extensions=extensions,
     )
     request.read()
     return request
 
 
-def _encoded(name: str, value: str) -> tuple[bytes, bytes]:
-    """A header as httpx encodes one given as text (ASCII)."""
-    return name.encode("ascii"), value.encode("ascii")
-
-
-def _add_missing(
-    raw: list[tuple[bytes, bytes]], names: set[bytes], *headers: tuple[str, str]
-) -> None:
-    """Append the headers the body implies that the caller did not set."""
-    for name, value in headers:
-        header = _encoded(name, value)
-        if header[0].lower() not in names:
-            raw.append(header)
-            names.add(header[0].lower())
-
-
 def _check_build_request() -> bool:
     url = httpx.URL("http://127.0.0.1:8710/api/v1/x?a=1")
-    headers = {"user-agent": "lamina", "authorization": "Bearer k"}
-    bodies: list[dict[str, Any]] = [{}, {"json": {"a": "ü", "b": [1, 2.5]}}, {"content": b"abc"}]
+    headers = [("user-agent", "lamina"), ("authorization", "Bearer k")]
     for method in ("GET", "PUT"):
-        for body in bodies:
-            built = build_request(method, url, httpx.Headers(headers), **body)
-            expected = httpx.Request(method, url, headers=headers, **body)
+        for body in (None, b"abc"):
+            sized = [*headers, ("Content-Length", "3")] if body else headers
+            built = build_request(method, url, sized, body)
+            expected = httpx.Request(method, url, headers=sized, content=body)
             if (built.headers.raw, built.content) != (expected.headers.raw, expected.content):
                 return False
     return True

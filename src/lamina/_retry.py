@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 
@@ -28,9 +28,12 @@ IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELET
 _NOT_ACTED_STATUSES = frozenset({408, 429})
 
 
-def is_idempotent(method: str, headers: Mapping[str, str]) -> bool:
-    """Safe to send twice: an idempotent method, or any request with an ``Idempotency-Key``."""
-    return method.upper() in IDEMPOTENT_METHODS or "idempotency-key" in headers
+def is_idempotent(method: str, header_names: Iterable[str]) -> bool:
+    """Safe to send twice: an idempotent method, or any request with an ``Idempotency-Key``
+    header (``header_names`` in any case)."""
+    return method.upper() in IDEMPOTENT_METHODS or any(
+        name.lower() == "idempotency-key" for name in header_names
+    )
 
 
 def is_retryable_status(status_code: int) -> bool:

@@ -1,18 +1,25 @@
-"""The connection pool behind a client: a hand-written async/blocking pair.
+"""The connection pool behind a client, and how a client sends through it: hand-written
+async/blocking pairs.
 
-``create_async_transport()`` (generated twin: ``create_transport()``) is called once per client,
-on its first request. On asyncio it returns :class:`AiohttpTransport`, an ``httpx`` transport
-over one ``aiohttp`` session: httpx stays the interface (requests, responses, timeouts, errors
-are httpx's), aiohttp moves the bytes, several times faster than httpx's own async pool under
-concurrency. On any other event loop (trio) it falls back to ``httpx.AsyncHTTPTransport``.
-Neither reads proxy settings from the environment; pass ``http_client=`` for proxies or custom
-TLS.
+:class:`AsyncWire` (generated twin: :class:`Wire`) sends a client's prepared requests: through
+the ``httpx`` client the user injected (``http_client=``), else through the client's own pool,
+which ``create_async_transport()`` (twin: ``create_transport()``) opens on the first request.
+On asyncio that pool is :class:`AiohttpTransport`, an ``httpx`` transport over one ``aiohttp``
+session: httpx stays the interface (requests, responses, timeouts, errors are httpx's), aiohttp
+moves the bytes, several times faster than httpx's own async pool under concurrency. A request
+whose body is in memory and whose answer is read whole (most API calls) skips the httpx
+objects on that pool: :meth:`AiohttpTransport.exchange` takes the prepared request and
+answers with a :class:`~lamina._http.Reply` over aiohttp's own headers, and the client builds
+an ``httpx.Response`` only when one is asked for. On any other event loop (trio) the pool is
+``httpx.AsyncHTTPTransport``. Neither reads proxy settings from the environment; pass
+``http_client=`` for proxies or custom TLS.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
 import aiohttp
@@ -20,9 +27,18 @@ import httpx
 import sniffio
 from yarl import URL
 
+from lamina._errors import LaminaError
+from lamina._http import Prepared, Reply
 from lamina._httpx_compat import read_response
+from lamina._urls import Target
 
-__all__ = ["AiohttpTransport", "create_async_transport", "create_transport"]
+__all__ = [
+    "AiohttpTransport",
+    "AsyncWire",
+    "Wire",
+    "create_async_transport",
+    "create_transport",
+]
 
 #: Idle keep-alive connections are dropped after this many seconds: sooner than servers
 #: close them (uvicorn, which serves the reference server, after 5 s), so that a request is
@@ -31,6 +47,8 @@ KEEPALIVE_EXPIRY = 4.0
 #: Bodies up to this size (by ``Content-Length``) are read at once.
 READ_AT_ONCE = 1 << 20
 _NO_CONTENT_TYPE = ("Content-Type",)
+#: Timeout extensions remembered by identity (a client's default, an upload's...).
+_MAX_EXTENSIONS = 16
 #: Size of the block freed once when a pool opens, to keep socket reads on the heap (see
 #: :func:`_serve_reads_from_the_heap`).
 HEAP_PRIMER = 2 << 20
@@ -56,6 +74,101 @@ def _limits(max_connections: int) -> httpx.Limits:
     )
 
 
+class AsyncWire:
+    """Sends an :class:`~lamina.AsyncClient`'s prepared requests (see the module docstring);
+    ``stream``: the reply's ``response`` is returned before its body is read."""
+
+    def __init__(self, max_connections: int, http_client: httpx.AsyncClient | None) -> None:
+        self._max_connections = max_connections
+        self._http_client = http_client
+        self._transport: httpx.AsyncBaseTransport | None = None
+        self._lock = threading.Lock()
+        self.closed = False
+
+    def send(self, prepared: Prepared, stream: bool) -> Awaitable[Reply]:
+        """The reply to ``prepared``, to await (the aiohttp pool's own, when it can)."""
+        if self._http_client is None:
+            transport = self._transport or self._open()
+            if not stream and type(transport) is AiohttpTransport and not prepared.streamed:
+                return transport.exchange(prepared)
+        return self._send(prepared, stream)
+
+    async def _send(self, prepared: Prepared, stream: bool) -> Reply:
+        if self._http_client is not None:
+            response = await self._http_client.send(prepared.request(), stream=True)
+        else:
+            transport = self._transport or self._open()
+            request = prepared.request()
+            response = await transport.handle_async_request(request)
+            response.request = request
+        if not stream:
+            try:
+                await response.aread()
+            except BaseException:
+                await response.aclose()
+                raise
+        return Reply.of(response)
+
+    def _open(self) -> httpx.AsyncBaseTransport:
+        with self._lock:
+            if self.closed:
+                raise LaminaError("the client is closed")
+            if self._transport is None:
+                self._transport = create_async_transport(self._max_connections)
+            return self._transport
+
+    async def aclose(self) -> None:
+        """Close the pool (an injected ``http_client`` is left open)."""
+        with self._lock:
+            self.closed = True
+            transport, self._transport = self._transport, None
+        if transport is not None:
+            await transport.aclose()
+
+
+class Wire:
+    """Sends a :class:`~lamina.Client`'s prepared requests (blocking twin of
+    :class:`AsyncWire`, always through httpx)."""
+
+    def __init__(self, max_connections: int, http_client: httpx.Client | None) -> None:
+        self._max_connections = max_connections
+        self._http_client = http_client
+        self._transport: httpx.BaseTransport | None = None
+        self._lock = threading.Lock()
+        self.closed = False
+
+    def send(self, prepared: Prepared, stream: bool) -> Reply:
+        request = prepared.request()
+        if self._http_client is not None:
+            response = self._http_client.send(request, stream=True)
+        else:
+            response = (self._transport or self._open()).handle_request(request)
+            response.request = request
+        if not stream:
+            try:
+                response.read()
+            except BaseException:
+                response.close()
+                raise
+        return Reply.of(response)
+
+    def _open(self) -> httpx.BaseTransport:
+        with self._lock:
+            if self.closed:
+                raise LaminaError("the client is closed")
+            if self._transport is None:
+                self._transport = create_transport(self._max_connections)
+            return self._transport
+
+    def close(self) -> None:
+        """Close the pool (an injected ``http_client`` is left open)."""
+        with self._lock:
+            self.closed = True
+            transport, self._transport = self._transport, None
+        if transport is not None:
+            transport.close()
+
+
 class AiohttpTransport(httpx.AsyncBaseTransport):
     """An ``httpx`` transport that sends requests with one pooled ``aiohttp`` session.
 
@@ -65,13 +178,16 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     ``__cause__``. A body of known length up to :data:`READ_AT_ONCE` is read before the
     response is returned (one step instead of a stream); other bodies stream as they arrive:
     each piece is what the connection has received since the last one, never copied or
-    split here.
+    split here. :meth:`exchange` is the same request without the httpx objects.
     """
 
     def __init__(self, *, max_connections: int = 100) -> None:
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
         self._timeouts: dict[tuple[float | None, ...], aiohttp.ClientTimeout] = {}
+        # timeout extensions seen (kept, so that their ids stay theirs) and their aiohttp
+        # form: most requests pass one of a few, looked up by identity
+        self._extensions: dict[int, tuple[dict[str, float | None], aiohttp.ClientTimeout]] = {}
 
     def _open(self) -> aiohttp.ClientSession:
         _serve_reads_from_the_heap()
@@ -88,18 +204,65 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     def _timeout(self, timeout: dict[str, float | None] | None) -> aiohttp.ClientTimeout:
         if not timeout:
             return aiohttp.ClientTimeout()
+        seen = self._extensions.get(id(timeout))
+        if seen is not None and seen[0] is timeout:
+            return seen[1]
         key = (timeout.get("connect"), timeout.get("read"), timeout.get("pool"))
-        client_timeout = self._timeouts.get(key)
-        if client_timeout is None:
+        cached = self._timeouts.get(key)
+        if cached is None:
             connect, read, pool = key
-            client_timeout = aiohttp.ClientTimeout(
+            cached = aiohttp.ClientTimeout(
                 total=None, connect=pool, sock_connect=connect, sock_read=read
             )
-            self._timeouts[key] = client_timeout
-        return client_timeout
+            self._timeouts[key] = cached
+        if len(self._extensions) >= _MAX_EXTENSIONS:
+            self._extensions.clear()
+        self._extensions[id(timeout)] = (timeout, cached)
+        return cached
+
+    def _request(
+        self, method: str, url: URL, headers: Any, data: Any, timeout: aiohttp.ClientTimeout
+    ) -> Awaitable[aiohttp.ClientResponse]:
+        session = self._session or self._open()
+        # aiohttp gives a body without a Content-Type one of its own; httpx sends none
+        # (skipping is a per-request option: a session-wide one costs every request)
+        skip = None
+        if data is not None and all(name.lower() != "content-type" for name, _ in headers):
+            skip = _NO_CONTENT_TYPE
+        return session.request(
+            method,
+            url,
+            headers=headers,
+            data=data,
+            skip_auto_headers=skip,
+            allow_redirects=False,
+            timeout=timeout,
+        )
+
+    async def exchange(self, prepared: Prepared) -> Reply:
+        """Send ``prepared`` (its body in memory, or none) and read the whole answer."""
+        try:
+            response = await self._request(
+                prepared.method,
+                _aiohttp_url(prepared.target),
+                prepared.headers,
+                prepared.content or None,
+                self._timeout(prepared.timeout),
+            )
+            try:
+                body = await response.read()
+            finally:
+                response.release()
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            raise _httpx_error(exc) from exc
+        if "Content-Encoding" in response.headers:  # httpx decodes it
+            request = prepared.request()
+            return Reply.of(
+                read_response(response.status, response.raw_headers, body, request, False)
+            )
+        return Reply(response.status, response.headers, response.raw_headers, body, prepared)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        session = self._session or self._open()
         headers = _header_items(request.headers)
         data: Any
         try:
@@ -107,39 +270,27 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         except httpx.RequestNotRead:  # a streamed body: aiohttp frames it itself
             data = request.stream
             headers = [(k, v) for k, v in headers if k.lower() != "transfer-encoding"]
-        # aiohttp gives a body without a Content-Type one of its own; httpx sends none
-        # (skipping is a per-request option: a session-wide one costs every request)
-        skip = None
-        if data is not None and all(name.lower() != "content-type" for name, _ in headers):
-            skip = _NO_CONTENT_TYPE
+        timeout = self._timeout(request.extensions.get("timeout"))
         try:
-            response = await session.request(
-                request.method,
-                URL(str(request.url), encoded=True),
-                headers=headers,
-                data=data,
-                skip_auto_headers=skip,
-                allow_redirects=False,
-                timeout=self._timeout(request.extensions.get("timeout")),
+            response = await self._request(
+                request.method, URL(str(request.url), encoded=True), headers, data, timeout
             )
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-            raise _httpx_error(exc) from exc
-        length = response.content_length
-        if length is not None and length <= READ_AT_ONCE:
+            length = response.content_length
+            if length is None or length > READ_AT_ONCE:
+                return httpx.Response(
+                    response.status,
+                    headers=response.raw_headers,
+                    stream=_ResponseStream(response),
+                    request=request,
+                )
             try:
                 body = await response.read()
-            except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-                raise _httpx_error(exc) from exc
             finally:
                 response.release()
-            decoded = "Content-Encoding" not in response.headers
-            return read_response(response.status, response.raw_headers, body, request, decoded)
-        return httpx.Response(
-            response.status,
-            headers=response.raw_headers,
-            stream=_ResponseStream(response),
-            request=request,
-        )
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            raise _httpx_error(exc) from exc
+        decoded = "Content-Encoding" not in response.headers
+        return read_response(response.status, response.raw_headers, body, request, decoded)
 
     async def aclose(self) -> None:
         session, self._session = self._session, None
@@ -161,6 +312,20 @@ class _ResponseStream(httpx.AsyncByteStream):
 
     async def aclose(self) -> None:
         self._response.release()
+
+
+def _aiohttp_url(target: Target) -> URL:
+    """The target as yarl's URL: built from its parts when it has them (no parsing)."""
+    if target.path is None or target.query == "":
+        return URL(target.text, encoded=True)
+    origin = target.origin
+    return URL.build(
+        scheme=origin.scheme,
+        authority=origin.authority,
+        path=target.path,
+        query_string=target.query or "",
+        encoded=True,
+    )
 
 
 def _header_items(headers: httpx.Headers) -> list[tuple[str, str]]:

@@ -39,9 +39,9 @@ def websocket_url(url: httpx.URL) -> str:
     return str(url.copy_with(scheme="wss" if url.scheme == "https" else "ws"))
 
 
-def handshake_headers(headers: httpx.Headers) -> list[tuple[str, str]]:
+def handshake_headers(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
     """The client's headers for a handshake (``Host`` is the websocket library's to set)."""
-    return [(name, value) for name, value in headers.multi_items() if name.lower() != "host"]
+    return [(name, value) for name, value in headers if name.lower() != "host"]
 
 
 def handshake_error(exc: BaseException, url: str) -> LaminaError:

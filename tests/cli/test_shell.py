@@ -116,8 +116,8 @@ def terminal_env(cli_env: dict[str, str | None]) -> dict[str, str]:
 def shell(terminal_env: dict[str, str], repository: str) -> Iterator[Terminal]:
     term = Terminal(["shell", repository], terminal_env, rows=30, cols=100)
     try:
-        term.wait_for(rb"Connected to sandbox \S+;", timeout=90)
-        term.wait_for(rb"\$ ")  # the first prompt, printed before the terminal attached
+        # then the first prompt, which the shell printed before the terminal attached
+        term.wait_for(rb"(?s)Connected to sandbox \S+;.*\$ ", timeout=90)
         yield term
     finally:
         term.close()

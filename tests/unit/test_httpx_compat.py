@@ -3,9 +3,7 @@ httpx's public API gives, and a piece that stops doing so fails the import loudl
 
 from __future__ import annotations
 
-import itertools
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -65,50 +63,35 @@ def test_stored_bodies_read_as_httpx_reads_them() -> None:
 
 
 _URL = httpx.URL("http://127.0.0.1:8710/api/v1/x?a=1")
-_HEADERS: list[dict[str, str]] = [
-    {},
-    {"user-agent": "lamina", "authorization": "Bearer k"},
-    {"Host": "own.test", "user-agent": "lamina"},
-]
-_EXTRA: list[dict[str, str] | None] = [
-    None,
-    {"Content-Type": "text/plain"},
-    {"content-length": "5"},
-    {"Host": "other.test"},
-    {"Transfer-Encoding": "chunked"},
-    {"AUTHORIZATION": "other", "X-A": "1"},
-]
-_BODIES: list[dict[str, Any]] = [
-    {},
-    {"json": {"a": "ü", "b": [1, 2.5, None]}},
-    {"json": []},
-    {"content": b""},
-    {"content": b"abc"},
-    {"content": "tëxt"},
-    {"json": {"x": 1}, "content": b"content wins"},
-]
 
 
-@pytest.mark.parametrize("method", ["GET", "post", "PUT", "PATCH", "DELETE", "HEAD"])
-def test_built_requests_are_the_requests_httpx_builds(method: str) -> None:
-    for headers, extra, body in itertools.product(_HEADERS, _EXTRA, _BODIES):
-        built = build_request(
-            method, _URL, httpx.Headers(headers), extra_headers=extra, extensions={"t": 1}, **body
-        )
-        merged = httpx.Headers(headers)
-        merged.update(extra or {})
-        expected = httpx.Request(method, _URL, headers=merged, extensions={"t": 1}, **body)
-        case = (headers, extra, body)
-        assert (built.method, built.url, built.extensions) == (
-            expected.method,
-            expected.url,
-            expected.extensions,
-        ), case
-        assert built.headers.raw == expected.headers.raw, case
-        assert built.content == expected.content, case
+@pytest.mark.parametrize("method", ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [],
+        [("user-agent", "lamina"), ("authorization", "Bearer k")],
+        [("Host", "own.test"), ("Content-Type", "text/plain")],
+        [("Transfer-Encoding", "chunked")],
+    ],
+)
+@pytest.mark.parametrize("content", [None, b"", b"abc"])
+def test_built_requests_are_the_requests_httpx_builds(
+    method: str, headers: list[tuple[str, str]], content: bytes | None
+) -> None:
+    sized = [*headers, ("Content-Length", str(len(content)))] if content else headers
+    built = build_request(method, _URL, sized, content, {"t": 1})
+    expected = httpx.Request(method, _URL, headers=sized, content=content, extensions={"t": 1})
+    assert (built.method, built.url, built.extensions) == (
+        expected.method,
+        expected.url,
+        expected.extensions,
+    )
+    assert built.headers.raw == expected.headers.raw
+    assert built.content == expected.content
 
 
 def test_a_streamed_body_is_left_to_httpx() -> None:
-    built = build_request("PUT", _URL, httpx.Headers(), content=iter([b"a", b"b"]))
+    built = build_request("PUT", _URL, [], iter([b"a", b"b"]))
     assert built.headers["transfer-encoding"] == "chunked"
     assert b"".join(built.stream) == b"ab"  # type: ignore[union-attr]

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import httpx
 import pytest
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from lamina._converter import make_converter, structure
 from lamina._deferred import AsyncDeferred, Deferred
@@ -143,26 +146,30 @@ def test_unknown_keys_are_ignored_by_default() -> None:
         structure(STRICT, data, CommitData)
 
 
-def test_object_metadata_from_headers() -> None:
-    meta = object_metadata_from_headers(
-        [
-            ("ETag", '"abc"'),
-            ("Content-Type", "text/plain"),
-            ("Content-Length", "12"),
-            ("Last-Modified", "Wed, 21 Oct 2026 07:28:00 GMT"),
-            ("X-Tilde-Meta-Owner", "ana"),
-            ("x-tilde-meta-tier", "2"),
-            ("X-Request-Id", "r"),
-        ]
-    )
-    assert meta == ObjectMetadata(
+_HEADERS = [
+    ("ETag", '"abc"'),
+    ("Content-Type", "text/plain"),
+    ("Content-Length", "12"),
+    ("Last-Modified", "Wed, 21 Oct 2026 07:28:00 GMT"),
+    ("X-Tilde-Meta-Owner", "ana"),
+    ("x-tilde-meta-tier", "2"),
+    ("X-Tilde-Meta-", "no key"),
+    ("X-Request-Id", "r"),
+]
+
+
+@pytest.mark.parametrize("mapping", [httpx.Headers, CIMultiDictProxy], ids=["httpx", "aiohttp"])
+def test_object_metadata_from_headers(mapping: Callable[[Any], Mapping[str, str]]) -> None:
+    headers = mapping(_HEADERS if mapping is httpx.Headers else CIMultiDict(_HEADERS))
+    assert object_metadata_from_headers(headers) == ObjectMetadata(
         etag="abc",
         content_type="text/plain",
         content_length=12,
         last_modified=datetime(2026, 10, 21, 7, 28, tzinfo=timezone.utc),
         metadata={"owner": "ana", "tier": "2"},
     )
-    assert object_metadata_from_headers([("Last-Modified", "garbage")]) == ObjectMetadata()
+    garbage = httpx.Headers({"Last-Modified": "garbage"})
+    assert object_metadata_from_headers(garbage) == ObjectMetadata()
 
 
 @pytest.mark.parametrize(

@@ -13,15 +13,18 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import anyio
 import httpx
 import pytest
 import sniffio
+from yarl import URL
 
 import lamina
 from lamina import _transport
 from lamina._transport import AiohttpTransport, create_async_transport
+from lamina._urls import ApiUrls
 
 
 class _Sleeps:
@@ -205,6 +208,8 @@ async def test_bodies_read_at_once_are_decoded_as_httpx_decodes_them(body_server
     async with lamina.AsyncClient(api_key="k", endpoint_url=body_server) as client:
         plain = await client.get("/plain")
         encoded = await client.get("/gzip")
+        assert await client.request_json("GET", "/gzip") == _PAYLOAD
+        assert (await client.request_headers("GET", "/gzip"))["content-encoding"] == "gzip"
     assert encoded.headers["content-encoding"] == "gzip"
     assert plain.json() == encoded.json() == _PAYLOAD
     assert plain.content == encoded.content == json.dumps(_PAYLOAD).encode()
@@ -212,3 +217,55 @@ async def test_bodies_read_at_once_are_decoded_as_httpx_decodes_them(body_server
         assert response.is_stream_consumed and response.is_closed
         assert response.num_bytes_downloaded == int(response.headers["content-length"])
         assert [chunk async for chunk in response.aiter_bytes()] == [response.content]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/organizations/acme/repositories/r/object?session_id=s-1&path=a%2Fb+c.txt",
+        "/organizations",
+        "http://127.0.0.1:8710/api/v1/blobs/upload?token=eyJrIjoiYiJ9.c2ln-_",
+        "https://Blobs.Example:443/bucket/key%20one?X-Amz-Signature=ab12",
+        "http://user:pw@h.test:9/a?q",
+        "http://h.test/a?",
+        "http://h.test/a b?x=1",
+        "/with space",
+    ],
+)
+def test_aiohttp_urls_are_built_as_aiohttp_would_parse_them(url: str) -> None:
+    target = ApiUrls("http://127.0.0.1:8710/api/v1").build(url)
+    built = _transport._aiohttp_url(target)
+    parsed = URL(target.text, encoded=True)
+    assert built == parsed and str(built) == str(parsed)
+    assert (built.raw_path_qs, built.host_port_subcomponent) == (
+        parsed.raw_path_qs,
+        parsed.host_port_subcomponent,
+    )
+
+
+@pytest.mark.anyio
+async def test_the_own_pool_answers_without_httpx_objects(
+    body_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On asyncio, a call whose body is in memory builds no httpx.Request or httpx.Response
+    unless one is asked for (``request()``); the answers are the same."""
+    built: list[str] = []
+    request_init, response_init = httpx.Request.__init__, httpx.Response.__init__
+
+    def count(init: Any, name: str) -> Any:
+        def wrapped(self: Any, *args: Any, **kwargs: Any) -> None:
+            built.append(name)
+            init(self, *args, **kwargs)
+
+        return wrapped
+
+    monkeypatch.setattr(httpx.Request, "__init__", count(request_init, "request"))
+    monkeypatch.setattr(httpx.Response, "__init__", count(response_init, "response"))
+    async with lamina.AsyncClient(api_key="k", endpoint_url=body_server) as client:
+        assert await client.request_json("GET", "/plain") == _PAYLOAD
+        assert await client.request_json("PUT", "/put", json={"a": 1}) == "application/json"
+        headers = await client.request_headers("GET", "/plain")
+        assert headers["content-type"] == "application/json"
+        assert built == []
+        assert (await client.get("/plain")).json() == _PAYLOAD
+        assert built == ["request", "response"]

@@ -35,32 +35,39 @@ BASE = "http://127.0.0.1:8710/api/v1"
     ],
 )
 def test_built_urls_equal_parsed_urls(path: str, params: dict[str, Any] | None) -> None:
-    built = ApiUrls(BASE).build(path, params)
+    urls = ApiUrls(BASE)
     query = encode_query(params) if params else ""
     text = BASE + (path if path.startswith("/") else f"/{path}") + (f"?{query}" if query else "")
     parsed = httpx.URL(text)
-    assert built == parsed
-    assert str(built) == str(parsed)
-    assert built.raw_path == parsed.raw_path
-    assert built.params == parsed.params
+    for _ in range(2):  # then built from the remembered path
+        target = urls.build(path, params)
+        built = target.url
+        assert built == parsed
+        assert target.text == str(built) == str(parsed)
+        assert built.raw_path == parsed.raw_path
+        assert built.params == parsed.params
+        assert target.origin is urls.origin and target.origin.own
 
 
 @pytest.mark.parametrize(
     "path", ["/with space", "/ünïcode", "/a?x=1", "/bad%zz", "/a#frag", "/a/../b", "/a/./b"]
 )
 def test_paths_that_need_parsing_take_the_parser(path: str) -> None:
-    built = ApiUrls(BASE).build(path, {"n": 1})
+    target = ApiUrls(BASE).build(path, {"n": 1})
     separator = "&" if "?" in path else "?"
-    assert built == httpx.URL(f"{BASE}{path}{separator}n=1")
+    assert target.url == httpx.URL(f"{BASE}{path}{separator}n=1")
+    assert target.text == str(target.url) and target.origin.own
 
 
 def test_absolute_urls_keep_their_query_and_merge_params() -> None:
     urls = ApiUrls(BASE)
     built = urls.build("https://blobs.test/b/1?sig=abc&exp=9", {"part": 2})
-    assert built == httpx.URL("https://blobs.test/b/1?sig=abc&exp=9&part=2")
-    assert urls.build("https://blobs.test/b/1?sig=abc") == httpx.URL(
+    assert built.url == httpx.URL("https://blobs.test/b/1?sig=abc&exp=9&part=2")
+    assert built.text == "https://blobs.test/b/1?sig=abc&exp=9&part=2"
+    assert urls.build("https://blobs.test/b/1?sig=abc").url == httpx.URL(
         "https://blobs.test/b/1?sig=abc"
     )
+    assert not built.origin.own
 
 
 @pytest.mark.parametrize(
@@ -86,19 +93,34 @@ def test_absolute_urls_keep_their_query_and_merge_params() -> None:
 def test_absolute_urls_equal_parsed_urls(url: str) -> None:
     urls = ApiUrls(BASE)
     for _ in range(2):  # parsed, then built on the remembered origin
-        built = urls.build(url)
+        target = urls.build(url)
+        built = target.url
         parsed = httpx.URL(url)
         assert built == parsed
-        assert str(built) == str(parsed)
+        assert target.text == str(built) == str(parsed)
         assert built.raw_path == parsed.raw_path
         assert origin(built) == origin(parsed)
+        assert target.origin.own == (origin(parsed) == origin(httpx.URL(BASE)))
 
 
 def test_remembered_origins_are_bounded() -> None:
     urls = ApiUrls(BASE)
     for index in range(100):
-        assert urls.build(f"http://h{index}.test/x?t=1") == httpx.URL(f"http://h{index}.test/x?t=1")
+        built = urls.build(f"http://h{index}.test/x?t=1").url
+        assert built == httpx.URL(f"http://h{index}.test/x?t=1")
+    for index in range(2 * _urls._MAX_PATHS):
+        assert urls.build(f"/p{index}").text == f"{BASE}/p{index}"
     assert len(urls._origins) <= _urls._MAX_ORIGINS
+    assert len(urls._paths) <= _urls._MAX_PATHS
+
+
+def test_a_redirect_location_is_joined_and_keeps_its_origin() -> None:
+    urls = ApiUrls(BASE)
+    own = urls.parsed(urls.build("/a/b").url.join("/api/v1/blobs/x?token=t"))
+    assert own.text == "http://127.0.0.1:8710/api/v1/blobs/x?token=t" and own.origin.own
+    other = urls.parsed(httpx.URL("https://blobs.test:443/k#frag"))
+    assert other.text == "https://blobs.test/k#frag" and not other.origin.own
+    assert other.origin.text == "https://blobs.test"
 
 
 def test_encode_query_matches_httpx() -> None:

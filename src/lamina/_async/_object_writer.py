@@ -44,7 +44,8 @@ if TYPE_CHECKING:
 
 #: Objects of this size or more go multipart, in parts of this size (the last may be shorter).
 MULTIPART_PART_SIZE = 64 * 1024 * 1024
-#: Parts of one object in flight at once (each also holds a slot of the client's limiter).
+#: Parts of one object in flight at once (a part read as it is sent also holds a slot of the
+#: client's limiter).
 PART_CONCURRENCY = 8
 
 # Presigned PUTs send large bodies: no write timeout, bounded connect and read.
@@ -158,24 +159,28 @@ class AsyncObjectWriter:
         length: int | None,
         progress: ProgressHook | None,
         extra_headers: Mapping[str, str] | None = None,
-    ) -> httpx.Response:
-        """PUT a body to a presigned URL (no Authorization) under the client's limiter, with
-        the headers its ticket names."""
+    ) -> Mapping[str, str]:
+        """PUT a body to a presigned URL (no Authorization), with the headers its ticket
+        names; returns the response's headers. A body read as it is sent holds a slot of the
+        client's limiter, which bounds the bytes in flight (one already in memory is bounded
+        by the connection pool like any request)."""
         headers = {**(extra_headers or {}), "Content-Type": _OCTET_STREAM}
         if length is not None:
             headers["Content-Length"] = str(length)
+        if isinstance(body, bytes):
+            response_headers = await self._upload(url, body, headers)
+            if progress is not None:
+                progress(len(body))
+            return response_headers
         async with self._client.limiter:
-            response = await self._client.request(
-                "PUT",
-                url,
-                content=body,
-                headers=headers,
-                timeout=_UPLOAD_TIMEOUT,
-                authenticated=False,
-            )
-        if progress is not None and isinstance(body, bytes):
-            progress(len(body))
-        return response
+            return await self._upload(url, body, headers)
+
+    async def _upload(
+        self, url: str, body: bytes | AsyncBody | AsyncIterator[bytes], headers: dict[str, str]
+    ) -> Mapping[str, str]:
+        return await self._client.request_headers(
+            "PUT", url, content=body, headers=headers, timeout=_UPLOAD_TIMEOUT, authenticated=False
+        )
 
     async def _put_one_request(
         self,
@@ -192,7 +197,9 @@ class AsyncObjectWriter:
         if described is not None:
             headers[ATTRIBUTES_HEADER] = described
         body = _body(source, 0, source.size, progress)
-        async with self._client.limiter:
+        # A body in memory is bounded by the pool, as _send's are; one read as sent holds a slot.
+        slot = contextlib.nullcontext() if isinstance(body, bytes) else self._client.limiter
+        async with slot:
             data = await self._client.request_json(
                 "POST",
                 f"{self._base}/object/upload",
@@ -248,8 +255,8 @@ class AsyncObjectWriter:
         else:
             size = source.size
             body = _body(source, 0, size, progress)
-        response = await self._send(ticket.upload_url, body, size, progress, ticket.upload_headers)
-        etag = unquote_etag(response.headers.get("etag")) or ""
+        headers = await self._send(ticket.upload_url, body, size, progress, ticket.upload_headers)
+        etag = unquote_etag(headers.get("etag")) or ""
         request: dict[str, Any] = {
             "upload_token": ticket.upload_token,
             "content_type": content_type or _OCTET_STREAM,
@@ -358,8 +365,8 @@ class AsyncObjectWriter:
             PartTicket,
         )
         length = len(body) if isinstance(body, bytes) else body.part.length
-        response = await self._send(ticket.upload_url, body, length, progress)
-        return str(response.headers.get("etag", ""))
+        headers = await self._send(ticket.upload_url, body, length, progress)
+        return str(headers.get("etag", ""))
 
     async def _abort(self, path: str, upload: MultipartUpload) -> None:
         """Abort a failed multipart upload, retried like any idempotent request (aborting

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json as jsonlib
-import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from types import TracebackType
@@ -30,16 +29,18 @@ from lamina._http import (
     DEFAULT_TIMEOUT,
     MAX_REDIRECTS,
     HeaderSets,
+    Prepared,
+    Reply,
     is_request_idempotent,
-    redirect_request,
+    prepare,
+    redirect,
     timeout_extension,
 )
-from lamina._httpx_compat import build_request
 from lamina._pagination import offset_cursor, offset_page
 from lamina._redact import redact
 from lamina._retry import retry_delay, should_retry
 from lamina._sync._pager import Pager
-from lamina._transport import create_transport
+from lamina._transport import Wire
 from lamina._types import (
     NOT_GIVEN,
     Envelope,
@@ -82,7 +83,8 @@ class Client:
       this client (for proxies, custom TLS, or test transports).
     - ``default_headers``: headers added to every request.
     - ``max_concurrency``: size of the connection pool, and of :attr:`limiter`, which bounds the
-      requests that bulk transfers keep in flight.
+      uploads whose bodies are read as they are sent (large objects' parts), so the bytes that
+      bulk transfers keep in flight.
     - ``default_sandbox_image``: the image of sandboxes created without one (``repo.shell()``,
       ``repo.execute()``...); falls back to ``LAMINA_DEFAULT_SANDBOX_IMAGE``, the config file's
       ``default_sandbox_image``, then ``"host"`` (the reference server's default image).
@@ -120,12 +122,8 @@ class Client:
         self._timeout = timeout_extension(
             DEFAULT_TIMEOUT if isinstance(timeout, NotGiven) else timeout
         )
-        self._headers = HeaderSets(self._urls.base, config.api_key, default_headers)
-        self._http_client = http_client
-        self._max_concurrency = max_concurrency
-        self._transport: httpx.BaseTransport | None = None
-        self._transport_lock = threading.Lock()
-        self._closed = False
+        self._headers = HeaderSets(self._urls.origin, config.api_key, default_headers)
+        self._wire = Wire(max_concurrency, http_client)
         self._organizations: Organizations | None = None
         # False once the server answered 501 to a multipart upload: single uploads from then on
         self._multipart_supported = True
@@ -234,7 +232,7 @@ class Client:
         about retrying.
         Any status other than 2xx raises the matching :class:`~lamina.APIError`.
         """
-        return self._send(
+        reply = self._send(
             method,
             path,
             stream=False,
@@ -248,6 +246,7 @@ class Client:
             follow_redirects=follow_redirects,
             authenticated=authenticated,
         )
+        return reply.httpx_response()
 
     def get(self, path: str, **options: Unpack[RequestOptions]) -> httpx.Response:
         """``request("GET", path, ...)``."""
@@ -274,18 +273,27 @@ class Client:
 
         A body that is not JSON raises :class:`~lamina.SerializationError`.
         """
-        response = self.request(method, path, **options)
-        if not response.content:
+        reply = self._send(method, path, stream=False, **options)
+        content = reply.content
+        if not content:
             return None
         try:
-            return jsonlib.loads(response.content)
+            return jsonlib.loads(content)
         except ValueError as exc:
+            response = reply.httpx_response()
             raise SerializationError(
                 redact(
                     f"{response.request.method} {response.request.url} -> "
                     f"{response.status_code}: the body is not JSON: {response.text[:200]!r}"
                 )
             ) from exc
+
+    def request_headers(
+        self, method: str, path: str, **options: Unpack[RequestOptions]
+    ) -> Mapping[str, str]:
+        """``request()``, then only the response's headers (a case-insensitive mapping): less
+        work per call than a whole ``httpx.Response`` when the body does not matter."""
+        return (self._send(method, path, stream=False, **options)).headers
 
     @contextmanager
     def stream(
@@ -296,7 +304,7 @@ class Client:
         Retries and error mapping are as for :meth:`request`; an error response is read and
         raised before anything is yielded. The response is closed on exit.
         """
-        response = self._send(method, path, stream=True, **options)
+        response = (self._send(method, path, stream=True, **options)).httpx_response()
         try:
             yield response
         finally:
@@ -421,11 +429,7 @@ class Client:
 
     def close(self) -> None:
         """Close the connection pool (an injected ``http_client`` is left open)."""
-        self._closed = True
-        with self._transport_lock:
-            transport, self._transport = self._transport, None
-        if transport is not None:
-            transport.close()
+        self._wire.close()
 
     def __enter__(self) -> Client:
         return self
@@ -455,43 +459,58 @@ class Client:
         idempotent: bool | None = None,
         follow_redirects: bool = False,
         authenticated: bool = True,
-    ) -> httpx.Response:
+    ) -> Reply:
         """The one retry loop: send, map the outcome, and wait and resend while the policy
-        allows. Returns a 2xx response (read unless ``stream``)."""
-        request = self._build_request(
-            method, path, params, json, content, headers, timeout, authenticated
+        allows. Returns a 2xx reply (read unless ``stream``)."""
+        if self._wire.closed:
+            raise LaminaError(f"{self!r} is closed")
+        target = self._urls.build(path, params)
+        prepared = prepare(
+            method,
+            target,
+            self._headers.select(target.origin, authenticated=authenticated),
+            extra_headers=headers,
+            json=json,
+            content=content,
+            timeout=self._timeout if isinstance(timeout, NotGiven) else timeout_extension(timeout),
         )
         retries = self.max_retries if isinstance(max_retries, NotGiven) else max_retries
-        if content is not None and not isinstance(content, (bytes, str)):
+        if prepared.streamed:
             retries = 0  # a streamed body cannot be sent twice
         attempt = 0
         while True:
             try:
-                response = self._send_following(request, stream, follow_redirects)
-                if response.is_success:
-                    return response
+                if follow_redirects:
+                    reply = self._send_following(prepared, stream)
+                else:
+                    reply = self._wire.send(prepared, stream)
+                if 200 <= reply.status_code < 300:
+                    return reply
                 retry = should_retry(
                     attempt=attempt,
                     max_retries=retries,
-                    idempotent=is_request_idempotent(request, idempotent),
-                    status_code=response.status_code,
+                    idempotent=is_request_idempotent(prepared, idempotent),
+                    status_code=reply.status_code,
                 )
                 if not retry:
-                    response.read()
-                    raise api_error_from_response(response)
-                response.close()
-                delay = retry_delay(attempt, response.headers.get("retry-after"))
+                    if reply.response is not None:
+                        reply.response.read()
+                    raise api_error_from_response(reply.httpx_response())
+                if reply.response is not None:
+                    reply.response.close()
+                delay = retry_delay(attempt, reply.headers.get("retry-after"))
             except httpx.RequestError as exc:
                 retry = isinstance(exc, httpx.TransportError) and should_retry(
                     attempt=attempt,
                     max_retries=retries,
-                    idempotent=is_request_idempotent(request, idempotent),
+                    idempotent=is_request_idempotent(prepared, idempotent),
                     connect_failed=isinstance(exc, CONNECT_ERRORS),
                 )
                 if not retry:
                     raise TransportError(
                         redact(
-                            f"{request.method} {request.url} failed: {type(exc).__name__}: {exc}"
+                            f"{prepared.method} {prepared.target.text} failed: "
+                            f"{type(exc).__name__}: {exc}"
                         )
                     ) from exc
                 delay = retry_delay(attempt)
@@ -501,79 +520,22 @@ class Client:
     def _websocket_target(self, path: str) -> tuple[str, list[tuple[str, str]], float | None]:
         """The ``ws(s)://`` URL of ``path``, the handshake headers (with the API key) and the
         connect timeout, for a websocket on the client's own endpoint."""
-        if self._closed:
+        if self._wire.closed:
             raise LaminaError(f"{self!r} is closed")
-        url = self._urls.build(path, None)
-        headers = self._headers.select(url, absolute=False, authenticated=True)
-        return websocket_url(url), handshake_headers(headers), self._timeout.get("connect")
+        target = self._urls.build(path, None)
+        headers = self._headers.select(target.origin, authenticated=True)
+        return websocket_url(target.url), handshake_headers(headers), self._timeout.get("connect")
 
-    def _build_request(
-        self,
-        method: str,
-        path: str,
-        params: Mapping[str, Any] | None,
-        json: Any,
-        content: RequestContent | None,
-        headers: Mapping[str, str] | None,
-        timeout: TimeoutTypes | NotGiven,
-        authenticated: bool,
-    ) -> httpx.Request:
-        if self._closed:
-            raise LaminaError(f"{self!r} is closed")
-        url = self._urls.build(path, params)
-        base_headers = self._headers.select(
-            url, absolute=path.startswith(("http://", "https://")), authenticated=authenticated
-        )
-        return build_request(
-            method,
-            url,
-            base_headers,
-            extra_headers=headers,
-            json=json,
-            content=content,
-            extensions={
-                "timeout": self._timeout
-                if isinstance(timeout, NotGiven)
-                else timeout_extension(timeout)
-            },
-        )
-
-    def _send_following(
-        self, request: httpx.Request, stream: bool, follow_redirects: bool
-    ) -> httpx.Response:
-        response = self._send_once(request, stream)
+    def _send_following(self, prepared: Prepared, stream: bool) -> Reply:
+        reply = self._wire.send(prepared, stream)
         redirects = 0
-        while follow_redirects and response.has_redirect_location:
+        while reply.is_redirect:
+            if reply.response is not None:
+                reply.response.close()
             if redirects == MAX_REDIRECTS:
-                response.close()
-                raise httpx.TooManyRedirects(
-                    f"more than {MAX_REDIRECTS} redirects", request=request
-                )
-            response.close()
-            request = redirect_request(request, response)
-            response = self._send_once(request, stream)
+                raise httpx.TooManyRedirects(f"more than {MAX_REDIRECTS} redirects")
+            location = prepared.target.url.join(reply.headers["location"])
+            prepared = redirect(prepared, reply, self._urls.parsed(location))
+            reply = self._wire.send(prepared, stream)
             redirects += 1
-        return response
-
-    def _send_once(self, request: httpx.Request, stream: bool) -> httpx.Response:
-        if self._http_client is not None:
-            response = self._http_client.send(request, stream=True)
-        else:
-            transport = self._transport or self._open_transport()
-            response = transport.handle_request(request)
-            response.request = request
-        if not stream:
-            try:
-                response.read()
-            except BaseException:
-                response.close()
-                raise
-        return response
-
-    def _open_transport(self) -> httpx.BaseTransport:
-        with self._transport_lock:
-            if self._closed:
-                raise LaminaError(f"{self!r} is closed")
-            if self._transport is None:
-                self._transport = create_transport(self._max_concurrency)
-            return self._transport
+        return reply

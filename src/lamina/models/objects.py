@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -14,6 +14,7 @@ from lamina._errors import InvalidArgumentError, InvalidArgumentTypeError
 
 #: Prefix of the response headers that carry an object's user metadata.
 META_HEADER_PREFIX = "x-tilde-meta-"
+_META_LENGTH = len(META_HEADER_PREFIX)
 
 #: An HTTP date in its preferred form (RFC 9110 IMF-fixdate), e.g. "Sun, 06 Nov 1994 08:49:37 GMT".
 _IMF_FIXDATE = re.compile(
@@ -214,27 +215,23 @@ def parse_http_date(value: str) -> datetime | None:
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=timezone.utc)
 
 
-def object_metadata_from_headers(headers: Iterable[tuple[str, str]]) -> ObjectMetadata:
-    """Build :class:`ObjectMetadata` from response header pairs (names in any case).
+def object_metadata_from_headers(headers: Mapping[str, str]) -> ObjectMetadata:
+    """Build :class:`ObjectMetadata` from response headers: a mapping that finds names in any
+    case (``httpx.Headers``, aiohttp's headers).
 
     User metadata keys are the header names after ``X-Tilde-Meta-``, lowercased (HTTP header
     names are case-insensitive, so their case does not survive every hop).
     """
-    fields: dict[str, str] = {}
     metadata: dict[str, str] = {}
-    for name, value in headers:
-        lower = name.lower()
-        if lower.startswith(META_HEADER_PREFIX) and len(lower) > len(META_HEADER_PREFIX):
-            metadata[lower[len(META_HEADER_PREFIX) :]] = value
-        else:
-            fields[lower] = value
-    length = fields.get("content-length")
-    modified = fields.get("last-modified")
-    last_modified = parse_http_date(modified) if modified else None
+    for name, value in headers.items():
+        if len(name) > _META_LENGTH and name[:_META_LENGTH].lower() == META_HEADER_PREFIX:
+            metadata[name[_META_LENGTH:].lower()] = value
+    length = headers.get("content-length")
+    modified = headers.get("last-modified")
     return ObjectMetadata(
-        etag=unquote_etag(fields.get("etag")),
-        content_type=fields.get("content-type"),
+        etag=unquote_etag(headers.get("etag")),
+        content_type=headers.get("content-type"),
         content_length=int(length) if length and length.isdigit() else None,
-        last_modified=last_modified,
+        last_modified=parse_http_date(modified) if modified else None,
         metadata=metadata,
     )

@@ -38,16 +38,13 @@ class AsyncReadOnlyObjects:
         self._repository = repository
         self._client = repository.client
         self._scope: dict[str, str] = {"ref": ref} if ref is not None else {}
+        self._object_path = f"{repository.api_path}/object"
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._repository.path!r}, {self._scope})"
 
     def _params(self, **params: Any) -> dict[str, Any]:
         return {**self._scope, **params}
-
-    @property
-    def _object_path(self) -> str:
-        return f"{self._repository.api_path}/object"
 
     def list(
         self,
@@ -101,10 +98,10 @@ class AsyncReadOnlyObjects:
 
     async def head(self, path: str) -> ObjectMetadata:
         """The object's ETag, content type, size, modification time and user metadata."""
-        response = await self._client.request(
+        headers = await self._client.request_headers(
             "HEAD", self._object_path, params=self._params(path=path)
         )
-        return object_metadata_from_headers(response.headers.multi_items())
+        return object_metadata_from_headers(headers)
 
     async def download_dir(
         self,

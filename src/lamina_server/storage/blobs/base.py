@@ -118,8 +118,9 @@ class BlobStore(Protocol):
         their URLs and tokens expired (:data:`STALE_UPLOAD_SECONDS`), nothing can claim them."""
         ...
 
-    def read(self, address: str, start: int, end: int) -> AsyncIterator[bytes]:
-        """Bytes ``[start, end)`` of the claimed blob at ``address``, in chunks."""
+    def read(self, address: str, start: int, end: int) -> AsyncIterator[bytes | memoryview]:
+        """Bytes ``[start, end)`` of the claimed blob at ``address``, in chunks (a chunk may
+        be a view of the buffer it was received into, not a copy)."""
         ...
 
     async def export(self, items: Sequence[tuple[str, int, Path]]) -> None:

@@ -387,7 +387,7 @@ class LocalBlobStore:
             items,
         )
 
-    async def read(self, address: str, start: int, end: int) -> AsyncIterator[bytes]:
+    async def read(self, address: str, start: int, end: int) -> AsyncIterator[bytes | memoryview]:
         segments = await to_thread.run_sync(self._segments, address)
         offset = 0
         for path, base, size in segments:

@@ -465,7 +465,7 @@ class S3BlobStore:
 
     # --- reading --------------------------------------------------------------------------
 
-    async def read(self, address: str, start: int, end: int) -> AsyncIterator[bytes]:
+    async def read(self, address: str, start: int, end: int) -> AsyncIterator[bytes | memoryview]:
         if start >= end:
             return
         try:
@@ -473,7 +473,7 @@ class S3BlobStore:
                 self._store, self._key("blobs", address), options={"range": (start, end)}
             )
             async for chunk in result.stream(min_chunk_size=READ_CHUNK):
-                yield bytes(chunk)
+                yield memoryview(chunk)  # relayed as received, not copied
         except _MISSING:
             raise BlobNotFound(f"blob {address} not found") from None
         except _FAILED as exc:
