@@ -10,12 +10,15 @@ is aiohttp with a fixed number of puts in flight.
   ``PUT <upload_url>`` (the bytes),
   ``POST /object/finalize`` (durable and staged when it answers), all in one session, then one
   commit — included in the time.
+- Lamina one request: per object ``POST /object/upload`` (the one-request put the server
+  advertises, docs/uploads.md: durable and staged when it answers), in one session, then one
+  commit — included in the time. The same server process as the full protocol's.
 - Bare: a Starlette app whose one route writes the body to a new file and fsyncs it.
 
 Prints, per app, the median objects/s and the server process's CPU time per object (user +
 system, from ``/proc/<pid>/stat``: robust to other load on the machine, which the wall clock is
-not; the client shares the machine's cores), and the objects/s ratio (goal: >= 0.5), the
-median of the rounds' ratios. Both
+not; the client shares the machine's cores), and the objects/s ratios, the median of the
+rounds' ratios (goals: full protocol >= 0.5, one request >= 0.9). Both
 servers keep their files in a scratch folder under the current directory, so that fsync meets
 a real disk rather than a tmpfs.
 
@@ -247,6 +250,36 @@ async def lamina_bench(
     return bench
 
 
+async def one_request_bench(
+    server: Server, size: int, concurrency: int, stack: AsyncExitStack, repo: str = "bench-one"
+) -> Bench:
+    """``bench(label, count)``: one session, ``count`` one-request puts, one commit."""
+    body = os.urandom(size)
+    http = _client(stack, concurrency, headers={"Authorization": f"Bearer {server.api_key}"})
+    base = f"{server.url}/api/v1/organizations/local/repositories/{repo}"
+    async with http.post(
+        f"{server.url}/api/v1/organizations/local/repositories", json={"name": repo}
+    ) as r:
+        assert r.status == 201, await r.text()
+
+    async def bench(label: str, count: int) -> None:
+        async with http.post(f"{base}/sessions") as response:
+            assert response.status == 201, await response.text()
+            session_id: str = (await response.json())["session_id"]
+
+        async def one(index: int) -> None:
+            params = {"session_id": session_id, "path": f"{label}/{index:06d}"}
+            async with http.post(f"{base}/object/upload", params=params, data=body) as response:
+                assert response.status == 201, await response.text()
+                await response.read()
+
+        await _run(count, concurrency, one)
+        async with http.post(f"{base}/sessions/{session_id}", json={"message": label}) as r:
+            assert r.status == 200, await r.text()
+
+    return bench
+
+
 async def measure(server: Server, bench: Bench, label: str, count: int) -> None:
     cpu = _cpu_seconds(server.process.pid)
     started = time.perf_counter()
@@ -256,16 +289,18 @@ async def measure(server: Server, bench: Bench, label: str, count: int) -> None:
     server.cpu_per_object.append((_cpu_seconds(server.process.pid) - cpu) / count * 1e6)
 
 
-async def compare(bare: Server, lamina: Server, args: argparse.Namespace) -> None:
+async def compare(bare: Server, lamina: Server, one: Server, args: argparse.Namespace) -> None:
     async with AsyncExitStack() as stack:
         benches = {
             bare.name: await bare_bench(bare, args.size, args.concurrency, stack),
             lamina.name: await lamina_bench([lamina], args.size, args.concurrency, stack),
+            one.name: await one_request_bench(one, args.size, args.concurrency, stack),
         }
-        for server in (bare, lamina):
+        servers = [bare, lamina, one]
+        for server in servers:
             await benches[server.name]("warm", args.warmup)
         for round_ in range(args.rounds):
-            order = (bare, lamina) if round_ % 2 == 0 else (lamina, bare)
+            order = servers[round_ % 3 :] + servers[: round_ % 3]
             for server in order:
                 await measure(server, benches[server.name], f"r{round_}", args.objects)
 
@@ -301,8 +336,10 @@ def main() -> None:
         bare = start_bare(Path(scratch) / "bare")
         try:
             lamina = start_lamina(Path(scratch) / "lamina")
+            # The one-request put, served by the same process.
+            one = Server("lamina one request", lamina.process, lamina.url, lamina.api_key)
             try:
-                asyncio.run(compare(bare, lamina, args))
+                asyncio.run(compare(bare, lamina, one, args))
             finally:
                 lamina.stop()
         finally:
@@ -310,9 +347,11 @@ def main() -> None:
 
     print(
         f"{args.objects} x {args.size} B durable puts, {args.concurrency} in flight "
-        f"(aiohttp, loopback), {args.rounds} alternating rounds, medians"
+        f"(aiohttp, loopback), {args.rounds} rotating rounds, medians"
+        f" (load average {os.getloadavg()[0]:.2f})"
     )
     report(lamina, bare, "lamina/bare", 0.5)
+    report(one, bare, "one request/bare", 0.9)
 
 
 def report(side: Server, base: Server, label: str, goal: float) -> None:

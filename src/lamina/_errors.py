@@ -37,7 +37,8 @@ from __future__ import annotations
 
 import json
 import re
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import unquote
 
 import httpx
@@ -59,6 +60,7 @@ __all__ = [
     "CommandError",
     "ConfigurationError",
     "ConflictError",
+    "FailedPut",
     "ForbiddenError",
     "GoneError",
     "ImportTimeoutError",
@@ -205,14 +207,27 @@ class CommandError(SandboxError):
         self.command = command
 
 
+class FailedPut(NamedTuple):
+    """An object a batched upload refused: its path, and the status, code and message its
+    one-object upload would have answered."""
+
+    path: str
+    status_code: int
+    code: str
+    message: str
+
+
 class APIError(LaminaError):
     """The server answered with an error status.
 
     ``message``, ``code`` and ``request_id`` come from the error envelope the API returns
     (``request_id`` falls back to the ``X-Request-Id`` header); ``response_text`` is the start
     of the raw body. The tokens of signed URLs are redacted from ``message``, ``url`` and
-    ``response_text``.
+    ``response_text``. ``failures``: the objects a batched upload refused (``put_many``,
+    ``upload_dir``), each a :class:`FailedPut`; empty for any other error.
     """
+
+    failures: tuple[FailedPut, ...] = ()
 
     def __init__(
         self,
@@ -387,7 +402,23 @@ def api_error_from_response(response: httpx.Response) -> APIError:
     cls = error_class_for_status(status)
     if cls is RateLimitError:
         fields["retry_after"] = parse_retry_after(response.headers.get("retry-after"))
-    return cls(status, **fields)
+    error = cls(status, **fields)
+    failed = envelope.get("failed")
+    if isinstance(failed, list):
+        error.failures = tuple(_failures(failed))
+    return error
+
+
+def _failures(failed: list[Any]) -> Iterator[FailedPut]:
+    """The ``failed`` list of a batched upload's error envelope; malformed entries skipped."""
+    for item in failed:
+        if not isinstance(item, dict):
+            continue
+        path, status, code, message = (
+            item.get(key) for key in ("path", "status", "code", "message")
+        )
+        if isinstance(path, str) and isinstance(status, int) and isinstance(code, str):
+            yield FailedPut(path, status, code, redact(message) if isinstance(message, str) else "")
 
 
 def _detail_message(detail: Any) -> str:

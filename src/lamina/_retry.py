@@ -37,6 +37,10 @@ def is_idempotent(method: str, header_names: Iterable[str]) -> bool:
 
 
 def is_retryable_status(status_code: int) -> bool:
+    """408, 429 and 5xx, except 501: a server that does not implement a request (an
+    extension it no longer offers, multipart on a store without it) will not the next time."""
+    if status_code == 501:
+        return False
     return status_code >= 500 or status_code in _NOT_ACTED_STATUSES
 
 

@@ -27,9 +27,11 @@ from lamina_server.api import (
     approvals,
     audit,
     auth,
+    capabilities,
     commits,
     connectors,
     data,
+    direct_uploads,
     evidence,
     groups,
     health,
@@ -256,6 +258,7 @@ def create_app(config: ServerConfig, *, trigger_launcher: Launcher | None = None
         generate_unique_id_function=operation_id,
     )
     lane = lane_routes(API_PREFIX, uploads.router, uploads.FAST_LANE)
+    lane += lane_routes(API_PREFIX, direct_uploads.router, direct_uploads.FAST_LANE)
     lane += lane_routes("", data.router, data.FAST_LANE)
     lane += lane_routes(API_PREFIX, sandboxes.router, sandboxes.FAST_LANE)
     app.lane = tuple(lane)
@@ -283,6 +286,8 @@ def create_app(config: ServerConfig, *, trigger_launcher: Launcher | None = None
         commits,
         objects,
         uploads,
+        direct_uploads,
+        capabilities,
         sandboxes,
         sandbox_streams,
         sandbox_triggers,

@@ -185,6 +185,11 @@ def _serve_parser(prog: str) -> argparse.ArgumentParser:
         help="record nothing in the audit log (benchmarks, throwaway servers)",
     )
     parser.add_argument(
+        "--no-upload-extensions",
+        action="store_true",
+        help="offer no one-request puts or batched uploads (clients use the contract's uploads)",
+    )
+    parser.add_argument(
         "--gc-interval",
         type=float,
         default=ServerConfig.gc_interval,
@@ -320,6 +325,7 @@ def serve(args: argparse.Namespace) -> int:
         sandbox_max_processes=args.sandbox_max_processes,
         audit_log=not args.no_audit_log,
         gc_interval=args.gc_interval,
+        upload_extensions=not args.no_upload_extensions,
         advertise_url=args.advertise_url,
     )
     try:

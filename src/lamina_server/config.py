@@ -54,6 +54,11 @@ class ServerConfig:
     ``s3_port``: a port of its own that answers the S3 gateway at its root (besides ``/s3`` on
     ``port``; :mod:`lamina_server.gateway`).
 
+    ``upload_extensions`` False turns off Lamina's upload extensions (one-request puts and
+    batched uploads, :mod:`lamina_server.api.direct_uploads`): the capabilities document then
+    lists none, as a server that only speaks the contract would. They are never offered with a
+    blob store clients reach directly (S3), where the API process moves no object bytes.
+
     ``policy_generator`` names an OpenAI-compatible endpoint for ``policies:generate``; unset,
     the built-in rule generator answers (:func:`lamina_server.authz.generate.policy_generator`).
     """
@@ -81,6 +86,7 @@ class ServerConfig:
     gc_interval: float = 3600.0
     advertise_url: str | None = None
     s3_port: int | None = None
+    upload_extensions: bool = True
 
     @property
     def replica_url(self) -> str:

@@ -80,9 +80,11 @@ def test_every_route_declares_its_action_and_scope() -> None:
         # A page, and only a page, is served by the page route class (its errors are pages).
         assert declaration.browser is isinstance(route, PageRoute), route.path
         if declaration.scope is Scope.PUBLIC:
-            # Liveness, sign-in and -out, and the key evidence is verified against.
+            # Liveness, sign-in and -out, the key evidence is verified against, and what the
+            # server offers beyond the contract.
             assert route.path.removeprefix(API_PREFIX) in (
                 "/healthz",
+                "/capabilities",
                 "/evidence/public-key",
                 "/login",
                 "/logout",

@@ -117,6 +117,28 @@ async def test_a_small_blob_is_claimed_once_across_restarts(tmp_path: Path) -> N
     assert await _read(restarted, final, 0, 8) == b"original"
 
 
+async def test_internal_claims_name_no_small_blob_in_objects(tmp_path: Path) -> None:
+    """Addresses never handed out (a batched upload's) need no once-only name: small blobs
+    are only packed, large ones still linked; both read back, also after a restart."""
+    store = LocalBlobStore(tmp_path)
+    blobs = [b"small one", b"small two", os.urandom(SMALL_BLOB + 1)]
+    addresses = [store.new_address() for _ in blobs]
+    for address, data in zip(addresses, blobs, strict=True):
+        await store.write(address, _chunks(data, 1000))
+    finals = await store.claim_many(addresses, internal=True)
+    named = [
+        name
+        for folder in os.listdir(tmp_path / "objects")
+        if folder != "packs"
+        for name in os.listdir(tmp_path / "objects" / folder)
+    ]
+    assert named == [addresses[2]]  # the large blob's file only
+    restarted = LocalBlobStore(tmp_path)
+    for final, data in zip(finals, blobs, strict=True):
+        assert isinstance(final, str)
+        assert await _read(restarted, final, 0, len(data)) == data
+
+
 async def test_a_small_pending_upload_is_gone_after_a_restart(tmp_path: Path) -> None:
     address = LocalBlobStore(tmp_path).new_address()
     await LocalBlobStore(tmp_path).write(address, _chunks(b"kept in memory"))
@@ -177,9 +199,11 @@ class CountingStore(LocalBlobStore):
 
     batches = 0
 
-    def _claim_many(self, jobs: Sequence[tuple[str, bytes | None]]) -> list[str | BlobError]:
+    def _claim_many(
+        self, jobs: Sequence[tuple[str, bytes | None]], internal: bool = False
+    ) -> list[str | BlobError]:
         self.batches += 1
-        return super()._claim_many(jobs)
+        return super()._claim_many(jobs, internal)
 
 
 def _content(index: int) -> bytes:

@@ -1,18 +1,29 @@
-"""Folder transfers: ``upload_dir`` and ``download_dir`` with bounded concurrency and progress."""
+"""Bulk transfers: ``put_many``, ``upload_dir`` and ``download_dir``, with bounded concurrency
+and progress.
+
+``put_many`` (and ``upload_dir``, which puts a folder's files through it) sends small objects
+in batches where the server offers batched uploads (a Lamina extension, docs/uploads.md):
+consecutive objects of known size up to the server's limit go in one tar archive of at most
+:data:`BATCH_OBJECTS` objects and about :data:`BATCH_BYTES` bytes, which the server stages
+all together or not at all. Larger objects, objects of unknown size, and every object against
+a server without the extension, are put one by one.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from lamina import _tar as tar
+from lamina._async._capabilities import capabilities, forget
 from lamina._concurrency import agather_bounded
-from lamina._errors import LaminaError
-from lamina.models.objects import ListingEntry, PutObjectResult
+from lamina._errors import APIError, InvalidArgumentTypeError, LaminaError
+from lamina.models.objects import ListingEntry, PutItem, PutObjectResult
 from lamina.models.transfers import TransferProgress
 
 if TYPE_CHECKING:
@@ -56,6 +67,135 @@ class _Tracker:
             self._report()
 
 
+#: Most objects of one batched upload the SDK sends (the server may take fewer).
+BATCH_OBJECTS = 1000
+#: A batched upload the SDK sends holds about this many bytes at most (objects and headers).
+BATCH_BYTES = 4 * 1024 * 1024
+_HEADER_BYTES = 1024  # what a member's headers add, about
+
+
+def put_item(item: object) -> PutItem:
+    """An item of ``put_many``: a :class:`PutItem`, or a ``(path, data)`` pair."""
+    if isinstance(item, PutItem):
+        return item
+    if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str):
+        return PutItem(path=item[0], data=item[1])
+    raise InvalidArgumentTypeError(
+        f"put_many() takes PutItem objects or (path, data) pairs, got {type(item).__name__}"
+    )
+
+
+def _known_size(data: object) -> int | None:
+    """The size of data that is read whole for a batch: bytes-like or a file by its path."""
+    if isinstance(data, (bytes, bytearray)):
+        return len(data)
+    if isinstance(data, memoryview):
+        return data.nbytes
+    if isinstance(data, Path):
+        try:
+            return data.stat().st_size
+        except OSError:
+            return None  # put() reports it
+    return None
+
+
+def _read(data: object) -> bytes:
+    if isinstance(data, Path):
+        return data.read_bytes()
+    assert isinstance(data, (bytes, bytearray, memoryview))
+    return bytes(data)
+
+
+async def put_many(
+    objects: AsyncSessionObjects,
+    items: Iterable[object],
+    *,
+    concurrency: int,
+    progress: ProgressCallback | None,
+) -> list[PutObjectResult]:
+    """Put ``items`` (:func:`put_item`); the results in their order."""
+    listed = [put_item(item) for item in items]
+    tracker = _Tracker(sum(_known_size(item.data) or 0 for item in listed), len(listed), progress)
+    return await _put_items(objects, listed, concurrency=concurrency, tracker=tracker)
+
+
+async def _put_items(
+    objects: AsyncSessionObjects,
+    items: list[PutItem],
+    *,
+    concurrency: int,
+    tracker: _Tracker,
+) -> list[PutObjectResult]:
+    """Put ``items``; the results in their order. A batch the server refuses raises its
+    :class:`~lamina.APIError` (``failures`` names what it refused; nothing of that batch is
+    staged), after which no further batch is sent."""
+    writer = objects._writer()
+    batch = (await capabilities(objects._client)).extensions.batch_upload
+    plan: list[PutItem | list[tuple[PutItem, int]]] = []
+    group: list[tuple[PutItem, int]] = []
+    group_bytes = 0
+    limit = 0 if batch is None else min(BATCH_OBJECTS, batch.max_objects)
+    for item in items:
+        size = _known_size(item.data) if batch is not None else None
+        if batch is None or size is None or size > batch.max_object_bytes:
+            plan.append(item)
+            continue
+        if group and (len(group) == limit or group_bytes + size > BATCH_BYTES):
+            plan.append(group)
+            group, group_bytes = [], 0
+        group.append((item, size))
+        group_bytes += size + _HEADER_BYTES
+    if group:
+        plan.append(group)
+    funcs = [partial(_put_planned, writer, planned, tracker) for planned in plan]
+    results = await agather_bounded(funcs, concurrency) if funcs else []
+    return [result for done in results for result in done]
+
+
+async def _put_planned(
+    writer: AsyncObjectWriter,
+    planned: PutItem | list[tuple[PutItem, int]],
+    tracker: _Tracker,
+) -> list[PutObjectResult]:
+    if isinstance(planned, PutItem):
+        return await _put_one(writer, planned, tracker)
+    return await _put_batch(writer, planned, tracker)
+
+
+async def _put_one(
+    writer: AsyncObjectWriter, item: PutItem, tracker: _Tracker
+) -> list[PutObjectResult]:
+    result = await writer.put(
+        item.path,
+        item.data,
+        content_type=item.content_type,
+        metadata=item.metadata,
+        progress=tracker.add_bytes,
+    )
+    tracker.file_done()
+    return [result]
+
+
+async def _put_batch(
+    writer: AsyncObjectWriter, group: list[tuple[PutItem, int]], tracker: _Tracker
+) -> list[PutObjectResult]:
+    members = [
+        tar.member(item.path, _read(item.data), tar.attributes(item.content_type, item.metadata))
+        for item, _ in group
+    ]
+    try:
+        results = await writer.put_batch(members)
+    except APIError as exc:
+        if exc.status_code != 501:
+            raise
+        forget(writer._client)  # the server no longer offers it: one by one
+        return [result for item, _ in group for result in await _put_one(writer, item, tracker)]
+    for _, size in group:
+        tracker.add_bytes(size)
+        tracker.file_done()
+    return results
+
+
 def _folder_prefix(prefix: str) -> str:
     return prefix if not prefix or prefix.endswith("/") else prefix + "/"
 
@@ -74,20 +214,10 @@ async def upload_dir(
     prefix = _folder_prefix(prefix)
     files = sorted(path for path in local_dir.rglob("*") if path.is_file())
     tracker = _Tracker(sum(path.stat().st_size for path in files), len(files), progress)
-    writer = objects._writer()
-    funcs = [
-        partial(_upload_one, writer, prefix + path.relative_to(local_dir).as_posix(), path, tracker)
-        for path in files
+    items = [
+        PutItem(path=prefix + path.relative_to(local_dir).as_posix(), data=path) for path in files
     ]
-    return await agather_bounded(funcs, concurrency)
-
-
-async def _upload_one(
-    writer: AsyncObjectWriter, path: str, file: Path, tracker: _Tracker
-) -> PutObjectResult:
-    result = await writer.put(path, file, progress=tracker.add_bytes)
-    tracker.file_done()
-    return result
+    return await _put_items(objects, items, concurrency=concurrency, tracker=tracker)
 
 
 async def download_dir(

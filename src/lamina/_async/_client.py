@@ -59,6 +59,7 @@ if TYPE_CHECKING:
     from lamina._async.resources.auth import AsyncAuth
     from lamina._async.resources.organizations import AsyncOrganization, AsyncOrganizations
     from lamina._async.resources.repositories import AsyncRepository
+    from lamina.models.capabilities import Capabilities
     from lamina.models.policies import Explanation
 
 __all__ = ["AsyncClient"]
@@ -86,6 +87,9 @@ class AsyncClient:
     - ``default_sandbox_image``: the image of sandboxes created without one (``repo.shell()``,
       ``repo.execute()``...); falls back to ``LAMINA_DEFAULT_SANDBOX_IMAGE``, the config file's
       ``default_sandbox_image``, then ``"host"`` (the reference server's default image).
+    - ``upload_extensions``: use the server's upload extensions where it advertises them
+      (one-request puts of small objects, batched uploads: docs/uploads.md); ``False`` keeps
+      to the contract's three-request uploads.
 
     The connection pool opens on the first request; close it with ``aclose()`` or by using the
     client as a context manager.
@@ -102,6 +106,7 @@ class AsyncClient:
         default_headers: Mapping[str, str] | None = None,
         max_concurrency: int = 64,
         default_sandbox_image: str | None = None,
+        upload_extensions: bool = True,
     ) -> None:
         config = resolve_config(
             api_key=api_key, endpoint_url=endpoint_url, default_sandbox_image=default_sandbox_image
@@ -121,6 +126,10 @@ class AsyncClient:
         self._organizations: AsyncOrganizations | None = None
         # False once the server answered 501 to a multipart upload: single uploads from then on
         self._multipart_supported = True
+        # The server's capabilities document, once asked (lamina._async._capabilities)
+        self.upload_extensions = upload_extensions
+        self._capabilities: Capabilities | None = None
+        self._capabilities_lock = AsyncLimiter(1)
         self._sleep = asleep
 
     def __repr__(self) -> str:

@@ -1,4 +1,5 @@
-"""Object uploads: one presigned PUT below the part size, concurrent multipart at or above it.
+"""Object uploads: one request for a small object where the server offers it, else one
+presigned PUT below the part size, concurrent multipart at or above it.
 
 The input is wrapped by :func:`lamina._sources.open_source`: files and ``Path`` inputs are
 read in slices, never whole; inputs of unknown size (iterables, non-seekable files) go
@@ -14,6 +15,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 import httpx
 
+from lamina import _tar as tar
+from lamina._async._capabilities import capabilities, forget
 from lamina._concurrency import agather_bounded, aiterate
 from lamina._converter import structure
 from lamina._errors import APIError, InvalidArgumentError
@@ -27,6 +30,7 @@ from lamina._sources import (
     put_chunk,
 )
 from lamina.models.objects import (
+    BatchWritten,
     FinalizedObject,
     MultipartUpload,
     PartTicket,
@@ -47,6 +51,8 @@ PART_CONCURRENCY = 8
 # Presigned PUTs send large bodies: no write timeout, bounded connect and read.
 _UPLOAD_TIMEOUT = httpx.Timeout(connect=30.0, read=120.0, write=None, pool=30.0)
 _OCTET_STREAM = "application/octet-stream"
+#: The header of a one-request put that carries the object's attributes (JSON).
+ATTRIBUTES_HEADER = "X-Lamina-Attributes"
 
 
 class AsyncBody:
@@ -115,6 +121,17 @@ class AsyncObjectWriter:
             )
         source = open_source(data, AsyncIterable)
         try:
+            if isinstance(source, Source) and source.size < part_size:
+                one = (await capabilities(self._client)).extensions.one_request_put
+                if one is not None and source.size <= one.max_object_bytes:
+                    try:
+                        return await self._put_one_request(
+                            path, source, content_type, metadata, progress
+                        )
+                    except APIError as exc:
+                        if exc.status_code != 501:
+                            raise
+                        forget(self._client)
             single = (
                 isinstance(source, Source) and source.size < part_size
             ) or not self._client._multipart_supported
@@ -164,6 +181,57 @@ class AsyncObjectWriter:
         return await self._client.request_headers(
             "PUT", url, content=body, headers=headers, timeout=_UPLOAD_TIMEOUT, authenticated=False
         )
+
+    async def _put_one_request(
+        self,
+        path: str,
+        source: Source,
+        content_type: str | None,
+        metadata: Mapping[str, str] | None,
+        progress: ProgressHook | None,
+    ) -> PutObjectResult:
+        """``POST .../object/upload`` (a Lamina extension): the bytes and their attributes in
+        one request, staged when it answers. Safe to repeat, so it is retried as a PUT is."""
+        headers = {"Content-Type": _OCTET_STREAM, "Content-Length": str(source.size)}
+        described = tar.attributes(content_type, metadata)
+        if described is not None:
+            headers[ATTRIBUTES_HEADER] = described
+        body = _body(source, 0, source.size, progress)
+        # A body in memory is bounded by the pool, as _send's are; one read as sent holds a slot.
+        slot = contextlib.nullcontext() if isinstance(body, bytes) else self._client.limiter
+        async with slot:
+            data = await self._client.request_json(
+                "POST",
+                f"{self._base}/object/upload",
+                params=self._params(path),
+                content=body,
+                headers=headers,
+                timeout=_UPLOAD_TIMEOUT,
+                idempotent=True,
+            )
+        if progress is not None and isinstance(body, bytes):
+            progress(len(body))
+        written = structure(self._client.converter, data, FinalizedObject)
+        return PutObjectResult(path=written.path or path, etag=written.etag)
+
+    async def put_batch(self, members: list[bytes]) -> list[PutObjectResult]:
+        """``POST .../objects/upload`` (a Lamina extension): the tar ``members``
+        (:func:`lamina._tar.member`) in one archive, staged all together or not at all. A
+        refused object makes it raise the :class:`~lamina.APIError` whose ``failures`` name
+        every object refused. Safe to repeat, so it is retried as a PUT is."""
+        members.append(tar.END)
+        async with self._client.limiter:
+            data = await self._client.request_json(
+                "POST",
+                f"{self._base}/objects/upload",
+                params={"session_id": self._session_id},
+                content=b"".join(members),
+                headers={"Content-Type": "application/x-tar"},
+                timeout=_UPLOAD_TIMEOUT,
+                idempotent=True,
+            )
+        written = structure(self._client.converter, data, BatchWritten)
+        return [PutObjectResult(path=item.path, etag=item.etag) for item in written.objects]
 
     async def _put_single(
         self,

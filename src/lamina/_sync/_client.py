@@ -60,6 +60,7 @@ if TYPE_CHECKING:
     from lamina._sync.resources.auth import Auth
     from lamina._sync.resources.organizations import Organization, Organizations
     from lamina._sync.resources.repositories import Repository
+    from lamina.models.capabilities import Capabilities
     from lamina.models.policies import Explanation
 
 __all__ = ["Client"]
@@ -87,6 +88,9 @@ class Client:
     - ``default_sandbox_image``: the image of sandboxes created without one (``repo.shell()``,
       ``repo.execute()``...); falls back to ``LAMINA_DEFAULT_SANDBOX_IMAGE``, the config file's
       ``default_sandbox_image``, then ``"host"`` (the reference server's default image).
+    - ``upload_extensions``: use the server's upload extensions where it advertises them
+      (one-request puts of small objects, batched uploads: docs/uploads.md); ``False`` keeps
+      to the contract's three-request uploads.
 
     The connection pool opens on the first request; close it with ``close()`` or by using the
     client as a context manager.
@@ -103,6 +107,7 @@ class Client:
         default_headers: Mapping[str, str] | None = None,
         max_concurrency: int = 64,
         default_sandbox_image: str | None = None,
+        upload_extensions: bool = True,
     ) -> None:
         config = resolve_config(
             api_key=api_key, endpoint_url=endpoint_url, default_sandbox_image=default_sandbox_image
@@ -122,6 +127,10 @@ class Client:
         self._organizations: Organizations | None = None
         # False once the server answered 501 to a multipart upload: single uploads from then on
         self._multipart_supported = True
+        # The server's capabilities document, once asked (lamina._sync._capabilities)
+        self.upload_extensions = upload_extensions
+        self._capabilities: Capabilities | None = None
+        self._capabilities_lock = Limiter(1)
         self._sleep = sleep
 
     def __repr__(self) -> str:

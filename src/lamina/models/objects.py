@@ -6,6 +6,7 @@ import re
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
+from typing import Any
 
 from attrs import field, frozen
 
@@ -91,6 +92,24 @@ class PutObjectResult:
 
     path: str
     etag: str = ""
+
+
+@frozen
+class PutItem:
+    """One object for ``put_many()``: its path, its data (as ``put()`` takes it) and,
+    optionally, its content type and user metadata."""
+
+    path: str
+    data: Any
+    content_type: str | None = None
+    metadata: Mapping[str, str] | None = None
+
+
+@frozen
+class BatchWritten:
+    """The body of a batched upload (``POST .../objects/upload``, a Lamina extension)."""
+
+    objects: list[FinalizedObject]
 
 
 @frozen

@@ -7,7 +7,9 @@ A route names its action(s) and resource where it is registered::
 An action on an object names where its path comes from: ``"query:<name>"`` is checked by the
 prelude, with the path as part of the resource; ``"body:<field>"`` (a string or a list of
 strings in the JSON body) is checked, through the same authorizer, as soon as the bounded body
-has been read and before the handler runs. A route with different paths for its actions names
+has been read and before the handler runs; ``"stream:<what>"`` names paths that only a streamed
+body tells, one item at a time (a batched upload's objects): the handler asks
+:func:`authorize_streamed` about each as it arrives, before it stores a byte of it. A route with different paths for its actions names
 each, as :func:`at` does (a copy reads ``source_path`` and writes ``destination_path``).
 
 and :func:`prelude` runs before anything else of the request — before FastAPI reads a body
@@ -86,7 +88,7 @@ class Scope(enum.Enum):
 @dataclass(frozen=True, slots=True)
 class Check:
     """One declared action, and where the object path it acts on comes from (if any):
-    ``"query:<parameter>"`` or ``"body:<field>"``."""
+    ``"query:<parameter>"``, ``"body:<field>"`` or ``"stream:<item>"``."""
 
     action: Action
     path: str | None = None
@@ -94,14 +96,19 @@ class Check:
     def __post_init__(self) -> None:
         if self.path is not None:
             source, _, name = self.path.partition(":")
-            if source not in ("query", "body") or not name:
+            if source not in ("query", "body", "stream") or not name:
                 raise ValueError(
-                    f"path source {self.path!r} is not 'query:<name>' or 'body:<name>'"
+                    f"path source {self.path!r} is not 'query:<name>', 'body:<name>' "
+                    "or 'stream:<name>'"
                 )
 
     @property
     def in_body(self) -> bool:
         return self.path is not None and self.path.startswith("body:")
+
+    @property
+    def in_stream(self) -> bool:
+        return self.path is not None and self.path.startswith("stream:")
 
 
 def at(action: Action, path: str) -> Check:
@@ -384,8 +391,8 @@ async def _authorize(
     for check in declaration.checks:
         target = resource
         if check.path is not None:
-            if check.in_body:
-                continue  # after the body is read: authorize_body
+            if check.in_body or check.in_stream:
+                continue  # after the body is read (authorize_body) or item by item
             if parameters is None:
                 parameters = _query_of(request)
             value = parameters.get(check.path.removeprefix("query:"))
@@ -478,6 +485,16 @@ async def authorize_also(access: Access, services: Services, action: Action) -> 
     await check_action(
         services, access.caller, action, Resource(access.resource.organization), access.epoch
     )
+
+
+async def authorize_streamed(request: Request, action: Action, path: str) -> None:
+    """A path only the streamed body tells (a route declared ``at(action, "stream:...")``),
+    asked of the same authorizer as the prelude asks about a query path, audited and refused
+    (403, or 404 where the caller may not learn the organization exists) the same way."""
+    access = access_of(request)
+    assert access.resource is not None, "a streamed-path action is declared on a repository"
+    services: Services = request.app.state.services
+    await check_action(services, access.caller, action, access.resource.at(path), access.epoch)
 
 
 async def authorize_body(request: Request, declaration: Declaration, body: bytes) -> None:

@@ -91,7 +91,7 @@ class UploadTarget(BaseModel):
     )
 
 
-class _ObjectAttributes(_Request):
+class ObjectAttributes(_Request):
     """What finalize and multipart complete both say about the object they register."""
 
     checksum: str | None = Field(None, description="Hex MD5 of the bytes (quotes tolerated)")
@@ -100,7 +100,7 @@ class _ObjectAttributes(_Request):
     metadata: dict[str, str] | None = None
 
 
-class FinalizeRequest(_ObjectAttributes):
+class FinalizeRequest(ObjectAttributes):
     model_config = ConfigDict(extra="ignore", strict=True)
     upload_token: str = Field(min_length=1, description="The token from PUT /object")
 
@@ -124,7 +124,7 @@ class CompletedPart(_Request):
     etag: str
 
 
-class CompleteRequest(_ObjectAttributes):
+class CompleteRequest(ObjectAttributes):
     # The handler checks these (invalid_upload_token, invalid_part); the schema documents it.
     upload_id: str = Field(json_schema_extra=NON_EMPTY)
     upload_token: str = Field(json_schema_extra=NON_EMPTY)
@@ -160,8 +160,8 @@ def _token_claims(
     return claims
 
 
-def _object_attributes(
-    body: _ObjectAttributes,
+def object_attributes(
+    body: ObjectAttributes,
 ) -> tuple[str | None, int | None, str, dict[str, str]]:
     """The validated checksum, size_bytes, content_type and metadata of a finalize or
     multipart-complete body."""
@@ -174,7 +174,7 @@ def _object_attributes(
     )
 
 
-def _check_written(info: BlobInfo, size_bytes: int | None, checksum: str | None) -> None:
+def check_written(info: BlobInfo, size_bytes: int | None, checksum: str | None) -> None:
     if size_bytes is not None and size_bytes != info.size:
         raise BlobMismatch(
             "size", f"size_bytes is {size_bytes} but {info.size} bytes were uploaded"
@@ -185,7 +185,7 @@ def _check_written(info: BlobInfo, size_bytes: int | None, checksum: str | None)
         )
 
 
-async def _stage_written(
+async def stage_written(
     services: Services,
     repo: RepositoryRecord,
     session_id: str,
@@ -254,7 +254,7 @@ def _documented(
     return extra
 
 
-async def _session_write(request: Request) -> tuple[Services, Access, str, str]:
+async def session_write(request: Request) -> tuple[Services, Access, str, str]:
     """Services, access, session id and path of a bare-request session write."""
     params = query(request)
     path = validate_path(params.get("path"))
@@ -271,7 +271,7 @@ async def _session_write(request: Request) -> tuple[Services, Access, str, str]:
     dependencies=[repository_action(Action.PUT_OBJECT, path="query:path")],
 )
 async def put_object(request: Request) -> JSONResponse:
-    services, access, session_id, path = await _session_write(request)
+    services, access, session_id, path = await session_write(request)
     repo = access.repo
     await services.versions.open_session(repo.id, session_id)
     address = services.blobs.new_address()
@@ -303,20 +303,20 @@ def _flag(request: Request, name: str) -> bool:
     dependencies=[repository_action(Action.PUT_OBJECT, path="query:path")],
 )
 async def finalize_object(request: Request) -> JSONResponse:
-    services, access, session_id, path = await _session_write(request)
+    services, access, session_id, path = await session_write(request)
     raw = await read_body(request)
     try:
         body = FinalizeRequest.model_validate_json(raw)
     except ValidationError as exc:
         raise body_validation_failed(exc) from None
-    checksum, size_bytes, content_type, metadata = _object_attributes(body)
+    checksum, size_bytes, content_type, metadata = object_attributes(body)
     repo = access.repo
     claims = _token_claims(services, UPLOAD_TOKEN, body.upload_token, repo, session_id, path)
     address, in_place = str(claims["a"]), claims.get("i") == 1
     try:
         info = await services.blobs.pending(address, in_place=in_place)
-        _check_written(info, size_bytes, checksum)
-        return await _stage_written(
+        check_written(info, size_bytes, checksum)
+        return await stage_written(
             services,
             repo,
             session_id,
@@ -444,7 +444,7 @@ async def complete_multipart(
                 "invalid_part",
             )
         parts.append((part.part_number, normalize_etag(part.etag, f"parts[{index}].etag")))
-    checksum, size_bytes, content_type, metadata = _object_attributes(body)
+    checksum, size_bytes, content_type, metadata = object_attributes(body)
     repo = access.repo
     address = _multipart_address(
         services, repo, session_id, path, body.upload_id, body.upload_token
@@ -461,7 +461,7 @@ async def complete_multipart(
         size=size_bytes,
         md5=checksum if checksum is not None and "-" not in checksum else None,
     )
-    return await _stage_written(
+    return await stage_written(
         services, repo, session_id, path, info, content_type, metadata, claim=False
     )
 

@@ -76,6 +76,33 @@ class Staging:
             raise outcome
         return outcome
 
+    async def put_all(
+        self, repository_id: str, session_id: str, items: Sequence[tuple[str, Entry]]
+    ) -> list[Entry]:
+        """Stages every ``(path, entry)``, each entry's address a pending upload claimed first,
+        in one transaction of the calling request (its journal entries land with it) — or
+        none: a failed claim raises its :class:`BlobError`, a failed transaction its error, and
+        the blobs claimed for them are handed to garbage collection. Returns the entries staged,
+        in order, at the addresses their claims answered (a path given twice: the later wins).
+        """
+        # The addresses were picked for this request and never handed out: claimed once.
+        claimed = await self._blobs.claim_many([entry.address for _, entry in items], internal=True)
+        staged = [
+            (path, replace(entry, address=address))
+            for (path, entry), address in zip(items, claimed, strict=True)
+            if not isinstance(address, BlobError)
+        ]
+        try:
+            for address in claimed:
+                if isinstance(address, BlobError):
+                    raise address
+            await self._versions.stage_put_many(repository_id, session_id, staged)
+        except Exception:
+            if staged:
+                await self._versions.release_unstaged(repository_id, [e for _, e in staged])
+            raise
+        return [entry for _, entry in staged]
+
     async def _flush(
         self, repository_id: str, session_id: str, items: Sequence[_Put]
     ) -> list[Entry | BlobError]:

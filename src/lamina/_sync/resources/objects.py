@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from lamina._converter import structure
 from lamina._sources import PutData
-from lamina._sync._bulk import download_dir, upload_dir
+from lamina._sync._bulk import download_dir, put_many, upload_dir
 from lamina._sync._object_reader import ObjectReader
 from lamina._sync._object_writer import ObjectWriter
 from lamina._sync._pager import Pager
@@ -19,6 +19,7 @@ from lamina.models.objects import (
     DeletedObjects,
     ListingEntry,
     ObjectMetadata,
+    PutItem,
     PutObjectResult,
     object_metadata_from_headers,
 )
@@ -154,6 +155,27 @@ class SessionObjects(ReadOnlyObjects):
             part_size=part_size,
             progress=progress,
         )
+
+    def put_many(
+        self,
+        items: Iterable[PutItem | tuple[str, PutData]],
+        *,
+        concurrency: int = 8,
+        progress: Callable[[TransferProgress], None] | None = None,
+    ) -> builtins.list[PutObjectResult]:
+        """Upload many objects: each item a :class:`~lamina.PutItem` (path, data, and
+        optionally content type and metadata) or a ``(path, data)`` pair; returns the results
+        in the items' order.
+
+        Where the server offers batched uploads (a Lamina extension), objects of known size
+        (bytes-like data, a ``Path``) up to its limit go many to a request, each request
+        staged all together or not at all; the others are put one by one, ``concurrency``
+        requests at a time. When the server refuses objects of a batch, nothing of that batch
+        is staged and the :class:`~lamina.APIError` raised names each in ``failures``
+        (path, status, code, message); batches answered before stay staged, none is sent
+        after. See docs/uploads.md.
+        """
+        return put_many(self, items, concurrency=concurrency, progress=progress)
 
     def _writer(self) -> ObjectWriter:
         return ObjectWriter(self._client, self._repository.api_path, self._session_id)

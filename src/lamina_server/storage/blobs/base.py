@@ -92,12 +92,14 @@ class BlobStore(Protocol):
         ...
 
     async def claim_many(
-        self, addresses: Sequence[str], *, in_place: bool = False
+        self, addresses: Sequence[str], *, in_place: bool = False, internal: bool = False
     ) -> list[str | BlobError]:
         """Makes the pending blob at each address durable, permanent and readable, exactly once,
         all in one batch; per address, the address to read it at from then on, or its error:
         :class:`BlobClaimed` if it was claimed already, :class:`BlobNotFound` if nothing was
-        uploaded. Batches may run concurrently.
+        uploaded. Batches may run concurrently. ``internal``: the addresses were never handed
+        to a client (no token can claim them again), so a store may skip what only makes a
+        claim once-only.
         """
         ...
 

@@ -7,7 +7,8 @@ fsynced (:mod:`.receive`), then linked into ``incoming/``. Claims come in batche
 together), one worker-thread hop a batch. It appends the small blobs to the current pack
 (:mod:`.packs`), and each claim links a name at ``objects/<aa>/<address>`` — to the pending
 file, or to the pack for a small blob, so that no blob costs an inode of its own and a claim is
-a durable fact either way; then it fdatasyncs the pack once and fsyncs each directory that
+a durable fact either way (a small blob claimed ``internal``, at an address no client was handed,
+gets no name: nothing can claim it again); then it fdatasyncs the pack once and fsyncs each directory that
 gained a name. Addresses put consecutive uploads in the same ``objects/`` directory (the leading
 byte moves on every 64 addresses), so a batch costs a few fsyncs whatever its size. A claimed
 blob survives a crash. A pending upload may not (one kept in memory is gone after any
@@ -195,10 +196,11 @@ class LocalBlobStore:
         return outcome
 
     async def claim_many(
-        self, addresses: Sequence[str], *, in_place: bool = False
+        self, addresses: Sequence[str], *, in_place: bool = False, internal: bool = False
     ) -> list[str | BlobError]:
         """One worker-thread hop claims the batch (:meth:`_claim_many`); small uploads leave
-        memory for the pack, and come back if the hop fails."""
+        memory for the pack, and come back if the hop fails. ``internal``: a small blob gets no
+        name in ``objects/`` (that name only makes its claim once-only)."""
         _refuse_in_place(in_place)
         outcomes: dict[int, str | BlobError] = {}
         jobs: list[tuple[int, str, _Small | None]] = []
@@ -212,6 +214,7 @@ class LocalBlobStore:
             done = await to_thread.run_sync(
                 self._claim_many,
                 [(address, None if kept is None else kept.data) for _, address, kept in jobs],
+                internal,
             )
         except BaseException:
             for _, address, kept in jobs:
@@ -226,7 +229,9 @@ class LocalBlobStore:
                 self._remember(self._claimed, address, outcome)
         return [outcomes[index] for index in range(len(addresses))]
 
-    def _claim_many(self, jobs: Sequence[tuple[str, bytes | None]]) -> list[str | BlobError]:
+    def _claim_many(
+        self, jobs: Sequence[tuple[str, bytes | None]], internal: bool = False
+    ) -> list[str | BlobError]:
         """Claims each ``(address, bytes of a small upload or None)``: the address to read it
         at, or its error (blocking).
 
@@ -245,6 +250,9 @@ class LocalBlobStore:
             outcomes: list[str | BlobError] = []
             folders: set[str] = set()
             for address, data in jobs:
+                if data is not None and internal:
+                    outcomes.append(next(packed))  # durable with the pack's sync
+                    continue
                 try:
                     final = self._layout.stored(address)
                     if data is None:

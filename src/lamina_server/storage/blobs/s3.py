@@ -227,7 +227,7 @@ class S3BlobStore:
         return outcome
 
     async def claim_many(
-        self, addresses: Sequence[str], *, in_place: bool = False
+        self, addresses: Sequence[str], *, in_place: bool = False, internal: bool = False
     ) -> list[str | BlobError]:
         outcomes: list[str | BlobError] = [BlobError("not claimed")] * len(addresses)
         claim = self._claim_in_place if in_place else self._claim

@@ -1,0 +1,130 @@
+"""Reading a batched upload's tar archive as it streams in (lamina_server.api.archive), and the
+SDK's writing of one (lamina._tar): what tar tools write reads back, what cannot be read is an
+ArchiveError."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from collections.abc import AsyncIterator
+
+import pytest
+
+from lamina import _tar
+from lamina_server.api.archive import ArchiveError, members
+
+pytestmark = pytest.mark.anyio
+
+
+async def _chunks(data: bytes, size: int) -> AsyncIterator[bytes]:
+    for start in range(0, len(data), size):
+        yield data[start : start + size]
+
+
+async def read_all(data: bytes, chunk: int = 7) -> list[tuple[str, str, bytes, str | None]]:
+    found = []
+    async for member in members(_chunks(data, chunk), max_header=64 * 1024):
+        body = b"".join([piece async for piece in member.data()])
+        assert len(body) == member.size
+        found.append((member.path, member.kind, body, member.attributes))
+    return found
+
+
+def written(tar_format: int, *entries: tuple[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tar_format) as tar:
+        folder = tarfile.TarInfo("dir")
+        folder.type = tarfile.DIRTYPE
+        tar.addfile(folder)
+        for path, data in entries:
+            info = tarfile.TarInfo(path)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        link = tarfile.TarInfo("dir/link")
+        link.type = tarfile.SYMTYPE
+        link.linkname = "x" * (200 if tar_format != tarfile.USTAR_FORMAT else 50)
+        tar.addfile(link)
+    return buffer.getvalue()
+
+
+LONG = "deep/" * 30 + "file.bin"  # past ustar's 100-byte name
+
+
+@pytest.mark.parametrize("tar_format", [tarfile.PAX_FORMAT, tarfile.GNU_FORMAT])
+@pytest.mark.parametrize("chunk", [1, 7, 512, 65536])
+async def test_what_tar_writes_reads_back(tar_format: int, chunk: int) -> None:
+    entries = [("a.txt", b"alpha"), (LONG, bytes(range(256)) * 5), ("empty", b"")]
+    if tar_format == tarfile.PAX_FORMAT:
+        entries.append(("ünïcode/ß.txt", b"wide"))
+    found = await read_all(written(tar_format, *entries), chunk)
+    assert found[0][:2] == ("dir", "directory")
+    assert [(path, body) for path, kind, body, _ in found if kind == "file"] == entries
+    assert found[-1][:2] == ("dir/link", "other")
+
+
+async def test_ustar_and_the_sdks_members() -> None:
+    ustar = written(tarfile.USTAR_FORMAT, ("a/b", b"x" * 1000))
+    assert [(p, k) for p, k, _, _ in await read_all(ustar)] == [
+        ("dir", "directory"),
+        ("a/b", "file"),
+        ("dir/link", "other"),
+    ]
+    attributes = _tar.attributes("text/csv", {"K": "v\u00e9"})
+    assert attributes is not None and _tar.attributes(None, None) is None
+    body = b"".join(
+        [
+            _tar.member("plain", b"1"),
+            _tar.member("with\x00nul", b"22", attributes),
+            _tar.member(LONG, b"333"),
+            _tar.END,
+        ]
+    )
+    found = await read_all(body)
+    assert [(p, b, a) for p, _, b, a in found] == [
+        ("plain", b"1", None),
+        ("with\x00nul", b"22", attributes),
+        (LONG, b"333", None),
+    ]
+    assert json.loads(attributes) == {"content_type": "text/csv", "metadata": {"K": "v\u00e9"}}
+    # The standard library reads what the SDK writes.
+    with tarfile.open(fileobj=io.BytesIO(body)) as tar:
+        assert [m.name for m in tar] == ["plain", "with\x00nul", LONG]
+
+
+async def test_an_archive_may_end_without_its_zero_blocks() -> None:
+    whole = _tar.member("a", b"x") + _tar.member("b", b"y")
+    assert [p for p, *_ in await read_all(whole)] == ["a", "b"]
+    assert await read_all(b"") == []
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        (b"not a tar archive" * 40, "bad tar header"),
+        (_tar.member("a", b"x" * 600)[:700], "ends inside a member"),
+        (_tar.member("a", b"x" * 600)[: 512 + 610], "padding"),
+        (_tar.member("a", b"x")[:300], "inside a header"),
+        (_tar.member("nul\x00", b"", None)[:1024] + bytes(1024), "before its member"),
+    ],
+)
+async def test_what_cannot_be_read(body: bytes, problem: str) -> None:
+    with pytest.raises(ArchiveError, match=problem):
+        await read_all(body)
+
+
+async def test_malformed_pax_records_and_oversized_headers() -> None:
+    def pax(records: bytes) -> bytes:
+        info = tarfile.TarInfo("././@PaxHeader")
+        info.type = tarfile.XHDTYPE
+        info.size = len(records)
+        header = info.tobuf(tarfile.USTAR_FORMAT)
+        return header + records + bytes(-len(records) % 512) + _tar.member("a", b"x")
+
+    for records in (b"5 path=x\n", b"abc path=x\n", b"12 pathx12345", b"9 size=no\n"):
+        with pytest.raises(ArchiveError):
+            await read_all(pax(records))
+    assert (await read_all(pax(b"13 path=long\n")))[0][0] == "long"
+    with pytest.raises(ArchiveError, match="limit"):
+        async for _ in members(_chunks(pax(b"x" * 70_000), 4096), max_header=64 * 1024):
+            pass
