@@ -234,6 +234,14 @@ def test_a_non_member_learns_nothing(
             response = other.client.get(f"{member.o}/repositories/data/{route}")
             assert response.status_code == 404
             assert response.json()["code"] == "organization_not_found"
+        for repository in ("data", "no-such-repository"):  # a body-scoped check too
+            response = other.client.post(
+                f"{member.o}/repositories/{repository}/objects/delete",
+                params={"session_id": "s"},
+                json={"paths": ["a.txt"]},
+            )
+            assert response.status_code == 404, response.text
+            assert response.json()["code"] == "organization_not_found"
     finally:
         other.client.close()
 

@@ -62,7 +62,7 @@ from lamina_server.api.page_forms import check_form
 from lamina_server.api.params import OrgName, RepoName
 from lamina_server.api.request_ids import ensure_request_id
 from lamina_server.api.signing import TokenError
-from lamina_server.authz import Action, Resource
+from lamina_server.authz import Action, Decision, Resource
 from lamina_server.governance.audit import AuditEvent, RequestFacts, serving, subject_of
 from lamina_server.identity import Authenticated, OrganizationRecord
 from lamina_server.identity.web_sessions import WebSession
@@ -392,7 +392,10 @@ async def _authorize(
         target = resource
         if check.path is not None:
             if check.in_body or check.in_stream:
-                continue  # after the body is read (authorize_body) or item by item
+                # Judged after the body is read (authorize_body) or item by item; a
+                # non-member is refused now, before the repository is looked up.
+                await _check_member(services, principal, check.action, resource, epoch)
+                continue
             if parameters is None:
                 parameters = _query_of(request)
             value = parameters.get(check.path.removeprefix("query:"))
@@ -467,6 +470,23 @@ async def check_action(
 ) -> None:
     """Asks the authorizer; a denial is audited, then concealed (404) or refused (403)."""
     decision = await services.authorizer.authorize(principal, action, resource, epoch=epoch)
+    await _refuse_unless_allowed(services, principal, action, resource, decision)
+
+
+async def _check_member(
+    services: Services, principal: Principal, action: Action, resource: Resource, epoch: int
+) -> None:
+    """A non-member of the resource's organization is refused ``action`` as the authorizer
+    would refuse it (concealed), before anything of the organization is looked up."""
+    if resource.organization is None:
+        return
+    decision = await services.authorizer.membership(principal, resource.organization, epoch)
+    await _refuse_unless_allowed(services, principal, action, resource, decision)
+
+
+async def _refuse_unless_allowed(
+    services: Services, principal: Principal, action: Action, resource: Resource, decision: Decision
+) -> None:
     if decision.allowed:
         return
     await services.audit.denied(principal, action, resource, decision.reason)

@@ -101,11 +101,20 @@ class Authorizer:
             return Decision(False, f"only a user may perform {action}")
         if epoch is None:
             epoch = await self._store.epoch()
-        if not await self._is_member(org, principal, epoch):
-            return Decision(False, f"not a member of organization {org.name!r}", conceal=True)
+        membership = await self.membership(principal, org, epoch)
+        if not membership.allowed:
+            return membership
         policies = await self.policies(org, principal, epoch)
         verdict = evaluate(policies, action, Target(org.name, resource.repository, resource.path))
         return Decision(verdict.allowed, verdict.reason)
+
+    async def membership(
+        self, principal: Principal, org: OrganizationRecord, epoch: int
+    ) -> Decision:
+        """Step 2 alone: allowed for a member of ``org``, else a denial to conceal."""
+        if await self._is_member(org, principal, epoch):
+            return ALLOWED
+        return Decision(False, f"not a member of organization {org.name!r}", conceal=True)
 
     async def policies_of(
         self, principal: Principal, org: OrganizationRecord
