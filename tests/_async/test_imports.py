@@ -26,8 +26,7 @@ pytestmark = pytest.mark.anyio
 
 async def _fill(repo: AsyncRepository, paths: list[str]) -> str:
     async with repo.session() as session:
-        for path in paths:
-            await session.objects.put(path, path.encode())
+        await session.objects.put_many((path, path.encode()) for path in paths)
         commit_id: str = await session.commit("source data")
     return commit_id
 
@@ -80,7 +79,8 @@ async def test_wait_times_out_with_the_job_as_last_read(
     org = client.organization(local_server.org)
     source = await org.repositories.create(unique_name("src"))
     target = await org.repositories.create(unique_name("dst"))
-    await _fill(source, ["a.txt"])
+    # enough objects that the job is still at work when it is first read
+    await _fill(source, [f"d/{index:05d}.txt" for index in range(3000)])
     job = await target.imports.create_from_repository(f"{local_server.org}/{source.name}", "")
     with pytest.raises(ImportTimeoutError) as caught:
         await job.wait(timeout=0)

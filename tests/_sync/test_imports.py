@@ -27,8 +27,7 @@ pytestmark = pytest.mark.sync
 
 def _fill(repo: Repository, paths: list[str]) -> str:
     with repo.session() as session:
-        for path in paths:
-            session.objects.put(path, path.encode())
+        session.objects.put_many((path, path.encode()) for path in paths)
         commit_id: str = session.commit("source data")
     return commit_id
 
@@ -81,7 +80,8 @@ def test_wait_times_out_with_the_job_as_last_read(
     org = client.organization(local_server.org)
     source = org.repositories.create(unique_name("src"))
     target = org.repositories.create(unique_name("dst"))
-    _fill(source, ["a.txt"])
+    # enough objects that the job is still at work when it is first read
+    _fill(source, [f"d/{index:05d}.txt" for index in range(3000)])
     job = target.imports.create_from_repository(f"{local_server.org}/{source.name}", "")
     with pytest.raises(ImportTimeoutError) as caught:
         job.wait(timeout=0)
