@@ -19,7 +19,7 @@ lane alike. It:
 1. gives the request its id (:mod:`lamina_server.api.request_ids`);
 2. refuses a query string that is not UTF-8 (two different raw keys must never read as one);
 3. authenticates the API key (or, on the token-only data plane, verifies the URL's token; or,
-   on a page, the session cookie of a signed-in browser: :func:`authenticate_browser`);
+   on a page, the session cookie of a signed-in browser: :func:`~lamina_server.api.authentication.authenticate_browser`);
 4. resolves the organization, asks :meth:`Authorizer.authorize` about every declared action,
    and tells the audit hook about a denial (404 when the caller may not learn that the
    resource exists, else a 403 naming action, resource and reason);
@@ -46,7 +46,6 @@ import json
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
-from urllib.parse import unquote_to_bytes
 
 from fastapi import Depends, Request, WebSocket
 from fastapi.params import Depends as DependsParam
@@ -55,23 +54,26 @@ from starlette.requests import HTTPConnection
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount
 
+from lamina_server.api.authentication import (
+    authenticate,
+    authenticate_browser,
+    check_query_encoding,
+    verify_token,
+)
 from lamina_server.api.bodies import MAX_JSON_BODY, read_body, replaying
 from lamina_server.api.deps import Services, query
-from lamina_server.api.errors import ApiError, bad_request, forbidden, not_found, unauthorized
+from lamina_server.api.errors import forbidden, not_found
 from lamina_server.api.page_forms import check_form
 from lamina_server.api.params import OrgName, RepoName
 from lamina_server.api.request_ids import ensure_request_id
-from lamina_server.api.signing import TokenError
 from lamina_server.authz import Action, Decision, Resource
 from lamina_server.governance.audit import AuditEvent, RequestFacts, serving, subject_of
-from lamina_server.identity import Authenticated, OrganizationRecord
-from lamina_server.identity.web_sessions import WebSession
+from lamina_server.identity import OrganizationRecord
 from lamina_server.principals import Principal
 from lamina_server.repositories import RepositoryRecord
 from lamina_server.storage import journal
 
 MAX_FORM_BODY = 256 * 1024
-SESSION_COOKIE = "lamina_session"
 
 
 class Scope(enum.Enum):
@@ -296,59 +298,6 @@ async def _current_access(request: HTTPConnection) -> Access:
 AccessDep = Annotated[Access, Depends(_current_access)]
 
 
-def _check_query_encoding(raw: bytes) -> None:
-    """Refuses a query that does not read as one string: raw non-ASCII bytes, or
-    percent-escapes that are not UTF-8 (decoding them leniently would make two different raw
-    keys one)."""
-    if not raw.isascii():
-        raise bad_request("the query string must be percent-encoded ASCII")
-    if b"%" in raw:
-        try:
-            unquote_to_bytes(raw).decode("utf-8")
-        except UnicodeDecodeError:
-            raise bad_request("the query string's percent-escapes are not valid UTF-8") from None
-
-
-async def authenticate(request: HTTPConnection, services: Services) -> Authenticated:
-    """The principal behind ``Authorization: Bearer <key>`` (and the access epoch its rights
-    are judged at); 401 envelope otherwise."""
-    header = request.headers.get("authorization")
-    if not header:
-        raise unauthorized("missing Authorization header (expected 'Bearer <api key>')")
-    scheme, _, key = header.partition(" ")
-    key = key.strip()
-    if scheme.lower() != "bearer" or not key:
-        raise unauthorized("malformed Authorization header (expected 'Bearer <api key>')")
-    authenticated = await services.identity.authenticate(key)
-    if authenticated is None:
-        raise unauthorized("invalid API key")
-    return authenticated
-
-
-def login_required() -> ApiError:
-    return ApiError(401, "login_required", "sign in to open this page")
-
-
-async def authenticate_browser(request: HTTPConnection, services: Services) -> WebSession:
-    """The signed-in browser session the request's cookie names; ``login_required`` (401,
-    which a page answers by sending the browser to sign in) otherwise."""
-    token = request.cookies.get(SESSION_COOKIE)
-    session = await services.web_sessions.resolve(token) if token else None
-    if session is None:
-        raise login_required()
-    return session
-
-
-def _verify_token(request: Request, services: Services, kind: str) -> dict[str, Any]:
-    token = query(request).get("token")
-    if not token:
-        raise bad_request("token is required (use the URL exactly as it was handed out)")
-    try:
-        return services.signer.verify(kind, token)
-    except TokenError as exc:
-        raise forbidden(f"this URL's token {exc}") from None
-
-
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
@@ -356,14 +305,14 @@ async def prelude(request: HTTPConnection, declaration: Declaration) -> Access:
     """Everything a request passes before its handler runs; see the module docstring."""
     client = request.scope.get("client")
     serving(RequestFacts(ensure_request_id(request.scope), client[0] if client else ""))
-    _check_query_encoding(request.scope["query_string"])
+    check_query_encoding(request.scope["query_string"])
     services: Services = request.app.state.services
     scope = declaration.scope
     if scope is Scope.PUBLIC:
         access = Access(None)
     elif scope is Scope.SIGNED:
         assert declaration.token_kind is not None and isinstance(request, Request)
-        access = Access(None, claims=_verify_token(request, services, declaration.token_kind))
+        access = Access(None, claims=verify_token(request, services, declaration.token_kind))
     else:
         access = await declaration.admit(request, services)
     request.scope["state"][_STATE] = access

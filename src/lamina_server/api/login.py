@@ -13,7 +13,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
-from lamina_server.api.access import SESSION_COOKIE, public_page
+from lamina_server.api.access import public_page
+from lamina_server.api.authentication import SESSION_COOKIE
 from lamina_server.api.html import PageRoute, esc, local_path, redirect, render
 from lamina_server.api.page_forms import PageForm
 from lamina_server.api.params import ServicesDep

@@ -42,9 +42,9 @@ from lamina_server.api.access import (
     Declaration,
     Scope,
     access_of,
-    authenticate,
     check_action,
 )
+from lamina_server.api.authentication import authenticate
 from lamina_server.api.bodies import MAX_JSON_BODY
 from lamina_server.api.deps import Services
 from lamina_server.api.errors import forbidden, unauthorized
