@@ -39,7 +39,6 @@ put is served by the fast lane (``FAST_LANE``).
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -65,6 +64,7 @@ from lamina_server.api.uploads import (
     ObjectAttributes,
     ObjectWritten,
     check_written,
+    new_entry,
     object_attributes,
     session_write,
     stage_written,
@@ -138,17 +138,6 @@ async def _written(services: Services, address: str, chunks: Any) -> BlobInfo:
     except BaseException:
         await services.blobs.discard(address)
         raise
-
-
-def _entry(info: BlobInfo, content_type: str, metadata: dict[str, str]) -> Entry:
-    return Entry(
-        address=info.address,
-        size=info.size,
-        etag=info.etag,
-        content_type=content_type,
-        last_modified=datetime.now(timezone.utc),
-        metadata=metadata,
-    )
 
 
 _SESSION_PARAMETER = {
@@ -309,7 +298,7 @@ class _Batch:
         except BlobMismatch:
             await self.services.blobs.discard(address)
             raise
-        return path, _entry(info, content_type, metadata)
+        return path, new_entry(info, content_type, metadata)
 
 
 class _WholeRequest(Exception):

@@ -200,7 +200,14 @@ async def stage_written(
     """Stages the verified blob as the object at ``path`` — claiming it first, with ``claim``
     (a ``BlobError`` if that fails; ``in_place``: an in-place upload's) — and answers 201
     ``{path, etag}``."""
-    entry = Entry(
+    entry = new_entry(info, content_type, metadata)
+    await services.staging.put(repo.id, session_id, path, entry, claim=claim, in_place=in_place)
+    return JSONResponse({"path": path, "etag": info.etag}, status_code=201)
+
+
+def new_entry(info: BlobInfo, content_type: str, metadata: dict[str, str]) -> Entry:
+    """The entry a verified blob is staged as, last modified now."""
+    return Entry(
         address=info.address,
         size=info.size,
         etag=info.etag,
@@ -208,8 +215,6 @@ async def stage_written(
         last_modified=datetime.now(timezone.utc),
         metadata=metadata,
     )
-    await services.staging.put(repo.id, session_id, path, entry, claim=claim, in_place=in_place)
-    return JSONResponse({"path": path, "etag": info.etag}, status_code=201)
 
 
 # --- single uploads -------------------------------------------------------------------------
