@@ -24,6 +24,7 @@ from lamina_server.storage.blobs import SMALL_BLOB, BlobNotFound
 from lamina_server.storage.db import Database, sqlite_url
 from lamina_server.storage.schema import ensure_schema
 from lamina_server.versioning import (
+    Claim,
     Committer,
     Entry,
     ObjectNotFound,
@@ -215,7 +216,9 @@ async def test_an_upload_claimed_for_a_session_that_closed_meanwhile_is_removed(
     await world.store.rollback_session(REPO, session.id)  # before the upload's finalize
     entry = Entry(address, info.size, info.etag, "application/octet-stream", _now(), {})
     with pytest.raises(SessionClosed):
-        await Staging(world.store, world.blobs).put(REPO, session.id, "late", entry, claim=True)
+        await Staging(world.store, world.blobs).put(
+            REPO, session.id, "late", entry, claim=Claim.PENDING
+        )
 
     assert await world.collect() == Report()  # within the grace period
     assert (await world.collect(days=0.1)).blobs == 1

@@ -16,6 +16,7 @@ from lamina_server.storage.db import Database, sqlite_url
 from lamina_server.storage.schema import ensure_schema
 from lamina_server.versioning import (
     CachingVersionStore,
+    Claim,
     Committer,
     Entry,
     SessionClosed,
@@ -146,7 +147,11 @@ async def test_uploads_are_claimed_with_their_batch_and_staged_where_claimed(
     async def put(path: str, address: str) -> None:
         try:
             outcomes[path] = await staging.put(
-                REPO, session.id, path, replace(entry(path), address=address, size=size), claim=True
+                REPO,
+                session.id,
+                path,
+                replace(entry(path), address=address, size=size),
+                claim=Claim.PENDING,
             )
         except (BlobClaimed, BlobNotFound) as exc:
             outcomes[path] = exc

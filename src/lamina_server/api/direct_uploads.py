@@ -72,7 +72,7 @@ from lamina_server.api.uploads import (
 from lamina_server.api.validation import DEFAULT_CONTENT_TYPE, require, validate_path
 from lamina_server.authz import Action
 from lamina_server.storage.blobs import BlobError, BlobInfo, BlobMismatch
-from lamina_server.versioning import Entry
+from lamina_server.versioning import Claim, Entry
 
 router = APIRouter(tags=["Objects"], route_class=LaminaRoute)
 
@@ -200,7 +200,7 @@ async def upload_object(request: Request) -> JSONResponse:
         await services.blobs.discard(address)
         raise api_error_for(exc) from None
     return await stage_written(
-        services, repo, session_id, path, info, content_type, metadata, claim=True
+        services, repo, session_id, path, info, content_type, metadata, claim=Claim.INTERNAL
     )
 
 

@@ -65,7 +65,7 @@ from lamina_server.storage.blobs import (
     BlobNotFound,
     multipart_etag,
 )
-from lamina_server.versioning import Entry
+from lamina_server.versioning import Claim, Entry
 
 router = APIRouter(tags=["Objects"], route_class=LaminaRoute)
 
@@ -194,14 +194,12 @@ async def stage_written(
     content_type: str,
     metadata: dict[str, str],
     *,
-    claim: bool,
-    in_place: bool = False,
+    claim: Claim | None,
 ) -> JSONResponse:
-    """Stages the verified blob as the object at ``path`` — claiming it first, with ``claim``
-    (a ``BlobError`` if that fails; ``in_place``: an in-place upload's) — and answers 201
-    ``{path, etag}``."""
+    """Stages the verified blob as the object at ``path`` — claiming it first, so, with
+    ``claim`` (a ``BlobError`` if that fails) — and answers 201 ``{path, etag}``."""
     entry = new_entry(info, content_type, metadata)
-    await services.staging.put(repo.id, session_id, path, entry, claim=claim, in_place=in_place)
+    await services.staging.put(repo.id, session_id, path, entry, claim=claim)
     return JSONResponse({"path": path, "etag": info.etag}, status_code=201)
 
 
@@ -329,8 +327,7 @@ async def finalize_object(request: Request) -> JSONResponse:
             info,
             content_type,
             metadata,
-            claim=True,
-            in_place=in_place,
+            claim=Claim.IN_PLACE if in_place else Claim.PENDING,
         )
     except BlobNotFound:
         raise bad_request(
@@ -467,7 +464,7 @@ async def complete_multipart(
         md5=checksum if checksum is not None and "-" not in checksum else None,
     )
     return await stage_written(
-        services, repo, session_id, path, info, content_type, metadata, claim=False
+        services, repo, session_id, path, info, content_type, metadata, claim=None
     )
 
 

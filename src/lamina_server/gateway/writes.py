@@ -53,7 +53,7 @@ from lamina_server.gateway.signing import (
     STREAMING_SIGNED_TRAILER,
     ChunkSignatures,
 )
-from lamina_server.versioning import Entry
+from lamina_server.versioning import Claim, Entry
 
 MULTIPART_UPLOAD = "s3-multipart-upload"
 MULTIPART_TTL = 7 * 24 * 3600.0
@@ -133,7 +133,7 @@ async def put_object(request: Request, services: Services, access: Access) -> Re
         await services.blobs.discard(address)
         raise
     entry = Entry(info.address, info.size, info.etag, content_type, _now(), metadata)
-    await services.staging.put(repo.id, session_id, key.path, entry, claim=True)
+    await services.staging.put(repo.id, session_id, key.path, entry, claim=Claim.INTERNAL)
     return Response(status_code=200, headers={"ETag": f'"{info.etag}"'})
 
 

@@ -36,7 +36,7 @@ from lamina_server.versioning.models import (
     SessionInfo,
 )
 from lamina_server.versioning.recorder import NO_RECORDER, ChangeEvent, Recorder, Recorders
-from lamina_server.versioning.staging import Staging
+from lamina_server.versioning.staging import Claim, Staging
 from lamina_server.versioning.store import VersionStore
 
 __all__ = [
@@ -45,6 +45,7 @@ __all__ = [
     "CachingVersionStore",
     "ChangeEvent",
     "ChangeRecord",
+    "Claim",
     "CommitInfo",
     "Committer",
     "ConcurrentUpdate",

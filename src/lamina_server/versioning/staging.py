@@ -5,7 +5,7 @@ metadata database and the disk from serialising them one request at a time: :met
 is a group commit (:mod:`lamina_server.storage.group_commit`). Finalizes that arrive while a
 batch for their session is running wait for it, then the first of them takes all of them: it
 claims their uploads in one :meth:`~lamina_server.storage.blobs.BlobStore.claim_many` (one pack
-sync for all their bytes), then stages every entry whose upload was claimed in one
+sync for all their bytes; one per :class:`Claim`, the way they are claimed), then stages every entry whose upload was claimed in one
 ``stage_put_many`` transaction. Each request still answers only after its own entry is
 committed; a claim that fails (the token was used already) fails only its own request, and a
 failed transaction (the session was closed meanwhile) every request of that batch, as it would
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from enum import Enum
 from typing import Any
 
 from lamina_server.storage import journal
@@ -26,11 +27,19 @@ from lamina_server.storage.group_commit import GroupCommit
 from lamina_server.versioning.models import Entry
 from lamina_server.versioning.store import VersionStore
 
+
+class Claim(Enum):
+    """How a staged entry's address is claimed first (:meth:`BlobStore.claim_many`)."""
+
+    PENDING = "pending"  # an upload a client was handed a token for
+    IN_PLACE = "in place"  # the same, uploaded in place (Presigner.upload_url)
+    INTERNAL = "internal"  # bytes the server wrote at an address it never handed out
+
+
 _Key = tuple[str, str]
-# path, entry, how its address is claimed (None: it is not an upload; "pending"; "in place"),
-# the request's journal entries
-_Put = tuple[str, Entry, str | None, tuple[Any, ...]]
-PENDING, IN_PLACE = "pending", "in place"
+# path, entry, how its address is claimed (None: it is not an upload), the request's journal
+# entries
+_Put = tuple[str, Entry, Claim | None, tuple[Any, ...]]
 
 
 class Staging:
@@ -48,13 +57,11 @@ class Staging:
         path: str,
         entry: Entry,
         *,
-        claim: bool = False,
-        in_place: bool = False,
+        claim: Claim | None = None,
     ) -> Entry:
         """Stages ``entry`` at ``path``; returns it once it is committed to the database.
 
-        With ``claim``, ``entry.address`` is a pending upload (``in_place``: uploaded in place,
-        :meth:`~lamina_server.storage.blobs.Presigner.upload_url`), claimed in the same batch:
+        With ``claim``, ``entry.address`` is a pending upload, claimed so in the same batch:
         the entry staged and returned carries the address the claim answers, and a failed
         claim raises its :class:`BlobError` (nothing is staged for it).
         """
@@ -67,8 +74,7 @@ class Staging:
 
             puts = self._puts[key] = GroupCommit(flush)
         try:
-            how = (IN_PLACE if in_place else PENDING) if claim else None
-            outcome = await puts.submit((path, entry, how, journal.pending()))
+            outcome = await puts.submit((path, entry, claim, journal.pending()))
         finally:
             if puts.idle and self._puts.get(key) is puts:
                 del self._puts[key]
@@ -107,12 +113,14 @@ class Staging:
         self, repository_id: str, session_id: str, items: Sequence[_Put]
     ) -> list[Entry | BlobError]:
         outcomes: list[Entry | BlobError] = [item[1] for item in items]
-        for how in (PENDING, IN_PLACE):
-            claims = [index for index, item in enumerate(items) if item[2] == how]
+        for how in Claim:
+            claims = [index for index, item in enumerate(items) if item[2] is how]
             if not claims:
                 continue
             claimed = await self._blobs.claim_many(
-                [items[index][1].address for index in claims], in_place=how == IN_PLACE
+                [items[index][1].address for index in claims],
+                in_place=how is Claim.IN_PLACE,
+                internal=how is Claim.INTERNAL,
             )
             for index, address in zip(claims, claimed, strict=True):
                 entry = items[index][1]
