@@ -39,6 +39,7 @@ from uvicorn.config import LOGGING_CONFIG, Config
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
+from lamina_server import splicing
 from lamina_server.api.errors import envelope, error_headers
 from lamina_server.api.request_ids import new_request_id
 from lamina_server.config import ServerConfig
@@ -186,9 +187,11 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         self._heads = 0  # requests whose headers were read
         self._head_deadline: float | None = None  # (loop time) for the headers being read
         self._refused = False
+        self._can_relay = False  # whether responses may relay a body (lamina_server.splicing)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self._can_relay = splicing.can_relay(transport)
         if len(self.connections) > self.max_connections:
             logger.warning("Refused a connection: %d are open.", self.max_connections)
             self.app = _server_busy
@@ -231,7 +234,10 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         self._in_body = True
         self._head_bytes = 0
         self._head_deadline = None
+        cycle = self.cycle
         _base_on_headers_complete(self)
+        if self._can_relay and self.cycle is not cycle:
+            splicing.offer(self.cycle, self.transport)
 
     def on_message_complete(self) -> None:
         self._in_body = False

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,8 +16,10 @@ import tilde
 
 import lamina
 from lamina.testing import LocalServer
+from lamina_server import splicing
 from lamina_server.storage.blobs.sigv4 import Credentials, SigV4
 from tests.server import seaweedfs as weed
+from tests.server.gateway_clients import new_credential, s3_client
 from tests.server.seaweedfs import SeaweedFS
 
 MIB = 1024 * 1024
@@ -227,3 +230,53 @@ def test_the_tilde_sdk_uploads_to_and_reads_from_the_store(
         with objects.get("t/x.bin", byte_range=(5, 9)) as reader:
             assert reader.read() == data[5:10]
     assert data_plane_hits(s3_server) == []
+
+
+def _written_bytes(pid: int) -> int:
+    """Bytes process ``pid`` has written with write(2) and its kin (not ``splice(2)``)."""
+    for line in Path(f"/proc/{pid}/io").read_text().splitlines():
+        if line.startswith("wchar:"):
+            return int(line.split()[1])
+    raise AssertionError("no wchar in /proc/<pid>/io")
+
+
+@pytest.mark.skipif(not splicing.AVAILABLE, reason="the relay needs Linux's splice(2)")
+def test_the_gateway_relays_large_reads_from_the_store_without_reading_them(
+    api: httpx.Client, base: str, s3_server: LocalServer
+) -> None:
+    data = os.urandom(8 * MIB + 123)
+    small = os.urandom(1000)
+    with lamina.Client(api_key=s3_server.api_key, endpoint_url=s3_server.endpoint_url) as client:
+        repo = client.repository(
+            base.removeprefix("/organizations/").replace("/repositories/", "/")
+        )
+        with repo.session() as writing:
+            writing.objects.put("big.bin", data)
+            writing.objects.put("small.bin", small)
+            writing.commit("relay")
+    s3 = s3_client(f"{s3_server.endpoint_url}/s3", new_credential(api))
+    bucket = base.removeprefix("/organizations/").replace("/repositories/", ".")
+    pid = s3_server.pid
+    assert pid is not None
+    before = _written_bytes(pid)
+    assert s3.get_object(Bucket=bucket, Key="head/big.bin")["Body"].read() == data
+    ranged = s3.get_object(Bucket=bucket, Key="head/big.bin", Range="bytes=1000-3145727")
+    assert ranged["ContentRange"] == f"bytes 1000-3145727/{len(data)}"
+    assert ranged["Body"].read() == data[1000:3145728]
+    # 11 MiB went to the client; the server wrote a small part of that (its requests to the
+    # store, the answers' heads), not the bytes.
+    assert _written_bytes(pid) - before < MIB
+    assert s3.get_object(Bucket=bucket, Key="head/small.bin")["Body"].read() == small  # streamed
+
+    # A client that goes away mid-body costs nothing but its own connection.
+    url = s3.generate_presigned_url(
+        "get_object", Params={"Bucket": bucket, "Key": "head/big.bin"}, ExpiresIn=60
+    )
+    with httpx.stream("GET", url) as response:
+        assert response.status_code == 200
+        assert int(response.headers["content-length"]) == len(data)
+        received = next(response.iter_bytes(64 * 1024))
+        assert data.startswith(received)
+    for _ in range(3):
+        assert s3.get_object(Bucket=bucket, Key="head/big.bin")["Body"].read() == data
+    s3.close()

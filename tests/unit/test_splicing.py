@@ -1,0 +1,148 @@
+"""The kernel relay of response bodies (:mod:`lamina_server.splicing`) on real sockets: what
+it relays, how it fails, and which answers it declines to relay."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from lamina_server import splicing
+from lamina_server.splicing import RelayError, SocketBody
+
+pytestmark = [
+    pytest.mark.skipif(not splicing.AVAILABLE, reason="splice(2) is Linux's"),
+    pytest.mark.anyio,
+]
+
+
+def _receive_all(sock: socket.socket, into: bytearray) -> None:
+    while chunk := sock.recv(1 << 20):
+        into += chunk
+
+
+@pytest.fixture
+def pipes() -> Iterator[tuple[socket.socket, socket.socket, socket.socket, socket.socket]]:
+    """(the source's far end, the source, the sink, the client's end)."""
+    far, source = socket.socketpair()
+    sink, client = socket.socketpair()
+    source.setblocking(False)
+    sink.setblocking(False)
+    yield far, source, sink, client
+    for sock in (far, source, sink, client):
+        sock.close()
+
+
+def _body(source: socket.socket, head: bytes, count: int) -> SocketBody:
+    assert splicing._slots.acquire(blocking=False)
+    return SocketBody(socket.socket(fileno=os.dup(source.fileno())), head, count)
+
+
+def test_a_relay_writes_the_head_then_exactly_the_rest(pipes: tuple[socket.socket, ...]) -> None:
+    far, source, sink, client = pipes
+    data = os.urandom(5 * 1024 * 1024 + 17)
+    body = _body(source, data[:1000], len(data))
+    received = bytearray()
+    reader = threading.Thread(target=_receive_all, args=(client, received))
+    reader.start()
+    writer = threading.Thread(target=far.sendall, args=(data[1000:] + b"next answer",))
+    writer.start()
+    splicing.relay(body, os.dup(sink.fileno()), threading.Event())
+    writer.join()
+    sink.shutdown(socket.SHUT_WR)
+    reader.join()
+    assert bytes(received) == data
+    assert source.recv(100) == b"next answer"  # not one byte more was taken
+    assert splicing._slots._value == splicing.SLOTS  # type: ignore[attr-defined]
+
+
+def test_a_source_that_ends_early_fails_the_relay(pipes: tuple[socket.socket, ...]) -> None:
+    far, source, sink, client = pipes
+    body = _body(source, b"", 4096)
+    far.sendall(b"x" * 100)
+    far.shutdown(socket.SHUT_WR)
+    with pytest.raises(RelayError, match="the source ended early") as failed:
+        splicing.relay(body, os.dup(sink.fileno()), threading.Event())
+    assert failed.value.source
+    assert client.recv(200) == b"x" * 100
+
+
+def test_a_client_that_goes_away_fails_the_relay(pipes: tuple[socket.socket, ...]) -> None:
+    far, source, sink, client = pipes
+    body = _body(source, b"", 64 * 1024 * 1024)
+    client.close()
+    far.sendall(b"y" * 100_000)
+    with pytest.raises(RelayError, match="the client went away") as failed:
+        splicing.relay(body, os.dup(sink.fileno()), threading.Event())
+    assert not failed.value.source
+
+
+def test_a_stopped_relay_gives_up_waiting(pipes: tuple[socket.socket, ...]) -> None:
+    _, source, sink, _ = pipes
+    body = _body(source, b"", 100)
+    stopped = threading.Event()
+    stopped.set()
+    with pytest.raises(RelayError, match="stopped"):
+        splicing.relay(body, os.dup(sink.fileno()), stopped)  # the source never sends
+
+
+def _serve_once(answer: bytes) -> tuple[str, list[bytes]]:
+    """A loopback server that answers one request with ``answer``; its URL and the requests."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    requests: list[bytes] = []
+
+    def serve() -> None:
+        with listener:
+            conn, _ = listener.accept()
+            with conn:
+                request = b""
+                while b"\r\n\r\n" not in request:
+                    request += conn.recv(4096)
+                requests.append(request)
+                conn.sendall(answer)
+
+    threading.Thread(target=serve, daemon=True).start()
+    return f"http://127.0.0.1:{listener.getsockname()[1]}/bucket/key?X-Amz-Signature=s", requests
+
+
+async def test_a_plain_partial_answer_opens_a_body() -> None:
+    url, requests = _serve_once(
+        b"HTTP/1.1 206 Partial Content\r\nContent-Length: 10\r\nETag: x\r\n\r\n0123"
+    )
+    body = await splicing.open_body(url, 5, 15)
+    assert body is not None
+    try:
+        assert (body.head, body.count) == (b"0123", 10)
+        assert requests[0].startswith(b"GET /bucket/key?X-Amz-Signature=s HTTP/1.1\r\n")
+        assert b"\r\nRange: bytes=5-14\r\n" in requests[0]
+    finally:
+        body.close()
+    assert splicing._slots._value == splicing.SLOTS  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n",
+        b"HTTP/1.1 206 Partial Content\r\nContent-Length: 9\r\n\r\n",  # not the range's length
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 10\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\nContent-Encoding: gzip\r\n\r\n",
+        b"garbage",
+    ],
+)
+async def test_an_answer_that_is_not_a_plain_body_is_declined(answer: bytes) -> None:
+    url, _ = _serve_once(answer)
+    assert await splicing.open_body(url, 0, 10) is None
+    assert splicing._slots._value == splicing.SLOTS  # type: ignore[attr-defined]
+
+
+async def test_https_and_unreachable_sources_are_declined() -> None:
+    assert await splicing.open_body("https://127.0.0.1:1/b/k", 0, 10) is None
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    assert await splicing.open_body(f"http://127.0.0.1:{port}/b/k", 0, 10) is None
+    assert splicing._slots._value == splicing.SLOTS  # type: ignore[attr-defined]
