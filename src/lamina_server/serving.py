@@ -187,7 +187,7 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         self._heads = 0  # requests whose headers were read
         self._head_deadline: float | None = None  # (loop time) for the headers being read
         self._refused = False
-        self._can_relay = False  # whether responses may relay a body (lamina_server.splicing)
+        self._can_relay = False  # whether answers may relay a body (lamina_server.splicing)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -236,8 +236,8 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         self._head_deadline = None
         cycle = self.cycle
         _base_on_headers_complete(self)
-        if self._can_relay and self.cycle is not cycle:
-            splicing.offer(self.cycle, self.transport)
+        if self._can_relay and self.cycle is not cycle and self.scope["method"] == "GET":
+            splicing.offer(self.cycle, self.transport)  # only a GET's answer relays a body
 
     def on_message_complete(self) -> None:
         self._in_body = False

@@ -12,8 +12,9 @@ module does that, for plain-HTTP sources.
   with exactly its length still to come (or ``None`` where that cannot be had, and the
   caller streams instead: an HTTPS URL, an answer other than 200/206 with that
   ``Content-Length``, or no slot free).
-- The app's connections offer the ASGI extension :data:`EXTENSION` (:func:`offer`, called by
-  :mod:`lamina_server.serving`): once a response has started with a ``Content-Length``, a
+- The app's connections offer GET requests the ASGI extension :data:`EXTENSION`
+  (:func:`offer`, by :mod:`lamina_server.serving`): once a response has started with a
+  ``Content-Length``, a
   ``{"type": MESSAGE, "body": SocketBody}`` message relays that body to the client in a
   worker thread of this module's own (at most :data:`SLOTS` at once, so relays never take
   the threads the rest of the server works in), then ends the response.
