@@ -11,7 +11,7 @@ server's gateway (``<endpoint>/s3``) streams through. The same boto3 client code
 The transfers run in ``--rounds`` rounds that alternate who goes first; ratios are of median
 times (the peer's time over the gateway's: 1.0 is as fast as SeaweedFS, higher is faster).
 
-    .venv/bin/python scripts/bench/gateway.py [--size-mib 1024] [--keys 10000] [--rounds 3]
+    .venv/bin/python scripts/bench/gateway.py [--size-mib 1024] [--keys 10000] [--rounds 5]
         [--blob-store seaweedfs|local]
 
 ``--blob-store local`` keeps the server's bytes in its data directory instead (the gateway then
@@ -122,7 +122,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mib", type=int, default=1024)
     parser.add_argument("--keys", type=int, default=10_000)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument(
         "--blob-store",
         choices=["seaweedfs", "local"],
