@@ -81,3 +81,24 @@ def test_upload_dir_of_a_missing_folder_is_an_error(repo: Repository, tmp_path: 
         with pytest.raises(LaminaError):
             session.objects.upload_dir(tmp_path / "missing")
         assert session.objects.upload_dir(tmp_path) == []  # an empty folder uploads nothing
+
+
+def test_upload_dir_takes_links_to_files_not_to_folders(repo: Repository, tmp_path: Path) -> None:
+    source = tmp_path / "src"
+    (source / "real" / "deeper").mkdir(parents=True)
+    (source / "real" / "deeper" / "b.txt").write_bytes(b"b")
+    (source / "real-a.txt").write_bytes(b"a")
+    (tmp_path / "outside.txt").write_bytes(b"outside")
+    (source / "link.txt").symlink_to(tmp_path / "outside.txt")
+    (source / "folder-link").symlink_to(source / "real", target_is_directory=True)
+    with repo.session() as session:
+        results = session.objects.upload_dir(source, "up")
+        session.commit("links")
+    # In path order, folder by folder: "real/..." before "real-a.txt".
+    assert [result.path for result in results] == [
+        "up/link.txt",
+        "up/real/deeper/b.txt",
+        "up/real-a.txt",
+    ]
+    with repo.objects.get("up/link.txt") as reader:
+        assert reader.read() == b"outside"

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from lamina import _tar
+from lamina import InvalidArgumentError, _tar
 from lamina_server.api.archive import ArchiveError, members
 
 pytestmark = pytest.mark.anyio
@@ -90,6 +90,35 @@ async def test_ustar_and_the_sdks_members() -> None:
     # The standard library reads what the SDK writes.
     with tarfile.open(fileobj=io.BytesIO(body)) as tar:
         assert [m.name for m in tar] == ["plain", "with\x00nul", LONG]
+
+
+def _tarfile_member(path: str, data: bytes, attributes: str | None) -> bytes:
+    info = tarfile.TarInfo(path)
+    info.size, info.mode = len(data), 0o644
+    records = {"path": path} if "\x00" in path else {}
+    if attributes is not None:
+        records[_tar.ATTRIBUTES_RECORD] = attributes
+    info.pax_headers = records
+    header = info.tobuf(tarfile.PAX_FORMAT, "utf-8", "strict")
+    return header + data + bytes(-len(data) % 512)
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["a/b.txt", "d/" + "x" * 98, "d/" + "x" * 99, LONG, "é/ü.bin", "with\x00nul", "a\x00é"],
+)
+@pytest.mark.parametrize("size", [0, 1, 512, 5000])
+@pytest.mark.parametrize("attributes", [None, '{"metadata":{"k":"' + "v" * 600 + '"}}'])
+def test_the_sdks_members_are_the_bytes_tarfile_writes(
+    path: str, size: int, attributes: str | None
+) -> None:
+    data = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    assert _tar.member(path, data, attributes) == _tarfile_member(path, data, attributes)
+
+
+def test_a_path_that_is_not_utf8_is_refused_as_an_argument() -> None:
+    with pytest.raises(InvalidArgumentError, match="not valid UTF-8"):
+        _tar.member("bad\udc80name", b"x")
 
 
 async def test_an_archive_may_end_without_its_zero_blocks() -> None:

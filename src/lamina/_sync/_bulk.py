@@ -116,19 +116,20 @@ def put_many(
     progress: ProgressCallback | None,
 ) -> list[PutObjectResult]:
     """Put ``items`` (:func:`put_item`); the results in their order."""
-    listed = [put_item(item) for item in items]
-    tracker = _Tracker(sum(_known_size(item.data) or 0 for item in listed), len(listed), progress)
-    return _put_items(objects, listed, concurrency=concurrency, tracker=tracker)
+    sized = [(item, _known_size(item.data)) for item in map(put_item, items)]
+    tracker = _Tracker(sum(size or 0 for _, size in sized), len(sized), progress)
+    return _put_items(objects, sized, concurrency=concurrency, tracker=tracker)
 
 
 def _put_items(
     objects: SessionObjects,
-    items: list[PutItem],
+    items: list[tuple[PutItem, int | None]],
     *,
     concurrency: int,
     tracker: _Tracker,
 ) -> list[PutObjectResult]:
-    """Put ``items``; the results in their order. A batch the server refuses raises its
+    """Put ``items``, each with its size where it is known (the data is read whole for a
+    batch); the results in their order. A batch the server refuses raises its
     :class:`~lamina.APIError` (``failures`` names what it refused; nothing of that batch is
     staged), after which no further batch is sent."""
     writer = objects._writer()
@@ -137,8 +138,7 @@ def _put_items(
     group: list[tuple[PutItem, int]] = []
     group_bytes = 0
     limit = 0 if batch is None else min(BATCH_OBJECTS, batch.max_objects)
-    for item in items:
-        size = _known_size(item.data) if batch is not None else None
+    for item, size in items:
         if batch is None or size is None or size > batch.max_object_bytes:
             plan.append(item)
             continue
@@ -212,12 +212,36 @@ def upload_dir(
     if not local_dir.is_dir():
         raise LaminaError(f"upload_dir: {str(local_dir)!r} is not a directory")
     prefix = _folder_prefix(prefix)
-    files = sorted(path for path in local_dir.rglob("*") if path.is_file())
-    tracker = _Tracker(sum(path.stat().st_size for path in files), len(files), progress)
-    items = [
-        PutItem(path=prefix + path.relative_to(local_dir).as_posix(), data=path) for path in files
-    ]
+    files = _files(local_dir)
+    tracker = _Tracker(sum(size or 0 for _, _, size in files), len(files), progress)
+    items = [(PutItem(path=prefix + name, data=Path(path)), size) for name, path, size in files]
     return _put_items(objects, items, concurrency=concurrency, tracker=tracker)
+
+
+def _files(local_dir: Path) -> list[tuple[str, str, int | None]]:
+    """``(relative POSIX path, path, size)`` of each file under ``local_dir`` (a link to a
+    file counts; links to folders are not followed), in path order. A file that cannot be
+    looked at has no size: its ``put`` reports why."""
+    found: list[tuple[str, str, int | None]] = []
+    folders = [(os.fspath(local_dir), "")]
+    while folders:
+        folder, relative = folders.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except PermissionError:
+            continue  # as pathlib's rglob: a folder that cannot be listed is left out
+        for entry in entries:
+            name = relative + entry.name
+            if entry.is_dir(follow_symlinks=False):
+                folders.append((entry.path, name + "/"))
+            elif entry.is_file():
+                try:
+                    size: int | None = entry.stat().st_size
+                except OSError:
+                    size = None
+                found.append((name, entry.path, size))
+    found.sort(key=lambda file: file[0].split("/"))
+    return found
 
 
 def download_dir(
