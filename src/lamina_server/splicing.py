@@ -98,19 +98,24 @@ async def open_body(url: str, start: int, end: int) -> SocketBody | None:
     (see the module's docstring)."""
     if not AVAILABLE or urlsplit(url).scheme != "http" or not _slots.acquire(blocking=False):
         return None
+    opening = asyncio.get_running_loop().run_in_executor(_workers, _open_body, url, start, end)
     try:
-        return await asyncio.get_running_loop().run_in_executor(
-            _workers, _open_body, url, start, end
-        )
-    except BaseException:
-        _slots.release()
+        return await asyncio.shield(opening)
+    except asyncio.CancelledError:
+        opening.add_done_callback(_close_unused)  # the thread may still open one
         raise
 
 
+def _close_unused(opening: asyncio.Future[SocketBody | None]) -> None:
+    if not opening.cancelled() and opening.exception() is None:
+        body = opening.result()
+        if body is not None:
+            body.close()
+
+
 def _open_body(url: str, start: int, end: int) -> SocketBody | None:
-    """(blocking) :func:`open_body`; it releases the slot when it answers None."""
+    """(blocking) :func:`open_body`, holding a slot: the body holds it, or it is released."""
     parts = urlsplit(url)
-    target = parts.path + (f"?{parts.query}" if parts.query else "")
     try:
         sock = socket.create_connection(
             (parts.hostname or "", parts.port or 80), timeout=CONNECT_TIMEOUT
@@ -119,27 +124,44 @@ def _open_body(url: str, start: int, end: int) -> SocketBody | None:
         _slots.release()
         return None
     try:
-        sock.settimeout(IDLE_TIMEOUT)
-        request = (
-            f"GET {target} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
-            f"Range: bytes={start}-{end - 1}\r\nConnection: close\r\n\r\n"
-        )
+        head = _request(sock, parts.path, parts.query, parts.netloc, (start, end))
+    except BaseException:
+        sock.close()
+        _slots.release()
+        raise
+    if head is None:
+        sock.close()
+        _slots.release()
+        return None
+    sock.setblocking(False)
+    return SocketBody(sock, head, end - start)
+
+
+def _request(
+    sock: socket.socket, path: str, query: str, host: str, span: tuple[int, int]
+) -> bytes | None:
+    """Sends ``GET path?query`` for bytes ``span`` on ``sock`` and reads the answer's head:
+    the body bytes that came with it, or None if it is not a plain answer of the span's
+    length."""
+    start, end = span
+    target = path + (f"?{query}" if query else "")
+    sock.settimeout(IDLE_TIMEOUT)
+    request = (
+        f"GET {target} HTTP/1.1\r\nHost: {host}\r\n"
+        f"Range: bytes={start}-{end - 1}\r\nConnection: close\r\n\r\n"
+    )
+    try:
         sock.sendall(request.encode("ascii"))
         received = b""
         while b"\r\n\r\n" not in received:
             more = sock.recv(MAX_HEAD)
             if not more or len(received) + len(more) > MAX_HEAD:
-                raise OSError("no answer head")
+                return None
             received += more
-        head, _, body = received.partition(b"\r\n\r\n")
-        if not _plain_answer(head, end - start) or len(body) > end - start:
-            raise OSError("not a plain answer")
-    except (OSError, ValueError):
-        sock.close()
-        _slots.release()
+    except OSError:
         return None
-    sock.setblocking(False)
-    return SocketBody(sock, body, end - start)
+    head, _, body = received.partition(b"\r\n\r\n")
+    return body if _plain_answer(head, end - start) and len(body) <= end - start else None
 
 
 def _plain_answer(head: bytes, length: int) -> bool:
