@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 import aiohttp
-import httpx
+from parallel_upload import create_repo
 
 import lamina
 from lamina.testing import LocalServer
@@ -47,16 +47,6 @@ def make_folder(root: Path, count: int) -> list[Path]:
         path.write_bytes(os.urandom(SIZE))
         files.append(path)
     return files
-
-
-def create_repo(server: LocalServer, name: str) -> str:
-    response = httpx.post(
-        f"{server.endpoint_url}/api/v1/organizations/{server.org}/repositories",
-        headers={"Authorization": f"Bearer {server.api_key}"},
-        json={"name": name},
-    )
-    response.raise_for_status()
-    return name
 
 
 async def run_lamina(server: LocalServer, repo: str, folder: Path) -> float:

@@ -28,7 +28,7 @@ import textwrap
 import time
 from pathlib import Path
 
-import httpx
+from parallel_upload import create_repo
 
 from lamina.testing import LocalServer
 
@@ -59,16 +59,6 @@ def make_tree(root: Path, files: int) -> None:
         target = root / f"d{index % 10}" / f"f{index:05d}.bin"
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(os.urandom(SIZE))
-
-
-def create_repo(server: LocalServer, name: str) -> str:
-    response = httpx.post(
-        f"{server.endpoint_url}/api/v1/organizations/{server.org}/repositories",
-        headers={"Authorization": f"Bearer {server.api_key}"},
-        json={"name": name},
-    )
-    response.raise_for_status()
-    return f"{server.org}/{name}"
 
 
 def _children_cpu() -> float:
@@ -127,13 +117,13 @@ def main() -> None:
         keys = [(label, way) for label in contenders for way in ("up", "down")]
         seconds: dict[tuple[str, str], list[float]] = {key: [] for key in keys}
         cpu = dict.fromkeys(keys, 0.0)
-        download_repo = create_repo(server, "bench-down")
+        download_repo = f"{server.org}/{create_repo(server, 'bench-down')}"
         sdk("up", download_repo)  # the folder every download reads (and a warm-up)
         cli("down", download_repo)
         for round_index in range(args.rounds):
             order = list(contenders)[round_index % 2 :] + list(contenders)[: round_index % 2]
             for label in order:
-                repo = create_repo(server, f"bench-up-{next(names)}")
+                repo = f"{server.org}/{create_repo(server, f'bench-up-{next(names)}')}"
                 for way, target in (("up", repo), ("down", download_repo)):
                     wall, used = contenders[label](way, target)
                     seconds[label, way].append(wall)

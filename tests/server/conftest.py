@@ -1,17 +1,31 @@
-"""Fixtures of the server's own tests that build parts of the server directly."""
+"""Fixtures of the server's own tests: parts of the server built directly, and a second
+principal for access tests."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
+from lamina.testing import LocalServer
 from lamina_server.storage.db import Database, sqlite_url
 from lamina_server.storage.schema import ensure_schema
 from tests import postgres
+from tests.server.members import Member, new_member
 from tests.server.seaweedfs import SeaweedFS
 from tests.server.seaweedfs import start as start_seaweedfs
+
+
+@pytest.fixture
+def member(
+    api: httpx.Client, local_server: LocalServer, unique_name: Callable[..., str]
+) -> Iterator[Member]:
+    """A fresh organization with a repository, and a plain member of it (its own key)."""
+    found = new_member(api, local_server, unique_name)
+    yield found
+    found.client.close()
 
 
 @pytest.fixture

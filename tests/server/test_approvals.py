@@ -4,7 +4,7 @@ rejects (nothing lands), and every step is in the audit log."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -12,20 +12,11 @@ import pytest
 
 from lamina.testing import LocalServer
 from tests.conftest import RepoHttp
-from tests.server.members import Member, new_member
+from tests.server.members import Member
 from tests.server.sandbox_wire import Sandboxes
 from tests.server.test_evidence import needs_sandboxes, pack_of
 
 AGENT_POLICY = "CreateSession()\nGetSession()\nPutObject()\nCommitSession()\nRollbackSession()\nListObjects()\n"
-
-
-@pytest.fixture
-def member(
-    api: httpx.Client, local_server: LocalServer, unique_name: Callable[..., str]
-) -> Iterator[Member]:
-    found = new_member(api, local_server, unique_name)
-    yield found
-    found.client.close()
 
 
 @pytest.fixture

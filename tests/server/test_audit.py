@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,19 +18,10 @@ from lamina.testing import LocalServer
 from lamina_server.cli import main as server_main
 from tests import postgres
 from tests.conftest import RepoHttp
-from tests.server.members import Member, new_member
+from tests.server.members import Member
 from tests.server.sandbox_wire import Sandboxes
 from tests.server.test_evidence import needs_sandboxes
 from tests.server.test_sandbox_triggers import create as create_trigger
-
-
-@pytest.fixture
-def member(
-    api: httpx.Client, local_server: LocalServer, unique_name: Callable[..., str]
-) -> Iterator[Member]:
-    found = new_member(api, local_server, unique_name)
-    yield found
-    found.client.close()
 
 
 def _log(api: httpx.Client, org: str, **filters: Any) -> dict[str, Any]:

@@ -4,13 +4,11 @@ enforced as Rego."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-
 import httpx
 import pytest
 
 from lamina.testing import LocalServer
-from tests.server.members import Member, new_member
+from tests.server.members import Member
 
 cerebral = pytest.importorskip("cerebral")
 
@@ -18,15 +16,6 @@ READER = (
     "package lamina\n\n"
     'allow if input.action in {"GetRepository", "ListObjects", "GetObject", "ListCommits"}\n'
 )
-
-
-@pytest.fixture
-def member(
-    api: httpx.Client, local_server: LocalServer, unique_name: Callable[..., str]
-) -> Iterator[Member]:
-    found = new_member(api, local_server, unique_name)
-    yield found
-    found.client.close()
 
 
 def test_cerebral_creates_validates_and_attaches_a_rego_policy(

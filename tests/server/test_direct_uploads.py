@@ -371,15 +371,6 @@ def test_a_server_with_the_extensions_turned_off(tmp_path: Path) -> None:
 # --- authorization ----------------------------------------------------------------------------
 
 
-@pytest.fixture
-def member(
-    api: httpx.Client, local_server: LocalServer, unique_name: Callable[..., str]
-) -> Iterator[Member]:
-    found = new_member(api, local_server, unique_name)
-    yield found
-    found.client.close()
-
-
 def _policy_only(api: httpx.Client, member: Member, text: str) -> None:
     """The member holds exactly this policy (the default ReadWrite detached)."""
     listed = api.get(f"{member.o}/policies").json()["results"]

@@ -4,13 +4,11 @@ built-ins listed and attachable but never editable."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-
 import httpx
 import pytest
 
 from lamina.testing import LocalServer
-from tests.server.members import Member, new_member
+from tests.server.members import Member
 
 GROUP_KEYS = {
     "id",
@@ -21,15 +19,6 @@ GROUP_KEYS = {
     "created_by",
     "created_at",
 }
-
-
-@pytest.fixture
-def member(
-    api: httpx.Client, local_server: LocalServer, unique_name: Callable[..., str]
-) -> Iterator[Member]:
-    found = new_member(api, local_server, unique_name)
-    yield found
-    found.client.close()
 
 
 def _group(api: httpx.Client, o: str, name: str) -> str:

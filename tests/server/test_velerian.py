@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from io import BytesIO
 from typing import Any
 
@@ -25,7 +25,7 @@ from velerian_sdk import (
 from lamina.testing import LocalServer
 from lamina_server.sandboxes.runners.bubblewrap import BubblewrapRunner
 from tests.conftest import RepoHttp
-from tests.server.members import Member, new_member
+from tests.server.members import Member
 
 ALL = ["read", "write"]
 _CANNOT_RUN = BubblewrapRunner().check()
@@ -62,15 +62,6 @@ def velerian(local_server: LocalServer) -> Callable[..., VelerianClient]:
     yield make
     for client in made:
         client.close()
-
-
-@pytest.fixture
-def member(
-    api: httpx.Client, local_server: LocalServer, unique_name: Callable[..., str]
-) -> Iterator[Member]:
-    found = new_member(api, local_server, unique_name)
-    yield found
-    found.client.close()
 
 
 def create_abp(client: VelerianClient, repository: str, **fields: Any) -> dict[str, Any]:
