@@ -26,6 +26,7 @@ from lamina_server.storage.blobs import (
     LocalBlobStore,
     PartMismatch,
     multipart_etag,
+    packs,
 )
 
 pytestmark = pytest.mark.anyio
@@ -91,6 +92,27 @@ async def test_small_uploads_wait_in_memory_and_are_packed_when_claimed(tmp_path
     later = await _stored(restarted, b"after the restart")
     assert later.split(".")[0] != finals[0].split(".")[0]
     assert await _read(restarted, later, 0, 100) == b"after the restart"
+
+
+async def test_a_pack_counts_only_the_names_linked_to_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(packs, "PACK_LINKS", 3)
+    store = LocalBlobStore(tmp_path)
+
+    async def claimed(internal: bool) -> str:
+        address = store.new_address()
+        await store.write(address, _chunks(b"small"))
+        (final,) = await store.claim_many([address], internal=internal)
+        assert isinstance(final, str)
+        return final.split(".")[0]
+
+    # Internal claims link no name: any number of them fit in one pack.
+    first = {await claimed(internal=True) for _ in range(5)}
+    assert len(first) == 1
+    linked = [await claimed(internal=False) for _ in range(4)]
+    assert linked[:3] == [*first] * 3  # three names fit
+    assert linked[3] not in first  # the fourth starts a new pack
 
 
 async def test_two_stores_on_one_folder_pack_into_packs_of_their_own(tmp_path: Path) -> None:

@@ -196,8 +196,9 @@ async def stage_written(
     *,
     claim: Claim | None,
 ) -> JSONResponse:
-    """Stages the verified blob as the object at ``path`` — claiming it first, so, with
-    ``claim`` (a ``BlobError`` if that fails) — and answers 201 ``{path, etag}``."""
+    """Stages the verified blob as the object at ``path`` — claimed first as ``claim`` says
+    (a ``BlobError`` if that fails; None: it needs no claim) — and answers 201
+    ``{path, etag}``."""
     entry = new_entry(info, content_type, metadata)
     await services.staging.put(repo.id, session_id, path, entry, claim=claim)
     return JSONResponse({"path": path, "etag": info.etag}, status_code=201)

@@ -4,9 +4,9 @@ Many clients upload many small objects into one session at once. :class:`Staging
 metadata database and the disk from serialising them one request at a time: :meth:`Staging.put`
 is a group commit (:mod:`lamina_server.storage.group_commit`). Finalizes that arrive while a
 batch for their session is running wait for it, then the first of them takes all of them: it
-claims their uploads in one :meth:`~lamina_server.storage.blobs.BlobStore.claim_many` (one pack
-sync for all their bytes; one per :class:`Claim`, the way they are claimed), then stages every entry whose upload was claimed in one
-``stage_put_many`` transaction. Each request still answers only after its own entry is
+claims their uploads in one :meth:`~lamina_server.storage.blobs.BlobStore.claim_many` per way
+of claiming them (:class:`Claim`; one pack sync for all their bytes), then stages every entry
+whose upload was claimed in one ``stage_put_many`` transaction. Each request still answers only after its own entry is
 committed; a claim that fails (the token was used already) fails only its own request, and a
 failed transaction (the session was closed meanwhile) every request of that batch, as it would
 have one by one. Each request's journal entries (its audit record) land in the transaction that

@@ -244,7 +244,7 @@ class LocalBlobStore:
         are dropped. Nothing is answered before both syncs.
         """
         small = [data for _, data in jobs if data is not None]
-        fd, pack, finals = self._packs.append(small) if small else (-1, "", [])
+        fd, pack, finals = self._packs.append(small, links=not internal) if small else (-1, "", [])
         try:
             packed = iter(finals)
             outcomes: list[str | BlobError] = []

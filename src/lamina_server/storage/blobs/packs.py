@@ -78,17 +78,19 @@ class Packs:
         self._size, self._links = PACK_LIMIT, 0  # the first append starts a pack of its own
         self._lock = threading.Lock()
 
-    def append(self, blobs: Sequence[bytes]) -> tuple[int, str, list[str]]:
+    def append(self, blobs: Sequence[bytes], *, links: bool) -> tuple[int, str, list[str]]:
         """Appends ``blobs`` to the current pack (a new one when it is full): a descriptor on
-        the pack, to sync and close, its path, and the blobs' addresses in order."""
+        the pack, to sync and close, its path, and the blobs' addresses in order. ``links``:
+        the caller links a name to the pack for each blob (which :data:`PACK_LINKS` counts)."""
+        linked = len(blobs) if links else 0
         with self._lock:  # batches claim concurrently; each takes its own stretch
-            fd = self._open(len(blobs))
+            fd = self._open(linked)
             offset = self._size
             finals = []
             for blob in blobs:
                 finals.append(_packed_address(self._pack, self._size, len(blob)))
                 self._size += len(blob)
-            self._links += len(blobs)
+            self._links += linked
             pack = self._path()
         try:
             data = memoryview(b"".join(blobs))
