@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -111,6 +112,8 @@ def test_the_log_filters_and_pages_and_records_denials(api: httpx.Client, member
 
     commits = _log(api, member.org, action="CommitSession")
     assert commits["total"] == 3
+    ids = [uuid.UUID(entry["id"]) for entry in _log(api, member.org)["items"]]
+    assert len(set(ids)) == len(ids) > 3 and {i.version for i in ids} == {4}
     page = _log(api, member.org, action="CommitSession", limit=2, offset=2)
     assert (page["total"], len(page["items"]), page["limit"], page["offset"]) == (3, 1, 2, 2)
     assert _log(api, member.org, principal=member.user_id)["total"] == 1

@@ -155,6 +155,24 @@ async def test_entry_round_trips(store: VersionStore) -> None:
     assert await store.get_entry(REPO, "m.bin") == original
 
 
+async def test_a_write_connection_that_breaks_is_replaced(
+    store: VersionStore, db: Database
+) -> None:
+    """SQLite's writes share one open connection between transactions; one that breaks under
+    a transaction fails only that transaction, and the next one writes on a fresh one."""
+    session = await store.create_session(REPO, created_by=ALICE)
+    await store.stage_put(REPO, session.id, "a.txt", entry("a"))
+    writer = db._writer
+    assert writer is not None
+    writer.connection.dbapi_connection.close()  # type: ignore[union-attr]
+    with pytest.raises(sa.exc.DBAPIError):
+        await store.stage_put(REPO, session.id, "b.txt", entry("b"))
+    await store.stage_put(REPO, session.id, "c.txt", entry("c"))
+    assert db._writer is not None and db._writer is not writer
+    changes = (await store.list_changes(REPO, session.id)).items
+    assert [change.path for change in changes] == ["a.txt", "c.txt"]
+
+
 async def test_closed_and_unknown_sessions(store: VersionStore) -> None:
     s = await store.create_session(REPO, created_by=ALICE)
     await store.stage_put(REPO, s.id, "x", entry("x"))

@@ -18,8 +18,10 @@ entry.
 
 from __future__ import annotations
 
+import functools
 import hashlib
-import uuid
+import operator
+import os
 from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -189,7 +191,6 @@ _LAST = (
     .order_by(audit_entries.c.seq.desc())
     .limit(1)
 )
-_APPEND = sa.insert(audit_entries)
 
 
 # PostgreSQL: appends to one organization's chain take turns, until their transaction ends.
@@ -209,6 +210,33 @@ def _last(conn: sa.Connection, organization_id: str) -> tuple[int, str]:
     return (0, GENESIS) if row is None else (int(row.seq), str(row.hash))
 
 
+# Entries go in through the driver, as rows of :data:`_COLUMNS`: a batch of them costs a
+# fraction of what binding them through SQLAlchemy does, on the hot path of every write.
+_COLUMNS = (*FIELDS, "hash")
+_row = operator.itemgetter(*_COLUMNS)
+
+
+@functools.cache
+def _append_sql(paramstyle: str) -> str:
+    marker = "?" if paramstyle == "qmark" else "%s"
+    return (
+        f"INSERT INTO {audit_entries.name} ({', '.join(_COLUMNS)}) "
+        f"VALUES ({', '.join([marker] * len(_COLUMNS))})"
+    )
+
+
+def _ids(count: int) -> list[str]:
+    """``count`` random (version 4) UUIDs, from one read of the system's randomness."""
+    raw = bytearray(os.urandom(16 * count))
+    ids = []
+    for start in range(0, len(raw), 16):
+        raw[start + 6] = raw[start + 6] & 0x0F | 0x40
+        raw[start + 8] = raw[start + 8] & 0x3F | 0x80
+        digits = raw[start : start + 16].hex()
+        ids.append(f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}")
+    return ids
+
+
 def append(conn: sa.Connection, events: Sequence[AuditEvent]) -> None:
     """Appends ``events`` to their organizations' chains on ``conn`` (the database's journal
     writer: it runs inside the transaction of the change)."""
@@ -217,13 +245,14 @@ def append(conn: sa.Connection, events: Sequence[AuditEvent]) -> None:
         by_organization.setdefault(event.organization_id, []).append(event)
     now = _now_us()
     created_at = iso_time(now)
+    ids = iter(_ids(len(events)))
+    rows: list[tuple[Any, ...]] = []
     for organization_id, chain in sorted(by_organization.items()):  # locks in one order
         seq, previous = _last(conn, organization_id)
-        rows: list[dict[str, Any]] = []
         for event in chain:
             seq += 1
             entry = {
-                "id": str(uuid.uuid4()),
+                "id": next(ids),
                 "organization_id": organization_id,
                 "seq": seq,
                 "timestamp_us": now,
@@ -243,8 +272,9 @@ def append(conn: sa.Connection, events: Sequence[AuditEvent]) -> None:
             }
             previous = entry["hash"] = entry_hash(entry)
             entry["details"] = _canonical(event.details).decode()
-            rows.append(entry)
-        conn.execute(_APPEND, rows[0] if len(rows) == 1 else rows)
+            rows.append(_row(entry))
+    if rows:
+        conn.exec_driver_sql(_append_sql(conn.dialect.paramstyle), rows)
 
 
 def _entry(row: Any) -> dict[str, Any]:

@@ -125,6 +125,10 @@ class Database:
         # instead of one event-loop/driver-thread round trip per statement through aiosqlite.
         self._blocking: sa.Engine | None = None
         self._blocking_write: sa.Engine | None = None
+        # The connection the write lock's holder writes on, kept open between transactions
+        # (checking one out of the pool and back costs more than a small transaction on it)
+        # and given back when one fails.
+        self._writer: sa.Connection | None = None
         # Processes of one machine share a change counter; PostgreSQL replicas do not.
         self.signal: ChangeSignal | None = None
         if self.is_sqlite and self.engine.url.database:
@@ -186,11 +190,17 @@ class Database:
         entries = self._journal()
 
         def transaction() -> T:
-            with blocking.begin() as conn:
-                result = fn(conn)
-                if entries:
-                    self._write_journal(conn, entries)
-                return result
+            conn, self._writer = self._writer or blocking.connect(), None
+            try:
+                with conn.begin():
+                    result = fn(conn)
+                    if entries:
+                        self._write_journal(conn, entries)
+            except BaseException:
+                conn.close()  # back to the pool, reset; the next transaction takes another
+                raise
+            self._writer = conn
+            return result
 
         async with self._write_lock:
             result = await anyio.to_thread.run_sync(transaction)
@@ -214,5 +224,8 @@ class Database:
         if self.signal is not None:
             self.signal.close()
         await self.engine.dispose()
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
         if self._blocking is not None:
             self._blocking.dispose()
