@@ -155,6 +155,7 @@ async def test_entry_round_trips(store: VersionStore) -> None:
     assert await store.get_entry(REPO, "m.bin") == original
 
 
+@pytest.mark.sqlite_only("PostgreSQL's writers take their connections from the pool")
 async def test_a_write_connection_that_breaks_is_replaced(
     store: VersionStore, db: Database
 ) -> None:
