@@ -238,8 +238,8 @@ def _ids(count: int) -> list[str]:
 
 
 def append(conn: sa.Connection, events: Sequence[AuditEvent]) -> None:
-    """Appends ``events`` to their organizations' chains on ``conn`` (the database's journal
-    writer: it runs inside the transaction of the change)."""
+    """Appends ``events`` (at least one) to their organizations' chains on ``conn`` (the
+    database's journal writer: it runs inside the transaction of a change that holds some)."""
     by_organization: dict[str, list[AuditEvent]] = {}
     for event in events:
         by_organization.setdefault(event.organization_id, []).append(event)
@@ -273,8 +273,7 @@ def append(conn: sa.Connection, events: Sequence[AuditEvent]) -> None:
             previous = entry["hash"] = entry_hash(entry)
             entry["details"] = _canonical(event.details).decode()
             rows.append(_row(entry))
-    if rows:
-        conn.exec_driver_sql(_append_sql(conn.dialect.paramstyle), rows)
+    conn.exec_driver_sql(_append_sql(conn.dialect.paramstyle), rows)
 
 
 def _entry(row: Any) -> dict[str, Any]:
