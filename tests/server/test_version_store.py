@@ -174,6 +174,22 @@ async def test_a_write_connection_that_breaks_is_replaced(
     assert [change.path for change in changes] == ["a.txt", "c.txt"]
 
 
+async def test_a_lone_read_sees_what_was_committed_before_it(
+    store: VersionStore, db: Database
+) -> None:
+    """``read_scalar``: one statement's value, as of the moment it runs; none for no row. On
+    PostgreSQL the statement is its own transaction: no BEGIN went ahead of it."""
+    session = await store.create_session(REPO, created_by=ALICE)
+    query = sa.select(repo_sessions.c.state).where(repo_sessions.c.id == session.id)
+    assert await db.read_scalar(query) == "open"
+    await store.rollback_session(REPO, session.id)
+    assert await db.read_scalar(query) == "rolled_back"
+    missing = sa.select(repo_sessions.c.state).where(repo_sessions.c.id == "no such session")
+    assert await db.read_scalar(missing) is None
+    if db.is_postgresql:
+        assert await db.read_scalar(sa.text("SELECT now() = statement_timestamp()")) is True
+
+
 async def test_closed_and_unknown_sessions(store: VersionStore) -> None:
     s = await store.create_session(REPO, created_by=ALICE)
     await store.stage_put(REPO, s.id, "x", entry("x"))

@@ -338,7 +338,7 @@ class Identity:
         return signal.value() if signal is not None else await self._epoch.get()
 
     async def _read_epoch(self) -> int:
-        value = await self._db.run_read(lambda conn: conn.execute(EPOCH_QUERY).scalar())
+        value = await self._db.read_scalar(EPOCH_QUERY)
         return int(value or 0)
 
     async def check_name(self, name: str) -> str:
@@ -389,7 +389,7 @@ class Identity:
         query = sa.select(memberships.c.user_id).where(
             memberships.c.organization_id == org_id, memberships.c.user_id == principal.id
         )
-        found = await self._db.run_read(lambda conn: conn.scalar(query))
+        found = await self._db.read_scalar(query)
         return found is not None
 
     async def list_organizations(self, principal: Principal) -> list[OrganizationRecord]:

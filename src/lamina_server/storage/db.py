@@ -107,6 +107,7 @@ class Database:
         if self.is_sqlite:
             self.engine: AsyncEngine = create_async_engine(url)
             self._read_engine = self.engine
+            self._lone_read_engine: AsyncEngine | None = None
         else:
             # Requests read concurrently (keys, epochs, listings) and writers do not queue:
             # a pool that covers the worker threads' worth of concurrent work.
@@ -116,6 +117,7 @@ class Database:
             self._read_engine = self.engine.execution_options(
                 isolation_level="REPEATABLE READ", postgresql_readonly=True
             )
+            self._lone_read_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self._write_engine = self.engine.execution_options(lamina_write=True)
         # SQLite has one writer; queueing writers in-process is cheaper than busy-waiting on
         # the file lock. Other databases take concurrent writers.
@@ -219,6 +221,15 @@ class Database:
                 return fn(conn)
 
         return await anyio.to_thread.run_sync(snapshot)
+
+    async def read_scalar(self, statement: sa.Executable) -> Any:
+        """The first column of the first row of one statement (``None`` for no row). A lone
+        statement reads one snapshot by itself: on PostgreSQL it is sent outside any
+        transaction, one round trip instead of three (BEGIN, the statement, ROLLBACK)."""
+        if self._lone_read_engine is None:
+            return await self.run_read(lambda conn: conn.execute(statement).scalar())
+        async with self._lone_read_engine.connect() as conn:
+            return await conn.scalar(statement)
 
     async def dispose(self) -> None:
         if self.signal is not None:
