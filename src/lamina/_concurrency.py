@@ -1,8 +1,8 @@
 """Hand-written async/blocking pairs, so that code generated from ``_async`` never imports anyio.
 
 The generator renames the async half to the blocking half: ``asleep`` -> ``sleep``,
-``AsyncLimiter`` -> ``Limiter``, ``agather_bounded`` -> ``gather_bounded``, ``aiterate`` ->
-``iterate``. The async half runs
+``AsyncLimiter`` -> ``Limiter``, ``AsyncBatcher`` -> ``Batcher``, ``agather_bounded`` ->
+``gather_bounded``, ``aiterate`` -> ``iterate``. The async half runs
 on any event loop anyio supports (asyncio, trio); the blocking half uses threads.
 """
 
@@ -21,16 +21,20 @@ from collections.abc import (
     Sequence,
 )
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from types import TracebackType
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 import anyio
+import anyio.lowlevel
 from anyio.abc import TaskGroup
 
 from lamina._errors import InvalidArgumentError
 
 __all__ = [
+    "AsyncBatcher",
     "AsyncLimiter",
+    "Batcher",
     "Limiter",
     "agather_bounded",
     "aiterate",
@@ -41,6 +45,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 async def asleep(seconds: float) -> None:
@@ -168,3 +173,120 @@ def gather_bounded(funcs: Sequence[Callable[[], T]], limit: int) -> list[T]:
                     other.cancel()
                 raise error
         return [future.result() for future in futures]
+
+
+@dataclass(eq=False)
+class _Call(Generic[T, R]):
+    item: T
+    done: bool = False
+    result: R | None = None
+    error: Exception | None = None
+
+    def settle(self, outcome: R | Exception) -> None:
+        self.done = True
+        if isinstance(outcome, Exception):
+            self.error = outcome
+        else:
+            self.result = outcome
+
+    def answer(self) -> R:
+        if self.error is not None:
+            raise self.error
+        return self.result  # type: ignore[return-value]
+
+
+class AsyncBatcher(Generic[T, R]):
+    """Concurrent calls sent together: ``await batcher.submit(item)``.
+
+    One ``send(items) -> outcomes`` runs at a time. A call that finds none running sends its
+    item at once (alone, when nothing else waits); calls that come while one runs wait for it,
+    then the first of them sends all of theirs in one. ``send`` answers each item with its
+    result or its exception, in order. A caller cancelled while its batch is out hands the
+    batch's other items back to the queue, for one of their callers to send.
+    """
+
+    def __init__(self, send: Callable[[list[T]], Awaitable[list[R | Exception]]]) -> None:
+        self._send = send
+        self._queue: list[_Call[T, R]] = []
+        self._running: anyio.Event | None = None
+
+    @property
+    def idle(self) -> bool:
+        """Nothing waits and nothing is being sent."""
+        return not self._queue and self._running is None
+
+    async def submit(self, item: T) -> R:
+        call: _Call[T, R] = _Call(item)
+        self._queue.append(call)
+        try:
+            while not call.done:
+                if self._running is None:
+                    await self._send_queued()
+                else:
+                    await self._running.wait()
+        finally:
+            if call in self._queue:
+                self._queue.remove(call)
+        return call.answer()
+
+    async def _send_queued(self) -> None:
+        self._running = running = anyio.Event()
+        batch: list[_Call[T, R]] = []
+        try:
+            # Callers woken with this one (by the end of the last batch) join it.
+            await anyio.lowlevel.checkpoint()
+            batch, self._queue = self._queue, []
+            outcomes = await self._send([call.item for call in batch])
+        except Exception as exc:
+            outcomes = [exc] * len(batch)
+        except BaseException:
+            self._queue[:0] = batch
+            raise
+        finally:
+            self._running = None
+            running.set()
+        for call, outcome in zip(batch, outcomes, strict=True):
+            call.settle(outcome)
+
+
+class Batcher(Generic[T, R]):
+    """Concurrent calls sent together: ``batcher.submit(item)`` (blocking twin of
+    :class:`AsyncBatcher`, for calls from several threads)."""
+
+    def __init__(self, send: Callable[[list[T]], list[R | Exception]]) -> None:
+        self._send = send
+        self._queue: list[_Call[T, R]] = []
+        self._running = False
+        self._changed = threading.Condition()
+
+    @property
+    def idle(self) -> bool:
+        """Nothing waits and nothing is being sent."""
+        with self._changed:
+            return not self._queue and not self._running
+
+    def submit(self, item: T) -> R:
+        call: _Call[T, R] = _Call(item)
+        with self._changed:
+            self._queue.append(call)
+            while not call.done and self._running:
+                self._changed.wait()
+            if call.done:
+                return call.answer()
+            self._running = True
+            batch, self._queue = self._queue, []
+        outcomes: list[R | Exception] = []
+        try:
+            outcomes = self._send([queued.item for queued in batch])
+        except Exception as exc:
+            outcomes = [exc] * len(batch)
+        finally:
+            with self._changed:
+                if outcomes:
+                    for queued, outcome in zip(batch, outcomes, strict=True):
+                        queued.settle(outcome)
+                else:  # interrupted: the others go back to the queue
+                    self._queue[:0] = [queued for queued in batch if queued is not call]
+                self._running = False
+                self._changed.notify_all()
+        return call.answer()

@@ -6,8 +6,11 @@ it does not or the client is told not to, and put_many's all-or-nothing batches.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import hashlib
+from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -19,8 +22,10 @@ from lamina import (
     FailedPut,
     ObjectMetadata,
     PutItem,
+    PutObjectResult,
     TransferProgress,
 )
+from lamina._concurrency import gather_bounded
 from lamina._sync._bulk import BATCH_OBJECTS
 from lamina._transport import create_transport
 from lamina.testing import LocalServer
@@ -220,6 +225,69 @@ def test_a_server_that_stops_offering_them(tmp_path: Path) -> None:
 
 
 @offered
+def _outcome(put: Callable[[], Any]) -> PutObjectResult | APIError:
+    """``put()``'s result, or the API error it raised."""
+    try:
+        result: PutObjectResult = put()
+    except APIError as exc:
+        return exc
+    return result
+
+
+@offered
+def test_small_puts_under_way_at_once_share_batched_uploads(
+    logged: tuple[Client, _Log], repository: str
+) -> None:
+    """Puts of small objects into one session that run at the same time go in batched
+    uploads (a put with none other under way, alone) and stage what each would alone."""
+    client, log = logged
+    count = 40
+    with client.repository(repository).session() as session:
+
+        def put(index: int) -> Callable[[], Any]:
+            return partial(
+                session.objects.put,
+                f"shared/{index:02d}",
+                b"%d" % index * 100,
+                content_type="text/plain" if index % 2 else None,
+                metadata={"index": str(index)},
+            )
+
+        results = gather_bounded([put(index) for index in range(count)], count)
+        sent = _uploads(log)
+        assert BATCH in sent and set(sent) <= {ONE_REQUEST, BATCH}
+        assert len(sent) < count
+        for index, result in enumerate(results):
+            data = b"%d" % index * 100
+            assert result.path == f"shared/{index:02d}"
+            assert result.etag == hashlib.md5(data).hexdigest()
+            head = session.objects.head(result.path)
+            assert head.content_length == len(data) and head.metadata == {"index": str(index)}
+            typed = "text/plain" if index % 2 else "application/octet-stream"
+            assert head.content_type == typed
+        assert not client._small_puts  # nothing left waiting
+
+
+@offered
+def test_a_refused_put_among_shared_ones_fails_alone(
+    logged: tuple[Client, _Log], repository: str
+) -> None:
+    """A put the server refuses fails with the error it would get alone; the puts that
+    shared its batch are staged all the same."""
+    client, log = logged
+    paths = [f"fine/{index}" for index in range(12)] + ["bad/../path"]
+    with client.repository(repository).session() as session:
+        calls = [partial(_outcome, partial(session.objects.put, path, b"x")) for path in paths]
+        outcomes = gather_bounded(calls, len(calls))
+        refused = outcomes.pop()
+        assert isinstance(refused, BadRequestError) and refused.code == "invalid_path"
+        assert refused.failures == ()
+        assert all(isinstance(outcome, PutObjectResult) for outcome in outcomes)
+        staged = sorted([record.path for record in session.uncommitted()])
+        assert staged == sorted(paths[:-1])
+    assert BATCH in _uploads(log)
+
+
 def test_put_many_keeps_order_and_attributes(
     logged: tuple[Client, _Log], repository: str, tmp_path: Path
 ) -> None:

@@ -510,5 +510,8 @@ def test_both_are_audited(api: httpx.Client, member: Member) -> None:
     response = api.get(f"{member.o}/audit-log", params={"action": "PutObject"})
     assert response.status_code == 200, response.text
     entries = [(e["resource_kind"], e["resource_id"]) for e in response.json()["items"]]
-    # One entry per request, written with what it staged: the object, or the repository.
+    # One entry per request, written with what it staged: the object, or the repository
+    # with the paths of the objects the batch staged.
     assert sorted(entries) == sorted([("object", "one"), ("repository", "data")]), entries
+    (batch,) = [e for e in response.json()["items"] if e["resource_kind"] == "repository"]
+    assert batch["details"]["paths"] == ["a", "b"]

@@ -12,7 +12,7 @@ import httpx
 from attrs import evolve
 
 from lamina._async._pager import AsyncPager
-from lamina._concurrency import AsyncLimiter, asleep
+from lamina._concurrency import AsyncBatcher, AsyncLimiter, asleep
 from lamina._config import resolve_config
 from lamina._converter import make_converter, structure
 from lamina._errors import (
@@ -130,6 +130,9 @@ class AsyncClient:
         self.upload_extensions = upload_extensions
         self._capabilities: Capabilities | None = None
         self._capabilities_lock = AsyncLimiter(1)
+        # Small puts under way, per (repository, session), sharing requests
+        # (lamina._async._object_writer)
+        self._small_puts: dict[tuple[str, str], AsyncBatcher[Any, Any]] = {}
         self._sleep = asleep
 
     def __repr__(self) -> str:

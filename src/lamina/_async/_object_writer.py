@@ -1,6 +1,12 @@
 """Object uploads: one request for a small object where the server offers it, else one
 presigned PUT below the part size, concurrent multipart at or above it.
 
+Small puts into one session that run at the same time share requests where the server offers
+batched uploads (:class:`~lamina._concurrency.AsyncBatcher`): a put that finds none of them
+under way goes alone, as a one-request put; those that come while one is out wait for it, then
+go together in one batched upload. A batch the server refuses (or that fails) is sent again one
+object at a time, so that each put answers exactly what it would have alone.
+
 The input is wrapped by :func:`lamina._sources.open_source`: files and ``Path`` inputs are
 read in slices, never whole; inputs of unknown size (iterables, non-seekable files) go
 multipart, one part in memory at a time.
@@ -10,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterable, AsyncIterator, Mapping
+from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
@@ -17,10 +24,11 @@ import httpx
 
 from lamina import _tar as tar
 from lamina._async._capabilities import capabilities, forget
-from lamina._concurrency import agather_bounded, aiterate
+from lamina._concurrency import AsyncBatcher, agather_bounded, aiterate
 from lamina._converter import structure
-from lamina._errors import APIError, InvalidArgumentError
+from lamina._errors import APIError, InvalidArgumentError, LaminaError
 from lamina._sources import (
+    MemorySource,
     ProgressHook,
     PutData,
     Slice,
@@ -53,6 +61,12 @@ _UPLOAD_TIMEOUT = httpx.Timeout(connect=30.0, read=120.0, write=None, pool=30.0)
 _OCTET_STREAM = "application/octet-stream"
 #: The header of a one-request put that carries the object's attributes (JSON).
 ATTRIBUTES_HEADER = "X-Lamina-Attributes"
+#: Concurrent puts of objects up to this size into one session share batched uploads.
+SHARED_PUT_BYTES = 256 * 1024
+#: One batched upload of concurrent puts carries at most this many objects and about this many
+#: bytes; more waiting go in several, sent at once.
+SHARED_BATCH_OBJECTS = 1000
+SHARED_BATCH_BYTES = 4 * 1024 * 1024
 
 
 class AsyncBody:
@@ -94,6 +108,30 @@ def _body(source: Source, offset: int, length: int, hook: ProgressHook | None) -
     return body if isinstance(body, bytes) else AsyncBody(body)
 
 
+@dataclass(frozen=True)
+class _SmallPut:
+    """A small put waiting to share a request with others into the same session."""
+
+    path: str
+    data: bytes
+    content_type: str | None
+    metadata: Mapping[str, str] | None
+    progress: ProgressHook | None
+
+
+def _shared(items: list[_SmallPut], most: int) -> list[list[_SmallPut]]:
+    """``items`` in batches of at most ``most`` objects and about SHARED_BATCH_BYTES bytes."""
+    batches: list[list[_SmallPut]] = [[]]
+    size = 0
+    for item in items:
+        if batches[-1] and (len(batches[-1]) == most or size + len(item.data) > SHARED_BATCH_BYTES):
+            batches.append([])
+            size = 0
+        batches[-1].append(item)
+        size += len(item.data)
+    return batches
+
+
 class AsyncObjectWriter:
     """Uploads objects into one session of one repository."""
 
@@ -122,16 +160,18 @@ class AsyncObjectWriter:
         source = open_source(data, AsyncIterable)
         try:
             if isinstance(source, Source) and source.size < part_size:
-                one = (await capabilities(self._client)).extensions.one_request_put
+                extensions = (await capabilities(self._client)).extensions
+                batch, one = extensions.batch_upload, extensions.one_request_put
+                shared = min(SHARED_PUT_BYTES, batch.max_object_bytes) if batch else -1
+                if source.size <= shared and one is not None:
+                    whole = source.body(0, source.size, None)
+                    assert isinstance(whole, bytes)  # a body this small is read whole
+                    item = _SmallPut(path, whole, content_type, metadata, progress)
+                    return await self._share(item)
                 if one is not None and source.size <= one.max_object_bytes:
-                    try:
-                        return await self._put_one_request(
-                            path, source, content_type, metadata, progress
-                        )
-                    except APIError as exc:
-                        if exc.status_code != 501:
-                            raise
-                        forget(self._client)
+                    put = await self._put_offered(path, source, content_type, metadata, progress)
+                    if put is not None:
+                        return put
             single = (
                 isinstance(source, Source) and source.size < part_size
             ) or not self._client._multipart_supported
@@ -148,6 +188,77 @@ class AsyncObjectWriter:
             return await self._put_single(path, source, content_type, metadata, progress)
         finally:
             source.close()
+
+    async def _share(self, item: _SmallPut) -> PutObjectResult:
+        """Puts ``item`` with the other small puts into this session under way meanwhile."""
+        key = (self._base, self._session_id)
+        batcher = self._client._small_puts.get(key)
+        if batcher is None:
+            batcher = self._client._small_puts[key] = AsyncBatcher(self._send_small)
+        try:
+            result: PutObjectResult = await batcher.submit(item)
+        finally:
+            if batcher.idle and self._client._small_puts.get(key) is batcher:
+                # (a put that took it meanwhile, on another thread, still sends with it)
+                self._client._small_puts.pop(key, None)
+        return result
+
+    async def _send_small(self, items: list[_SmallPut]) -> list[PutObjectResult | Exception]:
+        """Each item's result or error: one alone as a one-request put, several in batched
+        uploads, and those of a batch that did not land one by one."""
+        if len(items) == 1:
+            return [await self._alone(items[0])]
+        batch = (await capabilities(self._client)).extensions.batch_upload
+        most = min(SHARED_BATCH_OBJECTS, batch.max_objects) if batch else 1
+        sends = [partial(self._batched, group) for group in _shared(items, most)]
+        sent = await agather_bounded(sends, len(sends))
+        return [outcome for outcomes in sent for outcome in outcomes]
+
+    async def _batched(self, items: list[_SmallPut]) -> list[PutObjectResult | Exception]:
+        if len(items) > 1:
+            members = [
+                tar.member(item.path, item.data, tar.attributes(item.content_type, item.metadata))
+                for item in items
+            ]
+            try:
+                results = await self.put_batch(members)
+            except LaminaError as exc:  # each is sent alone below, and answers for itself
+                if isinstance(exc, APIError) and exc.status_code == 501:
+                    forget(self._client)
+            else:
+                for item in items:
+                    if item.progress is not None:
+                        item.progress(len(item.data))
+                return list(results)
+        alone = [partial(self._alone, item) for item in items]
+        return await agather_bounded(alone, len(alone))
+
+    async def _alone(self, item: _SmallPut) -> PutObjectResult | Exception:
+        """One small put by itself: its result, or its error."""
+        source = MemorySource(item.data)
+        described = (item.path, source, item.content_type, item.metadata, item.progress)
+        try:
+            return await self._put_offered(*described) or await self._put_single(*described)
+        except LaminaError as exc:
+            return exc
+
+    async def _put_offered(
+        self,
+        path: str,
+        source: Source,
+        content_type: str | None,
+        metadata: Mapping[str, str] | None,
+        progress: ProgressHook | None,
+    ) -> PutObjectResult | None:
+        """A one-request put; ``None`` when the server no longer offers it (it answers 501),
+        after which the client keeps to the contract."""
+        try:
+            return await self._put_one_request(path, source, content_type, metadata, progress)
+        except APIError as exc:
+            if exc.status_code != 501:
+                raise
+            forget(self._client)
+            return None
 
     def _params(self, path: str, **extra: Any) -> dict[str, Any]:
         return {"session_id": self._session_id, "path": path, **extra}

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 import httpx
 from attrs import evolve
 
-from lamina._concurrency import Limiter, sleep
+from lamina._concurrency import Batcher, Limiter, sleep
 from lamina._config import resolve_config
 from lamina._converter import make_converter, structure
 from lamina._errors import (
@@ -131,6 +131,9 @@ class Client:
         self.upload_extensions = upload_extensions
         self._capabilities: Capabilities | None = None
         self._capabilities_lock = Limiter(1)
+        # Small puts under way, per (repository, session), sharing requests
+        # (lamina._sync._object_writer)
+        self._small_puts: dict[tuple[str, str], Batcher[Any, Any]] = {}
         self._sleep = sleep
 
     def __repr__(self) -> str:

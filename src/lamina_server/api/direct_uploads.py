@@ -18,7 +18,8 @@ so a server that advertises them (``GET /api/v1/capabilities``,
   it is read (in bounded memory); then all of them are staged in one transaction. It answers
   201 ``{objects: [{path, etag}...]}`` in archive order. The session is checked once the first
   object is authorized, so that a caller who may write nothing learns nothing of it; a closed
-  or unknown session fails the whole request, as ``PUT /object`` does.
+  or unknown session fails the whole request, as ``PUT /object`` does. Its audit record
+  (one, as for every request) lists the paths it staged in its details (``paths``).
 
 **All or nothing.** A batch stages every object or none. Objects the server refuses (a bad
 path or attributes, a checksum or size mismatch, a path the caller may not write, one too
@@ -39,6 +40,7 @@ put is served by the fast lane (``FAST_LANE``).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -71,6 +73,8 @@ from lamina_server.api.uploads import (
 )
 from lamina_server.api.validation import DEFAULT_CONTENT_TYPE, require, validate_path
 from lamina_server.authz import Action
+from lamina_server.governance.audit import AuditEvent
+from lamina_server.storage import journal
 from lamina_server.storage.blobs import BlobError, BlobInfo, BlobMismatch
 from lamina_server.versioning import Claim, Entry
 
@@ -364,7 +368,10 @@ async def upload_objects(request: Request) -> JSONResponse:
         if batch.failed:
             return _failure_answer(request, batch.failed)
         if batch.stored:
-            staged = await services.staging.put_all(batch.repo.id, session_id, batch.stored)
+            held = journal.pending()
+            with journal.carrying(_naming_objects(held, [path for path, _ in batch.stored])):
+                staged = await services.staging.put_all(batch.repo.id, session_id, batch.stored)
+            journal.mark_written(held)
     except _WholeRequest as exc:
         raise exc.error from None
     except ArchiveError as exc:
@@ -380,3 +387,14 @@ async def upload_objects(request: Request) -> JSONResponse:
         for (path, _), entry in zip(batch.stored, staged, strict=True)
     ]
     return JSONResponse({"objects": objects}, status_code=201)
+
+
+def _naming_objects(held: tuple[Any, ...], paths: list[str]) -> list[Any]:
+    """The request's journal entries, its audit record naming in its details the paths of the
+    objects it staged (one record for the request, as for every request)."""
+    return [
+        replace(entry, details={**entry.details, "paths": paths})
+        if isinstance(entry, AuditEvent)
+        else entry
+        for entry in held
+    ]
