@@ -169,7 +169,9 @@ class AsyncObjectWriter:
                     item = _SmallPut(path, whole, content_type, metadata, progress)
                     return await self._share(item)
                 if one is not None and source.size <= one.max_object_bytes:
-                    put = await self._put_offered(path, source, content_type, metadata, progress)
+                    put = await self._put_one_request(
+                        path, source, content_type, metadata, progress
+                    )
                     if put is not None:
                         return put
             single = (
@@ -238,27 +240,9 @@ class AsyncObjectWriter:
         source = MemorySource(item.data)
         described = (item.path, source, item.content_type, item.metadata, item.progress)
         try:
-            return await self._put_offered(*described) or await self._put_single(*described)
+            return await self._put_one_request(*described) or await self._put_single(*described)
         except LaminaError as exc:
             return exc
-
-    async def _put_offered(
-        self,
-        path: str,
-        source: Source,
-        content_type: str | None,
-        metadata: Mapping[str, str] | None,
-        progress: ProgressHook | None,
-    ) -> PutObjectResult | None:
-        """A one-request put; ``None`` when the server no longer offers it (it answers 501),
-        after which the client keeps to the contract."""
-        try:
-            return await self._put_one_request(path, source, content_type, metadata, progress)
-        except APIError as exc:
-            if exc.status_code != 501:
-                raise
-            forget(self._client)
-            return None
 
     def _params(self, path: str, **extra: Any) -> dict[str, Any]:
         return {"session_id": self._session_id, "path": path, **extra}
@@ -300,9 +284,11 @@ class AsyncObjectWriter:
         content_type: str | None,
         metadata: Mapping[str, str] | None,
         progress: ProgressHook | None,
-    ) -> PutObjectResult:
+    ) -> PutObjectResult | None:
         """``POST .../object/upload`` (a Lamina extension): the bytes and their attributes in
-        one request, staged when it answers. Safe to repeat, so it is retried as a PUT is."""
+        one request, staged when it answers. Safe to repeat, so it is retried as a PUT is.
+        ``None`` when the server no longer offers it (it answers 501), after which the client
+        keeps to the contract."""
         headers = {"Content-Type": _OCTET_STREAM, "Content-Length": str(source.size)}
         described = tar.attributes(content_type, metadata)
         if described is not None:
@@ -310,16 +296,22 @@ class AsyncObjectWriter:
         body = _body(source, 0, source.size, progress)
         # A body in memory is bounded by the pool, as _send's are; one read as sent holds a slot.
         slot = contextlib.nullcontext() if isinstance(body, bytes) else self._client.limiter
-        async with slot:
-            data = await self._client.request_json(
-                "POST",
-                f"{self._base}/object/upload",
-                params=self._params(path),
-                content=body,
-                headers=headers,
-                timeout=_UPLOAD_TIMEOUT,
-                idempotent=True,
-            )
+        try:
+            async with slot:
+                data = await self._client.request_json(
+                    "POST",
+                    f"{self._base}/object/upload",
+                    params=self._params(path),
+                    content=body,
+                    headers=headers,
+                    timeout=_UPLOAD_TIMEOUT,
+                    idempotent=True,
+                )
+        except APIError as exc:
+            if exc.status_code != 501:
+                raise
+            forget(self._client)
+            return None
         if progress is not None and isinstance(body, bytes):
             progress(len(body))
         written = structure(self._client.converter, data, FinalizedObject)
