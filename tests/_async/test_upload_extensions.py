@@ -224,7 +224,6 @@ async def test_a_server_that_stops_offering_them(tmp_path: Path) -> None:
         first.close()
 
 
-@offered
 async def _outcome(put: Callable[[], Any]) -> PutObjectResult | APIError:
     """``put()``'s result, or the API error it raised."""
     try:
@@ -288,6 +287,7 @@ async def test_a_refused_put_among_shared_ones_fails_alone(
     assert BATCH in _uploads(log)
 
 
+@offered
 async def test_put_many_keeps_order_and_attributes(
     logged: tuple[AsyncClient, _Log], repository: str, tmp_path: Path
 ) -> None:
