@@ -318,6 +318,19 @@ def test_put_many_keeps_order_and_attributes(
     assert progress[-1] == TransferProgress(total, total, 5, 5)
 
 
+def test_put_many_answers_in_order_around_objects_put_alone(
+    client: Client, repository: str
+) -> None:
+    """An object too large for a batch, between small ones, is put alone; the results keep
+    the items' order all the same."""
+    items = [("a", b"small"), ("big", b"x" * (1024 * 1024 + 1)), ("c", b"small too")]
+    with client.repository(repository).session() as session:
+        results = session.objects.put_many(items)
+        assert [result.path for result in results] == ["a", "big", "c"]
+        for (path, data), result in zip(items, results, strict=True):
+            assert result.etag == hashlib.md5(data).hexdigest(), path
+
+
 @offered
 def test_put_many_stages_nothing_of_a_refused_batch(client: Client, repository: str) -> None:
     with client.repository(repository).session() as session:

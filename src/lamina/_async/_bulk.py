@@ -4,7 +4,8 @@ and progress.
 ``put_many`` (and ``upload_dir``, which puts a folder's files through it) sends small objects
 in batches where the server offers batched uploads (a Lamina extension, docs/uploads.md):
 consecutive objects of known size up to the server's limit go in one tar archive of at most
-:data:`BATCH_OBJECTS` objects and about :data:`BATCH_BYTES` bytes, which the server stages
+:data:`~lamina._async._object_writer.BATCH_OBJECTS` objects and about
+:data:`~lamina._async._object_writer.BATCH_BYTES` bytes, which the server stages
 all together or not at all. Larger objects, objects of unknown size, and every object against
 a server without the extension, are put one by one.
 """
@@ -21,8 +22,10 @@ from typing import TYPE_CHECKING
 
 from lamina import _tar as tar
 from lamina._async._capabilities import capabilities, forget
+from lamina._async._object_writer import BATCH_OBJECTS, batches
 from lamina._concurrency import agather_bounded
 from lamina._errors import APIError, InvalidArgumentTypeError, LaminaError
+from lamina.models.capabilities import BatchUpload
 from lamina.models.objects import ListingEntry, PutItem, PutObjectResult
 from lamina.models.transfers import TransferProgress
 
@@ -65,13 +68,6 @@ class _Tracker:
         with self._lock:
             self._files_done += 1
             self._report()
-
-
-#: Most objects of one batched upload the SDK sends (the server may take fewer).
-BATCH_OBJECTS = 1000
-#: A batched upload the SDK sends holds about this many bytes at most (objects and headers).
-BATCH_BYTES = 4 * 1024 * 1024
-_HEADER_BYTES = 1024  # what a member's headers add, about
 
 
 def put_item(item: object) -> PutItem:
@@ -133,23 +129,26 @@ async def _put_items(
     writer = objects._writer()
     batch = (await capabilities(objects._client)).extensions.batch_upload
     plan: list[PutItem | list[tuple[PutItem, int]]] = []
-    group: list[tuple[PutItem, int]] = []
-    group_bytes = 0
-    limit = 0 if batch is None else min(BATCH_OBJECTS, batch.max_objects)
+    run: list[tuple[PutItem, int]] = []  # consecutive objects that go in batches
     for item, size in items:
-        if batch is None or size is None or size > batch.max_object_bytes:
-            plan.append(item)
+        if batch is not None and size is not None and size <= batch.max_object_bytes:
+            run.append((item, size))
             continue
-        if group and (len(group) == limit or group_bytes + size > BATCH_BYTES):
-            plan.append(group)
-            group, group_bytes = [], 0
-        group.append((item, size))
-        group_bytes += size + _HEADER_BYTES
-    if group:
-        plan.append(group)
+        plan += _batched(run, batch)
+        run = []
+        plan.append(item)
+    plan += _batched(run, batch)
     funcs = [partial(_put_planned, writer, planned, tracker) for planned in plan]
     results = await agather_bounded(funcs, concurrency) if funcs else []
     return [result for done in results for result in done]
+
+
+def _batched(
+    run: list[tuple[PutItem, int]], batch: BatchUpload | None
+) -> list[list[tuple[PutItem, int]]]:
+    if not run or batch is None:
+        return []
+    return batches(run, lambda sized: sized[1], min(BATCH_OBJECTS, batch.max_objects))
 
 
 async def _put_planned(

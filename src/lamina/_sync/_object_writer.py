@@ -17,10 +17,10 @@ multipart, one part in memory at a time.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import httpx
 
@@ -61,14 +61,16 @@ PART_CONCURRENCY = 8
 # Presigned PUTs send large bodies: no write timeout, bounded connect and read.
 _UPLOAD_TIMEOUT = httpx.Timeout(connect=30.0, read=120.0, write=None, pool=30.0)
 _OCTET_STREAM = "application/octet-stream"
+T = TypeVar("T")
 #: The header of a one-request put that carries the object's attributes (JSON).
 ATTRIBUTES_HEADER = "X-Lamina-Attributes"
 #: Concurrent puts of objects up to this size into one session share batched uploads.
 SHARED_PUT_BYTES = 256 * 1024
-#: One batched upload of concurrent puts carries at most this many objects and about this many
-#: bytes; more waiting go in several, sent at once.
-SHARED_BATCH_OBJECTS = 1000
-SHARED_BATCH_BYTES = 4 * 1024 * 1024
+#: Most objects of one batched upload the SDK sends (the server may take fewer).
+BATCH_OBJECTS = 1000
+#: A batched upload the SDK sends holds about this many bytes at most (objects and headers).
+BATCH_BYTES = 4 * 1024 * 1024
+_HEADER_BYTES = 1024  # what a member's headers add, about
 
 
 class Body:
@@ -121,17 +123,19 @@ class _SmallPut:
     progress: ProgressHook | None
 
 
-def _shared(items: list[_SmallPut], most: int) -> list[list[_SmallPut]]:
-    """``items`` in batches of at most ``most`` objects and about SHARED_BATCH_BYTES bytes."""
-    batches: list[list[_SmallPut]] = [[]]
-    size = 0
+def batches(items: Iterable[T], size: Callable[[T], int], most: int) -> list[list[T]]:
+    """``items``, in order, in batches of at most ``most`` objects and about
+    :data:`BATCH_BYTES` bytes (each object with its headers)."""
+    grouped: list[list[T]] = []
+    held = 0
     for item in items:
-        if batches[-1] and (len(batches[-1]) == most or size + len(item.data) > SHARED_BATCH_BYTES):
-            batches.append([])
-            size = 0
-        batches[-1].append(item)
-        size += len(item.data)
-    return batches
+        weight = size(item) + _HEADER_BYTES
+        if not grouped or len(grouped[-1]) == most or held + weight > BATCH_BYTES:
+            grouped.append([])
+            held = 0
+        grouped[-1].append(item)
+        held += weight
+    return grouped
 
 
 class ObjectWriter:
@@ -211,8 +215,9 @@ class ObjectWriter:
         if len(items) == 1:
             return [self._alone(items[0])]
         batch = (capabilities(self._client)).extensions.batch_upload
-        most = min(SHARED_BATCH_OBJECTS, batch.max_objects) if batch else 1
-        sends = [partial(self._batched, group) for group in _shared(items, most)]
+        most = min(BATCH_OBJECTS, batch.max_objects) if batch else 1
+        groups = batches(items, lambda item: len(item.data), most)
+        sends = [partial(self._batched, group) for group in groups]
         sent = gather_bounded(sends, len(sends))
         return [outcome for outcomes in sent for outcome in outcomes]
 
