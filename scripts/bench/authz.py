@@ -3,8 +3,10 @@ bootstrap admin (OrgAdmin, attached directly), through one real reference server
 
 - ``head()``: sequential ``HEAD .../object`` through Lamina's AsyncClient, in alternating
   blocks after a warm-up; per-call time of each side.
-- 4 KiB puts: the full upload protocol (URL, bytes, finalize) with ``--concurrency`` puts in
-  flight in one session per side, in alternating rounds; objects/s of each side.
+- 4 KiB puts: ``session.objects.put`` with ``--concurrency`` puts in flight in one session
+  per side (one-request puts, the concurrent ones sharing batched uploads: docs/uploads.md), in
+  alternating rounds; objects/s of each side. A batched upload authorizes each of its objects
+  on its own path, so the member's policies are judged once per object.
 
 The member is a user created in the server's data directory (as ``create-user`` does) and
 added to the organization; its default ReadWrite is detached, and what it may do comes only

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lamina_server.authz.actions import Action
@@ -15,6 +15,7 @@ from lamina_server.authz.policy import (
     CompiledPolicy,
     PolicyError,
     PolicyInvalid,
+    PolicySet,
     Target,
     compile_policy,
     evaluate,
@@ -322,3 +323,92 @@ def test_validate_and_compile_agree_on_any_text(text: str) -> None:
             compile_policy(text)
     else:
         compile_policy(text)
+
+
+# Statements a PolicySet gathers each way: prefixes, exact paths, wildcards elsewhere,
+# repository-scoped ones, and no argument at all.
+_FOCUSED = [
+    f"{deny}{action.value}({', '.join(arguments)})"
+    for deny in ("", "Deny ")
+    for action in (Action.GET_OBJECT, Action.PUT_OBJECT)
+    for path in (None, "a*", "ab/*", "a", "ab", "*", "**", "*b", "a*b", "b/*")
+    for repository in (None, "acme/*", "other/b")
+    for arguments in [
+        [
+            f"{name}={_render(value)}"
+            for name, value in (("path", path), ("repository", repository))
+            if value
+        ]
+    ]
+]
+_OBJECT_PATHS = (None, "", "a", "ab", "ab/c", "abb", "b/a", "ba", "x")
+_object_targets = st.builds(
+    Target,
+    st.sampled_from(["acme", "other"]),
+    st.sampled_from(["data", "b"]),
+    st.sampled_from(_OBJECT_PATHS),
+)
+
+
+@settings(max_examples=400)
+@given(
+    st.lists(
+        st.lists(
+            st.sampled_from(_FOCUSED) | _statements(),
+            min_size=1,
+            max_size=4,
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+    st.sampled_from([Action.GET_OBJECT, Action.PUT_OBJECT, Action.LIST_OBJECTS]),
+    st.lists(_object_targets | _targets, min_size=1, max_size=8),
+)
+def test_a_policy_set_decides_as_its_policies_do(
+    texts: list[list[str]], action: Action, targets: list[Target]
+) -> None:
+    policies = [compile_policy("\n".join(lines), name=f"p{i}") for i, lines in enumerate(texts)]
+    every = PolicySet(policies)
+    assert list(every) == policies
+    for target in targets:
+        assert evaluate(every, action, target) == evaluate(policies, action, target)
+
+
+def test_a_policy_set_decides_each_kind_of_statement_as_its_policies_do() -> None:
+    grant = compile_policy("GetObject()\nPutObject()", name="grant")
+    for line in _FOCUSED:
+        policy = compile_policy(line, name="one")
+        for policies in ([policy], [policy, grant], [grant, policy]):
+            every = PolicySet(policies)
+            for action in (Action.GET_OBJECT, Action.PUT_OBJECT):
+                for organization in ("acme", "other"):
+                    for repository in ("data", "b"):
+                        for path in _OBJECT_PATHS:
+                            target = Target(organization, repository, path)
+                            assert evaluate(every, action, target) == evaluate(
+                                policies, action, target
+                            ), (line, target)
+
+
+def test_a_policy_set_reports_the_first_allow_and_any_deny_as_the_plain_list_does() -> None:
+    locked = compile_policy(
+        'GetObject(path="area/*")\nDeny PutObject(path="area/locked/*")', name="p0"
+    )
+    grant = compile_policy("PutObject()\nGetObject()", name="p1")
+    every = PolicySet([locked, grant])
+    verdict = evaluate(every, Action.PUT_OBJECT, _obj("area/locked/x"))
+    assert verdict == evaluate([locked, grant], Action.PUT_OBJECT, _obj("area/locked/x"))
+    assert not verdict.allowed and "p0" in verdict.reason
+    assert evaluate(every, Action.PUT_OBJECT, _obj("area/x")).reason == (
+        "allowed by policy 'p1' line 1"
+    )
+    assert evaluate(every, Action.GET_OBJECT, _obj("area/x")).reason == (
+        "allowed by policy 'p0' line 1"
+    )
+    assert evaluate(PolicySet([locked]), Action.PUT_OBJECT, _obj("b")) == evaluate(
+        [locked], Action.PUT_OBJECT, _obj("b")
+    )
+    exact = compile_policy('Deny PutObject(path="area/x")', name="p2")
+    verdict = evaluate(PolicySet([grant, exact]), Action.PUT_OBJECT, _obj("area/x"))
+    assert verdict == evaluate([grant, exact], Action.PUT_OBJECT, _obj("area/x"))
+    assert not verdict.allowed

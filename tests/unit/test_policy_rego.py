@@ -7,6 +7,7 @@ import pytest
 from lamina_server.authz.actions import Action
 from lamina_server.authz.policy import (
     PolicyInvalid,
+    PolicySet,
     Subject,
     Target,
     compile_policy,
@@ -56,6 +57,22 @@ def test_a_mix_of_rego_and_dsl_deny_wins_either_way() -> None:
     assert not evaluate([rego, dsl], Action.GET_OBJECT, _obj("public/b"), subject=ALICE).allowed
     assert evaluate([rego, dsl], Action.PUT_OBJECT, _obj("x"), subject=ALICE).allowed
     assert not evaluate([dsl, rego], Action.GET_OBJECT, _obj("public/secret/x")).allowed
+
+
+def test_a_policy_set_holding_a_rego_policy_decides_as_the_plain_list() -> None:
+    rego = compile_rego(POLICY, name="cerebral")
+    dsl = compile_policy('Deny GetObject(path="public/b*")\nPutObject()', name="dsl")
+    for policies in ([rego, dsl], [dsl, rego]):
+        every = PolicySet(policies)
+        for action, path in (
+            (Action.GET_OBJECT, "public/b"),
+            (Action.GET_OBJECT, "public/a"),
+            (Action.GET_OBJECT, "public/secret/x"),
+            (Action.PUT_OBJECT, "x"),
+        ):
+            assert evaluate(every, action, _obj(path), subject=ALICE) == evaluate(
+                policies, action, _obj(path), subject=ALICE
+            )
 
 
 def test_a_missing_principal_is_null() -> None:

@@ -13,20 +13,22 @@
 
 This runs on every request, the upload path included, so it costs one query on a warm cache:
 the compiled effective policies of each principal are cached with the access epoch they were
-read at (:mod:`lamina_server.identity.grants`), and reused while the epoch is unchanged. Every
+read at (:mod:`lamina_server.identity.grants`), and reused while the epoch is unchanged. They are
+cached as a :class:`~lamina_server.authz.policy.PolicySet`, which gathers each action's ``Deny``
+statements once, so that a batched upload's objects, each judged on its own path, cost little
+more than one. Every
 change to groups, memberships, policies or attachments bumps the epoch in its own transaction,
 so the next request of any process sees it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from lamina_server.authz.actions import Action
 from lamina_server.authz.builtins import BUILTIN_POLICIES
-from lamina_server.authz.policy import Policy, Target, compile_policy, evaluate
+from lamina_server.authz.policy import Policy, PolicySet, Target, compile_policy, evaluate
 from lamina_server.authz.records import PolicyRecord
 from lamina_server.authz.rego import compile_rego
 from lamina_server.authz.store import AccessStore
@@ -78,7 +80,7 @@ class Authorizer:
         self._identity = identity
         self._store = store
         # (organization id, principal type, principal id) -> (epoch, compiled policies)
-        self._effective: dict[tuple[str, str, str], tuple[int, Sequence[Policy]]] = {}
+        self._effective: dict[tuple[str, str, str], tuple[int, PolicySet]] = {}
         # (policy id, updated at) -> compiled: a policy is compiled once per version
         self._compiled: dict[tuple[str, datetime], Policy] = {}
         # (organization id, user id) -> (epoch, is a member)
@@ -116,9 +118,7 @@ class Authorizer:
             return ALLOWED
         return Decision(False, f"not a member of organization {org.name!r}", conceal=True)
 
-    async def policies_of(
-        self, principal: Principal, org: OrganizationRecord
-    ) -> Sequence[Policy] | None:
+    async def policies_of(self, principal: Principal, org: OrganizationRecord) -> PolicySet | None:
         """The principal's effective policies in ``org`` (None: it is not a member), for
         judging many targets at once."""
         epoch = await self._store.epoch()
@@ -141,7 +141,7 @@ class Authorizer:
 
     async def policies(
         self, org: OrganizationRecord, principal: Principal, epoch: int
-    ) -> Sequence[Policy]:
+    ) -> PolicySet:
         """The principal's compiled effective policies in ``org``, from the cache while the
         access epoch is the one they were read at."""
         key = (org.id, principal.type, principal.id)
@@ -149,7 +149,7 @@ class Authorizer:
         if cached is not None and cached[0] == epoch:
             return cached[1]
         effective = await self._store.effective_policies(org, (principal.type, principal.id))
-        compiled = tuple(self._compile(item.policy) for item in effective)
+        compiled = PolicySet(self._compile(item.policy) for item in effective)
         if len(self._effective) >= _MAX_CACHED:
             self._effective.clear()
         # Stored with the epoch read before the policies: a change that lands in between

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -34,6 +34,7 @@ __all__ = [
     "Policy",
     "PolicyError",
     "PolicyInvalid",
+    "PolicySet",
     "Statement",
     "Subject",
     "Target",
@@ -449,7 +450,7 @@ class CompiledPolicy:
                 break
         for rule in self._allow.get(action, ()):
             if rule.matches(target):
-                allow = f"allowed by policy {self.name!r} line {rule.statement.line}"
+                allow = _allowed_by(self.name, rule)
                 break
         if deny is None and allow is None:
             return None
@@ -470,6 +471,84 @@ def compile_policy(text: str, *, name: str = "") -> CompiledPolicy:
     )
 
 
+def _allowed_by(policy: str, rule: _Rule) -> str:
+    return f"allowed by policy {policy!r} line {rule.statement.line}"
+
+
+def _none_allows(action: Action, target: Target) -> Verdict:
+    return Verdict(False, f"no policy allows {action.value} on {target}")
+
+
+class PolicySet(tuple[Policy, ...]):
+    """A principal's effective policies, for judging many requests (the authorizer caches one
+    per principal): :func:`evaluate` decides with it exactly as with the plain sequence, faster.
+
+    Per action, the ``Deny`` statements of every policy are gathered once: the path prefixes
+    (``path="p/*"``) into one tuple that ``str.startswith`` tests at once, the exact paths into
+    a set, the rest kept as they are. A request none of them matches (almost every request) is
+    then decided by the first allow that matches, in policy order, without visiting each
+    policy; a request a ``Deny`` may match is judged policy by policy, for the exact reason.
+    A set holding a Rego policy is always judged policy by policy."""
+
+    _judges: dict[Action, _Judge | None]
+
+    def __init__(self, policies: Iterable[Policy] = ()) -> None:
+        self._judges = {}
+
+    def judge(self, action: Action) -> _Judge | None:
+        """What decides ``action`` quickly; ``None``: judge it policy by policy."""
+        try:
+            return self._judges[action]
+        except KeyError:
+            compiled = [policy for policy in self if isinstance(policy, CompiledPolicy)]
+            judge = _Judge(compiled, action) if len(compiled) == len(self) else None
+            self._judges[action] = judge
+            return judge
+
+
+class _Judge:
+    """One action's statements across a :class:`PolicySet` (see there)."""
+
+    __slots__ = ("allows", "deny_paths", "deny_prefixes", "deny_rules")
+
+    def __init__(self, policies: Sequence[CompiledPolicy], action: Action) -> None:
+        prefixes: list[str] = []
+        paths: set[str] = set()
+        rules: list[_Rule] = []
+        for policy in policies:
+            for rule in policy._deny.get(action, ()):
+                pattern = rule.statement.path
+                if rule.repository is not None or pattern is None or pattern.strip("*") == "":
+                    rules.append(rule)
+                elif "*" not in pattern:
+                    paths.add(pattern)
+                elif pattern.endswith("*") and "*" not in pattern[:-1]:
+                    prefixes.append(pattern[:-1])
+                else:
+                    rules.append(rule)
+        self.deny_prefixes = tuple(prefixes)
+        self.deny_paths = frozenset(paths)
+        self.deny_rules = tuple(rules)
+        self.allows = tuple(
+            (policy.name, rule) for policy in policies for rule in policy._allow.get(action, ())
+        )
+
+    def may_deny(self, target: Target) -> bool:
+        path = target.path or ""
+        return (
+            (bool(self.deny_prefixes) and path.startswith(self.deny_prefixes))
+            or path in self.deny_paths
+            or any(rule.matches(target) for rule in self.deny_rules)
+        )
+
+    def allow(self, action: Action, target: Target) -> Verdict:
+        """The verdict when no ``Deny`` matches."""
+        for policy, rule in self.allows:
+            if rule.matches(target):
+                return Verdict(True, _allowed_by(policy, rule))
+        return _none_allows(action, target)
+
+
 def evaluate(
     policies: Sequence[Policy],
     action: Action,
@@ -479,7 +558,11 @@ def evaluate(
 ) -> Verdict:
     """Decides one request: refused when any policy's ``Deny`` matches it (whatever the order),
     else allowed when any policy allows it, else refused because none does. ``subject`` is passed
-    to Rego policies as ``input.principal``."""
+    to Rego policies as ``input.principal``. A :class:`PolicySet` decides the same, faster."""
+    if isinstance(policies, PolicySet):
+        judge = policies.judge(action)
+        if judge is not None and not judge.may_deny(target):
+            return judge.allow(action, target)
     allowed: str | None = None
     for policy in policies:
         found = policy.match(action, target, subject)
@@ -491,7 +574,7 @@ def evaluate(
             allowed = found.allow
     if allowed is not None:
         return Verdict(True, allowed)
-    return Verdict(False, f"no policy allows {action.value} on {target}")
+    return _none_allows(action, target)
 
 
 # A path no object can have (object paths never hold NUL): only an allow without a path
