@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from lamina import InvalidArgumentError, _tar
-from lamina_server.api.archive import ArchiveError, members
+from lamina_server.api.archive import ArchiveError, _header, members
 
 pytestmark = pytest.mark.anyio
 
@@ -157,3 +157,51 @@ async def test_malformed_pax_records_and_oversized_headers() -> None:
     with pytest.raises(ArchiveError, match="limit"):
         async for _ in members(_chunks(pax(b"x" * 70_000), 4096), max_header=64 * 1024):
             pass
+
+
+def _headers() -> list[bytes]:
+    """Header blocks of every shape tar tools write, and spoilt ones."""
+    blocks = []
+    names = ["a.txt", "dir/", "x" * 100, "p" * 60 + "/" + "n" * 90, "ünïcode/ß.txt", ""]
+    types = [tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.DIRTYPE, tarfile.SYMTYPE]
+    for tar_format in (tarfile.USTAR_FORMAT, tarfile.GNU_FORMAT, tarfile.PAX_FORMAT):
+        for name in names:
+            for type_ in types:
+                for size in (0, 4096, 8**11 + 5):
+                    info = tarfile.TarInfo(name)
+                    info.type = type_
+                    info.size = size
+                    info.uname = "ünï"
+                    try:
+                        whole = info.tobuf(tar_format, "utf-8", "strict")
+                    except ValueError:  # what ustar cannot hold
+                        continue
+                    blocks += [whole[i : i + 512] for i in range(0, len(whole), 512)]
+    spoilt = []
+    for block in blocks[:40]:
+        spoilt.append(block[:148] + b"0000001\x00" + block[156:])  # a wrong checksum
+        spoilt.append(block[:124] + b"9" * 12 + block[136:])  # a size that is not octal
+        spoilt.append(b"\xff\xfe" + block[2:])  # a name that is not UTF-8
+    signed = []
+    for block in blocks:
+        if any(byte & 0x80 for byte in block):  # the signed checksum some tars write
+            total = sum(b - 256 if b & 0x80 else b for b in block[:148] + block[156:]) + 256
+            signed.append(block[:148] + f"{total & 0o7777777:07o}\x00".encode() + block[156:])
+    return blocks + spoilt + signed
+
+
+def test_a_header_reads_as_tarfile_reads_it() -> None:
+    blocks = _headers()
+    assert len(blocks) > 300
+    read = refused = 0
+    for block in blocks:
+        try:
+            info = tarfile.TarInfo.frombuf(block, "utf-8", "strict")
+        except (tarfile.HeaderError, UnicodeDecodeError):
+            with pytest.raises(ValueError):
+                _header(block)
+            refused += 1
+            continue
+        assert _header(block) == (info.name, info.size, info.type), block[:100]
+        read += 1
+    assert read > 200 and refused >= 120

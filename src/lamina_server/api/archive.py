@@ -17,8 +17,10 @@ ends between members). Anything else that cannot be read raises :class:`ArchiveE
 from __future__ import annotations
 
 import tarfile
+import zlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 BLOCK = 512
 ATTRIBUTES_RECORD = "LAMINA.attributes"
@@ -127,6 +129,60 @@ def _padding(size: int) -> int:
     return -size % BLOCK
 
 
+class _Header(NamedTuple):
+    name: str
+    size: int
+    type: bytes
+
+
+def _header(block: bytes) -> _Header:
+    """The name, size and typeflag of a 512-byte tar header, read as :mod:`tarfile` reads them
+    (``TarInfo.frombuf``: the checksum, signed or unsigned; a ustar name prefix; a directory
+    written as a regular file with a trailing ``/``), without the fields nothing here uses:
+    ``frombuf`` costs 27 µs a header, a third of what the server spends on a small object.
+    :class:`ValueError` if it is not a header."""
+    checksum = _number(block[148:156])
+    unsigned = _byte_sum(block) - sum(block[148:156]) + 8 * 0x20
+    if checksum != unsigned:
+        high = sum(1 for byte in block[:148] if byte & 0x80)
+        high += sum(1 for byte in block[156:] if byte & 0x80)
+        if checksum != unsigned - 0x100 * high:
+            raise ValueError("bad checksum")
+    size = _number(block[124:136])
+    if size < 0:
+        raise ValueError("a negative size")
+    name = _text(block[0:100])
+    typeflag = block[156:157]
+    if typeflag == tarfile.AREGTYPE and name.endswith("/"):
+        typeflag = tarfile.DIRTYPE
+    if typeflag == tarfile.DIRTYPE:
+        name = name.rstrip("/")
+    prefix = _text(block[345:500])
+    if prefix and typeflag not in tarfile.GNU_TYPES:
+        name = f"{prefix}/{name}"
+    return _Header(name, size, typeflag)
+
+
+def _byte_sum(block: bytes) -> int:
+    """The sum of a block's bytes, in C: the low 16 bits of ``zlib.adler32`` are 1 + the sum
+    of the bytes modulo 65521, exact for 256 bytes (at most 65,280), so in two halves."""
+    return (zlib.adler32(block[:256]) & 0xFFFF) + (zlib.adler32(block[256:]) & 0xFFFF) - 2
+
+
+def _text(field: bytes) -> str:
+    end = field.find(0)
+    return (field if end < 0 else field[:end]).decode("utf-8")
+
+
+def _number(field: bytes) -> int:
+    """An octal field, or a base-256 one (a first byte of 0x80, or 0xff: negative)."""
+    if field[0] in (0x80, 0xFF):
+        value = int.from_bytes(field[1:], "big")
+        return value - 256 ** (len(field) - 1) if field[0] == 0xFF else value
+    end = field.find(0)
+    return int((field if end < 0 else field[:end]).decode("ascii").strip() or "0", 8)
+
+
 async def members(chunks: AsyncIterator[bytes], *, max_header: int) -> AsyncIterator[Member]:
     """The members of the tar archive ``chunks`` carries, in order; each must be read or
     skipped before the next is asked for. ``max_header``: the most bytes a pax extended
@@ -145,8 +201,8 @@ async def members(chunks: AsyncIterator[bytes], *, max_header: int) -> AsyncIter
                 raise ArchiveError("the archive ends after a header, before its member")
             return
         try:
-            info = tarfile.TarInfo.frombuf(header, "utf-8", "strict")
-        except (tarfile.HeaderError, UnicodeDecodeError) as exc:
+            info = _header(header)
+        except ValueError as exc:  # UnicodeDecodeError included
             raise ArchiveError(f"bad tar header at byte {stream.offset - BLOCK}: {exc}") from None
         if info.type in _HEADER_TYPES:
             if info.size > max_header:
