@@ -416,6 +416,47 @@ def test_path_scoped_rights_are_judged_per_object(api: httpx.Client, member: Mem
 
 
 @local_only
+def test_a_deny_refuses_its_objects_of_a_batch_with_its_own_reason(
+    api: httpx.Client, member: Member
+) -> None:
+    """A batch's objects are judged one by one against the member's cached policies: a
+    prefix ``Deny`` and an exact-path one refuse the objects they match, each naming itself,
+    and the objects next to them (a longer path, a shared start) are allowed."""
+    _policy_only(
+        api,
+        member,
+        "CreateSession()\nListObjects()\nPutObject()\n"
+        'Deny PutObject(path="private/*")\nDeny PutObject(path="locked.txt")\n',
+    )
+    repo, sid = member.repo.repository, member.repo.session()
+    refused = put_batch(
+        member.client,
+        repo,
+        sid,
+        ("public/a", b"x", None),
+        ("private/a", b"y", None),
+        ("locked.txt", b"z", None),
+    )
+    assert batch_failures(refused, 403) == {
+        "private/a": (403, "forbidden"),
+        "locked.txt": (403, "forbidden"),
+    }
+    reasons = {item["path"]: item["message"] for item in refused.json()["failed"]}
+    assert 'line 4: Deny PutObject(path="private/*")' in reasons["private/a"]
+    assert 'line 5: Deny PutObject(path="locked.txt")' in reasons["locked.txt"]
+    allowed = put_batch(
+        member.client,
+        repo,
+        sid,
+        ("public/a", b"x", None),
+        ("privately", b"y", None),
+        ("locked.txt.bak", b"z", None),
+    )
+    assert allowed.status_code == 201, allowed.text
+    assert sorted(staged(api, repo, sid)) == ["locked.txt.bak", "privately", "public/a"]
+
+
+@local_only
 def test_another_organization_learns_nothing(
     api: httpx.Client, local_server: LocalServer, member: Member, unique_name: Callable[..., str]
 ) -> None:

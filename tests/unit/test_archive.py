@@ -127,6 +127,15 @@ async def test_an_archive_may_end_without_its_zero_blocks() -> None:
     assert await read_all(b"") == []
 
 
+def _negative_size() -> bytes:
+    """A member whose size is a negative base-256 number (its checksum right)."""
+    header = bytearray(_tar.member("a", b"")[:512])
+    header[124:136] = b"\xff" * 12
+    header[148:156] = b" " * 8
+    header[148:156] = f"{sum(header):06o}\x00 ".encode()
+    return bytes(header) + bytes(1024)
+
+
 @pytest.mark.parametrize(
     ("body", "problem"),
     [
@@ -135,6 +144,7 @@ async def test_an_archive_may_end_without_its_zero_blocks() -> None:
         (_tar.member("a", b"x" * 600)[: 512 + 610], "padding"),
         (_tar.member("a", b"x")[:300], "inside a header"),
         (_tar.member("nul\x00", b"", None)[:1024] + bytes(1024), "before its member"),
+        (_negative_size(), "negative size"),
     ],
 )
 async def test_what_cannot_be_read(body: bytes, problem: str) -> None:

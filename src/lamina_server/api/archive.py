@@ -140,7 +140,8 @@ def _header(block: bytes) -> _Header:
     (``TarInfo.frombuf``: the checksum, signed or unsigned; a ustar name prefix; a directory
     written as a regular file with a trailing ``/``), without the fields nothing here uses:
     ``frombuf`` costs 27 µs a header, a third of what the server spends on a small object.
-    :class:`ValueError` if it is not a header."""
+    :class:`ValueError` if it is not a header, or if it says a negative size (which
+    ``frombuf`` would take)."""
     checksum = _number(block[148:156])
     unsigned = _byte_sum(block) - sum(block[148:156]) + 8 * 0x20
     if checksum != unsigned:
