@@ -51,6 +51,11 @@ MAX_HEAD = 64 * 1024  # the most an answer's status line and headers may take
 _PIPE_SIZE = 1024 * 1024
 _F_SETPIPE_SZ = 1031  # fcntl: a pipe's capacity (Linux)
 _CHECK_EVERY = 1.0  # seconds between a waiting relay's looks at whether it was stopped
+#: A client whose round trip is at most this many microseconds (the same host, a LAN) is sent
+#: a relay through a send buffer of NEAR_SEND_BUFFER bytes (see :func:`_fit_send_buffer`).
+NEAR_RTT_US = 200
+NEAR_SEND_BUFFER = 256 * 1024
+_TCP_INFO_RTT = slice(68, 72)  # struct tcp_info's tcpi_rtt (microseconds), native u32
 
 AVAILABLE = sys.platform == "linux" and hasattr(os, "splice")
 _slots = threading.BoundedSemaphore(SLOTS)
@@ -303,6 +308,7 @@ async def _relay(cycle: Any, transport: asyncio.Transport, body: SocketBody) -> 
         raise RuntimeError("a spliced body ends a response started with its Content-Length")
     while transport.get_write_buffer_size():  # the head uvicorn wrote goes first
         await asyncio.sleep(0.001)
+    _fit_send_buffer(transport.get_extra_info("socket"))
     stopped = threading.Event()
     body.relaying = True
     relayed = asyncio.get_running_loop().run_in_executor(
@@ -321,6 +327,28 @@ async def _relay(cycle: Any, transport: asyncio.Transport, body: SocketBody) -> 
         cycle.disconnected = True
         return
     cycle.expected_content_length = 0
+
+
+def _fit_send_buffer(sock: Any) -> None:
+    """Gives a near client's connection (:data:`NEAR_RTT_US`) a fixed send buffer of
+    :data:`NEAR_SEND_BUFFER` bytes.
+
+    Linux grows a connection's send buffer with its congestion window, to megabytes on a
+    short path that never loses a packet. A relay then queues megabytes for the client at a
+    time: the bytes wait past the CPU caches before the client copies them, and the client's
+    own acknowledgements send the rest, so the client pays for both (``gateway.py``: 0.26-0.29
+    s of the client's CPU per GiB against 0.21 with this buffer, the server's 0.23 against
+    0.20). A round trip that short needs far less in flight: 256 KiB covers 10 Gbit/s at
+    200 us. A farther client keeps the kernel's tuning, which its longer round trip needs.
+    The buffer stays fixed for the rest of the connection (Linux cannot hand it back to its
+    tuning), which the same short round trip makes harmless."""
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCP_INFO_RTT.stop)
+        rtt = int.from_bytes(info[_TCP_INFO_RTT], sys.byteorder)
+        if 0 < rtt <= NEAR_RTT_US:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, NEAR_SEND_BUFFER)
+    except OSError:  # not a TCP connection: the kernel's buffers as they are
+        pass
 
 
 class SplicedResponse(Response):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import threading
 from collections.abc import Iterator
 
@@ -146,3 +147,43 @@ async def test_https_and_unreachable_sources_are_declined() -> None:
         port = unused.getsockname()[1]
     assert await splicing.open_body(f"http://127.0.0.1:{port}/b/k", 0, 10) is None
     assert splicing._slots._value == splicing.SLOTS  # type: ignore[attr-defined]
+
+
+def test_a_near_client_is_relayed_through_a_small_send_buffer() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        client = socket.create_connection(listener.getsockname())
+        served, _ = listener.accept()
+        with client, served:
+            grown = served.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
+            splicing._fit_send_buffer(served)
+            fitted = served.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
+    assert fitted == 2 * splicing.NEAR_SEND_BUFFER  # Linux doubles what it is given
+    assert fitted != grown
+
+
+class _FarConnection:
+    """A TCP connection's options as the kernel reports them for a client 20 ms away."""
+
+    def __init__(self) -> None:
+        self.set: list[tuple[int, int, int]] = []
+
+    def getsockopt(self, level: int, option: int, size: int) -> bytes:
+        assert (level, option) == (socket.IPPROTO_TCP, socket.TCP_INFO)
+        info = bytearray(size)
+        info[splicing._TCP_INFO_RTT] = (20_000).to_bytes(4, sys.byteorder)
+        return bytes(info)
+
+    def setsockopt(self, level: int, option: int, value: int) -> None:
+        self.set.append((level, option, value))
+
+
+def test_a_far_client_and_a_socket_that_is_not_tcp_keep_the_kernels_buffers(
+    pipes: tuple[socket.socket, ...],
+) -> None:
+    far = _FarConnection()
+    splicing._fit_send_buffer(far)
+    assert far.set == []
+    sink = pipes[2]
+    before = sink.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
+    splicing._fit_send_buffer(sink)  # a Unix socket has no TCP_INFO
+    assert sink.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) == before
