@@ -51,11 +51,14 @@ MAX_HEAD = 64 * 1024  # the most an answer's status line and headers may take
 _PIPE_SIZE = 1024 * 1024
 _F_SETPIPE_SZ = 1031  # fcntl: a pipe's capacity (Linux)
 _CHECK_EVERY = 1.0  # seconds between a waiting relay's looks at whether it was stopped
-#: A client whose round trip is at most this many microseconds (the same host, a LAN) is sent
-#: a relay through a send buffer of NEAR_SEND_BUFFER bytes (see :func:`_fit_send_buffer`).
+#: A client whose shortest round trip is at most this many microseconds (the same host, a
+#: LAN) is sent a relay through a send buffer of NEAR_SEND_BUFFER bytes (:func:`_fit_send_buffer`).
 NEAR_RTT_US = 200
 NEAR_SEND_BUFFER = 256 * 1024
-_TCP_INFO_RTT = slice(68, 72)  # struct tcp_info's tcpi_rtt (microseconds), native u32
+# struct tcp_info's tcpi_min_rtt and, for kernels older than 4.9 that lack it, tcpi_rtt
+# (microseconds, native u32s)
+_TCP_INFO_MIN_RTT = slice(148, 152)
+_TCP_INFO_RTT = slice(68, 72)
 
 AVAILABLE = sys.platform == "linux" and hasattr(os, "splice")
 _slots = threading.BoundedSemaphore(SLOTS)
@@ -341,10 +344,14 @@ def _fit_send_buffer(sock: Any) -> None:
     0.20). A round trip that short needs far less in flight: 256 KiB covers 10 Gbit/s at
     200 us. A farther client keeps the kernel's tuning, which its longer round trip needs.
     The buffer stays fixed for the rest of the connection (Linux cannot hand it back to its
-    tuning), which the same short round trip makes harmless."""
+    tuning), which the same short round trip makes harmless.
+
+    The round trip is the connection's shortest (``tcpi_min_rtt``): the smoothed one counts the
+    time bytes wait in queues, milliseconds on loopback while a transfer fills them."""
     try:
-        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCP_INFO_RTT.stop)
-        rtt = int.from_bytes(info[_TCP_INFO_RTT], sys.byteorder)
+        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCP_INFO_MIN_RTT.stop)
+        field = _TCP_INFO_MIN_RTT if len(info) >= _TCP_INFO_MIN_RTT.stop else _TCP_INFO_RTT
+        rtt = int.from_bytes(info[field], sys.byteorder)
         if 0 < rtt <= NEAR_RTT_US:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, NEAR_SEND_BUFFER)
     except OSError:  # not a TCP connection: the kernel's buffers as they are

@@ -161,28 +161,50 @@ def test_a_near_client_is_relayed_through_a_small_send_buffer() -> None:
     assert fitted != grown
 
 
-class _FarConnection:
-    """A TCP connection's options as the kernel reports them for a client 20 ms away."""
+class _Connection:
+    """A TCP connection's options as the kernel reports them: its shortest and its smoothed
+    round trip (microseconds); ``min_rtt=None`` as a kernel older than 4.9 reports them."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, min_rtt: int | None, rtt: int) -> None:
+        self.min_rtt = min_rtt
+        self.rtt = rtt
         self.set: list[tuple[int, int, int]] = []
 
     def getsockopt(self, level: int, option: int, size: int) -> bytes:
         assert (level, option) == (socket.IPPROTO_TCP, socket.TCP_INFO)
-        info = bytearray(size)
-        info[splicing._TCP_INFO_RTT] = (20_000).to_bytes(4, sys.byteorder)
+        info = bytearray(size if self.min_rtt is not None else 104)
+        info[splicing._TCP_INFO_RTT] = self.rtt.to_bytes(4, sys.byteorder)
+        if self.min_rtt is not None:
+            info[splicing._TCP_INFO_MIN_RTT] = self.min_rtt.to_bytes(4, sys.byteorder)
         return bytes(info)
 
     def setsockopt(self, level: int, option: int, value: int) -> None:
         self.set.append((level, option, value))
 
 
-def test_a_far_client_and_a_socket_that_is_not_tcp_keep_the_kernels_buffers(
+FITTED = [(socket.SOL_SOCKET, socket.SO_SNDBUF, splicing.NEAR_SEND_BUFFER)]
+
+
+@pytest.mark.parametrize(
+    ("connection", "expected"),
+    [
+        # on loopback, mid-transfer: queued bytes make the smoothed round trip milliseconds
+        (_Connection(min_rtt=16, rtt=5_266), FITTED),
+        (_Connection(min_rtt=20_000, rtt=20_000), []),  # a client 20 ms away
+        (_Connection(min_rtt=None, rtt=50), FITTED),  # an older kernel: the smoothed one
+        (_Connection(min_rtt=None, rtt=20_000), []),
+    ],
+)
+def test_the_shortest_round_trip_says_how_near_a_client_is(
+    connection: _Connection, expected: list[tuple[int, int, int]]
+) -> None:
+    splicing._fit_send_buffer(connection)
+    assert connection.set == expected
+
+
+def test_a_socket_that_is_not_tcp_keeps_the_kernels_buffers(
     pipes: tuple[socket.socket, ...],
 ) -> None:
-    far = _FarConnection()
-    splicing._fit_send_buffer(far)
-    assert far.set == []
     sink = pipes[2]
     before = sink.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
     splicing._fit_send_buffer(sink)  # a Unix socket has no TCP_INFO
