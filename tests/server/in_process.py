@@ -1,6 +1,6 @@
 """The real app served under uvicorn on a loopback socket in this process: for the few tests
-that must reach into the app (add a failing route, swap a service) while talking to it over a
-real socket."""
+that must reach into the app (add a failing route, swap a service) or into the server's side
+of a connection while talking to it over a real socket."""
 
 from __future__ import annotations
 
@@ -8,20 +8,20 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import uvicorn
-from fastapi import FastAPI
 
 from lamina.testing import _free_port
 
 
 @contextmanager
-def serving(app: FastAPI) -> Iterator[int]:
-    """Serves ``app`` (its lifespan included) until the block ends; yields the port."""
+def serving(app: Any, **options: Any) -> Iterator[int]:
+    """Serves ``app`` (its lifespan included) until the block ends; yields the port.
+    ``options`` are more of ``uvicorn.Config``'s (``http=``: the server's own protocol)."""
     port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
+    settings: dict[str, Any] = {"log_level": "warning", "lifespan": "on", **options}
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, **settings))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

@@ -8,11 +8,16 @@ import socket
 import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from lamina_server import splicing
+from lamina_server.config import ServerConfig
+from lamina_server.serving import limited_protocol
 from lamina_server.splicing import RelayError, SocketBody
+from tests.server.in_process import serving
 
 pytestmark = [
     pytest.mark.skipif(not splicing.AVAILABLE, reason="splice(2) is Linux's"),
@@ -209,3 +214,52 @@ def test_a_socket_that_is_not_tcp_keeps_the_kernels_buffers(
     before = sink.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
     splicing._fit_send_buffer(sink)  # a Unix socket has no TCP_INFO
     assert sink.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) == before
+
+
+def _socket_at(local: tuple[str, int], peer: tuple[str, int]) -> socket.socket:
+    """This process's own socket whose ends are ``local`` and ``peer`` (a duplicate)."""
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            sock = socket.socket(fileno=os.dup(int(name)))
+        except OSError:
+            continue
+        try:
+            if sock.getsockname() == local and sock.getpeername() == peer:
+                return sock
+        except OSError:
+            pass
+        sock.close()
+    raise AssertionError(f"no socket from {local} to {peer}")
+
+
+def test_the_servers_protocol_relays_a_body_to_a_near_client_through_a_small_buffer(
+    tmp_path: Path,
+) -> None:
+    """The server's own HTTP protocol offers the relay to a GET, and a relayed answer reaches
+    a loopback client whole, through the fixed send buffer."""
+    data = os.urandom(3 * 1024 * 1024 + 5)
+    url, _ = _serve_once(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(data) + data)
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        body = await splicing.open_body(url, 0, len(data))
+        assert body is not None
+        response = splicing.SplicedResponse(body, 200, {"content-length": str(len(data))})
+        await response(scope, receive, send)
+
+    protocol = limited_protocol(ServerConfig(data_dir=tmp_path, config_path=None))
+    with serving(app, http=protocol, lifespan="off") as port:
+        client = socket.create_connection(("127.0.0.1", port))
+        with client:
+            client.sendall(b"GET /blob HTTP/1.1\r\nHost: test\r\n\r\n")
+            received = b""
+            while b"\r\n\r\n" not in received:
+                received += client.recv(65536)
+            head, _, body = received.partition(b"\r\n\r\n")
+            while len(body) < len(data):
+                body += client.recv(1 << 20)
+            served = _socket_at(client.getpeername(), client.getsockname())
+            with served:
+                sndbuf = served.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
+    assert head.startswith(b"HTTP/1.1 200")
+    assert body == data
+    assert sndbuf == 2 * splicing.NEAR_SEND_BUFFER  # Linux doubles what it is given
