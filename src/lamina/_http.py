@@ -129,11 +129,11 @@ class Prepared:
 
 class Reply:
     """An answer as the client's retry loop sees it: status and headers (a case-insensitive
-    mapping), and either the ``httpx.Response`` it came as, or (from the aiohttp pool
-    directly) the raw headers, the read body and the request, from which
+    mapping), and either the ``httpx.Response`` it came as, or (from the exchange pool,
+    :mod:`lamina._exchange`) the raw headers, the read body and the request, from which
     :meth:`httpx_response` builds one only if it is asked for."""
 
-    __slots__ = ("_content", "_prepared", "_raw_headers", "headers", "response", "status_code")
+    __slots__ = ("_content", "_prepared", "headers", "raw_headers", "response", "status_code")
 
     def __init__(
         self,
@@ -145,7 +145,7 @@ class Reply:
     ) -> None:
         self.status_code = status_code
         self.headers = headers
-        self._raw_headers = raw_headers
+        self.raw_headers = raw_headers
         self._content = content
         self._prepared = prepared
         self.response: httpx.Response | None = None
@@ -172,7 +172,7 @@ class Reply:
         if self.response is None:
             request = self._prepared.request()
             self.response = read_response(
-                self.status_code, self._raw_headers, self._content, request, True
+                self.status_code, self.raw_headers, self._content, request, True
             )
         return self.response
 

@@ -1,4 +1,4 @@
-"""The connection pool behind a client, and how a client sends through it: hand-written
+"""The connection pools behind a client, and how a client sends through them: hand-written
 async/blocking pairs.
 
 :class:`AsyncWire` (generated twin: :class:`Wire`) sends a client's prepared requests: through
@@ -8,9 +8,10 @@ On asyncio that pool is :class:`AiohttpTransport`, an ``httpx`` transport over o
 session: httpx stays the interface (requests, responses, timeouts, errors are httpx's), aiohttp
 moves the bytes, several times faster than httpx's own async pool under concurrency. A request
 whose body is in memory and whose answer is read whole (most API calls) skips the httpx
-objects on that pool: :meth:`AiohttpTransport.exchange` takes the prepared request and
-answers with a :class:`~lamina._http.Reply` over aiohttp's own headers, and the client builds
-an ``httpx.Response`` only when one is asked for. On any other event loop (trio) the pool is
+objects and aiohttp: :meth:`AiohttpTransport.exchange` sends the prepared request through the
+transport's :class:`~lamina._exchange.ExchangePool` (HTTP/1.1 on keep-alive connections of its
+own) and answers with a :class:`~lamina._http.Reply` over the parsed headers, and the client
+builds an ``httpx.Response`` only when one is asked for. On any other event loop (trio) the pool is
 ``httpx.AsyncHTTPTransport``. Neither reads proxy settings from the environment; pass
 ``http_client=`` for proxies or custom TLS.
 """
@@ -28,9 +29,9 @@ import sniffio
 from yarl import URL
 
 from lamina._errors import LaminaError
+from lamina._exchange import ExchangePool
 from lamina._http import Prepared, Reply
 from lamina._httpx_compat import read_response
-from lamina._urls import Target
 
 __all__ = [
     "AiohttpTransport",
@@ -184,6 +185,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     def __init__(self, *, max_connections: int = 100) -> None:
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
+        self._exchanges: ExchangePool | None = None
         self._timeouts: dict[tuple[float | None, ...], aiohttp.ClientTimeout] = {}
         # timeout extensions seen (kept, so that their ids stay theirs) and their aiohttp
         # form: most requests pass one of a few, looked up by identity
@@ -240,27 +242,21 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         )
 
     async def exchange(self, prepared: Prepared) -> Reply:
-        """Send ``prepared`` (its body in memory, or none) and read the whole answer."""
-        try:
-            response = await self._request(
-                prepared.method,
-                _aiohttp_url(prepared.target),
-                prepared.headers,
-                prepared.content or None,
-                self._timeout(prepared.timeout),
+        """Send ``prepared`` (its body in memory, or none) and read the whole answer, through
+        the transport's :class:`~lamina._exchange.ExchangePool`."""
+        pool = self._exchanges
+        if pool is None:
+            pool = self._exchanges = ExchangePool(
+                max_connections=self._max_connections, keepalive_expiry=KEEPALIVE_EXPIRY
             )
-            try:
-                body = await response.read()
-            finally:
-                response.release()
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-            raise _httpx_error(exc) from exc
-        if "Content-Encoding" in response.headers:  # httpx decodes it
-            request = prepared.request()
+        reply = await pool.exchange(prepared)
+        if "Content-Encoding" in reply.headers:  # httpx decodes it
             return Reply.of(
-                read_response(response.status, response.raw_headers, body, request, False)
+                read_response(
+                    reply.status_code, reply.raw_headers, reply.content, prepared.request(), False
+                )
             )
-        return Reply(response.status, response.headers, response.raw_headers, body, prepared)
+        return reply
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         headers = _header_items(request.headers)
@@ -293,6 +289,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         return read_response(response.status, response.raw_headers, body, request, decoded)
 
     async def aclose(self) -> None:
+        exchanges, self._exchanges = self._exchanges, None
+        if exchanges is not None:
+            await exchanges.aclose()
         session, self._session = self._session, None
         if session is not None:
             await session.close()
@@ -312,20 +311,6 @@ class _ResponseStream(httpx.AsyncByteStream):
 
     async def aclose(self) -> None:
         self._response.release()
-
-
-def _aiohttp_url(target: Target) -> URL:
-    """The target as yarl's URL: built from its parts when it has them (no parsing)."""
-    if target.path is None or target.query == "":
-        return URL(target.text, encoded=True)
-    origin = target.origin
-    return URL.build(
-        scheme=origin.scheme,
-        authority=origin.authority,
-        path=target.path,
-        query_string=target.query or "",
-        encoded=True,
-    )
 
 
 def _header_items(headers: httpx.Headers) -> list[tuple[str, str]]:

@@ -19,12 +19,10 @@ import anyio
 import httpx
 import pytest
 import sniffio
-from yarl import URL
 
 import lamina
 from lamina import _transport
 from lamina._transport import AiohttpTransport, create_async_transport
-from lamina._urls import ApiUrls
 
 
 class _Sleeps:
@@ -217,30 +215,6 @@ async def test_bodies_read_at_once_are_decoded_as_httpx_decodes_them(body_server
         assert response.is_stream_consumed and response.is_closed
         assert response.num_bytes_downloaded == int(response.headers["content-length"])
         assert [chunk async for chunk in response.aiter_bytes()] == [response.content]
-
-
-@pytest.mark.parametrize(
-    "url",
-    [
-        "/organizations/acme/repositories/r/object?session_id=s-1&path=a%2Fb+c.txt",
-        "/organizations",
-        "http://127.0.0.1:8710/api/v1/blobs/upload?token=eyJrIjoiYiJ9.c2ln-_",
-        "https://Blobs.Example:443/bucket/key%20one?X-Amz-Signature=ab12",
-        "http://user:pw@h.test:9/a?q",
-        "http://h.test/a?",
-        "http://h.test/a b?x=1",
-        "/with space",
-    ],
-)
-def test_aiohttp_urls_are_built_as_aiohttp_would_parse_them(url: str) -> None:
-    target = ApiUrls("http://127.0.0.1:8710/api/v1").build(url)
-    built = _transport._aiohttp_url(target)
-    parsed = URL(target.text, encoded=True)
-    assert built == parsed and str(built) == str(parsed)
-    assert (built.raw_path_qs, built.host_port_subcomponent) == (
-        parsed.raw_path_qs,
-        parsed.host_port_subcomponent,
-    )
 
 
 @pytest.mark.anyio

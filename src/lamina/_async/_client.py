@@ -1,4 +1,4 @@
-"""The client: configuration, one connection pool, auth, retries and error mapping."""
+"""The client: configuration, its connection pools, auth, retries and error mapping."""
 
 from __future__ import annotations
 
@@ -81,7 +81,8 @@ class AsyncClient:
     - ``http_client``: an ``httpx`` client to send requests with, used as-is and never closed by
       this client (for proxies, custom TLS, or test transports).
     - ``default_headers``: headers added to every request.
-    - ``max_concurrency``: size of the connection pool, and of :attr:`limiter`, which bounds the
+    - ``max_concurrency``: size of each connection pool (on asyncio, one for API calls and one
+      for streamed transfers), and of :attr:`limiter`, which bounds the
       uploads whose bodies are read as they are sent (large objects' parts), so the bytes that
       bulk transfers keep in flight.
     - ``default_sandbox_image``: the image of sandboxes created without one (``repo.shell()``,
@@ -91,8 +92,8 @@ class AsyncClient:
       (one-request puts of small objects, batched uploads: docs/uploads.md); ``False`` keeps
       to the contract's three-request uploads.
 
-    The connection pool opens on the first request; close it with ``aclose()`` or by using the
-    client as a context manager.
+    The connection pools open on the first request; close them with ``aclose()`` or by using
+    the client as a context manager.
     """
 
     def __init__(
@@ -430,7 +431,7 @@ class AsyncClient:
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def aclose(self) -> None:
-        """Close the connection pool (an injected ``http_client`` is left open)."""
+        """Close the connection pools (an injected ``http_client`` is left open)."""
         await self._wire.aclose()
 
     async def __aenter__(self) -> AsyncClient:
