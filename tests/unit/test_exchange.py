@@ -176,6 +176,16 @@ def _ok(body: bytes, *headers: str) -> bytes:
     return f"HTTP/1.1 200 OK\r\n{head}\r\n".encode() + body
 
 
+def _replying(answer: bytes, *, keep_open: bool = True) -> Respond:
+    """A server's answer to every request: ``answer``, then the connection kept or closed."""
+
+    def respond(sock: socket.socket, request: _Request) -> bool:
+        sock.sendall(answer)
+        return keep_open
+
+    return respond
+
+
 def _bytewise(sock: socket.socket, data: bytes) -> None:
     for index in range(len(data)):
         sock.sendall(data[index : index + 1])
@@ -640,11 +650,7 @@ async def test_malformed_answer_is_a_remote_protocol_error(
 ) -> None:
     answer, keep_open = _MALFORMED[case]
 
-    def respond(sock: socket.socket, request: _Request) -> bool:
-        sock.sendall(answer)
-        return keep_open
-
-    server = serve(respond)
+    server = serve(_replying(answer, keep_open=keep_open))
     async with _client(server, timeout=2.0) as client:
         started = time.monotonic()
         with pytest.raises(lamina.TransportError) as caught:
@@ -658,11 +664,9 @@ async def test_malformed_answer_is_a_remote_protocol_error(
 async def test_identical_duplicate_content_lengths_are_accepted(
     serve: Callable[[Respond], _Server],
 ) -> None:
-    def respond(sock: socket.socket, request: _Request) -> bool:
-        sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok")
-        return True
-
-    server = serve(respond)
+    server = serve(
+        _replying(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok")
+    )
     async with _client(server) as client:
         assert (await client.get("/x")).content == b"ok"
 
@@ -671,11 +675,7 @@ async def test_identical_duplicate_content_lengths_are_accepted(
 async def test_header_block_past_its_limit_is_a_remote_protocol_error(
     serve: Callable[[Respond], _Server],
 ) -> None:
-    def respond(sock: socket.socket, request: _Request) -> bool:
-        sock.sendall(b"HTTP/1.1 200 OK\r\n" + b"X-Filler: " + b"a" * 300_000)
-        return True
-
-    server = serve(respond)
+    server = serve(_replying(b"HTTP/1.1 200 OK\r\n" + b"X-Filler: " + b"a" * 300_000))
     async with _client(server, timeout=2.0) as client:
         started = time.monotonic()
         with pytest.raises(lamina.TransportError) as caught:
@@ -697,11 +697,7 @@ async def test_header_block_past_its_limit_is_a_remote_protocol_error(
 async def test_close_mid_body_is_a_read_error(
     serve: Callable[[Respond], _Server], answer: bytes
 ) -> None:
-    def respond(sock: socket.socket, request: _Request) -> bool:
-        sock.sendall(answer)
-        return False
-
-    server = serve(respond)
+    server = serve(_replying(answer, keep_open=False))
     async with _client(server) as client:
         with pytest.raises(lamina.TransportError) as caught:
             await client.get("/x")
@@ -770,11 +766,7 @@ async def test_read_timeout_is_between_reads_not_for_the_whole_answer(
 async def test_header_with_a_line_break_or_nul_is_refused_and_nothing_is_sent(
     serve: Callable[[Respond], _Server], headers: dict[str, str]
 ) -> None:
-    def respond(sock: socket.socket, request: _Request) -> bool:
-        sock.sendall(_ok(b"fine"))
-        return True
-
-    server = serve(respond)
+    server = serve(_replying(_ok(b"fine")))
     async with _client(server) as client:
         with pytest.raises(lamina.InvalidArgumentError):
             await client.get("/x", headers=headers)
@@ -1086,11 +1078,9 @@ async def test_gzip_answer_is_decoded(serve: Callable[[Respond], _Server], frami
 async def test_non_ascii_answer_header_reads_as_httpx_reads_it(
     serve: Callable[[Respond], _Server], value: bytes
 ) -> None:
-    def respond(sock: socket.socket, request: _Request) -> bool:
-        sock.sendall(b"HTTP/1.1 200 OK\r\nX-Name: " + value + b"\r\nContent-Length: 2\r\n\r\nok")
-        return True
-
-    server = serve(respond)
+    server = serve(
+        _replying(b"HTTP/1.1 200 OK\r\nX-Name: " + value + b"\r\nContent-Length: 2\r\n\r\nok")
+    )
     expected = httpx.Response(200, headers=[(b"X-Name", value)]).headers["x-name"]
     async with _client(server) as client:
         response = await client.get("/x")
