@@ -9,18 +9,27 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import ipaddress
 import json
 import socket
 import socketserver
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import anyio
 import httpx
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 import lamina
 from lamina import _transport
@@ -1106,6 +1115,97 @@ async def test_error_answer_with_a_non_ascii_header_is_its_api_error(
             await client.request_json("GET", "/x")
     assert caught.value.status_code == 404
     assert "no such thing" in str(caught.value)
+
+
+# -- TLS ---------------------------------------------------------------------------------
+
+
+def _self_signed(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 signed by its own key, and the key, as PEM files."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "lamina-test")])
+    now = datetime.now(timezone.utc)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(hours=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+class _TlsHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        body = json.dumps({"path": self.path}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """An https server on loopback with a self-signed certificate: (its URL, the certificate)."""
+    cert_path, key_path = _self_signed(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_path, key_path)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _TlsHandler)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"https://127.0.0.1:{server.server_address[1]}", cert_path
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.anyio
+async def test_https_answers_over_a_verified_connection(
+    tls_server: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    endpoint, cert_path = tls_server
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert_path))  # the system's trust, here this one
+    async with lamina.AsyncClient(api_key="k", endpoint_url=endpoint, max_retries=0) as client:
+        assert await client.request_json("GET", "/x?a=1") == {"path": "/api/v1/x?a=1"}
+        assert await client.request_json("GET", "/y") == {"path": "/api/v1/y"}
+
+
+@pytest.mark.anyio
+async def test_https_to_a_certificate_nobody_trusts_is_refused(
+    tls_server: tuple[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    endpoint, _ = tls_server
+    (tmp_path / "other").mkdir()
+    other, _ = _self_signed(tmp_path / "other")
+    monkeypatch.setenv("SSL_CERT_FILE", str(other))
+    async with lamina.AsyncClient(api_key="k", endpoint_url=endpoint, max_retries=0) as client:
+        with pytest.raises(lamina.TransportError) as caught:
+            await client.request_json("GET", "/x")
+    assert isinstance(caught.value.__cause__, httpx.ConnectError)
+    assert "CERTIFICATE_VERIFY_FAILED" in str(caught.value)
 
 
 # -- closing -------------------------------------------------------------------------------
