@@ -11,12 +11,13 @@ or an ``httpx`` client or transport), the answer is a :class:`Reply`.
 from __future__ import annotations
 
 import json as jsonlib
+import re
 from collections.abc import Mapping
 from typing import Any
 
 import httpx
 
-from lamina._errors import ConfigurationError
+from lamina._errors import ConfigurationError, InvalidArgumentError
 from lamina._httpx_compat import build_request, read_response
 from lamina._retry import is_idempotent
 from lamina._types import RequestContent, TimeoutTypes
@@ -32,6 +33,7 @@ __all__ = [
     "HeaderSets",
     "Prepared",
     "Reply",
+    "check_headers",
     "is_request_idempotent",
     "prepare",
     "redirect",
@@ -61,6 +63,7 @@ _EXTENSIONS: dict[int, tuple[TimeoutTypes, dict[str, float | None]]] = {}
 _MAX_EXTENSIONS = 64
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _CONTENT_HEADERS = frozenset({"content-length", "content-type", "transfer-encoding"})
+_BREAK = re.compile(r"[\r\n\0]")
 
 
 class HeaderSets:
@@ -78,6 +81,9 @@ class HeaderSets:
         normalized = httpx.Headers({"user-agent": USER_AGENT})
         normalized.update(default_headers or {})
         self.foreign: Headers = [(k.decode("ascii"), v.decode("ascii")) for k, v in normalized.raw]
+        check_headers(self.foreign, "default_headers")
+        if api_key and _BREAK.search(api_key):
+            raise ConfigurationError("the API key contains a line break or NUL")
         has_host = any(name.lower() == "host" for name, _ in self.foreign)
         self.own: Headers = self.foreign if has_host else [("Host", base.netloc), *self.foreign]
         self.authenticated: Headers | None = None
@@ -194,6 +200,7 @@ def prepare(
     ``Content-Length``; a streamed body as it is."""
     if extra_headers:
         extra = list(extra_headers.items())
+        check_headers(extra, "headers")
         replaced = {name.lower() for name, _ in extra}
         headers = [item for item in headers if item[0].lower() not in replaced] + extra
     body: Body | None
@@ -211,6 +218,16 @@ def prepare(
     else:
         body = content
     return Prepared(method.upper(), target, headers, body, timeout)
+
+
+def check_headers(headers: Headers, given_as: str) -> None:
+    """Refuse a header whose name or value would break the header block it is sent in (a
+    line break starts a header of the caller's choosing: header injection)."""
+    for name, value in headers:
+        if _BREAK.search(name) or _BREAK.search(value):
+            raise InvalidArgumentError(
+                f"{given_as}: the header {name[:100]!r} contains a line break or NUL"
+            )
 
 
 def _with_defaults(headers: Headers, *defaults: tuple[str, str]) -> Headers:

@@ -243,3 +243,35 @@ async def test_the_own_pool_answers_without_httpx_objects(
         assert built == []
         assert (await client.get("/plain")).json() == _PAYLOAD
         assert built == ["request", "response"]
+
+
+async def _chunks() -> Any:
+    yield b"streamed"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("value", ["a\r\nX-Injected: 1", "a\nb", "a\rb", "a\0b"])
+async def test_a_header_with_a_line_break_is_refused_on_every_path(
+    body_server: str, value: str
+) -> None:
+    """The exchange pool, aiohttp's streamed path and the blocking client's httpx pool all
+    refuse it the same way, before sending (aiohttp raised a bare ValueError)."""
+    evil = {"X-Evil": value}
+    async with lamina.AsyncClient(api_key="k", endpoint_url=body_server) as client:
+        with pytest.raises(lamina.InvalidArgumentError, match="X-Evil"):
+            await client.get("/plain", headers=evil)
+        with pytest.raises(lamina.InvalidArgumentError, match="X-Evil"):
+            await client.put("/put", content=_chunks(), headers=evil)
+        assert await client.request_json("GET", "/plain") == _PAYLOAD
+    with (
+        lamina.Client(api_key="k", endpoint_url=body_server) as blocking,
+        pytest.raises(lamina.InvalidArgumentError, match="X-Evil"),
+    ):
+        blocking.get("/plain", headers=evil)
+
+
+def test_default_headers_or_an_api_key_with_a_line_break_are_refused_up_front() -> None:
+    with pytest.raises(lamina.InvalidArgumentError, match="default_headers"):
+        lamina.AsyncClient(api_key="k", default_headers={"X-Team": "a\r\nX-Injected: 1"})
+    with pytest.raises(lamina.ConfigurationError, match="line break"):
+        lamina.Client(api_key="k\nX-Injected: 1")
