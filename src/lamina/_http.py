@@ -33,7 +33,6 @@ __all__ = [
     "HeaderSets",
     "Prepared",
     "Reply",
-    "check_headers",
     "is_request_idempotent",
     "prepare",
     "redirect",
@@ -81,7 +80,7 @@ class HeaderSets:
         normalized = httpx.Headers({"user-agent": USER_AGENT})
         normalized.update(default_headers or {})
         self.foreign: Headers = [(k.decode("ascii"), v.decode("ascii")) for k, v in normalized.raw]
-        check_headers(self.foreign, "default_headers")
+        _check_headers(self.foreign, "default_headers")
         if api_key and _BREAK.search(api_key):
             raise ConfigurationError("the API key contains a line break or NUL")
         has_host = any(name.lower() == "host" for name, _ in self.foreign)
@@ -200,7 +199,7 @@ def prepare(
     ``Content-Length``; a streamed body as it is."""
     if extra_headers:
         extra = list(extra_headers.items())
-        check_headers(extra, "headers")
+        _check_headers(extra, "headers")
         replaced = {name.lower() for name, _ in extra}
         headers = [item for item in headers if item[0].lower() not in replaced] + extra
     body: Body | None
@@ -220,7 +219,7 @@ def prepare(
     return Prepared(method.upper(), target, headers, body, timeout)
 
 
-def check_headers(headers: Headers, given_as: str) -> None:
+def _check_headers(headers: Headers, given_as: str) -> None:
     """Refuse a header whose name or value would break the header block it is sent in (a
     line break starts a header of the caller's choosing: header injection)."""
     for name, value in headers:

@@ -8,11 +8,11 @@ On asyncio that pool is :class:`AiohttpTransport`, an ``httpx`` transport over o
 session: httpx stays the interface (requests, responses, timeouts, errors are httpx's), aiohttp
 moves the bytes, several times faster than httpx's own async pool under concurrency. A request
 whose body is in memory and whose answer is read whole (most API calls) skips the httpx
-objects and aiohttp: :meth:`AiohttpTransport.exchange` sends the prepared request through the
-transport's :class:`~lamina._exchange.ExchangePool` (HTTP/1.1 on keep-alive connections of its
-own) and answers with a :class:`~lamina._http.Reply` over the parsed headers, and the client
-builds an ``httpx.Response`` only when one is asked for. On any other event loop (trio) the pool is
-``httpx.AsyncHTTPTransport``. Neither reads proxy settings from the environment; pass
+objects and aiohttp: :meth:`AiohttpTransport.exchange` sends the prepared request through
+the transport's :class:`~lamina._exchange.ExchangePool` (HTTP/1.1 on keep-alive connections
+of its own) and answers with a :class:`~lamina._http.Reply` over the parsed headers, and the
+client builds an ``httpx.Response`` only when one is asked for. On any other event loop
+(trio) the pool is ``httpx.AsyncHTTPTransport``. Neither reads proxy settings from the environment; pass
 ``http_client=`` for proxies or custom TLS.
 """
 
