@@ -48,8 +48,6 @@ KEEPALIVE_EXPIRY = 4.0
 #: Bodies up to this size (by ``Content-Length``) are read at once.
 READ_AT_ONCE = 1 << 20
 _NO_CONTENT_TYPE = ("Content-Type",)
-#: Timeout extensions remembered by identity (a client's default, an upload's...).
-_MAX_EXTENSIONS = 16
 #: Size of the block freed once when a pool opens, to keep socket reads on the heap (see
 #: :func:`_serve_reads_from_the_heap`).
 HEAP_PRIMER = 2 << 20
@@ -179,7 +177,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     ``__cause__``. A body of known length up to :data:`READ_AT_ONCE` is read before the
     response is returned (one step instead of a stream); other bodies stream as they arrive:
     each piece is what the connection has received since the last one, never copied or
-    split here. :meth:`exchange` is the same request without the httpx objects.
+    split here. :meth:`exchange` sends a request whose body is in memory and reads its answer
+    whole through the transport's :class:`~lamina._exchange.ExchangePool`, without httpx
+    objects or aiohttp.
     """
 
     def __init__(self, *, max_connections: int = 100) -> None:
@@ -187,9 +187,6 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._session: aiohttp.ClientSession | None = None
         self._exchanges: ExchangePool | None = None
         self._timeouts: dict[tuple[float | None, ...], aiohttp.ClientTimeout] = {}
-        # timeout extensions seen (kept, so that their ids stay theirs) and their aiohttp
-        # form: most requests pass one of a few, looked up by identity
-        self._extensions: dict[int, tuple[dict[str, float | None], aiohttp.ClientTimeout]] = {}
 
     def _open(self) -> aiohttp.ClientSession:
         _serve_reads_from_the_heap()
@@ -206,9 +203,6 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     def _timeout(self, timeout: dict[str, float | None] | None) -> aiohttp.ClientTimeout:
         if not timeout:
             return aiohttp.ClientTimeout()
-        seen = self._extensions.get(id(timeout))
-        if seen is not None and seen[0] is timeout:
-            return seen[1]
         key = (timeout.get("connect"), timeout.get("read"), timeout.get("pool"))
         cached = self._timeouts.get(key)
         if cached is None:
@@ -217,9 +211,6 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 total=None, connect=pool, sock_connect=connect, sock_read=read
             )
             self._timeouts[key] = cached
-        if len(self._extensions) >= _MAX_EXTENSIONS:
-            self._extensions.clear()
-        self._extensions[id(timeout)] = (timeout, cached)
         return cached
 
     def _request(
